@@ -1,0 +1,140 @@
+#include "bindings/arrays.h"
+
+#include <algorithm>
+
+namespace fastnn::bind {
+namespace {
+
+bool dtype_is(const py::array& a, const py::dtype& d) {
+  // equal() is PyArray_EquivTypes: byte-swapped dtypes do not count as equal.
+  return a.dtype().equal(d);
+}
+
+bool classify(const py::array& a, Dtype* out) {
+  if (dtype_is(a, py::dtype::of<float>())) return *out = Dtype::float32, true;
+  if (dtype_is(a, py::dtype::of<double>())) return *out = Dtype::float64, true;
+  if (dtype_is(a, py::dtype::of<int32_t>())) return *out = Dtype::int32, true;
+  if (dtype_is(a, py::dtype::of<int64_t>())) return *out = Dtype::int64, true;
+  return false;
+}
+
+std::string describe_dtype(const py::array& a) {
+  return py::str(a.dtype()).cast<std::string>();
+}
+
+ArrayArg as_array(const char* op, const char* arg, const py::handle& obj, bool want_float,
+                  int ndim, Access access) {
+  if (!py::isinstance<py::array>(obj)) {
+    throw_type_error("fastnn.", op, ": argument '", arg, "' must be a numpy.ndarray; got ",
+                     py::str(py::type::of(obj).attr("__name__")).cast<std::string>());
+  }
+  ArrayArg out;
+  out.array = py::reinterpret_borrow<py::array>(obj);
+  out.name = arg;
+  out.present = true;
+  const py::array& a = out.array;
+  const bool known = classify(a, &out.dtype);
+  const bool is_float = known && (out.dtype == Dtype::float32 || out.dtype == Dtype::float64);
+  if (want_float && !is_float) {
+    throw_type_error("fastnn.", op, ": argument '", arg, "' must be float32 or float64; got ",
+                     describe_dtype(a));
+  }
+  if (!want_float && (!known || is_float)) {
+    throw_type_error("fastnn.", op, ": argument '", arg, "' must be int64 or int32 labels; got ",
+                     describe_dtype(a));
+  }
+  out.dims.assign(a.shape(), a.shape() + a.ndim());
+  if (ndim >= 0 && a.ndim() != ndim) {
+    throw_value_error("fastnn.", op, ": argument '", arg, "' must be ", ndim, "-D; got shape ",
+                      shape_str(out.dims));
+  }
+  const int flags = py::detail::array_proxy(a.ptr())->flags;
+  if (!(flags & py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_)) {
+    throw_value_error("fastnn.", op, ": argument '", arg,
+                      "' must be C-contiguous; got a strided view of shape ", shape_str(out.dims),
+                      " (use numpy.ascontiguousarray)");
+  }
+  if (!(flags & py::detail::npy_api::NPY_ARRAY_ALIGNED_)) {
+    throw_value_error("fastnn.", op, ": argument '", arg,
+                      "' must be aligned to its element size; got a misaligned buffer "
+                      "(copy it with numpy.array)");
+  }
+  if (access == Access::write && !(flags & py::detail::npy_api::NPY_ARRAY_WRITEABLE_)) {
+    throw_value_error("fastnn.", op, ": argument '", arg,
+                      "' is updated in place and must be writeable; got a read-only array");
+  }
+  out.numel = checked_numel(out.dims, op);
+  return out;
+}
+
+}  // namespace
+
+const char* dtype_name(Dtype d) {
+  switch (d) {
+    case Dtype::float32: return "float32";
+    case Dtype::float64: return "float64";
+    case Dtype::int32: return "int32";
+    default: return "int64";
+  }
+}
+
+ArrayArg float_array(const char* op, const char* arg, const py::handle& obj, int ndim,
+                     Access access) {
+  return as_array(op, arg, obj, true, ndim, access);
+}
+
+ArrayArg optional_float_array(const char* op, const char* arg, const py::handle& obj, int ndim,
+                              Access access) {
+  if (obj.is_none()) {
+    ArrayArg none;
+    none.name = arg;
+    return none;
+  }
+  return as_array(op, arg, obj, true, ndim, access);
+}
+
+ArrayArg label_array(const char* op, const char* arg, const py::handle& obj) {
+  return as_array(op, arg, obj, false, 1, Access::read);
+}
+
+void require_same_dtype(const char* op, const ArrayArg& a, const ArrayArg& b) {
+  if (a.dtype != b.dtype) {
+    throw_type_error("fastnn.", op, ": argument '", b.name, "' must have the dtype of '", a.name,
+                     "' (", dtype_name(a.dtype), "); got ", dtype_name(b.dtype));
+  }
+}
+
+void require_dims(const char* op, const ArrayArg& b, const std::vector<int64_t>& dims,
+                  const char* why) {
+  if (b.dims != dims) {
+    throw_value_error("fastnn.", op, ": argument '", b.name, "' must have shape ", shape_str(dims),
+                      " ", why, "; got ", shape_str(b.dims));
+  }
+}
+
+void require_no_overlap(const char* op, const ArrayArg& out, const ArrayArg& in) {
+  if (!out || !in || out.numel == 0 || in.numel == 0) return;
+  const char* o0 = static_cast<const char*>(out.array.data());
+  const char* o1 = o0 + out.array.nbytes();
+  const char* i0 = static_cast<const char*>(in.array.data());
+  const char* i1 = i0 + in.array.nbytes();
+  if (o0 < i1 && i0 < o1) {
+    throw_value_error("fastnn.", op, ": argument '", out.name, "' must not share memory with '",
+                      in.name, "'");
+  }
+}
+
+py::array new_array(const char* op, Dtype dtype, const std::vector<int64_t>& dims) {
+  const int64_t numel = checked_numel(dims, op);
+  const int64_t itemsize = (dtype == Dtype::float64 || dtype == Dtype::int64) ? 8 : 4;
+  checked_mul(numel, itemsize, op);
+  std::vector<py::ssize_t> shape(dims.begin(), dims.end());
+  switch (dtype) {
+    case Dtype::float64: return py::array_t<double>(shape);
+    case Dtype::int32: return py::array_t<int32_t>(shape);
+    case Dtype::int64: return py::array_t<int64_t>(shape);
+    default: return py::array_t<float>(shape);
+  }
+}
+
+}  // namespace fastnn::bind

@@ -1,0 +1,61 @@
+// Binding for cpu/gemm.h: matmul with transposes, alpha and beta.
+#include "bindings/arrays.h"
+#include "cpu/gemm.h"
+
+namespace fastnn::bind {
+
+namespace {
+
+py::object matmul(py::object a_obj, py::object b_obj, bool trans_a, bool trans_b, double alpha,
+                  double beta, py::object out_obj) {
+  const char* op = "matmul";
+  ArrayArg a = float_array(op, "a", a_obj, 2);
+  ArrayArg b = float_array(op, "b", b_obj, 2);
+  require_same_dtype(op, a, b);
+  const int64_t M = trans_a ? a.dims[1] : a.dims[0];
+  const int64_t K = trans_a ? a.dims[0] : a.dims[1];
+  const int64_t Kb = trans_b ? b.dims[1] : b.dims[0];
+  const int64_t N = trans_b ? b.dims[0] : b.dims[1];
+  if (K != Kb) {
+    throw_value_error("fastnn.", op, ": inner dimensions differ: op(a) is (", M, ", ", K,
+                      ") and op(b) is (", Kb, ", ", N, ") (a ", shape_str(a.dims), ", b ",
+                      shape_str(b.dims), ", trans_a=", trans_a, ", trans_b=", trans_b, ")");
+  }
+  const GemmShape s = GemmShape::dense(M, N, K, trans_a, trans_b);
+  s.validate(op);
+  ArrayArg out;
+  if (out_obj.is_none()) {
+    if (beta != 0.0)
+      throw_value_error("fastnn.", op, ": argument 'out' is required when beta != 0 (got beta=",
+                        beta, ")");
+    out.array = new_array(op, a.dtype, {M, N});
+    out.dtype = a.dtype;
+    out.present = true;
+  } else {
+    out = float_array(op, "out", out_obj, 2, Access::write);
+    require_same_dtype(op, a, out);
+    require_dims(op, out, {M, N}, "(the product's shape)");
+    require_no_overlap(op, out, a);
+    require_no_overlap(op, out, b);
+  }
+  dispatch_float(a.dtype, [&](auto zero) {
+    using T = decltype(zero);
+    const T* pa = a.data<T>();
+    const T* pb = b.data<T>();
+    T* pc = out.data<T>();
+    py::gil_scoped_release release;
+    cpu::gemm<T>(s, static_cast<T>(alpha), pa, pb, static_cast<T>(beta), pc);
+  });
+  return out.array;
+}
+
+}  // namespace
+
+void init_gemm(py::module_& m) {
+  m.def("matmul", &matmul, py::arg("a"), py::arg("b"), py::arg("trans_a") = false,
+        py::arg("trans_b") = false, py::arg("alpha") = 1.0, py::arg("beta") = 0.0,
+        py::arg("out") = py::none(),
+        "out = alpha * op(a) @ op(b) + beta * out (see fastnn.ops.matmul).");
+}
+
+}  // namespace fastnn::bind

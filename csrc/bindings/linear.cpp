@@ -1,0 +1,95 @@
+// Bindings for cpu/linear.h.
+#include "bindings/arrays.h"
+#include "cpu/linear.h"
+
+namespace fastnn::bind {
+
+namespace {
+
+py::array linear_forward(py::object x_obj, py::object w_obj, py::object b_obj) {
+  const char* op = "linear";
+  ArrayArg x = float_array(op, "x", x_obj);
+  ArrayArg w = float_array(op, "weight", w_obj);
+  const LinearShape s = LinearShape::from(op, x.dims, w.dims);
+  require_same_dtype(op, x, w);
+  ArrayArg b = optional_float_array(op, "bias", b_obj, 1);
+  if (b) {
+    require_same_dtype(op, x, b);
+    require_dims(op, b, {s.out_features}, "(out_features,)");
+  }
+  py::array y = new_array(op, x.dtype, {s.batch, s.out_features});
+  dispatch_float(x.dtype, [&](auto zero) {
+    using T = decltype(zero);
+    const T* px = x.data<T>();
+    const T* pw = w.data<T>();
+    const T* pb = b ? b.data<T>() : nullptr;
+    T* py_ = static_cast<T*>(y.mutable_data());
+    py::gil_scoped_release release;
+    cpu::linear_forward<T>(px, pw, pb, py_, s);
+  });
+  return y;
+}
+
+// Returns (dx or None, dweight, dbias or None). dweight / dbias accumulate into the given arrays
+// (the .grad convention) or are freshly written when None is given.
+py::tuple linear_backward(py::object x_obj, py::object w_obj, py::object dy_obj,
+                          py::object dw_obj, py::object db_obj, bool compute_dx,
+                          bool compute_dbias) {
+  const char* op = "linear_backward";
+  ArrayArg x = float_array(op, "x", x_obj);
+  ArrayArg w = float_array(op, "weight", w_obj);
+  const LinearShape s = LinearShape::from(op, x.dims, w.dims);
+  require_same_dtype(op, x, w);
+  ArrayArg dy = float_array(op, "grad_out", dy_obj);
+  require_same_dtype(op, x, dy);
+  require_dims(op, dy, {s.batch, s.out_features}, "(batch, out_features)");
+
+  auto grad_arg = [&](py::object obj, const char* name, std::vector<int64_t> dims) {
+    ArrayArg g = optional_float_array(op, name, obj, -1, Access::write);
+    if (g) {
+      require_same_dtype(op, x, g);
+      require_dims(op, g, dims, "(the parameter's shape)");
+      require_no_overlap(op, g, x);
+      require_no_overlap(op, g, w);
+      require_no_overlap(op, g, dy);
+    }
+    return g;
+  };
+  ArrayArg dw = grad_arg(dw_obj, "grad_weight", {s.out_features, s.in_features});
+  ArrayArg db = compute_dbias ? grad_arg(db_obj, "grad_bias", {s.out_features}) : ArrayArg{};
+  const bool accumulate_w = bool(dw), accumulate_b = bool(db);
+  if (!dw) dw.array = new_array(op, x.dtype, {s.out_features, s.in_features}), dw.present = true;
+  if (compute_dbias && !db) db.array = new_array(op, x.dtype, {s.out_features}), db.present = true;
+  py::array dx;
+  if (compute_dx) dx = new_array(op, x.dtype, {s.batch, s.in_features});
+
+  dispatch_float(x.dtype, [&](auto zero) {
+    using T = decltype(zero);
+    const T* px = x.data<T>();
+    const T* pw = w.data<T>();
+    const T* pdy = dy.data<T>();
+    T* pdw = dw.data<T>();
+    T* pdb = compute_dbias ? db.data<T>() : nullptr;
+    T* pdx = compute_dx ? static_cast<T*>(dx.mutable_data()) : nullptr;
+    py::gil_scoped_release release;
+    if (pdx) cpu::linear_backward_input<T>(pdy, pw, pdx, s);
+    cpu::linear_backward_weight<T>(pdy, px, pdw, accumulate_w, s);
+    if (pdb) cpu::bias_backward_rows<T>(pdy, pdb, s.batch, s.out_features, accumulate_b);
+  });
+  py::object db_out = compute_dbias ? py::object(db.array) : py::none();
+  py::object dx_out = compute_dx ? py::object(dx) : py::none();
+  return py::make_tuple(dx_out, dw.array, db_out);
+}
+
+}  // namespace
+
+void init_linear(py::module_& m) {
+  m.def("linear_forward", &linear_forward, py::arg("x"), py::arg("weight"),
+        py::arg("bias") = py::none());
+  m.def("linear_backward", &linear_backward, py::arg("x"), py::arg("weight"),
+        py::arg("grad_out"), py::arg("grad_weight") = py::none(),
+        py::arg("grad_bias") = py::none(), py::arg("compute_input_grad") = true,
+        py::arg("compute_bias_grad") = true);
+}
+
+}  // namespace fastnn::bind

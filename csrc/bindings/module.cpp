@@ -1,0 +1,63 @@
+// The fastnn._cpu extension module: registers every op family's bindings, the TypeError
+// translation, threading controls and build facts.
+#include <pybind11/pybind11.h>
+
+#include "bindings/arrays.h"
+#include "common/cpu_features.h"
+#include "common/threading.h"
+#include "cpu/gemm_kernel.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace fastnn::bind {
+void init_gemm(py::module_& m);
+void init_linear(py::module_& m);
+void init_activation(py::module_& m);
+void init_softmax_xent(py::module_& m);
+void init_bce_logits(py::module_& m);
+void init_optim(py::module_& m);
+}  // namespace fastnn::bind
+
+namespace {
+
+pybind11::dict build_info() {
+  namespace py = pybind11;
+  py::dict info;
+  info["compiler"] = FASTNN_COMPILER;
+  info["build_type"] = FASTNN_BUILD_TYPE;
+#ifdef _OPENMP
+  info["openmp"] = _OPENMP;
+#else
+  info["openmp"] = py::none();
+#endif
+  info["simd_detected"] = fastnn::simd_level_name(fastnn::detected_simd_level());
+  info["simd"] = fastnn::simd_level_name(fastnn::active_simd_level());
+  info["gemm_kernel_float32"] = fastnn::cpu::gemm_kernel_info<float>().name;
+  info["gemm_kernel_float64"] = fastnn::cpu::gemm_kernel_info<double>().name;
+  return info;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_cpu, m) {
+  namespace py = pybind11;
+  m.doc() = "fastnn CPU kernels (C++, OpenMP, SIMD). Use fastnn.ops; this module is internal.";
+  py::register_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const fastnn::TypeError& e) {
+      PyErr_SetString(PyExc_TypeError, e.what());
+    }
+  });
+  m.def("get_num_threads", &fastnn::get_num_threads);
+  m.def("set_num_threads", &fastnn::set_num_threads, py::arg("n"));
+  m.def("build_info", &build_info);
+  fastnn::bind::init_gemm(m);
+  fastnn::bind::init_linear(m);
+  fastnn::bind::init_activation(m);
+  fastnn::bind::init_softmax_xent(m);
+  fastnn::bind::init_bce_logits(m);
+  fastnn::bind::init_optim(m);
+}

@@ -1,0 +1,64 @@
+"""fastnn: train image classifiers on hand-written C++ (and CUDA) kernels.
+
+    import fastnn
+    from fastnn import nn, optim
+
+Subpackages: :mod:`fastnn.ops` (one function per kernel), :mod:`fastnn.reference` (the same
+ops in NumPy float64: the spec), :mod:`fastnn.nn` (layers and losses), :mod:`fastnn.optim`
+(optimisers), :mod:`fastnn.data` (datasets).
+"""
+
+__version__ = "0.1.0"
+
+import os as _os
+import warnings as _warnings
+
+from fastnn import _cpu
+from fastnn import nn, ops, optim
+from fastnn.gradcheck import GradcheckError, gradcheck
+from fastnn.random import get_rng_state, manual_seed, set_rng_state
+
+_SIMD_CHOICES = ("generic", "avx2", "avx512")
+if _os.environ.get("FASTNN_SIMD", "") not in ("",) + _SIMD_CHOICES:
+    _warnings.warn(
+        f"FASTNN_SIMD={_os.environ['FASTNN_SIMD']!r} is not one of {_SIMD_CHOICES}; using the best path the CPU has",
+        RuntimeWarning,
+        stacklevel=2,
+    )
+
+
+def get_num_threads() -> int:
+    """Threads the CPU kernels use (default: OMP_NUM_THREADS, else the number of cores)."""
+    return _cpu.get_num_threads()
+
+
+def set_num_threads(n: int) -> None:
+    """Sets the threads every CPU kernel uses from now on, process-wide (n >= 1)."""
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise TypeError(f"fastnn.set_num_threads: argument 'n' must be an int; got {type(n).__name__}")
+    _cpu.set_num_threads(n)
+
+
+def build_info() -> dict:
+    """How the CPU extension was built and which kernels it runs: compiler, OpenMP version,
+    detected and active SIMD level (FASTNN_SIMD caps it), GEMM micro-kernel names."""
+    info = dict(_cpu.build_info())
+    info["version"] = __version__
+    info["threads"] = get_num_threads()
+    return info
+
+
+__all__ = [
+    "GradcheckError",
+    "__version__",
+    "build_info",
+    "get_num_threads",
+    "get_rng_state",
+    "gradcheck",
+    "manual_seed",
+    "nn",
+    "ops",
+    "optim",
+    "set_num_threads",
+    "set_rng_state",
+]

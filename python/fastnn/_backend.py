@@ -1,0 +1,30 @@
+"""Which compiled backend runs an op: NumPy arrays go to ``fastnn._cpu``, CuPy arrays to
+``fastnn._cuda`` (imported only when a CuPy array first arrives, so CPU-only installs never
+touch CUDA)."""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from fastnn import _cpu
+
+Array = Any  # numpy.ndarray, or cupy.ndarray where the CUDA backend is built
+
+
+def is_cupy_array(x: Any) -> bool:
+    return type(x).__module__.split(".")[0] == "cupy" and hasattr(x, "__cuda_array_interface__")
+
+
+def backend_for(op: str, x: Any) -> ModuleType:
+    """The extension module that runs ``op`` on arrays like ``x``."""
+    if isinstance(x, np.ndarray):
+        return _cpu
+    if is_cupy_array(x):
+        from fastnn import cuda
+
+        return cuda.backend(op)
+    # The CPU binding names the op and argument in its TypeError.
+    return _cpu

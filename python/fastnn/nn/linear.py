@@ -1,0 +1,63 @@
+"""Fully connected layer."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from fastnn import ops
+from fastnn._backend import Array
+from fastnn.nn.module import Module, Parameter, forward_cache_missing
+from fastnn.random import default_generator
+
+
+def _check_positive_int(layer: str, name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"fastnn.nn.{layer}: argument '{name}' must be a positive int; got {value!r}")
+    return int(value)
+
+
+def uniform_init(shape: tuple[int, ...], bound: float) -> np.ndarray:
+    """U(-bound, bound) float32 from fastnn's global generator (seeded by manual_seed)."""
+    return default_generator().uniform(-bound, bound, size=shape).astype(np.float32)
+
+
+class Linear(Module):
+    """``y = x @ weight.T + bias``; weight (out_features, in_features), PyTorch's default init
+    U(-1/sqrt(in), 1/sqrt(in)) for weight and bias."""
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True) -> None:
+        super().__init__()
+        self.in_features = _check_positive_int("Linear", "in_features", in_features)
+        self.out_features = _check_positive_int("Linear", "out_features", out_features)
+        bound = 1.0 / math.sqrt(self.in_features)
+        self.weight = Parameter(uniform_init((self.out_features, self.in_features), bound))
+        self.bias = Parameter(uniform_init((self.out_features,), bound)) if bias else None
+        self._x: Array | None = None
+
+    def forward(self, x: Array) -> Array:
+        if getattr(x, "ndim", None) != 2:
+            raise ValueError(
+                f"fastnn.nn.Linear: input must be 2-D (batch, {self.in_features}); got shape "
+                f"{getattr(x, 'shape', type(x).__name__)}"
+            )
+        self._x = x
+        return ops.linear(x, self.weight.data, self.bias.data if self.bias is not None else None)
+
+    def backward(self, grad_out: Array) -> Array:
+        if self._x is None:
+            raise forward_cache_missing(self)
+        dx, dw, db = ops.linear_backward(
+            self._x, self.weight.data, grad_out,
+            grad_weight=self.weight.grad,
+            grad_bias=self.bias.grad if self.bias is not None else None,
+            bias=self.bias is not None,
+        )
+        self.weight.grad = dw
+        if self.bias is not None:
+            self.bias.grad = db
+        return dx
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"

@@ -1,0 +1,56 @@
+"""Losses. Called as ``loss = fn(logits, targets)`` (a Python float, the batch mean);
+``fn.backward()`` then returns dloss/dlogits, computed by the same fused kernel pass."""
+
+from __future__ import annotations
+
+from fastnn import ops
+from fastnn._backend import Array
+from fastnn.nn.module import Module
+
+
+class _Loss(Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self._grad: Array | None = None
+
+    def backward(self, grad_out: float = 1.0) -> Array:  # type: ignore[override]
+        """dloss/dlogits of the last call, scaled by ``grad_out``."""
+        if self._grad is None:
+            raise RuntimeError(f"{type(self).__name__}.backward called before the loss was computed")
+        return self._grad if grad_out == 1.0 else self._grad * grad_out
+
+
+class SoftmaxCrossEntropy(_Loss):
+    """Softmax followed by cross-entropy against integer labels (PyTorch's CrossEntropyLoss,
+    mean reduction), with optional label smoothing, fused into one kernel."""
+
+    def __init__(self, label_smoothing: float = 0.0) -> None:
+        super().__init__()
+        if not 0.0 <= label_smoothing <= 1.0:
+            raise ValueError(
+                f"fastnn.nn.SoftmaxCrossEntropy: argument 'label_smoothing' must lie in [0, 1]; got {label_smoothing}"
+            )
+        self.label_smoothing = float(label_smoothing)
+
+    def forward(self, logits: Array, labels: Array) -> float:  # type: ignore[override]
+        loss, self._grad = ops.softmax_cross_entropy(logits, labels, self.label_smoothing)
+        return loss
+
+    def extra_repr(self) -> str:
+        return f"label_smoothing={self.label_smoothing}"
+
+
+class BCEWithLogits(_Loss):
+    """Binary cross-entropy on logits for binary / multi-label targets (floats in [0, 1] of
+    the logits' shape), with optional per-class ``pos_weight``."""
+
+    def __init__(self, pos_weight: Array | None = None) -> None:
+        super().__init__()
+        self.pos_weight = pos_weight
+
+    def forward(self, logits: Array, targets: Array) -> float:  # type: ignore[override]
+        pos_weight = self.pos_weight
+        if pos_weight is not None and pos_weight.dtype != logits.dtype:
+            pos_weight = pos_weight.astype(logits.dtype)
+        loss, self._grad = ops.bce_with_logits(logits, targets, pos_weight)
+        return loss

@@ -1,0 +1,210 @@
+"""Parameter and Module: the base of every layer.
+
+fastnn has no autograd. A module's ``forward`` caches what its ``backward`` needs;
+``backward(grad_out)`` returns the gradient with respect to the module's input and adds the
+gradients of its parameters into their ``.grad`` arrays (allocating them on first use).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any, Iterator, Mapping
+
+import numpy as np
+
+from fastnn._backend import Array
+
+
+class Parameter:
+    """A trainable array (``.data``) and its gradient (``.grad``, None until a backward)."""
+
+    __slots__ = ("data", "grad")
+
+    def __init__(self, data: Array) -> None:
+        if not hasattr(data, "shape") or not hasattr(data, "dtype"):
+            raise TypeError(f"fastnn.nn.Parameter: argument 'data' must be an array; got {type(data).__name__}")
+        self.data = data
+        self.grad: Array | None = None
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.data.shape)
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.data.dtype
+
+    @property
+    def size(self) -> int:
+        return int(self.data.size)
+
+    def accumulate_grad(self, grad: Array) -> None:
+        """Adds ``grad`` into ``.grad`` (adopting ``grad`` itself when ``.grad`` is None)."""
+        if self.grad is None:
+            self.grad = grad
+        elif self.grad is not grad:
+            self.grad += grad
+
+    def __repr__(self) -> str:
+        return f"Parameter(shape={self.shape}, dtype={self.dtype})"
+
+
+class Module:
+    """Base class of layers and containers (PyTorch-shaped, explicit backward).
+
+    Subclasses implement ``forward(x)`` and ``backward(grad_out)``; assigning a
+    :class:`Parameter` or a Module to an attribute registers it, and
+    :meth:`register_buffer` registers non-trainable state (e.g. running statistics) that
+    belongs in the state dict.
+    """
+
+    training: bool
+
+    def __init__(self) -> None:
+        object.__setattr__(self, "_parameters", OrderedDict())
+        object.__setattr__(self, "_modules", OrderedDict())
+        object.__setattr__(self, "_buffers", OrderedDict())
+        object.__setattr__(self, "training", True)
+
+    # registration ---------------------------------------------------------------------
+    def __setattr__(self, name: str, value: Any) -> None:
+        if "_parameters" not in self.__dict__:
+            raise RuntimeError(f"{type(self).__name__}.__init__ must call super().__init__() first")
+        for table in (self._parameters, self._modules, self._buffers):
+            table.pop(name, None)
+        if isinstance(value, Parameter):
+            self._parameters[name] = value
+        elif isinstance(value, Module):
+            self._modules[name] = value
+        object.__setattr__(self, name, value)
+
+    def __delattr__(self, name: str) -> None:
+        for table in (self._parameters, self._modules, self._buffers):
+            table.pop(name, None)
+        object.__delattr__(self, name)
+
+    def register_buffer(self, name: str, array: Array) -> None:
+        """Registers ``array`` as state saved in :meth:`state_dict` but not trained."""
+        object.__setattr__(self, name, array)
+        self._buffers[name] = array
+
+    def _set_buffer(self, name: str, array: Array) -> None:
+        object.__setattr__(self, name, array)
+        self._buffers[name] = array
+
+    # computation ----------------------------------------------------------------------
+    def forward(self, x: Array) -> Array:
+        raise NotImplementedError(f"{type(self).__name__}.forward")
+
+    def backward(self, grad_out: Array) -> Array:
+        raise NotImplementedError(f"{type(self).__name__}.backward")
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.forward(*args, **kwargs)
+
+    # traversal ------------------------------------------------------------------------
+    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, "Module"]]:
+        yield prefix, self
+        for name, child in self._modules.items():
+            yield from child.named_modules(f"{prefix}.{name}" if prefix else name)
+
+    def modules(self) -> Iterator["Module"]:
+        for _, m in self.named_modules():
+            yield m
+
+    def children(self) -> Iterator["Module"]:
+        return iter(self._modules.values())
+
+    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
+        """(dotted name, parameter) pairs, each parameter once even if shared."""
+        seen: set[int] = set()
+        for mod_name, module in self.named_modules(prefix):
+            for name, p in module._parameters.items():
+                if id(p) in seen:
+                    continue
+                seen.add(id(p))
+                yield (f"{mod_name}.{name}" if mod_name else name), p
+
+    def parameters(self) -> Iterator[Parameter]:
+        for _, p in self.named_parameters():
+            yield p
+
+    def named_buffers(self, prefix: str = "") -> Iterator[tuple[str, Array]]:
+        for mod_name, module in self.named_modules(prefix):
+            for name, b in module._buffers.items():
+                yield (f"{mod_name}.{name}" if mod_name else name), b
+
+    # modes ----------------------------------------------------------------------------
+    def train(self, mode: bool = True) -> "Module":
+        """Sets training mode (BatchNorm batch statistics, Dropout active) here and below."""
+        for m in self.modules():
+            object.__setattr__(m, "training", bool(mode))
+        return self
+
+    def eval(self) -> "Module":
+        """Evaluation mode: running statistics, no dropout."""
+        return self.train(False)
+
+    def zero_grad(self, set_to_none: bool = False) -> None:
+        """Zeroes every parameter's ``.grad`` in place (or drops it with ``set_to_none``)."""
+        for p in self.parameters():
+            if set_to_none:
+                p.grad = None
+            elif p.grad is not None:
+                p.grad.fill(0)
+
+    # state ----------------------------------------------------------------------------
+    def state_dict(self) -> "OrderedDict[str, Array]":
+        """Copies of every parameter and buffer, by dotted name."""
+        state: OrderedDict[str, Array] = OrderedDict()
+        for name, p in self.named_parameters():
+            state[name] = p.data.copy()
+        for name, b in self.named_buffers():
+            state[name] = b.copy()
+        return state
+
+    def load_state_dict(self, state: Mapping[str, Array], strict: bool = True) -> None:
+        """Copies arrays from ``state`` into the parameters and buffers, in place.
+
+        Shapes must match exactly; values are cast to each target's dtype. With ``strict``
+        (the default) missing or unexpected keys raise KeyError naming them.
+        """
+        owner = type(self).__name__
+        targets: dict[str, Array] = {name: p.data for name, p in self.named_parameters()}
+        targets.update(dict(self.named_buffers()))
+        if strict:
+            missing = [k for k in targets if k not in state]
+            unexpected = [k for k in state if k not in targets]
+            if missing or unexpected:
+                raise KeyError(
+                    f"{owner}.load_state_dict: missing keys {missing}, unexpected keys {unexpected}"
+                )
+        for name, target in targets.items():
+            if name not in state:
+                continue
+            value = state[name]
+            if tuple(np.shape(value)) != tuple(target.shape):
+                raise ValueError(
+                    f"{owner}.load_state_dict: '{name}' must have shape {tuple(target.shape)}; "
+                    f"got {tuple(np.shape(value))}"
+                )
+            if hasattr(target, "__cuda_array_interface__"):
+                target[...] = type(target)(value) if isinstance(value, np.ndarray) else value
+            else:
+                np.copyto(target, np.asarray(value), casting="unsafe")
+
+    # display --------------------------------------------------------------------------
+    def extra_repr(self) -> str:
+        return ""
+
+    def __repr__(self) -> str:
+        children = [f"  ({name}): " + repr(m).replace("\n", "\n  ") for name, m in self._modules.items()]
+        head = f"{type(self).__name__}({self.extra_repr()}"
+        if not children:
+            return head + ")"
+        return head + "\n" + "\n".join(children) + "\n)"
+
+
+def forward_cache_missing(module: Module) -> RuntimeError:
+    """The error every layer raises when backward runs before forward."""
+    return RuntimeError(f"{type(module).__name__}.backward called before forward")

@@ -1,0 +1,58 @@
+"""Functional API: one function per kernel, arrays in, arrays out.
+
+Every function takes C-contiguous float32 arrays (float64 is accepted too on the CPU, which
+gradient checks use) and returns new arrays; parameter-gradient outputs passed in are
+accumulated into (``+=``). NumPy arrays run on the CPU kernels, CuPy arrays on the CUDA kernels.
+Non-contiguous or misaligned arrays are rejected with ValueError rather than copied behind your
+back: pass ``numpy.ascontiguousarray(x)``. Each op's math is written in its docstring and,
+executable, in :mod:`fastnn.reference`.
+"""
+
+from fastnn.ops.activation import (
+    gelu,
+    gelu_backward,
+    leaky_relu,
+    leaky_relu_backward,
+    relu,
+    relu_backward,
+    sigmoid,
+    sigmoid_backward,
+    tanh,
+    tanh_backward,
+)
+from fastnn.ops.bce_logits import bce_with_logits
+from fastnn.ops.gemm import matmul
+from fastnn.ops.linear import linear, linear_backward
+from fastnn.ops.optim import adam_step, adamw_step, sgd_step
+from fastnn.ops.softmax_xent import (
+    log_softmax,
+    log_softmax_backward,
+    softmax,
+    softmax_backward,
+    softmax_cross_entropy,
+)
+
+__all__ = [
+    "adam_step",
+    "adamw_step",
+    "bce_with_logits",
+    "gelu",
+    "gelu_backward",
+    "leaky_relu",
+    "leaky_relu_backward",
+    "linear",
+    "linear_backward",
+    "log_softmax",
+    "log_softmax_backward",
+    "matmul",
+    "relu",
+    "relu_backward",
+    "sgd_step",
+    "sigmoid",
+    "sigmoid_backward",
+    "softmax",
+    "softmax_backward",
+    "softmax_cross_entropy",
+    "tanh",
+    "tanh_backward",
+]

@@ -1,0 +1,25 @@
+"""Matrix product with transposes, alpha and beta."""
+
+from __future__ import annotations
+
+from fastnn._backend import Array, backend_for
+
+
+def matmul(
+    a: Array,
+    b: Array,
+    *,
+    trans_a: bool = False,
+    trans_b: bool = False,
+    alpha: float = 1.0,
+    beta: float = 0.0,
+    out: Array | None = None,
+) -> Array:
+    """``alpha * op(a) @ op(b) + beta * out`` for 2-D arrays, where ``op(m)`` is ``m.T`` when
+    the matching ``trans_*`` flag is set.
+
+    With ``out`` given the result is written into it (and returned); ``beta != 0`` requires
+    ``out``, whose old contents are then scaled and added — how backward passes accumulate
+    into ``.grad``. With ``beta == 0`` the old contents of ``out`` are ignored (NaN included).
+    """
+    return backend_for("matmul", a).matmul(a, b, trans_a, trans_b, float(alpha), float(beta), out)

@@ -1,0 +1,32 @@
+"""Fully connected layer: ``y = x @ weight.T + bias``, weight shaped (out, in) as in PyTorch."""
+
+from __future__ import annotations
+
+from fastnn._backend import Array, backend_for
+
+
+def linear(x: Array, weight: Array, bias: Array | None = None) -> Array:
+    """``x @ weight.T + bias``; x: (N, in), weight: (out, in), bias: (out,) or None -> (N, out)."""
+    return backend_for("linear", x).linear_forward(x, weight, bias)
+
+
+def linear_backward(
+    x: Array,
+    weight: Array,
+    grad_out: Array,
+    *,
+    grad_weight: Array | None = None,
+    grad_bias: Array | None = None,
+    bias: bool = True,
+    input_grad: bool = True,
+) -> tuple[Array | None, Array, Array | None]:
+    """Gradients of :func:`linear` given ``grad_out`` = dL/dy (N, out).
+
+    Returns ``(dx, dweight, dbias)``: ``dx = grad_out @ weight`` (None when ``input_grad`` is
+    False), ``dweight = grad_out.T @ x``, ``dbias = grad_out.sum(0)`` (None when ``bias`` is
+    False). When ``grad_weight`` / ``grad_bias`` arrays are given, the gradients are *added*
+    into them in place and those arrays are returned.
+    """
+    return backend_for("linear_backward", x).linear_backward(
+        x, weight, grad_out, grad_weight, grad_bias, input_grad, bias
+    )

@@ -1,0 +1,68 @@
+"""Fused optimiser updates, applied in place to one parameter and its state (PyTorch's rules;
+the formulas are in :mod:`fastnn.reference.optim`)."""
+
+from __future__ import annotations
+
+from fastnn._backend import Array, backend_for
+
+
+def sgd_step(
+    param: Array,
+    grad: Array,
+    momentum_buffer: Array | None,
+    *,
+    lr: float,
+    momentum: float = 0.0,
+    dampening: float = 0.0,
+    weight_decay: float = 0.0,
+    nesterov: bool = False,
+    first_step: bool = False,
+) -> None:
+    """One SGD update of ``param`` (and ``momentum_buffer``, required when momentum != 0).
+
+    ``first_step`` marks a fresh buffer, which PyTorch initialises to the gradient itself.
+    """
+    backend_for("sgd_step", param).sgd_step(
+        param, grad, momentum_buffer, float(lr), float(momentum), float(dampening),
+        float(weight_decay), bool(nesterov), bool(first_step),
+    )
+
+
+def adam_step(
+    param: Array,
+    grad: Array,
+    exp_avg: Array,
+    exp_avg_sq: Array,
+    *,
+    step: int,
+    lr: float,
+    beta1: float = 0.9,
+    beta2: float = 0.999,
+    eps: float = 1e-8,
+    weight_decay: float = 0.0,
+) -> None:
+    """One Adam update (L2 weight decay added to the gradient); ``step`` counts from 1."""
+    backend_for("adam_step", param).adam_step(
+        param, grad, exp_avg, exp_avg_sq, int(step), float(lr), float(beta1), float(beta2),
+        float(eps), float(weight_decay), False,
+    )
+
+
+def adamw_step(
+    param: Array,
+    grad: Array,
+    exp_avg: Array,
+    exp_avg_sq: Array,
+    *,
+    step: int,
+    lr: float,
+    beta1: float = 0.9,
+    beta2: float = 0.999,
+    eps: float = 1e-8,
+    weight_decay: float = 1e-2,
+) -> None:
+    """One AdamW update (decoupled weight decay: ``param *= 1 - lr * weight_decay`` first)."""
+    backend_for("adamw_step", param).adam_step(
+        param, grad, exp_avg, exp_avg_sq, int(step), float(lr), float(beta1), float(beta2),
+        float(eps), float(weight_decay), True,
+    )

@@ -1,0 +1,55 @@
+"""The readable spec: every op of :mod:`fastnn.ops`, forward and backward, in plain NumPy.
+
+Functions here take any float arrays, compute in float64 and return new float64 arrays (the
+optimiser updates return the new parameter and state instead of updating in place). The tests
+check these against finite differences, then check every kernel against these.
+"""
+
+from fastnn.reference.activation import (
+    gelu,
+    gelu_backward,
+    leaky_relu,
+    leaky_relu_backward,
+    relu,
+    relu_backward,
+    sigmoid,
+    sigmoid_backward,
+    tanh,
+    tanh_backward,
+)
+from fastnn.reference.bce_logits import bce_with_logits
+from fastnn.reference.gemm import matmul
+from fastnn.reference.linear import linear, linear_backward
+from fastnn.reference.optim import adam_step, adamw_step, sgd_step
+from fastnn.reference.softmax_xent import (
+    log_softmax,
+    log_softmax_backward,
+    softmax,
+    softmax_backward,
+    softmax_cross_entropy,
+)
+
+__all__ = [
+    "adam_step",
+    "adamw_step",
+    "bce_with_logits",
+    "gelu",
+    "gelu_backward",
+    "leaky_relu",
+    "leaky_relu_backward",
+    "linear",
+    "linear_backward",
+    "log_softmax",
+    "log_softmax_backward",
+    "matmul",
+    "relu",
+    "relu_backward",
+    "sgd_step",
+    "sigmoid",
+    "sigmoid_backward",
+    "softmax",
+    "softmax_backward",
+    "softmax_cross_entropy",
+    "tanh",
+    "tanh_backward",
+]

@@ -1,0 +1,56 @@
+"""Shared test helpers.
+
+Tolerances: kernels compute in float32 and are compared with the float64 reference by relative
+Frobenius error ||out - ref|| / ||ref||. Elementwise ops are checked to 1e-5 (a few float32
+ulps); reductions over K terms (GEMM, linear, sums over batch) accumulate rounding error that
+grows like sqrt(K) * 2^-24, so they get FLOAT32_RTOL_REDUCTION = 1e-4, which still fails on any
+indexing or blocking bug (those give errors of order 1).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+FLOAT32_RTOL = 1e-5
+FLOAT32_RTOL_REDUCTION = 1e-4
+FLOAT64_RTOL = 1e-12
+
+# Odd sizes (tails past every blocking factor) and sizes past the micro-tile and cache blocks.
+ODD_SIZES = [1, 3, 7, 17, 33, 65]
+
+
+def rel_error(out, ref) -> float:
+    out = np.asarray(out, dtype=np.float64)
+    ref = np.asarray(ref, dtype=np.float64)
+    assert out.shape == ref.shape, f"shape {out.shape} != reference shape {ref.shape}"
+    denom = np.linalg.norm(ref)
+    diff = np.linalg.norm(out - ref)
+    return float(diff if denom == 0 else diff / denom)
+
+
+def assert_close(out, ref, rtol: float, what: str = "") -> None:
+    err = rel_error(out, ref)
+    assert err <= rtol, f"{what}: relative error {err:.3g} > {rtol:.1g}"
+
+
+def numerical_grad(f, x: np.ndarray, eps: float = 1e-6) -> np.ndarray:
+    """Central differences of scalar f at float64 x (every entry)."""
+    x = np.array(x, dtype=np.float64)
+    grad = np.zeros_like(x)
+    it = np.nditer(x, flags=["multi_index"])
+    for _ in it:
+        i = it.multi_index
+        old = x[i]
+        x[i] = old + eps
+        plus = f(x)
+        x[i] = old - eps
+        minus = f(x)
+        x[i] = old
+        grad[i] = (plus - minus) / (2 * eps)
+    return grad
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(1234)
