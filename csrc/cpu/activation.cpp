@@ -27,6 +27,13 @@ constexpr T kInvSqrt2 = T(0.70710678118654752440);
 template <class T>
 constexpr T kInvSqrt2Pi = T(0.39894228040143267794);
 
+// Phi(x) = (1 + erf(x / sqrt 2)) / 2, written with erfc so that the left tail keeps its
+// relative accuracy (1 + erf(x) cancels to 0 in float32 for x < -4).
+template <class T>
+inline T normal_cdf(T x) {
+  return T(0.5) * std::erfc(-x * kInvSqrt2<T>);
+}
+
 }  // namespace
 
 template <class T>
@@ -46,7 +53,7 @@ void activation_forward(Activation act, const T* x, T* y, int64_t n, T negative_
       break;
     case Activation::gelu:
       for_each_index(n, [=](int64_t i) {
-        y[i] = x[i] * T(0.5) * (T(1) + std::erf(x[i] * kInvSqrt2<T>));
+        y[i] = x[i] * normal_cdf(x[i]);
       });
       break;
   }
@@ -73,7 +80,7 @@ void activation_backward(Activation act, const T* saved, const T* dy, T* dx, int
     case Activation::gelu:
       for_each_index(n, [=](int64_t i) {
         const T v = saved[i];
-        const T cdf = T(0.5) * (T(1) + std::erf(v * kInvSqrt2<T>));
+        const T cdf = normal_cdf(v);
         const T pdf = kInvSqrt2Pi<T> * std::exp(T(-0.5) * v * v);
         dx[i] = dy[i] * (cdf + v * pdf);
       });

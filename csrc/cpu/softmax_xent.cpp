@@ -23,7 +23,7 @@ T row_max(const T* x, int64_t cols) {
 template <class T>
 double log_sum_exp_shifted(const T* x, int64_t cols, T m) {
   double sum = 0;
-  for (int64_t c = 0; c < cols; ++c) sum += std::exp(static_cast<double>(x[c] - m));
+  for (int64_t c = 0; c < cols; ++c) sum += std::exp(static_cast<double>(x[c]) - m);
   return std::log(sum);
 }
 
@@ -66,9 +66,11 @@ void softmax_backward(const T* y, const T* dy, T* dx, const RowsShape& s) {
     const T* yr = y + n * s.cols;
     const T* dyr = dy + n * s.cols;
     T* dxr = dx + n * s.cols;
-    T dot = 0;
-    for (int64_t c = 0; c < s.cols; ++c) dot += dyr[c] * yr[c];
-    for (int64_t c = 0; c < s.cols; ++c) dxr[c] = yr[c] * (dyr[c] - dot);
+    // dy - <dy, y> cancels when one class dominates: form both in double.
+    double dot = 0;
+    for (int64_t c = 0; c < s.cols; ++c) dot += static_cast<double>(dyr[c]) * yr[c];
+    for (int64_t c = 0; c < s.cols; ++c)
+      dxr[c] = static_cast<T>(yr[c] * (static_cast<double>(dyr[c]) - dot));
   });
 }
 
@@ -78,9 +80,10 @@ void log_softmax_backward(const T* y, const T* dy, T* dx, const RowsShape& s) {
     const T* yr = y + n * s.cols;
     const T* dyr = dy + n * s.cols;
     T* dxr = dx + n * s.cols;
-    T sum = 0;
+    double sum = 0;
     for (int64_t c = 0; c < s.cols; ++c) sum += dyr[c];
-    for (int64_t c = 0; c < s.cols; ++c) dxr[c] = dyr[c] - std::exp(yr[c]) * sum;
+    for (int64_t c = 0; c < s.cols; ++c)
+      dxr[c] = static_cast<T>(dyr[c] - std::exp(static_cast<double>(yr[c])) * sum);
   });
 }
 
@@ -99,10 +102,12 @@ double softmax_cross_entropy(const T* logits, const Label* labels, T label_smoot
     const double lse = log_sum_exp_shifted(xr, s.cols, m);
     // -sum_c q_c * log p_c with log p_c = (x_c - m) - lse and sum_c q_c = 1:
     //   = lse - (1 - eps) * (x_y - m) - (eps / C) * sum_c (x_c - m)
+    // Differences in double: x - m can overflow float32 for logits near its range limit.
+    const double md = m;
     double shifted_sum = 0;
     if (eps != 0.0)
-      for (int64_t c = 0; c < s.cols; ++c) shifted_sum += static_cast<double>(xr[c] - m);
-    row_loss[n] = lse - (1.0 - eps) * static_cast<double>(xr[target] - m) - off_target * shifted_sum;
+      for (int64_t c = 0; c < s.cols; ++c) shifted_sum += static_cast<double>(xr[c]) - md;
+    row_loss[n] = lse - (1.0 - eps) * (static_cast<double>(xr[target]) - md) - off_target * shifted_sum;
     if (grad) {
       T* gr = grad + n * s.cols;
       const T scale = static_cast<T>(std::exp(-lse)) * inv_rows;  // 1 / (N * sum exp)

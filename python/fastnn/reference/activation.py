@@ -8,7 +8,7 @@ import numpy as np
 
 from fastnn.reference._util import f64
 
-_erf = np.vectorize(math.erf, otypes=[np.float64])
+_erfc = np.vectorize(math.erfc, otypes=[np.float64])
 
 
 def relu(x):
@@ -50,7 +50,8 @@ def tanh_backward(y, grad_out):
 
 
 def _normal_cdf(x):
-    return 0.5 * (1.0 + _erf(x / math.sqrt(2.0)))
+    # (1 + erf(x / sqrt 2)) / 2, via erfc to keep the left tail accurate.
+    return 0.5 * _erfc(-x / math.sqrt(2.0))
 
 
 def gelu(x):
