@@ -150,6 +150,18 @@ def test_parameter_gradients_accumulate(name, rng, restore_threads):
     assert_close(grad_b, before_b + rdb, FLOAT64_RTOL, "grad_bias += dbias")
 
 
+def test_extreme_hyper_parameters_stay_in_range(rng):
+    # A stride near int64's limit gives a 1x1 output; index arithmetic must not overflow.
+    x = rng.standard_normal((1, 2, 3, 4))
+    w = rng.standard_normal((3, 2, 2, 2))
+    for args in [dict(stride=2**63 - 1, padding=2), dict(stride=(1, 2**63 - 1), padding=(0, 3), dilation=(2, 1))]:
+        y = ops.conv2d(x, w, **args)
+        assert_close(y, reference.conv2d(x, w, **args), FLOAT64_RTOL, f"y {args}")
+        dy = rng.standard_normal(y.shape)
+        for got, want in zip(ops.conv2d_backward(x, w, dy, **args), reference.conv2d_backward(x, w, dy, **args)):
+            assert_close(got, want, FLOAT64_RTOL, f"gradients {args}")
+
+
 def test_empty_batch(rng):
     x = np.zeros((0, 3, 5, 5), np.float32)
     weight = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)

@@ -46,7 +46,8 @@ struct OutputRange {
 OutputRange outputs_inside_input(int64_t out_size, int64_t in_size, int64_t stride, int64_t pad,
                                  int64_t offset) {
   const int64_t shift = offset - pad;  // input index of output 0
-  const int64_t lo = shift >= 0 ? 0 : (-shift + stride - 1) / stride;
+  // ceil(-shift / stride), written so that a huge stride cannot overflow.
+  const int64_t lo = shift >= 0 ? 0 : -shift / stride + (-shift % stride != 0);
   const int64_t last = in_size - 1 - shift;  // o * stride <= last
   const int64_t hi = last < 0 ? 0 : last / stride + 1;
   const int64_t lo_clipped = std::min(lo, out_size);
@@ -89,9 +90,12 @@ void transfer_columns(std::conditional_t<dir == Transfer::gather, const T, T>* i
         const int64_t n_cols = cols.hi - cols.lo;
         auto* col_row = col + ((c * s.kernel_h + p) * s.kernel_w + q) * P;
         if constexpr (gather) {
+          // Output rows whose taps all land in the padding (all of them when no column does).
+          const int64_t rows_hi = n_cols > 0 ? rows.hi : rows.lo;
           std::fill(col_row, col_row + rows.lo * W_out, T(0));
-          std::fill(col_row + rows.hi * W_out, col_row + P, T(0));
+          std::fill(col_row + rows_hi * W_out, col_row + P, T(0));
         }
+        if (n_cols == 0) continue;
         for (int64_t i = rows.lo; i < rows.hi; ++i) {
           auto* out = col_row + i * W_out;
           auto* in = plane + (i * s.stride_h + row_offset) * W + cols.lo * s.stride_w + col_offset;
