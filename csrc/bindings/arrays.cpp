@@ -137,4 +137,24 @@ py::array new_array(const char* op, Dtype dtype, const std::vector<int64_t>& dim
   }
 }
 
+ParamGrad param_grad(const char* op, const char* arg, const py::handle& obj, const ArrayArg& like,
+                     const std::vector<int64_t>& dims,
+                     std::initializer_list<const ArrayArg*> inputs) {
+  ParamGrad g;
+  g.arg = optional_float_array(op, arg, obj, -1, Access::write);
+  g.accumulate = bool(g.arg);
+  if (g.accumulate) {
+    require_same_dtype(op, like, g.arg);
+    require_dims(op, g.arg, dims, "(the parameter's shape)");
+    for (const ArrayArg* in : inputs) require_no_overlap(op, g.arg, *in);
+  } else {
+    g.arg.array = new_array(op, like.dtype, dims);
+    g.arg.dtype = like.dtype;
+    g.arg.dims = dims;
+    g.arg.numel = checked_numel(dims, op);
+    g.arg.present = true;
+  }
+  return g;
+}
+
 }  // namespace fastnn::bind

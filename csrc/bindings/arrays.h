@@ -10,6 +10,7 @@
 #include <pybind11/pybind11.h>
 
 #include <cstdint>
+#include <initializer_list>
 #include <string>
 #include <utility>
 #include <vector>
@@ -66,6 +67,17 @@ void require_no_overlap(const char* op, const ArrayArg& out, const ArrayArg& in)
 
 // A new C-contiguous array of `dtype` with `dims` (size checked for overflow first).
 py::array new_array(const char* op, Dtype dtype, const std::vector<int64_t>& dims);
+
+// A parameter gradient of a backward op (the .grad convention): the array given as `obj`,
+// checked to have `dims` and the dtype of `like`, to be writeable and to share no memory with
+// `inputs`, which the kernel accumulates into; or, for None, a new array the kernel writes.
+struct ParamGrad {
+  ArrayArg arg;
+  bool accumulate = false;
+};
+ParamGrad param_grad(const char* op, const char* arg, const py::handle& obj, const ArrayArg& like,
+                     const std::vector<int64_t>& dims,
+                     std::initializer_list<const ArrayArg*> inputs);
 
 // Calls f(T{}) with T = float or double for a float dtype.
 template <class F>

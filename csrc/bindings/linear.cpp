@@ -44,22 +44,11 @@ py::tuple linear_backward(py::object x_obj, py::object w_obj, py::object dy_obj,
   require_same_dtype(op, x, dy);
   require_dims(op, dy, {s.batch, s.out_features}, "(batch, out_features)");
 
-  auto grad_arg = [&](py::object obj, const char* name, std::vector<int64_t> dims) {
-    ArrayArg g = optional_float_array(op, name, obj, -1, Access::write);
-    if (g) {
-      require_same_dtype(op, x, g);
-      require_dims(op, g, dims, "(the parameter's shape)");
-      require_no_overlap(op, g, x);
-      require_no_overlap(op, g, w);
-      require_no_overlap(op, g, dy);
-    }
-    return g;
-  };
-  ArrayArg dw = grad_arg(dw_obj, "grad_weight", {s.out_features, s.in_features});
-  ArrayArg db = compute_dbias ? grad_arg(db_obj, "grad_bias", {s.out_features}) : ArrayArg{};
-  const bool accumulate_w = bool(dw), accumulate_b = bool(db);
-  if (!dw) dw.array = new_array(op, x.dtype, {s.out_features, s.in_features}), dw.present = true;
-  if (compute_dbias && !db) db.array = new_array(op, x.dtype, {s.out_features}), db.present = true;
+  const ParamGrad dw =
+      param_grad(op, "grad_weight", dw_obj, x, {s.out_features, s.in_features}, {&x, &w, &dy});
+  const ParamGrad db = compute_dbias
+                           ? param_grad(op, "grad_bias", db_obj, x, {s.out_features}, {&x, &w, &dy})
+                           : ParamGrad{};
   py::array dx;
   if (compute_dx) dx = new_array(op, x.dtype, {s.batch, s.in_features});
 
@@ -68,17 +57,17 @@ py::tuple linear_backward(py::object x_obj, py::object w_obj, py::object dy_obj,
     const T* px = x.data<T>();
     const T* pw = w.data<T>();
     const T* pdy = dy.data<T>();
-    T* pdw = dw.data<T>();
-    T* pdb = compute_dbias ? db.data<T>() : nullptr;
+    T* pdw = dw.arg.data<T>();
+    T* pdb = compute_dbias ? db.arg.data<T>() : nullptr;
     T* pdx = compute_dx ? static_cast<T*>(dx.mutable_data()) : nullptr;
     py::gil_scoped_release release;
     if (pdx) cpu::linear_backward_input<T>(pdy, pw, pdx, s);
-    cpu::linear_backward_weight<T>(pdy, px, pdw, accumulate_w, s);
-    if (pdb) cpu::bias_backward_rows<T>(pdy, pdb, s.batch, s.out_features, accumulate_b);
+    cpu::linear_backward_weight<T>(pdy, px, pdw, dw.accumulate, s);
+    if (pdb) cpu::bias_backward_rows<T>(pdy, pdb, s.batch, s.out_features, db.accumulate);
   });
-  py::object db_out = compute_dbias ? py::object(db.array) : py::none();
+  py::object db_out = compute_dbias ? py::object(db.arg.array) : py::none();
   py::object dx_out = compute_dx ? py::object(dx) : py::none();
-  return py::make_tuple(dx_out, dw.array, db_out);
+  return py::make_tuple(dx_out, dw.arg.array, db_out);
 }
 
 }  // namespace

@@ -14,6 +14,7 @@
 namespace fastnn::bind {
 void init_gemm(py::module_& m);
 void init_linear(py::module_& m);
+void init_conv2d(py::module_& m);
 void init_activation(py::module_& m);
 void init_softmax_xent(py::module_& m);
 void init_bce_logits(py::module_& m);
@@ -56,6 +57,7 @@ PYBIND11_MODULE(_cpu, m) {
   m.def("build_info", &build_info);
   fastnn::bind::init_gemm(m);
   fastnn::bind::init_linear(m);
+  fastnn::bind::init_conv2d(m);
   fastnn::bind::init_activation(m);
   fastnn::bind::init_softmax_xent(m);
   fastnn::bind::init_bce_logits(m);

@@ -90,6 +90,11 @@ T* thread_buffer(int which, size_t elements) {
 
 template <class T>
 void gemm(const GemmShape& s, T alpha, const T* a, const T* b, T beta, T* c) {
+  gemm(s, alpha, a, b, beta, c, get_num_threads());
+}
+
+template <class T>
+void gemm(const GemmShape& s, T alpha, const T* a, const T* b, T beta, T* c, int max_threads) {
   if (s.M == 0 || s.N == 0) return;
   if (s.K == 0 || alpha == T(0)) {
     scale_c(s, beta, c);
@@ -105,7 +110,8 @@ void gemm(const GemmShape& s, T alpha, const T* a, const T* b, T beta, T* c) {
   T* const b_packed = thread_buffer<T>(1, static_cast<size_t>(kc_max * nc_max));
 
   const double flops = 2.0 * static_cast<double>(s.M) * s.N * s.K;
-  const int nt = threads_for(static_cast<int64_t>(flops / 1e5) + 1, 1);
+  const int nt = std::min(std::max(1, max_threads),
+                           threads_for(static_cast<int64_t>(flops / 1e5) + 1, 1));
 
 #pragma omp parallel num_threads(nt)
   {
@@ -158,5 +164,8 @@ void gemm(const GemmShape& s, T alpha, const T* a, const T* b, T beta, T* c) {
 template void gemm<float>(const GemmShape&, float, const float*, const float*, float, float*);
 template void gemm<double>(const GemmShape&, double, const double*, const double*, double,
                            double*);
+template void gemm<float>(const GemmShape&, float, const float*, const float*, float, float*, int);
+template void gemm<double>(const GemmShape&, double, const double*, const double*, double,
+                           double*, int);
 
 }  // namespace fastnn::cpu

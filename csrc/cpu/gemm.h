@@ -15,4 +15,9 @@ namespace fastnn::cpu {
 template <class T>
 void gemm(const GemmShape& s, T alpha, const T* a, const T* b, T beta, T* c);
 
+// The same product on at most `max_threads` threads. Callers that already parallelise an outer
+// loop (convolution over images) pass 1, so OpenMP regions never nest.
+template <class T>
+void gemm(const GemmShape& s, T alpha, const T* a, const T* b, T beta, T* c, int max_threads);
+
 }  // namespace fastnn::cpu

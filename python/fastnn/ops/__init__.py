@@ -21,6 +21,7 @@ from fastnn.ops.activation import (
     tanh_backward,
 )
 from fastnn.ops.bce_logits import bce_with_logits
+from fastnn.ops.conv2d import conv2d, conv2d_backward
 from fastnn.ops.gemm import matmul
 from fastnn.ops.linear import linear, linear_backward
 from fastnn.ops.optim import adam_step, adamw_step, sgd_step
@@ -36,6 +37,8 @@ __all__ = [
     "adam_step",
     "adamw_step",
     "bce_with_logits",
+    "conv2d",
+    "conv2d_backward",
     "gelu",
     "gelu_backward",
     "leaky_relu",

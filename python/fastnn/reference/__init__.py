@@ -18,6 +18,7 @@ from fastnn.reference.activation import (
     tanh_backward,
 )
 from fastnn.reference.bce_logits import bce_with_logits
+from fastnn.reference.conv2d import conv2d, conv2d_backward
 from fastnn.reference.gemm import matmul
 from fastnn.reference.linear import linear, linear_backward
 from fastnn.reference.optim import adam_step, adamw_step, sgd_step
@@ -33,6 +34,8 @@ __all__ = [
     "adam_step",
     "adamw_step",
     "bce_with_logits",
+    "conv2d",
+    "conv2d_backward",
     "gelu",
     "gelu_backward",
     "leaky_relu",

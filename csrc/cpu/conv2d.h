@@ -1,0 +1,40 @@
+// 2-D convolution (PyTorch's conv2d: a cross-correlation), NCHW, grouped, row-major:
+//   x: (N, C_in, H, W)   weight: (C_out, C_in/G, kh, kw)   bias: (C_out,)
+//   y: (N, C_out, H_out, W_out)
+//   G groups; output channel o belongs to group g = o / (C_out/G) and reads input channels
+//   g*C_in/G + c for c < C_in/G:
+//     y[n, o, i, j] = bias[o] + sum_{c, p, q} weight[o, c, p, q]
+//                                * x[n, g*C_in/G + c, i*sh - ph + p*dh, j*sw - pw + q*dw]
+//   where x reads zero outside [0, H) x [0, W) (zero padding), s = stride, p = padding,
+//   d = dilation, and H_out = (H + 2 ph - dh (kh - 1) - 1) / sh + 1 (W_out likewise).
+//   backward: dx[n, c', h, w] = sum over every (o, p, q, i, j) whose tap reads x[n, c', h, w]
+//                               of weight[o, c, p, q] * dy[n, o, i, j]               (written)
+//             dweight[o, c, p, q] (+)= sum_{n, i, j} dy[n, o, i, j]
+//                                          * x[n, g*C_in/G + c, i*sh - ph + p*dh, j*sw - pw + q*dw]
+//             dbias[o]            (+)= sum_{n, i, j} dy[n, o, i, j]
+// Gradient rule: parameter gradients accumulate when `accumulate` is true (the .grad
+// convention); input gradients are always written.
+//
+// Method: per image, im2col builds the column matrix col (C_in*kh*kw, H_out*W_out) and every
+// group is one GEMM (see conv2d.cpp). Shapes are validated by Conv2dShape::from before any call.
+#pragma once
+
+#include "common/shapes/conv2d.h"
+
+namespace fastnn::cpu {
+
+template <class T>
+void conv2d_forward(const T* x, const T* weight, const T* bias /* nullable */, T* y,
+                    const Conv2dShape& s);
+
+template <class T>
+void conv2d_backward_input(const T* dy, const T* weight, T* dx, const Conv2dShape& s);
+
+template <class T>
+void conv2d_backward_weight(const T* dy, const T* x, T* dweight, bool accumulate,
+                            const Conv2dShape& s);
+
+template <class T>
+void conv2d_backward_bias(const T* dy, T* dbias, bool accumulate, const Conv2dShape& s);
+
+}  // namespace fastnn::cpu

@@ -1,0 +1,92 @@
+"""2-D convolution layer."""
+
+from __future__ import annotations
+
+import math
+
+from fastnn import ops
+from fastnn._backend import Array
+from fastnn.nn.linear import _check_positive_int, uniform_init
+from fastnn.nn.module import Module, Parameter, forward_cache_missing
+from fastnn.ops.conv2d import IntPair, as_pair
+
+
+class Conv2d(Module):
+    """2-D convolution over (N, in_channels, H, W) inputs (see :func:`fastnn.ops.conv2d`).
+
+    weight: (out_channels, in_channels/groups, kh, kw), bias: (out_channels,); both initialised
+    U(-1/sqrt(fan_in), 1/sqrt(fan_in)) with fan_in = in_channels/groups * kh * kw, PyTorch's
+    default. ``kernel_size``, ``stride``, ``padding`` and ``dilation`` are ints or (h, w) pairs.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: IntPair,
+        stride: IntPair = 1,
+        padding: IntPair = 0,
+        dilation: IntPair = 1,
+        groups: int = 1,
+        bias: bool = True,
+    ) -> None:
+        super().__init__()
+        owner = "fastnn.nn.Conv2d"
+        self.in_channels = _check_positive_int("Conv2d", "in_channels", in_channels)
+        self.out_channels = _check_positive_int("Conv2d", "out_channels", out_channels)
+        self.groups = _check_positive_int("Conv2d", "groups", groups)
+        self.kernel_size = as_pair(kernel_size, owner, "kernel_size", minimum=1)
+        self.stride = as_pair(stride, owner, "stride", minimum=1)
+        self.padding = as_pair(padding, owner, "padding", minimum=0)
+        self.dilation = as_pair(dilation, owner, "dilation", minimum=1)
+        for name, channels in (("in_channels", self.in_channels), ("out_channels", self.out_channels)):
+            if channels % self.groups:
+                raise ValueError(f"{owner}: {name}={channels} must be divisible by groups={self.groups}")
+        kh, kw = self.kernel_size
+        fan_in = self.in_channels // self.groups * kh * kw
+        bound = 1.0 / math.sqrt(fan_in)
+        self.weight = Parameter(uniform_init((self.out_channels, self.in_channels // self.groups, kh, kw), bound))
+        self.bias = Parameter(uniform_init((self.out_channels,), bound)) if bias else None
+        self._x: Array | None = None
+
+    def _conv_args(self) -> dict:
+        return dict(stride=self.stride, padding=self.padding, dilation=self.dilation, groups=self.groups)
+
+    def forward(self, x: Array) -> Array:
+        shape = getattr(x, "shape", None)
+        if shape is None or len(shape) != 4 or shape[1] != self.in_channels:
+            got = tuple(shape) if shape is not None else type(x).__name__
+            raise ValueError(
+                f"fastnn.nn.Conv2d: input must be 4-D (N, {self.in_channels}, H, W); got shape {got}"
+            )
+        self._x = x
+        bias = self.bias.data if self.bias is not None else None
+        return ops.conv2d(x, self.weight.data, bias, **self._conv_args())
+
+    def backward(self, grad_out: Array) -> Array:
+        if self._x is None:
+            raise forward_cache_missing(self)
+        dx, dw, db = ops.conv2d_backward(
+            self._x, self.weight.data, grad_out,
+            grad_weight=self.weight.grad,
+            grad_bias=self.bias.grad if self.bias is not None else None,
+            bias=self.bias is not None,
+            **self._conv_args(),
+        )
+        self.weight.grad = dw
+        if self.bias is not None:
+            self.bias.grad = db
+        return dx
+
+    def extra_repr(self) -> str:
+        # PyTorch's wording: non-default settings only, beyond kernel_size and stride.
+        s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
+        if self.padding != (0, 0):
+            s += f", padding={self.padding}"
+        if self.dilation != (1, 1):
+            s += f", dilation={self.dilation}"
+        if self.groups != 1:
+            s += f", groups={self.groups}"
+        if self.bias is None:
+            s += ", bias=False"
+        return s

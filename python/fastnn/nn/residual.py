@@ -1,0 +1,40 @@
+"""Residual connection: ``y = block(x) + shortcut(x)``."""
+
+from __future__ import annotations
+
+from fastnn._backend import Array
+from fastnn.nn.module import Module
+
+
+class Residual(Module):
+    """``y = block(x) + shortcut(x)``, with the identity as shortcut when it is None (ResNet's
+    skip connection; pass e.g. a 1x1 strided Conv2d as ``shortcut`` when shapes change).
+
+    Backward sends ``grad_out`` through both paths and returns the sum of their input gradients.
+    """
+
+    def __init__(self, block: Module, shortcut: Module | None = None) -> None:
+        super().__init__()
+        if not isinstance(block, Module):
+            raise TypeError(f"fastnn.nn.Residual: argument 'block' must be a Module; got {type(block).__name__}")
+        if shortcut is not None and not isinstance(shortcut, Module):
+            raise TypeError(
+                f"fastnn.nn.Residual: argument 'shortcut' must be a Module or None; got {type(shortcut).__name__}"
+            )
+        self.block = block
+        self.shortcut = shortcut
+
+    def forward(self, x: Array) -> Array:
+        main = self.block(x)
+        skip = x if self.shortcut is None else self.shortcut(x)
+        if tuple(main.shape) != tuple(skip.shape):
+            raise ValueError(
+                f"fastnn.nn.Residual: block output shape {tuple(main.shape)} differs from shortcut "
+                f"output shape {tuple(skip.shape)}; give a shortcut that maps the input to the block's shape"
+            )
+        return main + skip
+
+    def backward(self, grad_out: Array) -> Array:
+        grad_in = self.block.backward(grad_out)
+        skip = grad_out if self.shortcut is None else self.shortcut.backward(grad_out)
+        return grad_in + skip
