@@ -18,6 +18,7 @@ void init_activation(py::module_& m);
 void init_softmax_xent(py::module_& m);
 void init_bce_logits(py::module_& m);
 void init_optim(py::module_& m);
+void init_pool2d(py::module_& m);
 }  // namespace fastnn::bind
 
 namespace {
@@ -60,4 +61,5 @@ PYBIND11_MODULE(_cpu, m) {
   fastnn::bind::init_softmax_xent(m);
   fastnn::bind::init_bce_logits(m);
   fastnn::bind::init_optim(m);
+  fastnn::bind::init_pool2d(m);
 }

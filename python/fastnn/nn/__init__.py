@@ -5,15 +5,19 @@ from fastnn.nn.container import Sequential
 from fastnn.nn.linear import Linear
 from fastnn.nn.loss import BCEWithLogits, SoftmaxCrossEntropy
 from fastnn.nn.module import Module, Parameter
+from fastnn.nn.pool import AvgPool2d, GlobalAvgPool2d, MaxPool2d
 from fastnn.nn.shape import Flatten, Identity
 
 __all__ = [
+    "AvgPool2d",
     "BCEWithLogits",
     "Flatten",
     "GELU",
+    "GlobalAvgPool2d",
     "Identity",
     "LeakyReLU",
     "Linear",
+    "MaxPool2d",
     "Module",
     "Parameter",
     "ReLU",

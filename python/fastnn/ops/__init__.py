@@ -24,6 +24,14 @@ from fastnn.ops.bce_logits import bce_with_logits
 from fastnn.ops.gemm import matmul
 from fastnn.ops.linear import linear, linear_backward
 from fastnn.ops.optim import adam_step, adamw_step, sgd_step
+from fastnn.ops.pool2d import (
+    avg_pool2d,
+    avg_pool2d_backward,
+    global_avg_pool2d,
+    global_avg_pool2d_backward,
+    max_pool2d,
+    max_pool2d_backward,
+)
 from fastnn.ops.softmax_xent import (
     log_softmax,
     log_softmax_backward,
@@ -35,9 +43,13 @@ from fastnn.ops.softmax_xent import (
 __all__ = [
     "adam_step",
     "adamw_step",
+    "avg_pool2d",
+    "avg_pool2d_backward",
     "bce_with_logits",
     "gelu",
     "gelu_backward",
+    "global_avg_pool2d",
+    "global_avg_pool2d_backward",
     "leaky_relu",
     "leaky_relu_backward",
     "linear",
@@ -45,6 +57,8 @@ __all__ = [
     "log_softmax",
     "log_softmax_backward",
     "matmul",
+    "max_pool2d",
+    "max_pool2d_backward",
     "relu",
     "relu_backward",
     "sgd_step",
