@@ -5,12 +5,15 @@ from fastnn.nn.container import Sequential
 from fastnn.nn.linear import Linear
 from fastnn.nn.loss import BCEWithLogits, SoftmaxCrossEntropy
 from fastnn.nn.module import Module, Parameter
+from fastnn.nn.norm import BatchNorm1d, BatchNorm2d
 from fastnn.nn.pool import AvgPool2d, GlobalAvgPool2d, MaxPool2d
 from fastnn.nn.shape import Flatten, Identity
 
 __all__ = [
     "AvgPool2d",
     "BCEWithLogits",
+    "BatchNorm1d",
+    "BatchNorm2d",
     "Flatten",
     "GELU",
     "GlobalAvgPool2d",

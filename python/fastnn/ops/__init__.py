@@ -20,6 +20,7 @@ from fastnn.ops.activation import (
     tanh,
     tanh_backward,
 )
+from fastnn.ops.batchnorm import batch_norm_backward, batch_norm_eval, batch_norm_train
 from fastnn.ops.bce_logits import bce_with_logits
 from fastnn.ops.gemm import matmul
 from fastnn.ops.linear import linear, linear_backward
@@ -45,6 +46,9 @@ __all__ = [
     "adamw_step",
     "avg_pool2d",
     "avg_pool2d_backward",
+    "batch_norm_backward",
+    "batch_norm_eval",
+    "batch_norm_train",
     "bce_with_logits",
     "gelu",
     "gelu_backward",

@@ -17,6 +17,7 @@ from fastnn.reference.activation import (
     tanh,
     tanh_backward,
 )
+from fastnn.reference.batchnorm import batch_norm_backward, batch_norm_eval, batch_norm_train
 from fastnn.reference.bce_logits import bce_with_logits
 from fastnn.reference.gemm import matmul
 from fastnn.reference.linear import linear, linear_backward
@@ -42,6 +43,9 @@ __all__ = [
     "adamw_step",
     "avg_pool2d",
     "avg_pool2d_backward",
+    "batch_norm_backward",
+    "batch_norm_eval",
+    "batch_norm_train",
     "bce_with_logits",
     "gelu",
     "gelu_backward",
