@@ -20,6 +20,7 @@ void init_bce_logits(py::module_& m);
 void init_optim(py::module_& m);
 void init_pool2d(py::module_& m);
 void init_batchnorm(py::module_& m);
+void init_dropout(py::module_& m);
 }  // namespace fastnn::bind
 
 namespace {
@@ -64,4 +65,5 @@ PYBIND11_MODULE(_cpu, m) {
   fastnn::bind::init_optim(m);
   fastnn::bind::init_pool2d(m);
   fastnn::bind::init_batchnorm(m);
+  fastnn::bind::init_dropout(m);
 }

@@ -2,6 +2,7 @@
 
 from fastnn.nn.activation import GELU, LeakyReLU, ReLU, Sigmoid, Tanh
 from fastnn.nn.container import Sequential
+from fastnn.nn.dropout import Dropout
 from fastnn.nn.linear import Linear
 from fastnn.nn.loss import BCEWithLogits, SoftmaxCrossEntropy
 from fastnn.nn.module import Module, Parameter
@@ -14,6 +15,7 @@ __all__ = [
     "BCEWithLogits",
     "BatchNorm1d",
     "BatchNorm2d",
+    "Dropout",
     "Flatten",
     "GELU",
     "GlobalAvgPool2d",

@@ -22,6 +22,7 @@ from fastnn.ops.activation import (
 )
 from fastnn.ops.batchnorm import batch_norm_backward, batch_norm_eval, batch_norm_train
 from fastnn.ops.bce_logits import bce_with_logits
+from fastnn.ops.dropout import dropout, dropout_backward
 from fastnn.ops.gemm import matmul
 from fastnn.ops.linear import linear, linear_backward
 from fastnn.ops.optim import adam_step, adamw_step, sgd_step
@@ -50,6 +51,8 @@ __all__ = [
     "batch_norm_eval",
     "batch_norm_train",
     "bce_with_logits",
+    "dropout",
+    "dropout_backward",
     "gelu",
     "gelu_backward",
     "global_avg_pool2d",

@@ -19,6 +19,7 @@ from fastnn.reference.activation import (
 )
 from fastnn.reference.batchnorm import batch_norm_backward, batch_norm_eval, batch_norm_train
 from fastnn.reference.bce_logits import bce_with_logits
+from fastnn.reference.dropout import dropout, dropout_backward
 from fastnn.reference.gemm import matmul
 from fastnn.reference.linear import linear, linear_backward
 from fastnn.reference.optim import adam_step, adamw_step, sgd_step
@@ -47,6 +48,8 @@ __all__ = [
     "batch_norm_eval",
     "batch_norm_train",
     "bce_with_logits",
+    "dropout",
+    "dropout_backward",
     "gelu",
     "gelu_backward",
     "global_avg_pool2d",
