@@ -51,6 +51,15 @@ def numerical_grad(f, x: np.ndarray, eps: float = 1e-6) -> np.ndarray:
     return grad
 
 
+def assert_raises_naming(exc: type, call, words) -> None:
+    """``call()`` raises ``exc`` whose message contains every one of ``words`` (the op or
+    layer, the argument, the numbers)."""
+    with pytest.raises(exc) as info:
+        call()
+    for word in words:
+        assert word in str(info.value), f"{word!r} not in the message: {info.value}"
+
+
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(1234)

@@ -15,6 +15,7 @@ bool classify(const py::array& a, Dtype* out) {
   if (dtype_is(a, py::dtype::of<double>())) return *out = Dtype::float64, true;
   if (dtype_is(a, py::dtype::of<int32_t>())) return *out = Dtype::int32, true;
   if (dtype_is(a, py::dtype::of<int64_t>())) return *out = Dtype::int64, true;
+  if (dtype_is(a, py::dtype::of<uint8_t>())) return *out = Dtype::uint8, true;
   return false;
 }
 
@@ -22,8 +23,27 @@ std::string describe_dtype(const py::array& a) {
   return py::str(a.dtype()).cast<std::string>();
 }
 
-ArrayArg as_array(const char* op, const char* arg, const py::handle& obj, bool want_float,
-                  int ndim, Access access) {
+// What an argument may hold: floats (float32/float64), integer indices (int32/int64), bytes.
+enum class Kind { floats, indices, bytes };
+
+bool kind_accepts(Kind kind, Dtype d) {
+  switch (kind) {
+    case Kind::floats: return d == Dtype::float32 || d == Dtype::float64;
+    case Kind::indices: return d == Dtype::int32 || d == Dtype::int64;
+    default: return d == Dtype::uint8;
+  }
+}
+
+const char* kind_expected(Kind kind) {
+  switch (kind) {
+    case Kind::floats: return "float32 or float64";
+    case Kind::indices: return "int64 or int32";
+    default: return "uint8";
+  }
+}
+
+ArrayArg as_array(const char* op, const char* arg, const py::handle& obj, Kind kind, int ndim,
+                  Access access, const char* what = "") {
   if (!py::isinstance<py::array>(obj)) {
     throw_type_error("fastnn.", op, ": argument '", arg, "' must be a numpy.ndarray; got ",
                      py::str(py::type::of(obj).attr("__name__")).cast<std::string>());
@@ -34,14 +54,9 @@ ArrayArg as_array(const char* op, const char* arg, const py::handle& obj, bool w
   out.present = true;
   const py::array& a = out.array;
   const bool known = classify(a, &out.dtype);
-  const bool is_float = known && (out.dtype == Dtype::float32 || out.dtype == Dtype::float64);
-  if (want_float && !is_float) {
-    throw_type_error("fastnn.", op, ": argument '", arg, "' must be float32 or float64; got ",
-                     describe_dtype(a));
-  }
-  if (!want_float && (!known || is_float)) {
-    throw_type_error("fastnn.", op, ": argument '", arg, "' must be int64 or int32 labels; got ",
-                     describe_dtype(a));
+  if (!known || !kind_accepts(kind, out.dtype)) {
+    throw_type_error("fastnn.", op, ": argument '", arg, "' must be ", kind_expected(kind), what,
+                     "; got ", describe_dtype(a));
   }
   out.dims.assign(a.shape(), a.shape() + a.ndim());
   if (ndim >= 0 && a.ndim() != ndim) {
@@ -74,13 +89,14 @@ const char* dtype_name(Dtype d) {
     case Dtype::float32: return "float32";
     case Dtype::float64: return "float64";
     case Dtype::int32: return "int32";
+    case Dtype::uint8: return "uint8";
     default: return "int64";
   }
 }
 
 ArrayArg float_array(const char* op, const char* arg, const py::handle& obj, int ndim,
                      Access access) {
-  return as_array(op, arg, obj, true, ndim, access);
+  return as_array(op, arg, obj, Kind::floats, ndim, access);
 }
 
 ArrayArg optional_float_array(const char* op, const char* arg, const py::handle& obj, int ndim,
@@ -90,11 +106,19 @@ ArrayArg optional_float_array(const char* op, const char* arg, const py::handle&
     none.name = arg;
     return none;
   }
-  return as_array(op, arg, obj, true, ndim, access);
+  return as_array(op, arg, obj, Kind::floats, ndim, access);
 }
 
 ArrayArg label_array(const char* op, const char* arg, const py::handle& obj) {
-  return as_array(op, arg, obj, false, 1, Access::read);
+  return as_array(op, arg, obj, Kind::indices, 1, Access::read, " labels");
+}
+
+ArrayArg index_array(const char* op, const char* arg, const py::handle& obj, int ndim) {
+  return as_array(op, arg, obj, Kind::indices, ndim, Access::read);
+}
+
+ArrayArg byte_array(const char* op, const char* arg, const py::handle& obj, int ndim) {
+  return as_array(op, arg, obj, Kind::bytes, ndim, Access::read);
 }
 
 void require_same_dtype(const char* op, const ArrayArg& a, const ArrayArg& b) {
@@ -126,13 +150,16 @@ void require_no_overlap(const char* op, const ArrayArg& out, const ArrayArg& in)
 
 py::array new_array(const char* op, Dtype dtype, const std::vector<int64_t>& dims) {
   const int64_t numel = checked_numel(dims, op);
-  const int64_t itemsize = (dtype == Dtype::float64 || dtype == Dtype::int64) ? 8 : 4;
+  const int64_t itemsize = (dtype == Dtype::float64 || dtype == Dtype::int64) ? 8
+                           : dtype == Dtype::uint8                            ? 1
+                                                                              : 4;
   checked_mul(numel, itemsize, op);
   std::vector<py::ssize_t> shape(dims.begin(), dims.end());
   switch (dtype) {
     case Dtype::float64: return py::array_t<double>(shape);
     case Dtype::int32: return py::array_t<int32_t>(shape);
     case Dtype::int64: return py::array_t<int64_t>(shape);
+    case Dtype::uint8: return py::array_t<uint8_t>(shape);
     default: return py::array_t<float>(shape);
   }
 }

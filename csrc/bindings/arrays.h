@@ -22,7 +22,7 @@ namespace fastnn::bind {
 
 namespace py = pybind11;
 
-enum class Dtype { float32, float64, int32, int64 };
+enum class Dtype { float32, float64, int32, int64, uint8 };
 
 const char* dtype_name(Dtype d);
 
@@ -56,6 +56,12 @@ ArrayArg optional_float_array(const char* op, const char* arg, const py::handle&
 
 // Class labels: a 1-D int32/int64 array (C-contiguous, aligned).
 ArrayArg label_array(const char* op, const char* arg, const py::handle& obj);
+
+// Integer indices of any rank (`ndim` < 0) or a given rank: int32/int64, C-contiguous, aligned.
+ArrayArg index_array(const char* op, const char* arg, const py::handle& obj, int ndim = -1);
+
+// A uint8 array (e.g. a dropout mask), C-contiguous.
+ArrayArg byte_array(const char* op, const char* arg, const py::handle& obj, int ndim = -1);
 
 // TypeError unless b has a's dtype.
 void require_same_dtype(const char* op, const ArrayArg& a, const ArrayArg& b);

@@ -3,20 +3,29 @@
 from fastnn.nn.activation import GELU, LeakyReLU, ReLU, Sigmoid, Tanh
 from fastnn.nn.container import Sequential
 from fastnn.nn.conv import Conv2d
+from fastnn.nn.dropout import Dropout
 from fastnn.nn.linear import Linear
 from fastnn.nn.loss import BCEWithLogits, SoftmaxCrossEntropy
 from fastnn.nn.module import Module, Parameter
+from fastnn.nn.norm import BatchNorm1d, BatchNorm2d
+from fastnn.nn.pool import AvgPool2d, GlobalAvgPool2d, MaxPool2d
 from fastnn.nn.residual import Residual
 from fastnn.nn.shape import Flatten, Identity
 
 __all__ = [
+    "AvgPool2d",
     "BCEWithLogits",
+    "BatchNorm1d",
+    "BatchNorm2d",
     "Conv2d",
+    "Dropout",
     "Flatten",
     "GELU",
+    "GlobalAvgPool2d",
     "Identity",
     "LeakyReLU",
     "Linear",
+    "MaxPool2d",
     "Module",
     "Parameter",
     "ReLU",

@@ -20,11 +20,21 @@ from fastnn.ops.activation import (
     tanh,
     tanh_backward,
 )
+from fastnn.ops.batchnorm import batch_norm_backward, batch_norm_eval, batch_norm_train
 from fastnn.ops.bce_logits import bce_with_logits
 from fastnn.ops.conv2d import conv2d, conv2d_backward
+from fastnn.ops.dropout import dropout, dropout_backward
 from fastnn.ops.gemm import matmul
 from fastnn.ops.linear import linear, linear_backward
 from fastnn.ops.optim import adam_step, adamw_step, sgd_step
+from fastnn.ops.pool2d import (
+    avg_pool2d,
+    avg_pool2d_backward,
+    global_avg_pool2d,
+    global_avg_pool2d_backward,
+    max_pool2d,
+    max_pool2d_backward,
+)
 from fastnn.ops.softmax_xent import (
     log_softmax,
     log_softmax_backward,
@@ -36,11 +46,20 @@ from fastnn.ops.softmax_xent import (
 __all__ = [
     "adam_step",
     "adamw_step",
+    "avg_pool2d",
+    "avg_pool2d_backward",
+    "batch_norm_backward",
+    "batch_norm_eval",
+    "batch_norm_train",
     "bce_with_logits",
     "conv2d",
     "conv2d_backward",
+    "dropout",
+    "dropout_backward",
     "gelu",
     "gelu_backward",
+    "global_avg_pool2d",
+    "global_avg_pool2d_backward",
     "leaky_relu",
     "leaky_relu_backward",
     "linear",
@@ -48,6 +67,8 @@ __all__ = [
     "log_softmax",
     "log_softmax_backward",
     "matmul",
+    "max_pool2d",
+    "max_pool2d_backward",
     "relu",
     "relu_backward",
     "sgd_step",

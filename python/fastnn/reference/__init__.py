@@ -17,11 +17,21 @@ from fastnn.reference.activation import (
     tanh,
     tanh_backward,
 )
+from fastnn.reference.batchnorm import batch_norm_backward, batch_norm_eval, batch_norm_train
 from fastnn.reference.bce_logits import bce_with_logits
 from fastnn.reference.conv2d import conv2d, conv2d_backward
+from fastnn.reference.dropout import dropout, dropout_backward
 from fastnn.reference.gemm import matmul
 from fastnn.reference.linear import linear, linear_backward
 from fastnn.reference.optim import adam_step, adamw_step, sgd_step
+from fastnn.reference.pool2d import (
+    avg_pool2d,
+    avg_pool2d_backward,
+    global_avg_pool2d,
+    global_avg_pool2d_backward,
+    max_pool2d,
+    max_pool2d_backward,
+)
 from fastnn.reference.softmax_xent import (
     log_softmax,
     log_softmax_backward,
@@ -33,11 +43,20 @@ from fastnn.reference.softmax_xent import (
 __all__ = [
     "adam_step",
     "adamw_step",
+    "avg_pool2d",
+    "avg_pool2d_backward",
+    "batch_norm_backward",
+    "batch_norm_eval",
+    "batch_norm_train",
     "bce_with_logits",
     "conv2d",
     "conv2d_backward",
+    "dropout",
+    "dropout_backward",
     "gelu",
     "gelu_backward",
+    "global_avg_pool2d",
+    "global_avg_pool2d_backward",
     "leaky_relu",
     "leaky_relu_backward",
     "linear",
@@ -45,6 +64,8 @@ __all__ = [
     "log_softmax",
     "log_softmax_backward",
     "matmul",
+    "max_pool2d",
+    "max_pool2d_backward",
     "relu",
     "relu_backward",
     "sgd_step",

@@ -1,0 +1,127 @@
+"""Batch normalisation layers (PyTorch's BatchNorm1d / BatchNorm2d, affine, tracking running
+statistics): training mode normalises by the batch's statistics and updates the running ones;
+eval mode normalises by the running statistics."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fastnn import ops
+from fastnn._args import real
+from fastnn._backend import Array
+from fastnn.nn.module import Module, Parameter, forward_cache_missing
+
+
+class _BatchNorm(Module):
+    """Parameters weight (ones) and bias (zeros); buffers running_mean (zeros), running_var
+    (ones) and num_batches_tracked, all in the state dict under PyTorch's names."""
+
+    _expected_input = ""  # e.g. "4-D (N, C, H, W)", for messages
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1) -> None:
+        super().__init__()
+        owner = f"nn.{type(self).__name__}"
+        name = f"fastnn.{owner}"
+        if (
+            isinstance(num_features, bool)
+            or not isinstance(num_features, (int, np.integer))
+            or num_features < 1
+        ):
+            raise ValueError(f"{name}: argument 'num_features' must be a positive int; got {num_features!r}")
+        eps, momentum = real(owner, "eps", eps), real(owner, "momentum", momentum)
+        if not eps >= 0.0:
+            raise ValueError(f"{name}: argument 'eps' must be >= 0; got {eps}")
+        if not 0.0 <= momentum <= 1.0:
+            raise ValueError(f"{name}: argument 'momentum' must lie in [0, 1]; got {momentum}")
+        self.num_features, self.eps, self.momentum = int(num_features), eps, momentum
+        self.weight = Parameter(np.ones(self.num_features, dtype=np.float32))
+        self.bias = Parameter(np.zeros(self.num_features, dtype=np.float32))
+        self.register_buffer("running_mean", np.zeros(self.num_features, dtype=np.float32))
+        self.register_buffer("running_var", np.ones(self.num_features, dtype=np.float32))
+        self.register_buffer("num_batches_tracked", np.zeros((), dtype=np.int64))
+        # What backward needs: the input, the statistics forward normalised with, the mode.
+        self._x: Array | None = None
+        self._mean: Array | None = None
+        self._inv_std: Array | None = None
+        self._trained = True
+
+    def _layer_name(self) -> str:
+        return f"fastnn.nn.{type(self).__name__}"
+
+    def _rank_ok(self, ndim: int) -> bool:
+        raise NotImplementedError
+
+    def _check_input(self, x: Array) -> None:
+        shape = tuple(getattr(x, "shape", ()))
+        if not self._rank_ok(len(shape)):
+            raise ValueError(f"{self._layer_name()}: input must be {self._expected_input}; got shape {shape}")
+        if shape[1] != self.num_features:
+            raise ValueError(
+                f"{self._layer_name()}: input must have {self.num_features} channels (num_features) "
+                f"on axis 1; got shape {shape}"
+            )
+        if self.training and int(np.prod(shape)) // shape[1] <= 1:
+            raise ValueError(
+                f"{self._layer_name()}: expected more than 1 value per channel when training; "
+                f"got input shape {shape}"
+            )
+
+    def forward(self, x: Array) -> Array:
+        self._check_input(x)
+        if self.training:
+            y, self._mean, self._inv_std = ops.batch_norm_train(
+                x,
+                self.weight.data,
+                self.bias.data,
+                self.running_mean,
+                self.running_var,
+                momentum=self.momentum,
+                eps=self.eps,
+            )
+            self.num_batches_tracked[...] += 1  # in place: rebinding would unregister the buffer
+        else:
+            y = ops.batch_norm_eval(
+                x, self.weight.data, self.bias.data, self.running_mean, self.running_var, eps=self.eps
+            )
+            # Constants for backward: the statistics this forward used (C values each).
+            self._mean = self.running_mean.copy()
+            self._inv_std = (self.running_var + self.eps) ** -0.5
+        self._x, self._trained = x, self.training
+        return y
+
+    def backward(self, grad_out: Array) -> Array:
+        if self._x is None:
+            raise forward_cache_missing(self)
+        dx, dw, db = ops.batch_norm_backward(
+            grad_out,
+            self._x,
+            self.weight.data,
+            self._mean,
+            self._inv_std,
+            training=self._trained,
+            grad_weight=self.weight.grad,
+            grad_bias=self.bias.grad,
+        )
+        self.weight.grad, self.bias.grad = dw, db
+        return dx
+
+    def extra_repr(self) -> str:
+        return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}"
+
+
+class BatchNorm1d(_BatchNorm):
+    """Batch normalisation of (N, C) features (or (N, C, L) sequences), per feature C."""
+
+    _expected_input = "2-D (N, C) or 3-D (N, C, L)"
+
+    def _rank_ok(self, ndim: int) -> bool:
+        return ndim in (2, 3)
+
+
+class BatchNorm2d(_BatchNorm):
+    """Batch normalisation of (N, C, H, W) images, per channel C over N, H and W."""
+
+    _expected_input = "4-D (N, C, H, W)"
+
+    def _rank_ok(self, ndim: int) -> bool:
+        return ndim == 4

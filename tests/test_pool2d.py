@@ -1,0 +1,352 @@
+"""Pooling: max_pool2d, avg_pool2d, global_avg_pool2d (ops, reference, layers).
+
+Tolerances: max pooling copies input values and picks the same index as the reference, so its
+forward must match exactly; its backward adds at most ceil(k/s)^2 float32 terms per input, and
+average pooling sums k_h * k_w terms: both stay within FLOAT32_RTOL (a few ulps) in relative
+norm. Global average pooling sums in double, so FLOAT32_RTOL holds for any plane size.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import fastnn
+from fastnn import nn, ops
+from fastnn import reference as ref
+from conftest import FLOAT32_RTOL, FLOAT64_RTOL, assert_close, assert_raises_naming, numerical_grad
+
+# (input shape, kernel_size, stride, padding): odd sizes, overlapping windows (k3 s2), padding,
+# rectangular windows and strides, a window as large as the padded input, a single pixel.
+CONFIGS = [
+    ((2, 3, 8, 8), 2, None, 0),
+    ((1, 1, 1, 1), 1, None, 0),
+    ((3, 2, 7, 7), 3, 2, 1),
+    ((2, 3, 17, 17), 3, 2, 0),
+    ((1, 4, 17, 7), (3, 2), (2, 1), (1, 1)),
+    ((2, 1, 3, 5), (2, 3), (1, 2), (1, 0)),
+    ((1, 2, 3, 3), 5, 1, 2),
+    ((3, 7, 33, 17), 3, 1, 1),
+]
+RTOL = {np.float32: FLOAT32_RTOL, np.float64: FLOAT64_RTOL}
+
+
+def _pair(v):
+    return (v, v) if isinstance(v, int) else tuple(v)
+
+
+def _windows(shape, kernel_size, stride, padding):
+    """Yield (oh, ow, rows, cols): the real input rows/cols under each output's window."""
+    _, _, H, W = shape
+    (kh, kw), (ph, pw) = _pair(kernel_size), _pair(padding)
+    sh, sw = _pair(kernel_size if stride is None else stride)
+    for oh in range((H + 2 * ph - kh) // sh + 1):
+        for ow in range((W + 2 * pw - kw) // sw + 1):
+            h0, w0 = oh * sh - ph, ow * sw - pw
+            yield oh, ow, range(max(h0, 0), min(h0 + kh, H)), range(max(w0, 0), min(w0 + kw, W))
+
+
+def _near_kink_inputs(x, kernel_size, stride, padding, margin):
+    """Inputs in a window whose two largest values are within `margin`: a max-pool kink."""
+    near = np.zeros(x.shape, dtype=bool)
+    for _, _, rows, cols in _windows(x.shape, kernel_size, stride, padding):
+        block = x[:, :, rows.start : rows.stop, cols.start : cols.stop].reshape(*x.shape[:2], -1)
+        top2 = np.sort(block, axis=-1)[..., -2:]
+        gap_small = (
+            (top2[..., 1] - top2[..., 0] < margin) if block.shape[-1] > 1 else np.zeros(x.shape[:2], bool)
+        )
+        near[:, :, rows.start : rows.stop, cols.start : cols.stop] |= gap_small[:, :, None, None]
+    return near
+
+
+# --- the reference against finite differences (float64) --------------------------------------
+
+
+@pytest.mark.parametrize(
+    "shape, kernel_size, stride, padding", [((2, 2, 5, 5), 3, 2, 1), ((1, 2, 4, 5), (2, 3), (2, 1), (1, 0))]
+)
+def test_reference_max_pool2d_matches_finite_differences_away_from_kinks(
+    rng, shape, kernel_size, stride, padding
+):
+    eps = 1e-6
+    x = rng.standard_normal(shape)
+    x[0, 0, 0, :2] = x.max() + 1.0  # a deliberate tie for a window's max: a kink, skipped
+    y, indices = ref.max_pool2d(x, kernel_size, stride, padding)
+    g = rng.standard_normal(y.shape)
+    analytic = ref.max_pool2d_backward(g, indices, shape)
+    numeric = numerical_grad(lambda v: np.sum(g * ref.max_pool2d(v, kernel_size, stride, padding)[0]), x, eps)
+    skip = _near_kink_inputs(x, kernel_size, stride, padding, margin=10 * eps)
+    assert skip[0, 0, 0, 0] and skip.mean() < 0.5
+    np.testing.assert_allclose(analytic[~skip], numeric[~skip], rtol=0, atol=1e-8)
+
+
+@pytest.mark.parametrize(
+    "shape, kernel_size, stride, padding", [((2, 2, 5, 5), 3, 2, 1), ((1, 2, 4, 5), (2, 3), (2, 1), (1, 0))]
+)
+def test_reference_avg_pool2d_matches_finite_differences(rng, shape, kernel_size, stride, padding):
+    x = rng.standard_normal(shape)
+    g = rng.standard_normal(ref.avg_pool2d(x, kernel_size, stride, padding).shape)
+    analytic = ref.avg_pool2d_backward(g, shape, kernel_size, stride, padding)
+    numeric = numerical_grad(lambda v: np.sum(g * ref.avg_pool2d(v, kernel_size, stride, padding)), x)
+    np.testing.assert_allclose(analytic, numeric, rtol=0, atol=1e-8)
+
+
+def test_reference_global_avg_pool2d_matches_finite_differences(rng):
+    x = rng.standard_normal((2, 3, 3, 4))
+    g = rng.standard_normal((2, 3))
+    numeric = numerical_grad(lambda v: np.sum(g * ref.global_avg_pool2d(v)), x)
+    np.testing.assert_allclose(ref.global_avg_pool2d_backward(g, x.shape), numeric, rtol=0, atol=1e-8)
+
+
+def test_reference_avg_pool2d_counts_padding_as_zero():
+    # 2x2 ones, kernel 3, padding 1: every window holds all 4 ones and 5 zeros of padding.
+    y = ref.avg_pool2d(np.ones((1, 1, 2, 2)), 3, 1, 1)
+    np.testing.assert_allclose(y, np.full((1, 1, 2, 2), 4 / 9))
+
+
+# --- kernels against the reference ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape, kernel_size, stride, padding", CONFIGS)
+def test_max_pool2d_matches_reference(rng, dtype, shape, kernel_size, stride, padding):
+    x = rng.standard_normal(shape).astype(dtype)
+    y, indices = ops.max_pool2d(x, kernel_size, stride, padding)
+    y_ref, indices_ref = ref.max_pool2d(x, kernel_size, stride, padding)
+    assert y.dtype == dtype and indices.dtype == np.int64
+    np.testing.assert_array_equal(indices, indices_ref)
+    np.testing.assert_array_equal(y, y_ref.astype(dtype))
+    g = rng.standard_normal(y.shape).astype(dtype)
+    dx = ops.max_pool2d_backward(g, indices, shape)
+    assert dx.dtype == dtype
+    assert_close(dx, ref.max_pool2d_backward(g, indices_ref, shape), RTOL[dtype], "max_pool2d dx")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape, kernel_size, stride, padding", CONFIGS)
+def test_avg_pool2d_matches_reference(rng, dtype, shape, kernel_size, stride, padding):
+    x = rng.standard_normal(shape).astype(dtype)
+    y = ops.avg_pool2d(x, kernel_size, stride, padding)
+    assert y.dtype == dtype
+    assert_close(y, ref.avg_pool2d(x, kernel_size, stride, padding), RTOL[dtype], "avg_pool2d y")
+    g = rng.standard_normal(y.shape).astype(dtype)
+    dx = ops.avg_pool2d_backward(g, shape, kernel_size, stride, padding)
+    assert_close(
+        dx, ref.avg_pool2d_backward(g, shape, kernel_size, stride, padding), RTOL[dtype], "avg_pool2d dx"
+    )
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(1, 1, 1, 1), (2, 3, 7, 7), (3, 17, 5, 3), (2, 5, 33, 65)])
+def test_global_avg_pool2d_matches_reference(rng, dtype, shape):
+    x = rng.standard_normal(shape).astype(dtype)
+    y = ops.global_avg_pool2d(x)
+    assert y.shape == shape[:2] and y.dtype == dtype
+    assert_close(y, ref.global_avg_pool2d(x), RTOL[dtype], "global_avg_pool2d y")
+    g = rng.standard_normal(shape[:2]).astype(dtype)
+    assert_close(
+        ops.global_avg_pool2d_backward(g, shape), ref.global_avg_pool2d_backward(g, shape), RTOL[dtype], "dx"
+    )
+
+
+def test_max_pool2d_int32_indices_agree_with_int64(rng):
+    x = rng.standard_normal((2, 3, 9, 9)).astype(np.float32)
+    y64, i64 = ops.max_pool2d(x, 3, 2, 1)
+    y32, i32 = ops.max_pool2d(x, 3, 2, 1, index_dtype=np.int32)
+    assert i32.dtype == np.int32
+    np.testing.assert_array_equal(i32, i64)
+    g = rng.standard_normal(y64.shape).astype(np.float32)
+    np.testing.assert_array_equal(
+        ops.max_pool2d_backward(g, i32, x.shape), ops.max_pool2d_backward(g, i64, x.shape)
+    )
+
+
+def test_max_pool2d_padding_never_wins():
+    # All inputs negative: a zero from padding would win if padding were not -inf.
+    x = -1.0 - np.arange(2 * 5 * 5, dtype=np.float32).reshape(1, 2, 5, 5)
+    y, _ = ops.max_pool2d(x, 3, 2, 1)
+    assert (y < 0).all()
+    np.testing.assert_array_equal(y, ref.max_pool2d(x, 3, 2, 1)[0])
+
+
+def test_max_pool2d_propagates_nan_from_its_first_occurrence():
+    x = np.array([[[[1.0, np.nan, 3.0, 2.0], [5.0, np.nan, 7.0, 8.0]]]], dtype=np.float32)
+    y, indices = ops.max_pool2d(x, 2)
+    assert np.isnan(y[0, 0, 0, 0]) and y[0, 0, 0, 1] == 8.0
+    np.testing.assert_array_equal(indices, [[[[1, 7]]]])
+    np.testing.assert_array_equal(indices, ref.max_pool2d(x, 2)[1])
+
+
+@pytest.mark.parametrize("kernel_size, stride, padding", [(2, 2, 0), (3, 2, 1), (3, 1, 1)])
+def test_max_pool2d_ties_send_each_gradient_to_exactly_one_input(rng, kernel_size, stride, padding):
+    # Few distinct values: most windows hold ties (and one plane is constant).
+    x = rng.integers(0, 3, size=(2, 2, 7, 7)).astype(np.float32)
+    x[1, 1] = 5.0
+    y, indices = ops.max_pool2d(x, kernel_size, stride, padding)
+    np.testing.assert_array_equal(
+        indices, ref.max_pool2d(x, kernel_size, stride, padding)[1]
+    )  # first in scan order
+    for n, c, oh, ow in np.ndindex(*y.shape):
+        one_hot = np.zeros_like(y)
+        one_hot[n, c, oh, ow] = 1.0
+        dx = ops.max_pool2d_backward(one_hot, indices, x.shape)
+        receivers = np.argwhere(dx != 0)
+        assert len(receivers) == 1, f"output {(n, c, oh, ow)} sent its gradient to {len(receivers)} inputs"
+        h, w = receivers[0][2:]
+        assert x[n, c, h, w] == y[n, c, oh, ow]
+
+
+def test_pool_kernels_do_not_depend_on_thread_count(rng):
+    x = rng.standard_normal((8, 16, 33, 33)).astype(np.float32)  # enough work for 2 threads in each kernel
+    saved = fastnn.get_num_threads()
+    results = []
+    try:
+        for threads in (1, 2):
+            fastnn.set_num_threads(threads)
+            y, indices = ops.max_pool2d(x, 3, 2, 1)
+            g = np.ones_like(y)
+            results.append(
+                (
+                    y,
+                    ops.max_pool2d_backward(g, indices, x.shape),
+                    ops.avg_pool2d_backward(g, x.shape, 3, 2, 1),
+                )
+            )
+    finally:
+        fastnn.set_num_threads(saved)
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(a, b)
+
+
+# --- layers -----------------------------------------------------------------------------------
+
+
+def test_layers_forward_like_the_ops_and_pass_gradcheck(rng):
+    # Distinct, well separated values: no max-pool input lies within eps of a kink.
+    x = rng.permutation(2 * 3 * 7 * 7).reshape(2, 3, 7, 7).astype(np.float64) * 0.01
+    for layer in (
+        nn.MaxPool2d(3, stride=2, padding=1),
+        nn.AvgPool2d((3, 2), stride=(2, 1), padding=(1, 0)),
+        nn.GlobalAvgPool2d(),
+    ):
+        assert fastnn.gradcheck(layer, x)
+    layer = nn.MaxPool2d(2)
+    np.testing.assert_array_equal(layer(x.astype(np.float32)), ops.max_pool2d(x.astype(np.float32), 2)[0])
+    assert layer.kernel_size == (2, 2) and layer.stride == (2, 2) and layer.padding == (0, 0)
+    assert "kernel_size=(2, 2)" in repr(layer)
+
+
+def test_sequential_max_pool_backward_routes_gradients(rng):
+    model = nn.Sequential(nn.MaxPool2d(2), nn.GlobalAvgPool2d())
+    x = rng.standard_normal((2, 3, 4, 4)).astype(np.float32)
+    y = model(x)
+    assert y.shape == (2, 3)
+    dx = model.backward(np.ones_like(y))
+    assert (np.count_nonzero(dx.reshape(2, 3, -1), axis=-1) == 4).all()  # one winner per 2x2 window
+    np.testing.assert_allclose(dx.sum(axis=(2, 3)), np.ones((2, 3)), rtol=1e-6)
+
+
+# --- bad input --------------------------------------------------------------------------------
+
+
+X = np.zeros((1, 2, 5, 5), dtype=np.float32)
+
+
+@pytest.mark.parametrize(
+    "call, exc, words",
+    [
+        (lambda: ops.max_pool2d(X, 0), ValueError, ["max_pool2d", "kernel_size", "(0, 0)"]),
+        (lambda: ops.max_pool2d(X, 2, stride=0), ValueError, ["max_pool2d", "stride", "(0, 0)"]),
+        (lambda: ops.avg_pool2d(X, 2, stride=(1, -1)), ValueError, ["avg_pool2d", "stride", "(1, -1)"]),
+        (lambda: ops.max_pool2d(X, 2, padding=-1), ValueError, ["padding", ">= 0"]),
+        (lambda: ops.max_pool2d(X, 3, padding=2), ValueError, ["max_pool2d", "padding", "half", "(2, 2)"]),
+        (lambda: ops.avg_pool2d(X, 7), ValueError, ["avg_pool2d", "(5, 5)", "(7, 7)"]),
+        (lambda: ops.max_pool2d(X[0], 2), ValueError, ["max_pool2d", "4-D", "(2, 5, 5)"]),
+        (lambda: ops.global_avg_pool2d(X[0]), ValueError, ["global_avg_pool2d", "4-D"]),
+        (lambda: ops.max_pool2d(X.astype(np.int32), 2), TypeError, ["max_pool2d", "float32", "int32"]),
+        (lambda: ops.max_pool2d(X, 2.5), TypeError, ["max_pool2d", "kernel_size", "2.5"]),
+        (lambda: ops.max_pool2d(X, (2, 2, 2)), TypeError, ["kernel_size"]),
+        (lambda: ops.max_pool2d(X, 2, index_dtype=np.int16), TypeError, ["index_dtype", "int16"]),
+        (lambda: ops.max_pool2d(X[:, :, ::2], 2), ValueError, ["C-contiguous"]),
+        (
+            lambda: ops.max_pool2d_backward(
+                np.ones((1, 2, 2, 2), np.float32), np.full((1, 2, 2, 2), 25), X.shape
+            ),
+            ValueError,
+            ["max_pool2d_backward", "indices", "25"],
+        ),
+        (
+            lambda: ops.max_pool2d_backward(
+                np.ones((1, 2, 2, 2), np.float32), np.full((1, 2, 2, 2), -1), X.shape
+            ),
+            ValueError,
+            ["indices", "-1"],
+        ),
+        (
+            lambda: ops.max_pool2d_backward(
+                np.ones((1, 2, 2, 2), np.float32), np.zeros((1, 2, 2, 1), np.int64), X.shape
+            ),
+            ValueError,
+            ["indices", "(1, 2, 2, 1)"],
+        ),
+        (
+            lambda: ops.max_pool2d_backward(
+                np.ones((1, 2, 2, 2), np.float32), np.zeros((1, 2, 2, 2), np.float32), X.shape
+            ),
+            TypeError,
+            ["indices", "int64"],
+        ),
+        (
+            lambda: ops.max_pool2d_backward(
+                np.ones((1, 3, 2, 2), np.float32), np.zeros((1, 3, 2, 2), np.int64), X.shape
+            ),
+            ValueError,
+            ["grad_out", "(1, 3, 2, 2)"],
+        ),
+        (
+            lambda: ops.avg_pool2d_backward(np.ones((1, 2, 3, 3), np.float32), X.shape, 2),
+            ValueError,
+            ["avg_pool2d_backward", "grad_out", "(1, 2, 2, 2)"],
+        ),
+        (
+            lambda: ops.avg_pool2d_backward(np.ones((1, 2, 2, 2), np.float32), (1, 2, 5), 2),
+            ValueError,
+            ["input_shape", "4-D"],
+        ),
+        (
+            lambda: ops.global_avg_pool2d_backward(np.ones((1, 2), np.float32), "abc"),
+            TypeError,
+            ["input_shape"],
+        ),
+        (
+            lambda: ops.global_avg_pool2d_backward(np.ones((2, 2), np.float32), X.shape),
+            ValueError,
+            ["grad_out", "(1, 2)"],
+        ),
+    ],
+)
+def test_ops_reject_bad_input(call, exc, words):
+    assert_raises_naming(exc, call, words)
+
+
+@pytest.mark.parametrize(
+    "build, exc, words",
+    [
+        (lambda: nn.MaxPool2d(0), ValueError, ["nn.MaxPool2d", "kernel_size", "(0, 0)"]),
+        (lambda: nn.AvgPool2d(3, padding=2), ValueError, ["nn.AvgPool2d", "padding", "(2, 2)"]),
+        (lambda: nn.MaxPool2d(2, stride=-1), ValueError, ["nn.MaxPool2d", "stride", "(-1, -1)"]),
+        (lambda: nn.MaxPool2d(2.0), TypeError, ["nn.MaxPool2d", "kernel_size"]),
+        (lambda: nn.AvgPool2d(2, stride="1"), TypeError, ["nn.AvgPool2d", "stride"]),
+    ],
+)
+def test_layers_reject_bad_arguments_when_built(build, exc, words):
+    assert_raises_naming(exc, build, words)
+
+
+@pytest.mark.parametrize("layer", [nn.MaxPool2d(2), nn.AvgPool2d(2), nn.GlobalAvgPool2d()])
+def test_layers_reject_bad_input(layer):
+    name = type(layer).__name__
+    with pytest.raises(ValueError, match=rf"nn\.{name}: input must be 4-D .*\(2, 5, 5\)"):
+        layer(X[0])
+    with pytest.raises(RuntimeError, match="before forward"):
+        type(layer)(*([2] if name != "GlobalAvgPool2d" else [])).backward(X)
