@@ -206,7 +206,7 @@ def _tar_with(root: Path, member: tarfile.TarInfo, payload: bytes = b"x") -> Non
 
 
 @pytest.mark.parametrize("name, kind, message", [
-    ("/tmp/evil", tarfile.REGTYPE, "unsafe path"),
+    ("/absolute/evil", tarfile.REGTYPE, "unsafe path"),
     ("cifar-10-batches-py/../../evil", tarfile.REGTYPE, "unsafe path"),
     ("cifar-10-batches-py/link", tarfile.SYMTYPE, "link member"),
     ("cifar-10-batches-py/hard", tarfile.LNKTYPE, "link member"),
@@ -215,7 +215,7 @@ def _tar_with(root: Path, member: tarfile.TarInfo, payload: bytes = b"x") -> Non
 def test_tar_extraction_refuses_unsafe_members(tmp_path, name, kind, message):
     member = tarfile.TarInfo(name)
     member.type = kind
-    member.linkname = "/etc/passwd" if kind in (tarfile.SYMTYPE, tarfile.LNKTYPE) else ""
+    member.linkname = "/outside/the/target" if kind in (tarfile.SYMTYPE, tarfile.LNKTYPE) else ""
     _tar_with(tmp_path, member)
     with pytest.raises(DatasetError, match=message):
         data.cifar10(tmp_path)
