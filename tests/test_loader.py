@@ -30,6 +30,9 @@ def test_batches_shapes_dtypes(drop_last, sizes):
         assert x.dtype == np.float32 and y.dtype == np.int64 and x.flags.c_contiguous and x.shape[1:] == (2, 5, 6)
     ds = dataset()
     np.testing.assert_array_equal(np.concatenate([x for x, _ in batches]), ds.x[: sum(sizes)])  # natural order
+    first, _ = next(iter(loader))
+    first[...] = -1.0  # batches are copies: the dataset stays intact
+    assert loader.dataset.x.min() >= 0
 
 
 def test_shuffle_is_a_seeded_permutation_per_epoch():

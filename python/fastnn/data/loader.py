@@ -36,7 +36,7 @@ class DataLoader:
         transform: a batch transform called as ``transform(x, rng)`` (see fastnn.data.transforms).
         prefetch: batches prepared ahead in a background thread (0: prepare on demand).
 
-    Batches are C-contiguous float32 images and int64 labels.
+    Batches are C-contiguous float32 images and int64 labels, fresh arrays each time.
     """
 
     def __init__(self, dataset: Any, batch_size: int, shuffle: bool = False, drop_last: bool = False,
@@ -68,15 +68,16 @@ class DataLoader:
     def load_state_dict(self, state: dict[str, int]) -> None:
         self.seed, self.epoch = int(state["seed"]), int(state["epoch"])
 
-    def _order(self, epoch: int) -> np.ndarray | None:
-        """The epoch's index permutation, or None for the natural order."""
+    def _order(self, epoch: int) -> np.ndarray:
+        """The epoch's index permutation (the natural order without shuffling)."""
         if not self.shuffle:
-            return None
+            return np.arange(len(self.dataset))
         return np.random.default_rng([self.seed, epoch, _ORDER, 0]).permutation(len(self.dataset))
 
-    def _batch(self, epoch: int, order: np.ndarray | None, b: int) -> Batch:
-        start, stop = b * self.batch_size, min((b + 1) * self.batch_size, len(self.dataset))
-        x, y = self.dataset[slice(start, stop) if order is None else order[start:stop]]
+    def _batch(self, epoch: int, order: np.ndarray, b: int) -> Batch:
+        # Indexing by an index array copies, so a batch never shares memory with the dataset
+        # (a caller modifying a batch in place cannot corrupt the data).
+        x, y = self.dataset[order[b * self.batch_size:(b + 1) * self.batch_size]]
         if self.transform is not None:
             x = self.transform(x, np.random.default_rng([self.seed, epoch, _AUGMENT, b]))
         return np.ascontiguousarray(x, dtype=np.float32), np.ascontiguousarray(y, dtype=np.int64)
