@@ -5,7 +5,9 @@
 
 Subpackages: :mod:`fastnn.ops` (one function per kernel), :mod:`fastnn.reference` (the same
 ops in NumPy float64: the spec), :mod:`fastnn.nn` (layers and losses), :mod:`fastnn.optim`
-(optimisers), :mod:`fastnn.data` (datasets).
+(optimisers and :mod:`fastnn.optim.lr` schedules), :mod:`fastnn.data` (datasets, DataLoader,
+transforms), :mod:`fastnn.metrics`, :mod:`fastnn.train` (fit / evaluate); ``fastnn.save`` /
+``fastnn.load`` / ``fastnn.restore`` for checkpoints; ``python -m fastnn`` is the command line.
 """
 
 __version__ = "0.1.0"
@@ -14,7 +16,8 @@ import os as _os
 import warnings as _warnings
 
 from fastnn import _cpu
-from fastnn import nn, ops, optim
+from fastnn import data, metrics, nn, ops, optim, train
+from fastnn.checkpoint import CheckpointError, load, restore, save
 from fastnn.gradcheck import GradcheckError, gradcheck
 from fastnn.random import get_rng_state, manual_seed, set_rng_state
 
@@ -49,16 +52,23 @@ def build_info() -> dict:
 
 
 __all__ = [
+    "CheckpointError",
     "GradcheckError",
     "__version__",
     "build_info",
+    "data",
     "get_num_threads",
     "get_rng_state",
     "gradcheck",
+    "load",
     "manual_seed",
+    "metrics",
     "nn",
     "ops",
     "optim",
+    "restore",
+    "save",
     "set_num_threads",
     "set_rng_state",
+    "train",
 ]

@@ -1,6 +1,29 @@
-"""Datasets and loaders."""
+"""Datasets, the DataLoader and batch transforms.
 
+Every dataset function returns ``(train, test)`` :class:`ArrayDataset` objects: ``.x`` float32
+(N, C, H, W) in [0, 1], ``.y`` int64.
+"""
+
+from fastnn.data.cifar import cifar10, cifar100
 from fastnn.data.dataset import ArrayDataset
 from fastnn.data.digits import digits
+from fastnn.data.files import DatasetError, DatasetNotFoundError
+from fastnn.data.loader import DataLoader
+from fastnn.data.mnist import mnist, read_idx
+from fastnn.data.transforms import Compose, Normalize, RandomCrop, RandomHorizontalFlip
 
-__all__ = ["ArrayDataset", "digits"]
+__all__ = [
+    "ArrayDataset",
+    "Compose",
+    "DataLoader",
+    "DatasetError",
+    "DatasetNotFoundError",
+    "Normalize",
+    "RandomCrop",
+    "RandomHorizontalFlip",
+    "cifar10",
+    "cifar100",
+    "digits",
+    "mnist",
+    "read_idx",
+]

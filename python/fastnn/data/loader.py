@@ -1,0 +1,137 @@
+"""DataLoader: mini-batches of an in-memory dataset, seeded, optionally prepared ahead in a
+background thread.
+
+Randomness is a pure function of (seed, epoch, batch): the order of epoch ``e`` comes from a
+generator seeded with ``(seed, e)`` and the augmentation of batch ``b`` from one seeded with
+``(seed, e, b)``. So a run repeats exactly, prefetching cannot change what a batch holds, and
+the loader's whole state is two integers (``state_dict()``), which makes resuming exact.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+from fastnn.random import default_generator
+
+Batch = tuple[np.ndarray, np.ndarray]
+
+# Keys passed to np.random.default_rng have a fixed length so that the key of an epoch's order
+# and the key of a batch's augmentation can never coincide (SeedSequence pads short keys).
+_ORDER, _AUGMENT = 0, 1
+
+
+class DataLoader:
+    """Iterates ``(x, y)`` batches of ``dataset`` (anything with ``len()`` whose indexing by an
+    index array returns ``(x, y)`` arrays, e.g. :class:`ArrayDataset`).
+
+    Args:
+        batch_size: images per batch; the last one is smaller unless ``drop_last``.
+        shuffle: a fresh permutation every epoch (each ``iter()`` is one epoch).
+        seed: base seed of the order and augmentation; None draws one from fastnn's global
+            generator, so ``fastnn.manual_seed`` governs it.
+        transform: a batch transform called as ``transform(x, rng)`` (see fastnn.data.transforms).
+        prefetch: batches prepared ahead in a background thread (0: prepare on demand).
+
+    Batches are C-contiguous float32 images and int64 labels, fresh arrays each time.
+    """
+
+    def __init__(self, dataset: Any, batch_size: int, shuffle: bool = False, drop_last: bool = False,
+                 seed: int | None = None, transform: Callable[..., np.ndarray] | None = None,
+                 prefetch: int = 2) -> None:
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+            raise ValueError(f"fastnn.data.DataLoader: argument 'batch_size' must be a positive int; got {batch_size!r}")
+        if isinstance(prefetch, bool) or not isinstance(prefetch, (int, np.integer)) or prefetch < 0:
+            raise ValueError(f"fastnn.data.DataLoader: argument 'prefetch' must be an int >= 0; got {prefetch!r}")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
+            raise ValueError(f"fastnn.data.DataLoader: argument 'seed' must be a non-negative int or None; got {seed!r}")
+        self.dataset = dataset
+        self.batch_size = int(batch_size)
+        self.shuffle = bool(shuffle)
+        self.drop_last = bool(drop_last)
+        self.transform = transform
+        self.prefetch = int(prefetch)
+        self.seed = int(seed) if seed is not None else int(default_generator().integers(2**63))
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        n = len(self.dataset)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def state_dict(self) -> dict[str, int]:
+        """Where the loader stands: its seed and the number of epochs already started."""
+        return {"seed": self.seed, "epoch": self.epoch}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.seed, self.epoch = int(state["seed"]), int(state["epoch"])
+
+    def _order(self, epoch: int) -> np.ndarray:
+        """The epoch's index permutation (the natural order without shuffling)."""
+        if not self.shuffle:
+            return np.arange(len(self.dataset))
+        return np.random.default_rng([self.seed, epoch, _ORDER, 0]).permutation(len(self.dataset))
+
+    def _batch(self, epoch: int, order: np.ndarray, b: int) -> Batch:
+        # Indexing by an index array copies, so a batch never shares memory with the dataset
+        # (a caller modifying a batch in place cannot corrupt the data).
+        x, y = self.dataset[order[b * self.batch_size:(b + 1) * self.batch_size]]
+        if self.transform is not None:
+            x = self.transform(x, np.random.default_rng([self.seed, epoch, _AUGMENT, b]))
+        return np.ascontiguousarray(x, dtype=np.float32), np.ascontiguousarray(y, dtype=np.int64)
+
+    def __iter__(self) -> Iterator[Batch]:
+        # The epoch counter moves when iteration is asked for (not at the first next()), so
+        # state_dict() taken after a finished epoch points at the next one.
+        epoch = self.epoch
+        self.epoch += 1
+        order = self._order(epoch)
+        make = lambda b: self._batch(epoch, order, b)  # noqa: E731
+        if self.prefetch == 0:
+            return (make(b) for b in range(len(self)))
+        return _prefetched(make, len(self), self.prefetch)
+
+    def __repr__(self) -> str:
+        return (f"DataLoader(n={len(self.dataset)}, batch_size={self.batch_size}, shuffle={self.shuffle}, "
+                f"drop_last={self.drop_last}, seed={self.seed}, transform={self.transform!r}, prefetch={self.prefetch})")
+
+
+def _prefetched(make: Callable[[int], Batch], count: int, depth: int) -> Iterator[Batch]:
+    """Yields make(0), make(1), ... computed by a worker thread up to ``depth`` batches ahead.
+    The worker's exceptions re-raise in the consumer; abandoning the iterator stops the worker."""
+    ready: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: tuple[str, Any]) -> bool:
+        while not stop.is_set():
+            try:
+                ready.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def work() -> None:
+        try:
+            for b in range(count):
+                if not put(("batch", make(b))):
+                    return
+            put(("end", None))
+        except BaseException as e:  # handed to the consumer, which re-raises it
+            put(("error", e))
+
+    worker = threading.Thread(target=work, name="fastnn-prefetch", daemon=True)
+    worker.start()
+    try:
+        while True:
+            kind, item = ready.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise item
+            yield item
+    finally:
+        stop.set()
+        worker.join()

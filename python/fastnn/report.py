@@ -1,0 +1,116 @@
+"""What a training run leaves behind: the confusion matrix as text, ``report.json`` and, when
+matplotlib is installed, ``curves.png`` and ``confusion.png``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from fastnn._atomic import atomic_path, write_bytes_atomic
+
+
+def format_confusion(confusion: np.ndarray, classes: Sequence[str]) -> str:
+    """The confusion matrix as a text table (rows: true class, columns: predicted class),
+    columns headed by class index, with a legend when class names are not their indices."""
+    k = confusion.shape[0]
+    width = max(len(str(int(confusion.max(initial=0)))), len(str(k - 1))) + 1
+    label_width = max(len(str(k - 1)), 4)
+    lines = ["confusion matrix (rows: true class, columns: predicted class)",
+             " " * (label_width + 1) + "".join(f"{j:>{width}}" for j in range(k))]
+    for i in range(k):
+        lines.append(f"{i:>{label_width}} " + "".join(f"{int(v):>{width}}" for v in confusion[i]))
+    if list(classes) != [str(i) for i in range(k)]:
+        lines.append("classes: " + ", ".join(f"{i} {name}" for i, name in enumerate(classes)))
+    return "\n".join(lines)
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"cannot write a {type(obj).__name__} to report.json")
+
+
+def write_json(path: Path, report: dict[str, Any]) -> None:
+    """Writes ``report`` as indented JSON, atomically (NumPy values become lists and numbers)."""
+    write_bytes_atomic(path, (json.dumps(report, indent=2, default=_json_default) + "\n").encode())
+
+
+def _pyplot():
+    """matplotlib's pyplot on the file-only Agg backend, or None when matplotlib is absent."""
+    try:
+        import matplotlib
+    except ImportError:
+        return None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save_figure(fig, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
+
+
+def plot_curves(records: Sequence[dict], path: Path, title: str) -> bool:
+    """Loss and accuracy per epoch (training and test) side by side. False without matplotlib."""
+    plt = _pyplot()
+    if plt is None:
+        return False
+    epochs = [r["epoch"] for r in records]
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
+    for key, label in (("train_loss", "training"), ("val_loss", "test")):
+        values = [r.get(key) for r in records]
+        if all(v is not None for v in values):
+            ax_loss.plot(epochs, values, marker="o", markersize=3, label=label)
+    for key, label in (("train_accuracy", "training"), ("val_accuracy", "test")):
+        values = [r.get(key) for r in records]
+        if all(v is not None for v in values):
+            ax_acc.plot(epochs, [100 * v for v in values], marker="o", markersize=3, label=label)
+    ax_loss.set(xlabel="epoch", ylabel="loss (cross-entropy)", title="loss")
+    ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
+    from matplotlib.ticker import MaxNLocator
+
+    for ax in (ax_loss, ax_acc):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle(title)
+    _save_figure(fig, path)
+    plt.close(fig)
+    return True
+
+
+def plot_confusion(confusion: np.ndarray, classes: Sequence[str], path: Path, title: str) -> bool:
+    """The confusion matrix as a heat map of row fractions (each row: where the images of one
+    true class went), counts written in the cells for up to 20 classes. False without matplotlib."""
+    plt = _pyplot()
+    if plt is None:
+        return False
+    k = confusion.shape[0]
+    totals = confusion.sum(axis=1, keepdims=True)
+    fractions = np.divide(confusion, totals, out=np.zeros(confusion.shape), where=totals > 0)
+    size = min(4 + 0.45 * k, 16)
+    fig, ax = plt.subplots(figsize=(size + 1, size))
+    image = ax.imshow(fractions, cmap="Blues", vmin=0.0, vmax=1.0)
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="fraction of the true class")
+    if k <= 20:
+        for i in range(k):
+            for j in range(k):
+                if confusion[i, j]:
+                    ax.text(j, i, str(int(confusion[i, j])), ha="center", va="center", fontsize=8,
+                            color="white" if fractions[i, j] > 0.5 else "black")
+        long_names = max(len(c) for c in classes) > 2
+        ax.set_xticks(range(k), list(classes), rotation=45 if long_names else 0, ha="right" if long_names else "center")
+        ax.set_yticks(range(k), list(classes))
+    ax.set(xlabel="predicted class", ylabel="true class", title=title)
+    _save_figure(fig, path)
+    plt.close(fig)
+    return True

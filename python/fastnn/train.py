@@ -1,0 +1,233 @@
+"""The training loop: :func:`fit`, :func:`evaluate` and the :class:`History` they record.
+
+``fit`` runs epochs of forward, loss, backward and optimizer step over a DataLoader, shows a
+progress bar (tqdm, on an interactive terminal) with the running loss, accuracy and images per
+second, evaluates on a validation loader after each epoch, can save a checkpoint after each
+epoch, and stops with :class:`NonFiniteLossError` (naming the epoch, step and checkpoint to
+resume from) the moment the loss stops being finite, before the bad step reaches the weights.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import numpy as np
+
+from fastnn import metrics
+
+Callback = Callable[[int, dict], Any]
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The training loss became NaN or infinite. The message names the epoch and step and the
+    checkpoint to resume from, if one was saved."""
+
+
+class History:
+    """Per-epoch records (dicts of metrics) of a :func:`fit` run.
+
+    ``history["val_accuracy"]`` is that metric over the epochs, ``history[-1]`` the last
+    record; ``state_dict()`` / ``load_state_dict()`` store it in checkpoints.
+    """
+
+    def __init__(self, records: Iterable[dict] = ()) -> None:
+        self.records: list[dict] = [dict(r) for r in records]
+
+    def append(self, record: dict) -> None:
+        self.records.append(dict(record))
+
+    def __getitem__(self, key: int | str) -> Any:
+        if isinstance(key, str):
+            return [r.get(key) for r in self.records]
+        return self.records[key]
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def state_dict(self) -> dict[str, list[dict]]:
+        return {"records": [dict(r) for r in self.records]}
+
+    def load_state_dict(self, state: dict[str, list[dict]]) -> None:
+        self.records = [dict(r) for r in state["records"]]
+
+    def __repr__(self) -> str:
+        last = self.records[-1] if self.records else {}
+        return f"History(epochs={len(self)}, last={last})"
+
+
+def _progress_bar(total: int, desc: str, enabled: bool):
+    """A tqdm bar on stderr, or None (disabled, or tqdm not installed)."""
+    if not enabled:
+        return None
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, desc=desc, unit="batch", leave=False, file=sys.stderr, dynamic_ncols=True)
+
+
+def evaluate(model: Any, loader: Iterable, loss_fn: Any = None, k: int = 3) -> dict[str, Any]:
+    """Runs ``model`` in eval mode over ``loader`` and returns ``{"accuracy", "top_k",
+    "top_k_accuracy", "loss" (mean over images; None without ``loss_fn``), "confusion_matrix"
+    ((K, K) int64, rows = true class), "images", "seconds"}``. The model's train/eval mode is
+    restored afterwards."""
+    was_training = getattr(model, "training", True)
+    model.eval()
+    start = time.perf_counter()
+    confusion = None
+    top_k_hits, loss_sum, n = 0, 0.0, 0
+    try:
+        for x, y in loader:
+            logits = np.asarray(model(x))
+            if confusion is None:
+                confusion = np.zeros((logits.shape[1], logits.shape[1]), dtype=np.int64)
+            confusion += metrics.confusion_matrix(y, logits.argmax(axis=1), logits.shape[1])
+            top_k_hits += int(np.count_nonzero(metrics.top_k_correct(logits, y, k)))
+            if loss_fn is not None:
+                loss_sum += float(loss_fn(logits, y)) * len(y)
+            n += len(y)
+    finally:
+        model.train(was_training)
+    if confusion is None:
+        raise ValueError("fastnn.train.evaluate: the loader yielded no batches")
+    return {
+        "accuracy": float(np.trace(confusion)) / n,
+        "top_k": k,
+        "top_k_accuracy": top_k_hits / n,
+        "loss": loss_sum / n if loss_fn is not None else None,
+        "confusion_matrix": confusion,
+        "images": n,
+        "seconds": time.perf_counter() - start,
+    }
+
+
+def _non_finite(loss: float, epoch: int, step: int, steps: int, saved: tuple[Path, int] | None) -> NonFiniteLossError:
+    where = f"fastnn.train.fit: the loss became {loss} at epoch {epoch}, step {step} of {steps}"
+    if saved is None:
+        return NonFiniteLossError(f"{where}; no checkpoint was saved yet (checkpoint= keeps one per epoch). "
+                                  "Try a lower learning rate.")
+    path, saved_epoch = saved
+    return NonFiniteLossError(f"{where}; the last good state is {path} (saved after epoch {saved_epoch}): resume "
+                              "from it, or start again with a lower learning rate.")
+
+
+def _format_record(r: dict, epochs: int) -> str:
+    parts = [f"epoch {r['epoch']:>{len(str(epochs))}}/{epochs}", f"loss {r['train_loss']:.4f}"]
+    if r.get("train_accuracy") is not None:
+        parts.append(f"acc {100 * r['train_accuracy']:5.1f}%")
+    if r.get("val_loss") is not None:
+        parts.append(f"val_loss {r['val_loss']:.4f}")
+    if r.get("val_accuracy") is not None:
+        parts.append(f"val_acc {100 * r['val_accuracy']:5.1f}%")
+    parts += [f"lr {r['lr']:.3g}", f"{r['train_seconds']:.1f} s", f"{r['images_per_second']:.0f} img/s"]
+    return "  ".join(parts)
+
+
+def _train_epoch(model, loss_fn, optimizer, loader, scheduler, per_batch: bool, epoch: int, epochs: int,
+                 show_bar: bool, saved: tuple[Path, int] | None) -> dict:
+    model.train()
+    steps = len(loader)
+    bar = _progress_bar(steps, f"epoch {epoch}/{epochs}", show_bar)
+    start = time.perf_counter()
+    loss_sum, correct, seen, classified = 0.0, 0, 0, True
+    try:
+        for step, (x, y) in enumerate(loader, 1):
+            logits = model(x)
+            loss = float(loss_fn(logits, y))
+            if not math.isfinite(loss):
+                raise _non_finite(loss, epoch, step, steps, saved)
+            if classified and logits.ndim == 2 and y.ndim == 1:
+                correct += int(np.count_nonzero(np.asarray(logits).argmax(axis=1) == y))
+            else:
+                classified = False  # e.g. multi-label targets: no single-label accuracy
+            optimizer.zero_grad()
+            model.backward(loss_fn.backward())
+            optimizer.step()
+            if per_batch and scheduler is not None:
+                scheduler.step()
+            loss_sum += loss * len(y)
+            seen += len(y)
+            if bar is not None:
+                rate = seen / max(time.perf_counter() - start, 1e-9)
+                postfix = {"loss": f"{loss_sum / seen:.4f}", "img/s": f"{rate:.0f}"}
+                if classified:
+                    postfix["acc"] = f"{100 * correct / seen:.1f}%"
+                bar.set_postfix(postfix, refresh=False)
+                bar.update(1)
+    finally:
+        if bar is not None:
+            bar.refresh()  # the final loss/accuracy/rate, even when the epoch beat tqdm's redraw interval
+            bar.close()
+    seconds = time.perf_counter() - start
+    return {
+        "epoch": epoch,
+        "lr": float(optimizer.param_groups[0]["lr"]),
+        "train_loss": loss_sum / max(seen, 1),
+        "train_accuracy": correct / max(seen, 1) if classified else None,
+        "train_seconds": seconds,
+        "images_per_second": seen / max(seconds, 1e-9),
+    }
+
+
+def fit(model: Any, loss_fn: Any, optimizer: Any, train_loader: Any, epochs: int, val_loader: Any = None,
+        scheduler: Any = None, callbacks: Iterable[Callback] = (), scheduler_step: str = "batch",
+        checkpoint: str | Path | None = None, checkpoint_extra: dict[str, Any] | None = None,
+        resume_from: str | Path | None = None, quiet: bool = False, progress: bool | None = None,
+        log: Callable[[str], Any] = print) -> History:
+    """Trains ``model`` for ``epochs`` epochs (in total, counting any resumed ones).
+
+    Args:
+        loss_fn: called as ``loss_fn(logits, y)`` (a float); ``loss_fn.backward()`` gives dlogits.
+        scheduler: a learning-rate schedule stepped after every batch (``scheduler_step="batch"``)
+            or every epoch (``"epoch"``).
+        val_loader: evaluated after each epoch (``val_loss``, ``val_accuracy``,
+            ``val_top_k_accuracy`` in the record).
+        callbacks: each called as ``callback(epoch, record)`` after every epoch; returning True
+            stops training.
+        checkpoint: a path; after each epoch the model, optimizer, scheduler, the train loader's
+            position, history, epoch, RNG state and ``checkpoint_extra`` are saved there.
+        resume_from: a checkpoint saved by ``fit``; training continues exactly where it ended
+            (same seed and thread count give bitwise the same weights as an unbroken run).
+        quiet: no output at all. Otherwise one line per epoch goes to ``log`` and, when
+            ``progress`` is True (default: stderr is a terminal), a tqdm bar per epoch.
+
+    Returns the :class:`History`. Raises NonFiniteLossError when the loss stops being finite.
+    """
+    from fastnn.checkpoint import restore, save
+
+    if scheduler_step not in ("batch", "epoch"):
+        raise ValueError(f"fastnn.train.fit: argument 'scheduler_step' must be 'batch' or 'epoch'; got {scheduler_step!r}")
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(f"fastnn.train.fit: argument 'epochs' must be a positive int; got {epochs!r}")
+    show_bar = (not quiet) and (progress if progress is not None else sys.stderr.isatty())
+    history, first_epoch, saved = History(), 1, None
+    callbacks = list(callbacks)
+    # The loader's position (seed, epoch) and the schedule's step make a resumed run exact.
+    stateful = {name: obj for name, obj in (("loader", train_loader), ("scheduler", scheduler))
+                if hasattr(obj, "state_dict")}
+    if resume_from is not None:
+        ck = restore(resume_from, model, optimizer, history=history, **stateful)
+        first_epoch, saved = int(ck["epoch"]) + 1, (Path(resume_from), int(ck["epoch"]))
+    for epoch in range(first_epoch, epochs + 1):
+        record = _train_epoch(model, loss_fn, optimizer, train_loader, scheduler, scheduler_step == "batch", epoch,
+                              epochs, show_bar, saved)
+        if scheduler is not None and scheduler_step == "epoch":
+            scheduler.step()
+        if val_loader is not None:
+            result = evaluate(model, val_loader, loss_fn)
+            record.update(val_loss=result["loss"], val_accuracy=result["accuracy"],
+                          val_top_k_accuracy=result["top_k_accuracy"], val_seconds=result["seconds"])
+        history.append(record)
+        if checkpoint is not None:
+            save(checkpoint, model, optimizer, epoch=epoch, history=history, **stateful, **(checkpoint_extra or {}))
+            saved = (Path(checkpoint), epoch)
+        if not quiet:
+            log(_format_record(record, epochs))
+        stop_requests = [cb(epoch, record) is True for cb in callbacks]
+        if any(stop_requests):
+            break
+    return history

@@ -1,0 +1,162 @@
+"""The command line end to end on the bundled digits (the MLP: few epochs, one thread, so the
+tests stay fast), resuming an interrupted run, eval, info, bench, and the one-line errors."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import fastnn
+from fastnn.__main__ import main
+
+from dataset_files import http_root, write_mnist  # noqa: F401 (fixture)
+
+pytest.importorskip("sklearn", reason="the default dataset (digits) ships inside scikit-learn")
+
+FAST = ["--model", "mlp", "--threads", "1"]
+
+
+@pytest.fixture
+def in_tmp(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    threads = fastnn.get_num_threads()
+    yield tmp_path
+    fastnn.set_num_threads(threads)  # --threads changes the process-wide setting
+
+
+def one_line_error(capsys, *fragments: str) -> str:
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("fastnn: error: "), captured.err
+    assert "Traceback" not in captured.err
+    for fragment in fragments:
+        assert fragment in lines[0]
+    return lines[0]
+
+
+def test_train_writes_a_run_folder(in_tmp, capsys):
+    assert main(["train", *FAST, "--epochs", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "test accuracy" in out and "top-3" in out and "confusion matrix" in out
+    run_dir = Path(out.strip().splitlines()[-1].split()[2])
+    assert run_dir.parent == Path("runs") and run_dir.name.startswith("digits-mlp-")
+    expected = {"checkpoint.fastnn", "report.json"}
+    if importlib.util.find_spec("matplotlib"):
+        expected |= {"curves.png", "confusion.png"}
+    assert {p.name for p in run_dir.iterdir()} == expected
+    report = json.loads((run_dir / "report.json").read_text())
+    assert report["config"]["model"] == "mlp" and report["config"]["threads"] == 1
+    assert [r["epoch"] for r in report["epochs"]] == [1, 2, 3]
+    # A 256-unit MLP passes 90% on the digits within 3 epochs (about 94% here).
+    assert report["final"]["test_accuracy"] > 0.85
+    confusion = np.array(report["final"]["confusion_matrix"])
+    assert confusion.shape == (10, 10) and confusion.sum() == report["final"]["test_images"]
+    assert len(report["final"]["per_class"]["f1"]) == 10
+    assert report["build"]["simd"] and report["timing"]["total_seconds"] > 0
+
+    assert main(["eval", str(run_dir / "checkpoint.fastnn"), "--json", "eval.json"]) == 0
+    out = capsys.readouterr().out
+    accuracy = json.loads(Path("eval.json").read_text())["accuracy"]
+    assert accuracy == pytest.approx(report["final"]["test_accuracy"])
+    assert f"accuracy {100 * accuracy:.2f}%" in out and "confusion matrix" in out
+
+
+def test_interrupted_run_resumes_exactly(in_tmp, capsys, monkeypatch):
+    assert main(["train", *FAST, "--epochs", "3", "--augment", "--out", "straight", "--quiet"]) == 0
+    assert capsys.readouterr().out == ""
+
+    original_fit = fastnn.train.fit
+
+    def ctrl_c_after_first_epoch(epoch, record):
+        if epoch == 1:  # callbacks run after the epoch's checkpoint is written
+            raise KeyboardInterrupt
+
+    def interrupted_fit(*args, **kwargs):
+        return original_fit(*args, callbacks=[ctrl_c_after_first_epoch], **kwargs)
+
+    monkeypatch.setattr(fastnn.train, "fit", interrupted_fit)
+    assert main(["train", *FAST, "--epochs", "3", "--augment", "--out", "broken", "--quiet"]) == 130
+    one_line_error(capsys, "interrupted")
+    assert fastnn.load("broken/checkpoint.fastnn")["epoch"] == 1
+    monkeypatch.setattr(fastnn.train, "fit", original_fit)
+
+    assert main(["train", "--resume", "broken/checkpoint.fastnn", "--threads", "1"]) == 0
+    assert "resuming mlp" in capsys.readouterr().out
+    straight, resumed = fastnn.load("straight/checkpoint.fastnn"), fastnn.load("broken/checkpoint.fastnn")
+    assert resumed["epoch"] == 3
+    for name, weights in straight["model"].items():
+        np.testing.assert_array_equal(resumed["model"][name], weights, err_msg=name)
+    report = json.loads(Path("broken/report.json").read_text())
+    assert report["resumed_from"] and len(report["epochs"]) == 3
+
+    assert main(["train", "--resume", "broken/checkpoint.fastnn", "--model", "lenet5"]) == 1
+    one_line_error(capsys, "--model lenet5 differs")
+
+
+@pytest.mark.parametrize("argv, code, fragment", [
+    (["train", "--epochs", "0"], 2, "--epochs: must be >= 1"),
+    (["train", "--lr", "fast"], 2, "--lr: expected a number"),
+    (["train", "--model", "vgg"], 2, "invalid choice: 'vgg'"),
+    (["train", "--unknown-flag"], 2, "unrecognized arguments"),
+    ([], 2, "choose a command"),
+    (["train", "--model", "mlp", "--dataset", "mnist", "--data-dir", "nowhere"], 1, "nowhere does not exist"),
+    (["eval", "missing.fastnn"], 1, "no checkpoint at missing.fastnn"),
+])
+def test_errors_are_one_line(in_tmp, capsys, argv, code, fragment):
+    assert main(argv) == code
+    one_line_error(capsys, fragment)
+
+
+def test_missing_model_names_the_builder(in_tmp, capsys, monkeypatch):
+    import fastnn.models
+
+    monkeypatch.delattr(fastnn.models, "mlp")
+    assert main(["train", "--model", "mlp"]) == 1
+    one_line_error(capsys, "fastnn.models.mlp is missing")
+    assert not Path("runs").exists()  # nothing written for a run that cannot start
+
+
+def test_corrupt_dataset_and_checkpoint(in_tmp, capsys):
+    write_mnist(in_tmp / "mnist")
+    path = in_tmp / "mnist" / "t10k-images-idx3-ubyte.gz"
+    path.write_bytes(path.read_bytes()[:-40])
+    assert main(["train", *FAST, "--dataset", "mnist", "--data-dir", "mnist"]) == 1
+    one_line_error(capsys, "t10k-images-idx3-ubyte.gz")
+    Path("bad.fastnn").write_bytes(b"PK\x03\x04 not really a zip")
+    assert main(["eval", "bad.fastnn"]) == 1
+    one_line_error(capsys, "bad.fastnn", "not a readable fastnn checkpoint")
+
+
+def test_download_that_fails_verification(in_tmp, capsys, monkeypatch, http_root):
+    served, url = http_root
+    write_mnist(served)
+    monkeypatch.setitem(importlib.import_module("fastnn.data.mnist")._BASE_URLS, "digits", url)
+    assert main(["train", *FAST, "--dataset", "mnist", "--data-dir", "fetched", "--download"]) == 1
+    one_line_error(capsys, "failed verification")
+    assert list(Path("fetched").iterdir()) == []
+
+
+def test_info_and_bench(in_tmp, capsys):
+    assert main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert f"fastnn:       {fastnn.__version__}" in out and "SIMD:" in out and "threads:" in out
+    assert "CUDA backend:" in out
+    if importlib.util.find_spec("fastnn.bench") is None:
+        assert main(["bench"]) == 1
+        one_line_error(capsys, "fastnn.bench")
+
+
+def test_python_dash_m_entry_point(in_tmp):
+    env = dict(os.environ, PYTHONPATH=str(Path(fastnn.__file__).parents[1]))
+    ok = subprocess.run([sys.executable, "-m", "fastnn", "info"], capture_output=True, text=True, env=env, timeout=60)
+    assert ok.returncode == 0 and "SIMD" in ok.stdout
+    bad = subprocess.run([sys.executable, "-m", "fastnn", "train", "--batch-size", "x"], capture_output=True,
+                         text=True, env=env, timeout=60)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "--batch-size" in bad.stderr
