@@ -21,4 +21,96 @@ def mlp(in_channels: int = 1, num_classes: int = 10, input_size: int = 28, hidde
     return nn.Sequential(*layers)
 
 
-__all__ = ["mlp"]
+
+def _pooled(size: int, times: int) -> int:
+    for _ in range(times):
+        size //= 2
+    return size
+
+
+def lenet5(in_channels: int = 1, num_classes: int = 10, input_size: int = 28) -> nn.Sequential:
+    """LeNet-5 (ReLU and max pooling): conv 6@5x5 - pool - conv 16@5x5 - pool - 120 - 84 - classes.
+
+    The first convolution pads so that its output is 28x28 for 28..32-pixel inputs, as in the
+    classic MNIST (padding 2) and CIFAR (no padding) variants; inputs must be at least 12 pixels.
+    """
+    if input_size < 12:
+        raise ValueError(f"fastnn.models.lenet5: argument 'input_size' must be >= 12; got {input_size}")
+    pad = max(0, (28 - input_size + 4) // 2) if input_size < 32 else 0
+    side = (input_size + 2 * pad - 4) // 2  # conv 5x5 then pool 2
+    side = (side - 4) // 2
+    return nn.Sequential(
+        nn.Conv2d(in_channels, 6, 5, padding=pad), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(16 * side * side, 120), nn.ReLU(),
+        nn.Linear(120, 84), nn.ReLU(),
+        nn.Linear(84, num_classes),
+    )
+
+
+def simple_cnn(in_channels: int = 1, num_classes: int = 10, input_size: int = 28, width: int = 32,
+               hidden: int = 128, dropout: float = 0.0) -> nn.Sequential:
+    """A small VGG-style net: [conv3x3 w, conv3x3 w, pool] [conv3x3 2w, conv3x3 2w, pool]
+    flatten, Linear(hidden), Linear(classes); ReLU after each conv and the hidden layer.
+
+    With the defaults it is the "4-conv CNN" (32-32-pool-64-64-pool-fc128) of the benchmarks.
+    Works for any input of at least 4 pixels (8x8 digits, 28x28 MNIST, 32x32 CIFAR).
+    """
+    if input_size < 4:
+        raise ValueError(f"fastnn.models.simple_cnn: argument 'input_size' must be >= 4; got {input_size}")
+    side = _pooled(input_size, 2)
+    layers: list[nn.Module] = [
+        nn.Conv2d(in_channels, width, 3, padding=1), nn.ReLU(),
+        nn.Conv2d(width, width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(width, 2 * width, 3, padding=1), nn.ReLU(),
+        nn.Conv2d(2 * width, 2 * width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(2 * width * side * side, hidden), nn.ReLU(),
+    ]
+    if dropout > 0:
+        layers.append(nn.Dropout(dropout))
+    layers.append(nn.Linear(hidden, num_classes))
+    return nn.Sequential(*layers)
+
+
+def _basic_block(in_planes: int, planes: int, stride: int) -> nn.Sequential:
+    """ResNet basic block: relu(bn(conv(relu(bn(conv(x))))) + shortcut(x))."""
+    body = nn.Sequential(
+        nn.Conv2d(in_planes, planes, 3, stride=stride, padding=1, bias=False), nn.BatchNorm2d(planes), nn.ReLU(),
+        nn.Conv2d(planes, planes, 3, padding=1, bias=False), nn.BatchNorm2d(planes),
+    )
+    shortcut = None
+    if stride != 1 or in_planes != planes:
+        # Projection shortcut (1x1 conv + BN) where the shape changes.
+        shortcut = nn.Sequential(nn.Conv2d(in_planes, planes, 1, stride=stride, bias=False), nn.BatchNorm2d(planes))
+    return nn.Sequential(nn.Residual(body, shortcut), nn.ReLU())
+
+
+def resnet(depth: int = 20, in_channels: int = 3, num_classes: int = 10, input_size: int = 32,
+           width: int = 16) -> nn.Sequential:
+    """CIFAR-style ResNet (He et al. 2016, section 4.2): depth = 6n + 2 (20, 32, 44, 56, 110).
+
+    A 3x3 stem of ``width`` channels, three stages of n basic blocks with width, 2*width and
+    4*width channels (the last two start with stride 2), global average pooling and a Linear
+    classifier. Any input of at least 4 pixels works (global pooling absorbs the size).
+    """
+    if depth < 8 or (depth - 2) % 6:
+        raise ValueError(f"fastnn.models.resnet: argument 'depth' must be 6n + 2 (20, 32, 44, ...); got {depth}")
+    if input_size < 4:
+        raise ValueError(f"fastnn.models.resnet: argument 'input_size' must be >= 4; got {input_size}")
+    n = (depth - 2) // 6
+    layers: list[nn.Module] = [
+        nn.Conv2d(in_channels, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(),
+    ]
+    in_planes = width
+    for stage, planes in enumerate((width, 2 * width, 4 * width)):
+        for block in range(n):
+            stride = 2 if stage > 0 and block == 0 else 1
+            layers.append(_basic_block(in_planes, planes, stride))
+            in_planes = planes
+    layers += [nn.GlobalAvgPool2d(), nn.Linear(in_planes, num_classes)]
+    return nn.Sequential(*layers)
+
+
+__all__ = ["lenet5", "mlp", "resnet", "simple_cnn"]
