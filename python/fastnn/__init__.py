@@ -5,7 +5,8 @@
 
 Subpackages: :mod:`fastnn.ops` (one function per kernel), :mod:`fastnn.reference` (the same
 ops in NumPy float64: the spec), :mod:`fastnn.nn` (layers and losses), :mod:`fastnn.optim`
-(optimisers), :mod:`fastnn.data` (datasets).
+(optimisers), :mod:`fastnn.data` (datasets), :mod:`fastnn.cuda` (the GPU backend: CuPy arrays
+run on it; ``model.to("cuda")`` moves a model there).
 """
 
 __version__ = "0.1.0"
@@ -14,7 +15,8 @@ import os as _os
 import warnings as _warnings
 
 from fastnn import _cpu
-from fastnn import nn, ops, optim
+from fastnn import cuda, nn, ops, optim
+from fastnn.cuda import get_matmul_precision, set_matmul_precision
 from fastnn.gradcheck import GradcheckError, gradcheck
 from fastnn.random import get_rng_state, manual_seed, set_rng_state
 
@@ -40,11 +42,13 @@ def set_num_threads(n: int) -> None:
 
 
 def build_info() -> dict:
-    """How the CPU extension was built and which kernels it runs: compiler, OpenMP version,
-    detected and active SIMD level (FASTNN_SIMD caps it), GEMM micro-kernel names."""
+    """How fastnn was built and which kernels it runs: compiler, OpenMP version, detected and
+    active SIMD level (FASTNN_SIMD caps it), GEMM micro-kernel names, and under ``"cuda"`` the
+    GPU backend's facts (:func:`fastnn.cuda.info`: built or not, architectures, GPUs)."""
     info = dict(_cpu.build_info())
     info["version"] = __version__
     info["threads"] = get_num_threads()
+    info["cuda"] = cuda.info()
     return info
 
 
@@ -52,6 +56,8 @@ __all__ = [
     "GradcheckError",
     "__version__",
     "build_info",
+    "cuda",
+    "get_matmul_precision",
     "get_num_threads",
     "get_rng_state",
     "gradcheck",
@@ -59,6 +65,7 @@ __all__ = [
     "nn",
     "ops",
     "optim",
+    "set_matmul_precision",
     "set_num_threads",
     "set_rng_state",
 ]

@@ -23,7 +23,14 @@ from fastnn.ops.activation import (
 from fastnn.ops.bce_logits import bce_with_logits
 from fastnn.ops.gemm import matmul
 from fastnn.ops.linear import linear, linear_backward
-from fastnn.ops.optim import adam_step, adamw_step, sgd_step
+from fastnn.ops.optim import (
+    adam_step,
+    adam_step_multi,
+    adamw_step,
+    adamw_step_multi,
+    sgd_step,
+    sgd_step_multi,
+)
 from fastnn.ops.softmax_xent import (
     log_softmax,
     log_softmax_backward,
@@ -34,7 +41,9 @@ from fastnn.ops.softmax_xent import (
 
 __all__ = [
     "adam_step",
+    "adam_step_multi",
     "adamw_step",
+    "adamw_step_multi",
     "bce_with_logits",
     "gelu",
     "gelu_backward",
@@ -48,6 +57,7 @@ __all__ = [
     "relu",
     "relu_backward",
     "sgd_step",
+    "sgd_step_multi",
     "sigmoid",
     "sigmoid_backward",
     "softmax",

@@ -1,0 +1,350 @@
+// Exact (CUDA-core) GEMM, the plan that picks a tile shape and split-K, and the dispatch between
+// it and the TF32 kernel; see gemm.h for the contract.
+//
+// Kernel layout, for a BM x BN tile of C computed by (BM/TM) x (BN/TN) threads over BK-deep
+// slices of K:
+//   shared: As[2][BK][BM + pad], Bs[2][BK][BN + pad] — op(A) and op(B) slices, K-major, so that
+//           every multiply step reads contiguous runs of both (16-byte vector reads); the pad
+//           keeps transposing stores free of bank conflicts. Two buffers: the global loads of
+//           slice k+1 are in flight (in registers) while slice k is multiplied.
+//   registers: each thread owns a TM x TN block of C, split into runs of 4 rows/columns that
+//           lie BM/2 (BN/2) apart, so that a warp's vector reads hit distinct banks.
+// Threads load A and B so that neighbouring threads read neighbouring addresses whatever the
+// transposes; a slice that crosses the matrix edge is zero-filled.
+#include "cuda/gemm.h"
+
+#include <algorithm>
+#include <atomic>
+#include <type_traits>
+
+#include "cuda/device.cuh"
+#include "cuda/gemm_kernel.cuh"
+
+namespace fastnn::cuda {
+
+namespace {
+std::atomic<int> g_precision{static_cast<int>(MatmulPrecision::highest)};
+}  // namespace
+
+void set_matmul_precision(MatmulPrecision precision) {
+  g_precision.store(static_cast<int>(precision), std::memory_order_relaxed);
+}
+
+MatmulPrecision matmul_precision() {
+  return static_cast<MatmulPrecision>(g_precision.load(std::memory_order_relaxed));
+}
+
+namespace detail {
+namespace {
+
+// 16 bytes of T: one vector load or store.
+template <class T>
+struct Vec16;
+template <>
+struct Vec16<float> {
+  using type = float4;
+};
+template <>
+struct Vec16<double> {
+  using type = double2;
+};
+
+template <class T>
+__device__ inline void copy16(T* dst, const T* src) {
+  using V = typename Vec16<T>::type;
+  *reinterpret_cast<V*>(dst) = *reinterpret_cast<const V*>(src);
+}
+
+// Moves a ROWS x COLS tile of a row-major matrix (leading dimension ld) through registers into
+// shared memory, as tile[r][c] or (TRANSPOSE) tile[c][r]. Each thread handles PER_THREAD runs
+// of V = 16 / sizeof(T) consecutive columns, ROW_STEP rows apart; consecutive threads take
+// consecutive runs. The tile walks along K by advancing one pointer (no index math per slice).
+template <class T, int ROWS, int COLS, int THREADS>
+struct TileLoader {
+  static constexpr int V = 16 / sizeof(T);
+  static_assert(COLS % V == 0, "tile columns must be whole vectors");
+  static constexpr int RUNS_PER_ROW = COLS / V;
+  static_assert(THREADS % RUNS_PER_ROW == 0 && (ROWS * RUNS_PER_ROW) % THREADS == 0,
+                "tile must split evenly over the threads");
+  static constexpr int PER_THREAD = ROWS * RUNS_PER_ROW / THREADS;
+  static constexpr int ROW_STEP = THREADS / RUNS_PER_ROW;
+
+  T reg[PER_THREAD][V];
+  const T* src;  // this thread's first run of the current slice (dereferenced only in bounds)
+  int64_t ld, row, col;
+
+  __device__ inline void start(const T* matrix, int64_t ld_, int64_t row0, int64_t col0) {
+    ld = ld_;
+    row = row0 + threadIdx.x / RUNS_PER_ROW;
+    col = col0 + (threadIdx.x % RUNS_PER_ROW) * V;
+    src = matrix + row * ld + col;
+  }
+  __device__ inline void advance_rows(int n) { row += n, src += n * ld; }
+  __device__ inline void advance_cols(int n) { col += n, src += n; }
+
+  // Zero outside rows x cols of the matrix.
+  __device__ inline void load(int64_t rows, int64_t cols, bool vec) {
+#pragma unroll
+    for (int i = 0; i < PER_THREAD; ++i) {
+      const int64_t r = row + i * ROW_STEP;
+      const T* p = src + i * ROW_STEP * ld;
+      if (r < rows && vec && col + V <= cols) {
+        copy16(reg[i], p);
+      } else {
+#pragma unroll
+        for (int j = 0; j < V; ++j) reg[i][j] = (r < rows && col + j < cols) ? p[j] : T(0);
+      }
+    }
+  }
+
+  template <bool TRANSPOSE>
+  __device__ inline void store(T* tile, int tile_ld) const {
+#pragma unroll
+    for (int i = 0; i < PER_THREAD; ++i) {
+      const int r = threadIdx.x / RUNS_PER_ROW + i * ROW_STEP, c = (threadIdx.x % RUNS_PER_ROW) * V;
+      if (TRANSPOSE) {
+#pragma unroll
+        for (int j = 0; j < V; ++j) tile[(c + j) * tile_ld + r] = reg[i][j];
+      } else {
+        copy16(tile + r * tile_ld + c, reg[i]);
+      }
+    }
+  }
+};
+
+// n values from shared memory starting at a 16-byte aligned address (n = 2 or 4).
+template <int N, class T>
+__device__ inline void read_run(T* out, const T* src) {
+  if constexpr (N * sizeof(T) % 16 == 0) {
+#pragma unroll
+    for (int j = 0; j < N; j += 16 / sizeof(T)) copy16(out + j, src + j);
+  } else {
+#pragma unroll
+    for (int j = 0; j < N; ++j) out[j] = src[j];
+  }
+}
+
+// Two float blocks per multiprocessor cap registers at 128 per thread (64 accumulators plus
+// fragments and prefetch fit); double accumulators need the whole register file of one block.
+template <class T, int BM, int BN, int BK, int TM, int TN, bool TA, bool TB>
+__global__ void __launch_bounds__((BM / TM) * (BN / TN), sizeof(T) == 4 ? 2 : 1)
+gemm_exact_kernel(GemmParams<T> p) {
+  constexpr int THREADS = (BM / TM) * (BN / TN);
+  constexpr int PAD = 16 / sizeof(T);
+  // Register block: TM rows in runs of RM, the runs BM / GM apart (likewise for columns).
+  constexpr int RM = TM < 4 ? TM : 4, GM = TM / RM;
+  constexpr int RN = TN < 4 ? TN : 4, GN = TN / RN;
+  __shared__ __align__(16) T As[2][BK][BM + PAD];
+  __shared__ __align__(16) T Bs[2][BK][BN + PAD];
+
+  int tile_m, tile_n;
+  tile_of_block(p.tiles_m, p.tiles_n, &tile_m, &tile_n);
+  const int64_t m0 = static_cast<int64_t>(tile_m) * BM, n0 = static_cast<int64_t>(tile_n) * BN;
+  int64_t k_begin, k_end;
+  split_range(p, &k_begin, &k_end);
+
+  // A is stored (M, K) unless TA, (K, M) if TA; B is stored (K, N) unless TB, (N, K) if TB.
+  // K runs along the loaders' columns or rows accordingly.
+  TileLoader<T, TA ? BK : BM, TA ? BM : BK, THREADS> load_a;
+  TileLoader<T, TB ? BN : BK, TB ? BK : BN, THREADS> load_b;
+  load_a.start(p.a, p.lda, TA ? k_begin : m0, TA ? m0 : k_begin);
+  load_b.start(p.b, p.ldb, TB ? n0 : k_begin, TB ? k_begin : n0);
+  auto load_slice = [&] {
+    if (TA) load_a.load(k_end, p.M, p.vec_a);
+    else load_a.load(p.M, k_end, p.vec_a);
+    if (TB) load_b.load(p.N, k_end, p.vec_b);
+    else load_b.load(k_end, p.N, p.vec_b);
+  };
+  auto next_slice = [&] {
+    if (TA) load_a.advance_rows(BK);
+    else load_a.advance_cols(BK);
+    if (TB) load_b.advance_cols(BK);
+    else load_b.advance_rows(BK);
+  };
+  auto store_slice = [&](int buf) {
+    load_a.template store<!TA>(&As[buf][0][0], BM + PAD);
+    load_b.template store<TB>(&Bs[buf][0][0], BN + PAD);
+  };
+
+  const int tx = threadIdx.x % (BN / TN), ty = threadIdx.x / (BN / TN);
+  T acc[TM][TN];
+#pragma unroll
+  for (int i = 0; i < TM; ++i)
+#pragma unroll
+    for (int j = 0; j < TN; ++j) acc[i][j] = T(0);
+
+  const int64_t slices = (k_end - k_begin + BK - 1) / BK;
+  if (slices > 0) {
+    load_slice();
+    store_slice(0);
+    __syncthreads();
+  }
+  for (int64_t s = 0; s < slices; ++s) {
+    const int buf = static_cast<int>(s & 1);
+    const bool more = s + 1 < slices;
+    if (more) {  // in flight during the multiply below
+      next_slice();
+      load_slice();
+    }
+#pragma unroll
+    for (int kk = 0; kk < BK; ++kk) {
+      T a_frag[TM], b_frag[TN];
+#pragma unroll
+      for (int g = 0; g < GM; ++g) read_run<RM>(a_frag + g * RM, &As[buf][kk][g * (BM / GM) + ty * RM]);
+#pragma unroll
+      for (int g = 0; g < GN; ++g) read_run<RN>(b_frag + g * RN, &Bs[buf][kk][g * (BN / GN) + tx * RN]);
+#pragma unroll
+      for (int i = 0; i < TM; ++i)
+#pragma unroll
+        for (int j = 0; j < TN; ++j) acc[i][j] = fma(a_frag[i], b_frag[j], acc[i][j]);
+    }
+    if (more) store_slice(buf ^ 1);
+    // One barrier per slice: it orders this slice's reads of `buf` before the next slice's
+    // writes into it, and the writes into buf ^ 1 before the next slice reads them.
+    __syncthreads();
+  }
+
+#pragma unroll
+  for (int i = 0; i < TM; ++i) {
+    const int64_t m = m0 + (i / RM) * (BM / GM) + ty * RM + i % RM;
+#pragma unroll
+    for (int j = 0; j < TN; ++j) {
+      const int64_t n = n0 + (j / RN) * (BN / GN) + tx * RN + j % RN;
+      gemm_store(p, m, n, acc[i][j]);
+    }
+  }
+}
+
+// C = sum over splits of partial (in split order) + beta * C + bias.
+template <class T>
+__global__ void gemm_reduce_splits_kernel(GemmParams<T> p, int splits) {
+  const int64_t total = p.M * p.N;
+  const GridStride gs = grid_stride();
+  for (int64_t i = gs.first; i < total; i += gs.stride) {
+    T v = T(0);
+    for (int z = 0; z < splits; ++z) v += p.partial[z * total + i];
+    const int64_t m = i / p.N, n = i % p.N;
+    T* c = p.c + m * p.ldc + n;
+    if (p.beta != T(0)) v += p.beta * *c;
+    if (p.bias) v += p.bias[n];
+    *c = v;
+  }
+}
+
+// The three exact tile shapes: large products get 128 x 128 tiles (8 x 8 per thread), smaller
+// ones smaller tiles so that the grid still covers every multiprocessor.
+enum class Tile { large, medium, small };
+
+template <class T, Tile TILE>
+struct ExactConfig;
+template <class T>
+struct ExactConfig<T, Tile::large> {
+  static constexpr int BM = 128, BN = 128, BK = 8, TM = 8, TN = 8;
+};
+template <class T>
+struct ExactConfig<T, Tile::medium> {
+  static constexpr int BM = 64, BN = 64, BK = 16, TM = 4, TN = 4;
+};
+template <class T>
+struct ExactConfig<T, Tile::small> {
+  static constexpr int BM = 32, BN = 32, BK = 16, TM = 4, TN = 4;
+};
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+template <class T, Tile TILE, bool TA, bool TB>
+void launch_exact(GemmParams<T> p, const Exec& exec) {
+  using C = ExactConfig<T, TILE>;
+  const int64_t tiles = ceil_div(p.M, C::BM) * ceil_div(p.N, C::BN);
+  p.tiles_m = static_cast<int>(ceil_div(p.M, C::BM));
+  p.tiles_n = static_cast<int>(ceil_div(p.N, C::BN));
+  const int splits = plan_split_k(p, tiles, C::BK, exec);
+  const dim3 grid(static_cast<unsigned>(tiles), 1, static_cast<unsigned>(splits));
+  constexpr int threads = (C::BM / C::TM) * (C::BN / C::TN);
+  gemm_exact_kernel<T, C::BM, C::BN, C::BK, C::TM, C::TN, TA, TB><<<grid, threads, 0, exec.stream>>>(p);
+  check_launch("gemm_exact");
+  if (splits > 1) reduce_splits(p, splits, exec);
+}
+
+template <class T, Tile TILE>
+void launch_exact(const GemmParams<T>& p, bool ta, bool tb, const Exec& exec) {
+  if (ta) {
+    if (tb) launch_exact<T, TILE, true, true>(p, exec);
+    else launch_exact<T, TILE, true, false>(p, exec);
+  } else {
+    if (tb) launch_exact<T, TILE, false, true>(p, exec);
+    else launch_exact<T, TILE, false, false>(p, exec);
+  }
+}
+
+bool aligned16(const void* ptr, int64_t ld, size_t elem) {
+  return reinterpret_cast<uintptr_t>(ptr) % 16 == 0 && (ld * static_cast<int64_t>(elem)) % 16 == 0;
+}
+
+}  // namespace
+
+template <class T>
+int plan_split_k(GemmParams<T>& p, int64_t tiles, int bk, const Exec& exec) {
+  // Too few tiles to occupy every multiprocessor twice, and K deep enough to share out: split K
+  // so that each split still runs >= 4 slices. Scratch is bounded to 64 MiB.
+  const int64_t sms = multiprocessor_count();
+  const int64_t k_slices = ceil_div(p.K, bk);
+  int64_t splits = 1;
+  if (tiles < 2 * sms && k_slices >= 8) {
+    splits = std::min<int64_t>({ceil_div(2 * sms, tiles), k_slices / 4, 32});
+    const int64_t per_split_bytes = p.M * p.N * static_cast<int64_t>(sizeof(T));
+    splits = std::max<int64_t>(1, std::min<int64_t>(splits, (int64_t(64) << 20) / std::max<int64_t>(per_split_bytes, 1)));
+  }
+  p.k_per_split = std::max<int64_t>(1, ceil_div(k_slices, splits)) * bk;
+  splits = std::max<int64_t>(1, ceil_div(p.K, p.k_per_split));
+  p.partial = splits > 1 ? static_cast<T*>(exec.scratch(splits * p.M * p.N * sizeof(T), "gemm split-K")) : nullptr;
+  return static_cast<int>(splits);
+}
+
+template <class T>
+void reduce_splits(const GemmParams<T>& p, int splits, const Exec& exec) {
+  constexpr int threads = 256;
+  gemm_reduce_splits_kernel<T><<<blocks_for(p.M * p.N, threads), threads, 0, exec.stream>>>(p, splits);
+  check_launch("gemm_reduce_splits");
+}
+
+template int plan_split_k<float>(GemmParams<float>&, int64_t, int, const Exec&);
+template int plan_split_k<double>(GemmParams<double>&, int64_t, int, const Exec&);
+template void reduce_splits<float>(const GemmParams<float>&, int, const Exec&);
+template void reduce_splits<double>(const GemmParams<double>&, int, const Exec&);
+
+}  // namespace detail
+
+template <class T>
+void gemm(const GemmShape& s, T alpha, const T* a, const T* b, T beta, T* c, const T* bias,
+          const Exec& exec) {
+  using namespace detail;
+  if (s.M == 0 || s.N == 0) return;
+  GemmParams<T> p{};
+  p.a = a, p.b = b, p.c = c, p.bias = bias, p.partial = nullptr;
+  p.M = s.M, p.N = s.N, p.K = s.K, p.lda = s.lda, p.ldb = s.ldb, p.ldc = s.ldc;
+  p.alpha = alpha, p.beta = beta;
+  p.vec_a = aligned16(a, s.lda, sizeof(T));
+  p.vec_b = aligned16(b, s.ldb, sizeof(T));
+  if constexpr (std::is_same_v<T, float>) {
+    if (matmul_precision() == MatmulPrecision::high && gemm_tf32(p, s.trans_a, s.trans_b, exec))
+      return;
+  }
+  // The smallest tile that still fills the GPU with blocks: large tiles reuse each loaded
+  // element more, small tiles keep every multiprocessor busy on small products.
+  const int64_t sms = multiprocessor_count();
+  const auto tiles = [&](int bm, int bn) { return ceil_div(s.M, bm) * ceil_div(s.N, bn); };
+  if (tiles(ExactConfig<T, Tile::large>::BM, ExactConfig<T, Tile::large>::BN) >= sms)
+    launch_exact<T, Tile::large>(p, s.trans_a, s.trans_b, exec);
+  else if (tiles(ExactConfig<T, Tile::medium>::BM, ExactConfig<T, Tile::medium>::BN) >= sms)
+    launch_exact<T, Tile::medium>(p, s.trans_a, s.trans_b, exec);
+  else
+    launch_exact<T, Tile::small>(p, s.trans_a, s.trans_b, exec);
+}
+
+template void gemm<float>(const GemmShape&, float, const float*, const float*, float, float*,
+                          const float*, const Exec&);
+template void gemm<double>(const GemmShape&, double, const double*, const double*, double, double*,
+                           const double*, const Exec&);
+
+}  // namespace fastnn::cuda
