@@ -45,13 +45,20 @@ if(NOT _fastnn_cuda_mode STREQUAL "OFF")
 endif()
 
 if(NOT FASTNN_CUDA_ENABLED)
+  if(_fastnn_cuda_mode STREQUAL "OFF")
+    message(STATUS "fastnn: FASTNN_CUDA=OFF; building the CPU backend only")
+  endif()
   return()
 endif()
 
 # Whether the user chose the architectures must be known before enable_language(CUDA), which
-# fills CMAKE_CUDA_ARCHITECTURES with the compiler's default when it is unset.
+# caches the compiler's default when CMAKE_CUDA_ARCHITECTURES is unset. A value equal to the
+# default list this file stored on an earlier configure of the same build directory is ours.
 set(_fastnn_user_archs OFF)
-if(DEFINED CMAKE_CUDA_ARCHITECTURES OR DEFINED ENV{CUDAARCHS})
+if(DEFINED ENV{CUDAARCHS})
+  set(_fastnn_user_archs ON)
+elseif(DEFINED CMAKE_CUDA_ARCHITECTURES AND
+       NOT "${CMAKE_CUDA_ARCHITECTURES}" STREQUAL "${FASTNN_CUDA_DEFAULT_ARCHS}")
   set(_fastnn_user_archs ON)
 endif()
 
@@ -60,12 +67,16 @@ find_package(CUDAToolkit REQUIRED)
 
 if(_fastnn_user_archs)
   set(FASTNN_CUDA_ARCHS "${CMAKE_CUDA_ARCHITECTURES}")
-elseif(CMAKE_CUDA_COMPILER_VERSION VERSION_GREATER_EQUAL 12.8)
-  set(FASTNN_CUDA_ARCHS 75-real 80-real 86-real 89-real 90-real 100-real 120)
-elseif(CMAKE_CUDA_COMPILER_VERSION VERSION_GREATER_EQUAL 11.8)
-  set(FASTNN_CUDA_ARCHS 75-real 80-real 86-real 89-real 90)
 else()
-  set(FASTNN_CUDA_ARCHS 75-real 80-real 86)
+  if(CMAKE_CUDA_COMPILER_VERSION VERSION_GREATER_EQUAL 12.8)
+    set(FASTNN_CUDA_ARCHS 75-real 80-real 86-real 89-real 90-real 100-real 120)
+  elseif(CMAKE_CUDA_COMPILER_VERSION VERSION_GREATER_EQUAL 11.8)
+    set(FASTNN_CUDA_ARCHS 75-real 80-real 86-real 89-real 90)
+  else()
+    set(FASTNN_CUDA_ARCHS 75-real 80-real 86)
+  endif()
+  set(CMAKE_CUDA_ARCHITECTURES "${FASTNN_CUDA_ARCHS}" CACHE STRING "GPU architectures to build for" FORCE)
+  set(FASTNN_CUDA_DEFAULT_ARCHS "${FASTNN_CUDA_ARCHS}" CACHE INTERNAL "fastnn's default CUDA architectures")
 endif()
 message(STATUS "fastnn: building the CUDA backend with nvcc ${CMAKE_CUDA_COMPILER_VERSION} "
                "for architectures ${FASTNN_CUDA_ARCHS}")

@@ -332,6 +332,11 @@ void gemm(const GemmShape& s, T alpha, const T* a, const T* b, T beta, T* c, con
   }
   // The smallest tile that still fills the GPU with blocks: large tiles reuse each loaded
   // element more, small tiles keep every multiprocessor busy on small products.
+  // float64 (gradient checks, small products) gets one tile shape: fewer kernels to compile.
+  if constexpr (std::is_same_v<T, double>) {
+    launch_exact<T, Tile::medium>(p, s.trans_a, s.trans_b, exec);
+    return;
+  }
   const int64_t sms = multiprocessor_count();
   const auto tiles = [&](int bm, int bn) { return ceil_div(s.M, bm) * ceil_div(s.N, bn); };
   if (tiles(ExactConfig<T, Tile::large>::BM, ExactConfig<T, Tile::large>::BN) >= sms)
