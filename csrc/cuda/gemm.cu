@@ -1,16 +1,8 @@
 // Exact (CUDA-core) GEMM, the plan that picks a tile shape and split-K, and the dispatch between
-// it and the TF32 kernel; see gemm.h for the contract.
-//
-// Kernel layout, for a BM x BN tile of C computed by (BM/TM) x (BN/TN) threads over BK-deep
-// slices of K:
-//   shared: As[2][BK][BM + pad], Bs[2][BK][BN + pad] — op(A) and op(B) slices, K-major, so that
-//           every multiply step reads contiguous runs of both (16-byte vector reads); the pad
-//           keeps transposing stores free of bank conflicts. Two buffers: the global loads of
-//           slice k+1 are in flight (in registers) while slice k is multiplied.
-//   registers: each thread owns a TM x TN block of C, split into runs of 4 rows/columns that
-//           lie BM/2 (BN/2) apart, so that a warp's vector reads hit distinct banks.
-// Threads load A and B so that neighbouring threads read neighbouring addresses whatever the
-// transposes; a slice that crosses the matrix edge is zero-filled.
+// it and the TF32 kernel; see gemm.h for the contract and gemm_tiles.cuh for the tiled main loop
+// (shared-memory double buffering, register blocking). Threads load A and B so that neighbouring
+// threads read neighbouring addresses whatever the transposes; a slice that crosses the matrix
+// edge is zero-filled.
 #include "cuda/gemm.h"
 
 #include <algorithm>
@@ -19,6 +11,7 @@
 
 #include "cuda/device.cuh"
 #include "cuda/gemm_kernel.cuh"
+#include "cuda/gemm_tiles.cuh"
 
 namespace fastnn::cuda {
 
@@ -37,182 +30,27 @@ MatmulPrecision matmul_precision() {
 namespace detail {
 namespace {
 
-// 16 bytes of T: one vector load or store.
-template <class T>
-struct Vec16;
-template <>
-struct Vec16<float> {
-  using type = float4;
-};
-template <>
-struct Vec16<double> {
-  using type = double2;
-};
-
-template <class T>
-__device__ inline void copy16(T* dst, const T* src) {
-  using V = typename Vec16<T>::type;
-  *reinterpret_cast<V*>(dst) = *reinterpret_cast<const V*>(src);
-}
-
-// Moves a ROWS x COLS tile of a row-major matrix (leading dimension ld) through registers into
-// shared memory, as tile[r][c] or (TRANSPOSE) tile[c][r]. Each thread handles PER_THREAD runs
-// of V = 16 / sizeof(T) consecutive columns, ROW_STEP rows apart; consecutive threads take
-// consecutive runs. The tile walks along K by advancing one pointer (no index math per slice).
-template <class T, int ROWS, int COLS, int THREADS>
-struct TileLoader {
-  static constexpr int V = 16 / sizeof(T);
-  static_assert(COLS % V == 0, "tile columns must be whole vectors");
-  static constexpr int RUNS_PER_ROW = COLS / V;
-  static_assert(THREADS % RUNS_PER_ROW == 0 && (ROWS * RUNS_PER_ROW) % THREADS == 0,
-                "tile must split evenly over the threads");
-  static constexpr int PER_THREAD = ROWS * RUNS_PER_ROW / THREADS;
-  static constexpr int ROW_STEP = THREADS / RUNS_PER_ROW;
-
-  T reg[PER_THREAD][V];
-  const T* src;  // this thread's first run of the current slice (dereferenced only in bounds)
-  int64_t ld, row, col;
-
-  __device__ inline void start(const T* matrix, int64_t ld_, int64_t row0, int64_t col0) {
-    ld = ld_;
-    row = row0 + threadIdx.x / RUNS_PER_ROW;
-    col = col0 + (threadIdx.x % RUNS_PER_ROW) * V;
-    src = matrix + row * ld + col;
-  }
-  __device__ inline void advance_rows(int n) { row += n, src += n * ld; }
-  __device__ inline void advance_cols(int n) { col += n, src += n; }
-
-  // Zero outside rows x cols of the matrix.
-  __device__ inline void load(int64_t rows, int64_t cols, bool vec) {
-#pragma unroll
-    for (int i = 0; i < PER_THREAD; ++i) {
-      const int64_t r = row + i * ROW_STEP;
-      const T* p = src + i * ROW_STEP * ld;
-      if (r < rows && vec && col + V <= cols) {
-        copy16(reg[i], p);
-      } else {
-#pragma unroll
-        for (int j = 0; j < V; ++j) reg[i][j] = (r < rows && col + j < cols) ? p[j] : T(0);
-      }
-    }
-  }
-
-  template <bool TRANSPOSE>
-  __device__ inline void store(T* tile, int tile_ld) const {
-#pragma unroll
-    for (int i = 0; i < PER_THREAD; ++i) {
-      const int r = threadIdx.x / RUNS_PER_ROW + i * ROW_STEP, c = (threadIdx.x % RUNS_PER_ROW) * V;
-      if (TRANSPOSE) {
-#pragma unroll
-        for (int j = 0; j < V; ++j) tile[(c + j) * tile_ld + r] = reg[i][j];
-      } else {
-        copy16(tile + r * tile_ld + c, reg[i]);
-      }
-    }
-  }
-};
-
-// n values from shared memory starting at a 16-byte aligned address (n = 2 or 4).
-template <int N, class T>
-__device__ inline void read_run(T* out, const T* src) {
-  if constexpr (N * sizeof(T) % 16 == 0) {
-#pragma unroll
-    for (int j = 0; j < N; j += 16 / sizeof(T)) copy16(out + j, src + j);
-  } else {
-#pragma unroll
-    for (int j = 0; j < N; ++j) out[j] = src[j];
-  }
-}
-
 // Two float blocks per multiprocessor cap registers at 128 per thread (64 accumulators plus
-// fragments and prefetch fit); double accumulators need the whole register file of one block.
+// fragments and prefetch); double accumulators need the whole register file of one block.
 template <class T, int BM, int BN, int BK, int TM, int TN, bool TA, bool TB>
 __global__ void __launch_bounds__((BM / TM) * (BN / TN), sizeof(T) == 4 ? 2 : 1)
 gemm_exact_kernel(GemmParams<T> p) {
   constexpr int THREADS = (BM / TM) * (BN / TN);
-  constexpr int PAD = 16 / sizeof(T);
-  // Register block: TM rows in runs of RM, the runs BM / GM apart (likewise for columns).
-  constexpr int RM = TM < 4 ? TM : 4, GM = TM / RM;
-  constexpr int RN = TN < 4 ? TN : 4, GN = TN / RN;
-  __shared__ __align__(16) T As[2][BK][BM + PAD];
-  __shared__ __align__(16) T Bs[2][BK][BN + PAD];
-
   int tile_m, tile_n;
   tile_of_block(p.tiles_m, p.tiles_n, &tile_m, &tile_n);
   const int64_t m0 = static_cast<int64_t>(tile_m) * BM, n0 = static_cast<int64_t>(tile_n) * BN;
   int64_t k_begin, k_end;
   split_range(p, &k_begin, &k_end);
-
   // A is stored (M, K) unless TA, (K, M) if TA; B is stored (K, N) unless TB, (N, K) if TB.
-  // K runs along the loaders' columns or rows accordingly.
-  TileLoader<T, TA ? BK : BM, TA ? BM : BK, THREADS> load_a;
-  TileLoader<T, TB ? BN : BK, TB ? BK : BN, THREADS> load_b;
-  load_a.start(p.a, p.lda, TA ? k_begin : m0, TA ? m0 : k_begin);
-  load_b.start(p.b, p.ldb, TB ? n0 : k_begin, TB ? k_begin : n0);
-  auto load_slice = [&] {
-    if (TA) load_a.load(k_end, p.M, p.vec_a);
-    else load_a.load(p.M, k_end, p.vec_a);
-    if (TB) load_b.load(p.N, k_end, p.vec_b);
-    else load_b.load(k_end, p.N, p.vec_b);
-  };
-  auto next_slice = [&] {
-    if (TA) load_a.advance_rows(BK);
-    else load_a.advance_cols(BK);
-    if (TB) load_b.advance_cols(BK);
-    else load_b.advance_rows(BK);
-  };
-  auto store_slice = [&](int buf) {
-    load_a.template store<!TA>(&As[buf][0][0], BM + PAD);
-    load_b.template store<TB>(&Bs[buf][0][0], BN + PAD);
-  };
-
-  const int tx = threadIdx.x % (BN / TN), ty = threadIdx.x / (BN / TN);
+  DenseOperand<T, BM, BK, THREADS, TA> a(p.a, p.lda, m0, p.M, k_begin, k_end, p.vec_a);
+  DenseOperand<T, BN, BK, THREADS, !TB> b(p.b, p.ldb, n0, p.N, k_begin, k_end, p.vec_b);
   T acc[TM][TN];
+  tiled_mainloop<T, BM, BN, BK, TM, TN>(a, b, (k_end - k_begin + BK - 1) / BK, acc);
+  using TT = ThreadTile<BM, BN, TM, TN>;
 #pragma unroll
   for (int i = 0; i < TM; ++i)
 #pragma unroll
-    for (int j = 0; j < TN; ++j) acc[i][j] = T(0);
-
-  const int64_t slices = (k_end - k_begin + BK - 1) / BK;
-  if (slices > 0) {
-    load_slice();
-    store_slice(0);
-    __syncthreads();
-  }
-  for (int64_t s = 0; s < slices; ++s) {
-    const int buf = static_cast<int>(s & 1);
-    const bool more = s + 1 < slices;
-    if (more) {  // in flight during the multiply below
-      next_slice();
-      load_slice();
-    }
-#pragma unroll
-    for (int kk = 0; kk < BK; ++kk) {
-      T a_frag[TM], b_frag[TN];
-#pragma unroll
-      for (int g = 0; g < GM; ++g) read_run<RM>(a_frag + g * RM, &As[buf][kk][g * (BM / GM) + ty * RM]);
-#pragma unroll
-      for (int g = 0; g < GN; ++g) read_run<RN>(b_frag + g * RN, &Bs[buf][kk][g * (BN / GN) + tx * RN]);
-#pragma unroll
-      for (int i = 0; i < TM; ++i)
-#pragma unroll
-        for (int j = 0; j < TN; ++j) acc[i][j] = fma(a_frag[i], b_frag[j], acc[i][j]);
-    }
-    if (more) store_slice(buf ^ 1);
-    // One barrier per slice: it orders this slice's reads of `buf` before the next slice's
-    // writes into it, and the writes into buf ^ 1 before the next slice reads them.
-    __syncthreads();
-  }
-
-#pragma unroll
-  for (int i = 0; i < TM; ++i) {
-    const int64_t m = m0 + (i / RM) * (BM / GM) + ty * RM + i % RM;
-#pragma unroll
-    for (int j = 0; j < TN; ++j) {
-      const int64_t n = n0 + (j / RN) * (BN / GN) + tx * RN + j % RN;
-      gemm_store(p, m, n, acc[i][j]);
-    }
-  }
+    for (int j = 0; j < TN; ++j) gemm_store(p, m0 + TT::row(i), n0 + TT::col(j), acc[i][j]);
 }
 
 // C = sum over splits of partial (in split order) + beta * C + bias.
@@ -330,21 +168,21 @@ void gemm(const GemmShape& s, T alpha, const T* a, const T* b, T beta, T* c, con
     if (matmul_precision() == MatmulPrecision::high && gemm_tf32(p, s.trans_a, s.trans_b, exec))
       return;
   }
-  // The smallest tile that still fills the GPU with blocks: large tiles reuse each loaded
-  // element more, small tiles keep every multiprocessor busy on small products.
   // float64 (gradient checks, small products) gets one tile shape: fewer kernels to compile.
   if constexpr (std::is_same_v<T, double>) {
     launch_exact<T, Tile::medium>(p, s.trans_a, s.trans_b, exec);
-    return;
+  } else {
+    // The largest tile that still fills the GPU with blocks: large tiles reuse each loaded
+    // element more, small tiles keep every multiprocessor busy on small products.
+    const int64_t sms = multiprocessor_count();
+    const auto tiles = [&](int bm, int bn) { return ceil_div(s.M, bm) * ceil_div(s.N, bn); };
+    if (tiles(ExactConfig<T, Tile::large>::BM, ExactConfig<T, Tile::large>::BN) >= sms)
+      launch_exact<T, Tile::large>(p, s.trans_a, s.trans_b, exec);
+    else if (tiles(ExactConfig<T, Tile::medium>::BM, ExactConfig<T, Tile::medium>::BN) >= sms)
+      launch_exact<T, Tile::medium>(p, s.trans_a, s.trans_b, exec);
+    else
+      launch_exact<T, Tile::small>(p, s.trans_a, s.trans_b, exec);
   }
-  const int64_t sms = multiprocessor_count();
-  const auto tiles = [&](int bm, int bn) { return ceil_div(s.M, bm) * ceil_div(s.N, bn); };
-  if (tiles(ExactConfig<T, Tile::large>::BM, ExactConfig<T, Tile::large>::BN) >= sms)
-    launch_exact<T, Tile::large>(p, s.trans_a, s.trans_b, exec);
-  else if (tiles(ExactConfig<T, Tile::medium>::BM, ExactConfig<T, Tile::medium>::BN) >= sms)
-    launch_exact<T, Tile::medium>(p, s.trans_a, s.trans_b, exec);
-  else
-    launch_exact<T, Tile::small>(p, s.trans_a, s.trans_b, exec);
 }
 
 template void gemm<float>(const GemmShape&, float, const float*, const float*, float, float*,
