@@ -139,6 +139,45 @@ struct DenseOperand {
   __device__ inline void store(T* smem, int pitch) const { tile.template store<!K_IN_ROWS>(smem, pitch); }
 };
 
+// An operand whose elements come from a functor: element(mn, k) for mn < mn_end, k < k_end
+// (the functor handles its own zero padding) — the implicit-GEMM convolutions' gathers. Each
+// thread fetches PER_THREAD scalars; ALONG_K puts consecutive threads on consecutive k (use it
+// when memory is contiguous along K), otherwise on consecutive mn.
+template <class T, int MN, int BK, int THREADS, bool ALONG_K, class Element>
+struct GatherOperand {
+  static constexpr int PER_THREAD = MN * BK / THREADS;
+  static_assert(PER_THREAD * THREADS == MN * BK && THREADS % (ALONG_K ? BK : MN) == 0,
+                "tile must split evenly over the threads");
+  static constexpr int STEP = THREADS / (ALONG_K ? BK : MN);  // along the other axis
+
+  Element element;
+  int64_t mn0, k0, mn_end, k_end;
+  T reg[PER_THREAD];
+
+  __device__ inline GatherOperand(const Element& e, int64_t mn0_, int64_t mn_end_, int64_t k0_,
+                                  int64_t k_end_)
+      : element(e), mn0(mn0_), k0(k0_), mn_end(mn_end_), k_end(k_end_) {}
+
+  __device__ inline int mn_of(int i) const {
+    return ALONG_K ? static_cast<int>(threadIdx.x) / BK + i * STEP : static_cast<int>(threadIdx.x) % MN;
+  }
+  __device__ inline int k_of(int i) const {
+    return ALONG_K ? static_cast<int>(threadIdx.x) % BK : static_cast<int>(threadIdx.x) / MN + i * STEP;
+  }
+  __device__ inline void load() {
+#pragma unroll
+    for (int i = 0; i < PER_THREAD; ++i) {
+      const int64_t mn = mn0 + mn_of(i), k = k0 + k_of(i);
+      reg[i] = (mn < mn_end && k < k_end) ? element(mn, k) : T(0);
+    }
+  }
+  __device__ inline void advance() { k0 += BK; }
+  __device__ inline void store(T* smem, int pitch) const {
+#pragma unroll
+    for (int i = 0; i < PER_THREAD; ++i) smem[k_of(i) * pitch + mn_of(i)] = reg[i];
+  }
+};
+
 // The C coordinates (within the block's tile) of a thread's i-th row and j-th column.
 template <int BM, int BN, int TM, int TN>
 struct ThreadTile {

@@ -10,6 +10,7 @@
 
 #include <algorithm>
 
+#include "cuda/band_sums.h"
 #include "cuda/device.cuh"
 #include "cuda/gemm.h"
 
@@ -61,18 +62,6 @@ __global__ void column_sums_kernel(const T* dy, int64_t rows, int64_t features, 
   }
 }
 
-// dbias[f] = (prior) + sum over bands of band_sums[band, f], band by band.
-template <class T>
-__global__ void sum_bands_kernel(const T* band_sums, int64_t bands, int64_t features,
-                                 const T* prior, T* dbias) {
-  const GridStride gs = grid_stride();
-  for (int64_t f = gs.first; f < features; f += gs.stride) {
-    T total = prior ? prior[f] : T(0);
-    for (int64_t b = 0; b < bands; ++b) total += band_sums[b * features + f];
-    dbias[f] = total;
-  }
-}
-
 }  // namespace
 
 template <class T>
@@ -80,12 +69,9 @@ void bias_backward_rows(const T* dy, T* dbias, int64_t rows, int64_t features, b
                         const Exec& exec) {
   if (features == 0) return;
   const int64_t column_blocks = (features + kColumns - 1) / kColumns;
-  // Enough bands to give every multiprocessor a few blocks, each band >= 256 rows.
-  const int64_t wanted_blocks = 4 * static_cast<int64_t>(multiprocessor_count());
-  int64_t bands = std::clamp<int64_t>(wanted_blocks / column_blocks, 1, std::max<int64_t>(1, rows / 256));
-  bands = std::min<int64_t>(bands, 65535);
-  const int64_t band_rows = std::max<int64_t>(1, (rows + bands - 1) / bands);
-  bands = std::max<int64_t>(1, (rows + band_rows - 1) / band_rows);
+  const int64_t wanted_bands = reduction_bands(rows, column_blocks, 256);
+  const int64_t band_rows = std::max<int64_t>(1, (rows + wanted_bands - 1) / wanted_bands);
+  const int64_t bands = std::max<int64_t>(1, (rows + band_rows - 1) / band_rows);
   const T* prior = accumulate ? dbias : nullptr;
   const dim3 block(kColumns, kRowThreads);
   if (bands == 1) {
@@ -96,9 +82,7 @@ void bias_backward_rows(const T* dy, T* dbias, int64_t rows, int64_t features, b
   T* band_sums = static_cast<T*>(exec.scratch(bands * features * sizeof(T), "bias_backward_rows"));
   column_sums_kernel<T><<<dim3(column_blocks, bands), block, 0, exec.stream>>>(dy, rows, features, band_rows, nullptr, band_sums);
   check_launch("column_sums");
-  constexpr int threads = 256;
-  sum_bands_kernel<T><<<blocks_for(features, threads), threads, 0, exec.stream>>>(band_sums, bands, features, prior, dbias);
-  check_launch("sum_bands");
+  add_band_sums(band_sums, bands, features, prior, dbias, exec);
 }
 
 #define FASTNN_INSTANTIATE(T)                                                                       \
