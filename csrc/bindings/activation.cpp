@@ -9,18 +9,8 @@ namespace fastnn::bind {
 
 namespace {
 
-cpu::Activation parse_activation(const std::string& name) {
-  if (name == "relu") return cpu::Activation::relu;
-  if (name == "leaky_relu") return cpu::Activation::leaky_relu;
-  if (name == "sigmoid") return cpu::Activation::sigmoid;
-  if (name == "tanh") return cpu::Activation::tanh;
-  if (name == "gelu") return cpu::Activation::gelu;
-  throw_value_error("fastnn.activation: unknown activation '", name,
-                    "'; expected relu, leaky_relu, sigmoid, tanh or gelu");
-}
-
 py::array activation_forward(const std::string& name, py::object x_obj, double negative_slope) {
-  const cpu::Activation act = parse_activation(name);
+  const Activation act = parse_activation(name);
   const std::string op = name;
   ArrayArg x = float_array(op.c_str(), "x", x_obj);
   py::array y = new_array(op.c_str(), x.dtype, x.dims);
@@ -36,9 +26,9 @@ py::array activation_forward(const std::string& name, py::object x_obj, double n
 
 py::array activation_backward(const std::string& name, py::object saved_obj, py::object dy_obj,
                               double negative_slope) {
-  const cpu::Activation act = parse_activation(name);
+  const Activation act = parse_activation(name);
   const std::string op = name + "_backward";
-  const char* saved_name = cpu::activation_backward_uses_output(act) ? "y" : "x";
+  const char* saved_name = activation_backward_uses_output(act) ? "y" : "x";
   ArrayArg saved = float_array(op.c_str(), saved_name, saved_obj);
   ArrayArg dy = float_array(op.c_str(), "grad_out", dy_obj);
   require_same_dtype(op.c_str(), saved, dy);

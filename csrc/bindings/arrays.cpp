@@ -59,40 +59,18 @@ ArrayArg as_array(const char* op, const char* arg, const py::handle& obj, Kind k
                      "; got ", describe_dtype(a));
   }
   out.dims.assign(a.shape(), a.shape() + a.ndim());
-  if (ndim >= 0 && a.ndim() != ndim) {
-    throw_value_error("fastnn.", op, ": argument '", arg, "' must be ", ndim, "-D; got shape ",
-                      shape_str(out.dims));
-  }
+  check_ndim(op, arg, out.dims, ndim);
   const int flags = py::detail::array_proxy(a.ptr())->flags;
-  if (!(flags & py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_)) {
-    throw_value_error("fastnn.", op, ": argument '", arg,
-                      "' must be C-contiguous; got a strided view of shape ", shape_str(out.dims),
-                      " (use numpy.ascontiguousarray)");
-  }
-  if (!(flags & py::detail::npy_api::NPY_ARRAY_ALIGNED_)) {
-    throw_value_error("fastnn.", op, ": argument '", arg,
-                      "' must be aligned to its element size; got a misaligned buffer "
-                      "(copy it with numpy.array)");
-  }
-  if (access == Access::write && !(flags & py::detail::npy_api::NPY_ARRAY_WRITEABLE_)) {
-    throw_value_error("fastnn.", op, ": argument '", arg,
-                      "' is updated in place and must be writeable; got a read-only array");
-  }
+  if (!(flags & py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_))
+    throw_not_contiguous(op, arg, out.dims, "numpy");
+  if (!(flags & py::detail::npy_api::NPY_ARRAY_ALIGNED_)) throw_misaligned(op, arg, "numpy");
+  if (access == Access::write && !(flags & py::detail::npy_api::NPY_ARRAY_WRITEABLE_))
+    throw_read_only(op, arg);
   out.numel = checked_numel(out.dims, op);
   return out;
 }
 
 }  // namespace
-
-const char* dtype_name(Dtype d) {
-  switch (d) {
-    case Dtype::float32: return "float32";
-    case Dtype::float64: return "float64";
-    case Dtype::int32: return "int32";
-    case Dtype::uint8: return "uint8";
-    default: return "int64";
-  }
-}
 
 ArrayArg float_array(const char* op, const char* arg, const py::handle& obj, int ndim,
                      Access access) {
@@ -122,38 +100,23 @@ ArrayArg byte_array(const char* op, const char* arg, const py::handle& obj, int 
 }
 
 void require_same_dtype(const char* op, const ArrayArg& a, const ArrayArg& b) {
-  if (a.dtype != b.dtype) {
-    throw_type_error("fastnn.", op, ": argument '", b.name, "' must have the dtype of '", a.name,
-                     "' (", dtype_name(a.dtype), "); got ", dtype_name(b.dtype));
-  }
+  check_same_dtype(op, a.name, a.dtype, b.name, b.dtype);
 }
 
 void require_dims(const char* op, const ArrayArg& b, const std::vector<int64_t>& dims,
                   const char* why) {
-  if (b.dims != dims) {
-    throw_value_error("fastnn.", op, ": argument '", b.name, "' must have shape ", shape_str(dims),
-                      " ", why, "; got ", shape_str(b.dims));
-  }
+  check_dims(op, b.name, b.dims, dims, why);
 }
 
 void require_no_overlap(const char* op, const ArrayArg& out, const ArrayArg& in) {
-  if (!out || !in || out.numel == 0 || in.numel == 0) return;
-  const char* o0 = static_cast<const char*>(out.array.data());
-  const char* o1 = o0 + out.array.nbytes();
-  const char* i0 = static_cast<const char*>(in.array.data());
-  const char* i1 = i0 + in.array.nbytes();
-  if (o0 < i1 && i0 < o1) {
-    throw_value_error("fastnn.", op, ": argument '", out.name, "' must not share memory with '",
-                      in.name, "'");
-  }
+  if (!out || !in) return;
+  check_no_overlap(op, out.name, reinterpret_cast<uintptr_t>(out.array.data()), out.array.nbytes(),
+                   in.name, reinterpret_cast<uintptr_t>(in.array.data()), in.array.nbytes());
 }
 
 py::array new_array(const char* op, Dtype dtype, const std::vector<int64_t>& dims) {
   const int64_t numel = checked_numel(dims, op);
-  const int64_t itemsize = (dtype == Dtype::float64 || dtype == Dtype::int64) ? 8
-                           : dtype == Dtype::uint8                            ? 1
-                                                                              : 4;
-  checked_mul(numel, itemsize, op);
+  checked_mul(numel, dtype_size(dtype), op);
   std::vector<py::ssize_t> shape(dims.begin(), dims.end());
   switch (dtype) {
     case Dtype::float64: return py::array_t<double>(shape);

@@ -15,16 +15,13 @@
 #include <utility>
 #include <vector>
 
+#include "bindings/checks.h"
 #include "common/errors.h"
 #include "common/sizes.h"
 
 namespace fastnn::bind {
 
 namespace py = pybind11;
-
-enum class Dtype { float32, float64, int32, int64, uint8 };
-
-const char* dtype_name(Dtype d);
 
 struct ArrayArg {
   py::array array;
@@ -42,8 +39,6 @@ struct ArrayArg {
   }
   int64_t ndim() const { return static_cast<int64_t>(dims.size()); }
 };
-
-enum class Access { read, write };
 
 // A float32/float64 array, C-contiguous and aligned; `ndim` < 0 accepts any rank. Write access
 // also requires a writeable array. Raises TypeError / ValueError naming `op` and `arg`.
@@ -84,13 +79,6 @@ struct ParamGrad {
 ParamGrad param_grad(const char* op, const char* arg, const py::handle& obj, const ArrayArg& like,
                      const std::vector<int64_t>& dims,
                      std::initializer_list<const ArrayArg*> inputs);
-
-// Calls f(T{}) with T = float or double for a float dtype.
-template <class F>
-decltype(auto) dispatch_float(Dtype dtype, F&& f) {
-  if (dtype == Dtype::float64) return f(double{});
-  return f(float{});
-}
 
 inline bool is_none(const py::handle& obj) { return obj.is_none(); }
 

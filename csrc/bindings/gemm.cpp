@@ -12,29 +12,19 @@ py::object matmul(py::object a_obj, py::object b_obj, bool trans_a, bool trans_b
   ArrayArg a = float_array(op, "a", a_obj, 2);
   ArrayArg b = float_array(op, "b", b_obj, 2);
   require_same_dtype(op, a, b);
-  const int64_t M = trans_a ? a.dims[1] : a.dims[0];
-  const int64_t K = trans_a ? a.dims[0] : a.dims[1];
-  const int64_t Kb = trans_b ? b.dims[1] : b.dims[0];
-  const int64_t N = trans_b ? b.dims[0] : b.dims[1];
-  if (K != Kb) {
-    throw_value_error("fastnn.", op, ": inner dimensions differ: op(a) is (", M, ", ", K,
-                      ") and op(b) is (", Kb, ", ", N, ") (a ", shape_str(a.dims), ", b ",
-                      shape_str(b.dims), ", trans_a=", trans_a, ", trans_b=", trans_b, ")");
-  }
-  const GemmShape s = GemmShape::dense(M, N, K, trans_a, trans_b);
-  s.validate(op);
+  const GemmShape s = GemmShape::for_matmul(op, a.dims, b.dims, trans_a, trans_b);
   ArrayArg out;
   if (out_obj.is_none()) {
     if (beta != 0.0)
       throw_value_error("fastnn.", op, ": argument 'out' is required when beta != 0 (got beta=",
                         beta, ")");
-    out.array = new_array(op, a.dtype, {M, N});
+    out.array = new_array(op, a.dtype, {s.M, s.N});
     out.dtype = a.dtype;
     out.present = true;
   } else {
     out = float_array(op, "out", out_obj, 2, Access::write);
     require_same_dtype(op, a, out);
-    require_dims(op, out, {M, N}, "(the product's shape)");
+    require_dims(op, out, {s.M, s.N}, "(the product's shape)");
     require_no_overlap(op, out, a);
     require_no_overlap(op, out, b);
   }

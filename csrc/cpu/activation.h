@@ -11,14 +11,9 @@
 
 #include <cstdint>
 
+#include "common/shapes/activation.h"
+
 namespace fastnn::cpu {
-
-enum class Activation { relu, leaky_relu, sigmoid, tanh, gelu };
-
-// True when backward needs the forward output y rather than the input x.
-inline bool activation_backward_uses_output(Activation a) {
-  return a == Activation::sigmoid || a == Activation::tanh;
-}
 
 template <class T>
 void activation_forward(Activation act, const T* x, T* y, int64_t n, T negative_slope);

@@ -17,18 +17,9 @@
 
 #include <cstdint>
 
+#include "common/shapes/optim.h"
+
 namespace fastnn::cpu {
-
-struct SgdConfig {
-  double lr, momentum, dampening, weight_decay;
-  bool nesterov, first_step;
-};
-
-struct AdamConfig {
-  double lr, beta1, beta2, eps, weight_decay;
-  int64_t step;  // 1-based count of this update
-  bool decoupled_weight_decay;  // true: AdamW
-};
 
 template <class T>
 void sgd_step(T* param, const T* grad, T* momentum_buffer /* nullable when momentum == 0 */,

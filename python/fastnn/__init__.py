@@ -6,7 +6,8 @@
 Subpackages: :mod:`fastnn.ops` (one function per kernel), :mod:`fastnn.reference` (the same
 ops in NumPy float64: the spec), :mod:`fastnn.nn` (layers and losses), :mod:`fastnn.optim`
 (optimisers and :mod:`fastnn.optim.lr` schedules), :mod:`fastnn.data` (datasets, DataLoader,
-transforms), :mod:`fastnn.metrics`, :mod:`fastnn.train` (fit / evaluate); ``fastnn.save`` /
+transforms), :mod:`fastnn.metrics`, :mod:`fastnn.train` (fit / evaluate), :mod:`fastnn.cuda` (the
+GPU backend: CuPy arrays run on it; ``model.to("cuda")`` moves a model there); ``fastnn.save`` /
 ``fastnn.load`` / ``fastnn.restore`` for checkpoints; ``python -m fastnn`` is the command line.
 """
 
@@ -16,8 +17,9 @@ import os as _os
 import warnings as _warnings
 
 from fastnn import _cpu
-from fastnn import data, metrics, nn, ops, optim, train
+from fastnn import cuda, data, metrics, nn, ops, optim, train
 from fastnn.checkpoint import CheckpointError, load, restore, save
+from fastnn.cuda import get_matmul_precision, set_matmul_precision
 from fastnn.gradcheck import GradcheckError, gradcheck
 from fastnn.random import get_rng_state, manual_seed, set_rng_state
 
@@ -43,11 +45,13 @@ def set_num_threads(n: int) -> None:
 
 
 def build_info() -> dict:
-    """How the CPU extension was built and which kernels it runs: compiler, OpenMP version,
-    detected and active SIMD level (FASTNN_SIMD caps it), GEMM micro-kernel names."""
+    """How fastnn was built and which kernels it runs: compiler, OpenMP version, detected and
+    active SIMD level (FASTNN_SIMD caps it), GEMM micro-kernel names, and under ``"cuda"`` the
+    GPU backend's facts (:func:`fastnn.cuda.info`: built or not, architectures, GPUs)."""
     info = dict(_cpu.build_info())
     info["version"] = __version__
     info["threads"] = get_num_threads()
+    info["cuda"] = cuda.info()
     return info
 
 
@@ -56,7 +60,9 @@ __all__ = [
     "GradcheckError",
     "__version__",
     "build_info",
+    "cuda",
     "data",
+    "get_matmul_precision",
     "get_num_threads",
     "get_rng_state",
     "gradcheck",
@@ -68,6 +74,7 @@ __all__ = [
     "optim",
     "restore",
     "save",
+    "set_matmul_precision",
     "set_num_threads",
     "set_rng_state",
     "train",

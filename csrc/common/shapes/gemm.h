@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "common/errors.h"
 
@@ -19,6 +20,23 @@ struct GemmShape {
     s.lda = trans_a ? M : K;
     s.ldb = trans_b ? K : N;
     s.ldc = N;
+    return s;
+  }
+
+  // The product op(a) @ op(b) of two dense 2-D arrays with these dims; ValueError naming `op`
+  // when the inner dimensions differ.
+  static GemmShape for_matmul(const char* op, const std::vector<int64_t>& a_dims,
+                              const std::vector<int64_t>& b_dims, bool trans_a, bool trans_b) {
+    const int64_t M = trans_a ? a_dims[1] : a_dims[0];
+    const int64_t K = trans_a ? a_dims[0] : a_dims[1];
+    const int64_t Kb = trans_b ? b_dims[1] : b_dims[0];
+    const int64_t N = trans_b ? b_dims[0] : b_dims[1];
+    if (K != Kb)
+      throw_value_error("fastnn.", op, ": inner dimensions differ: op(a) is (", M, ", ", K,
+                        ") and op(b) is (", Kb, ", ", N, ") (a ", shape_str(a_dims), ", b ",
+                        shape_str(b_dims), ", trans_a=", trans_a, ", trans_b=", trans_b, ")");
+    GemmShape s = dense(M, N, K, trans_a, trans_b);
+    s.validate(op);
     return s;
   }
 

@@ -32,14 +32,25 @@ struct RowsShape {
 
 namespace fastnn {
 
+// The errors for a label outside [0, classes) and a target outside [0, 1]; the CUDA backend,
+// which finds them on the device, raises the same ones.
+[[noreturn]] inline void throw_bad_label(const char* op, int64_t classes, int64_t row, int64_t value) {
+  throw_value_error("fastnn.", op, ": argument 'labels' must lie in [0, ", classes, ") for ",
+                    classes, " classes; got labels[", row, "] = ", value);
+}
+
+template <class T>
+[[noreturn]] void throw_bad_probability(const char* op, const char* arg, int64_t index, T value) {
+  throw_value_error("fastnn.", op, ": argument '", arg, "' must lie in [0, 1]; got ", arg, ".flat[",
+                    index, "] = ", value);
+}
+
 // Class labels must index a column: ValueError naming the first offending row otherwise.
 template <class Label>
 void validate_labels(const char* op, const Label* labels, int64_t rows, int64_t classes) {
   for (int64_t n = 0; n < rows; ++n) {
     const int64_t v = static_cast<int64_t>(labels[n]);
-    if (v < 0 || v >= classes)
-      throw_value_error("fastnn.", op, ": argument 'labels' must lie in [0, ", classes,
-                        ") for ", classes, " classes; got labels[", n, "] = ", v);
+    if (v < 0 || v >= classes) throw_bad_label(op, classes, n, v);
   }
 }
 
@@ -47,9 +58,7 @@ void validate_labels(const char* op, const Label* labels, int64_t rows, int64_t 
 template <class T>
 void validate_probabilities(const char* op, const char* arg, const T* values, int64_t n) {
   for (int64_t i = 0; i < n; ++i) {
-    if (!(values[i] >= T(0) && values[i] <= T(1)))
-      throw_value_error("fastnn.", op, ": argument '", arg, "' must lie in [0, 1]; got ", arg, ".flat[",
-                        i, "] = ", values[i]);
+    if (!(values[i] >= T(0) && values[i] <= T(1))) throw_bad_probability(op, arg, i, values[i]);
   }
 }
 

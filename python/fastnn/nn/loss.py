@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from fastnn import ops
 from fastnn._backend import Array
+from fastnn._device import to_device_like
 from fastnn.nn.module import Module
 
 
@@ -50,7 +51,10 @@ class BCEWithLogits(_Loss):
 
     def forward(self, logits: Array, targets: Array) -> float:  # type: ignore[override]
         pos_weight = self.pos_weight
-        if pos_weight is not None and pos_weight.dtype != logits.dtype:
-            pos_weight = pos_weight.astype(logits.dtype)
+        if pos_weight is not None:
+            # The weights follow the logits' dtype and device (NumPy or CuPy).
+            pos_weight = to_device_like(pos_weight, logits)
+            if pos_weight.dtype != logits.dtype:
+                pos_weight = pos_weight.astype(logits.dtype)
         loss, self._grad = ops.bce_with_logits(logits, targets, pos_weight)
         return loss

@@ -13,6 +13,7 @@ from typing import Any, Iterator, Mapping
 import numpy as np
 
 from fastnn._backend import Array
+from fastnn._device import parse_device, to_device, to_device_like
 
 
 class Parameter:
@@ -145,6 +146,30 @@ class Module:
         """Evaluation mode: running statistics, no dropout."""
         return self.train(False)
 
+    def to(self, device: str) -> "Module":
+        """Moves every parameter (with its gradient) and buffer to ``device`` — ``"cpu"`` (NumPy
+        arrays), ``"cuda"`` (CuPy arrays on the current GPU) or ``"cuda:<index>"`` — in place, and
+        returns self. Parameters stay the same objects, so an optimizer built earlier keeps
+        working: its state follows the parameters at its next step. RuntimeError when the CUDA
+        backend is not available."""
+        kind, index = parse_device(device, f"fastnn.nn.{type(self).__name__}.to")
+        if kind == "cuda":
+            from fastnn import cuda
+
+            if not cuda.is_available():
+                raise RuntimeError(
+                    f"fastnn.nn.{type(self).__name__}.to({device!r}): the CUDA backend is not available: "
+                    f"{cuda.unavailable_reason()}"
+                )
+        for p in self.parameters():
+            p.data = to_device(p.data, kind, index)
+            if p.grad is not None:
+                p.grad = to_device(p.grad, kind, index)
+        for module in self.modules():
+            for name, buffer in list(module._buffers.items()):
+                module._set_buffer(name, to_device(buffer, kind, index))
+        return self
+
     def zero_grad(self, set_to_none: bool = False) -> None:
         """Zeroes every parameter's ``.grad`` in place (or drops it with ``set_to_none``)."""
         for p in self.parameters():
@@ -188,10 +213,11 @@ class Module:
                     f"{owner}.load_state_dict: '{name}' must have shape {tuple(target.shape)}; "
                     f"got {tuple(np.shape(value))}"
                 )
+            value = to_device_like(value, target)
             if hasattr(target, "__cuda_array_interface__"):
-                target[...] = type(target)(value) if isinstance(value, np.ndarray) else value
+                target[...] = value.astype(target.dtype, copy=False)
             else:
-                np.copyto(target, np.asarray(value), casting="unsafe")
+                np.copyto(target, value, casting="unsafe")
 
     # display --------------------------------------------------------------------------
     def extra_repr(self) -> str:

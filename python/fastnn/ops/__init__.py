@@ -26,7 +26,14 @@ from fastnn.ops.conv2d import conv2d, conv2d_backward
 from fastnn.ops.dropout import dropout, dropout_backward
 from fastnn.ops.gemm import matmul
 from fastnn.ops.linear import linear, linear_backward
-from fastnn.ops.optim import adam_step, adamw_step, sgd_step
+from fastnn.ops.optim import (
+    adam_step,
+    adam_step_multi,
+    adamw_step,
+    adamw_step_multi,
+    sgd_step,
+    sgd_step_multi,
+)
 from fastnn.ops.pool2d import (
     avg_pool2d,
     avg_pool2d_backward,
@@ -45,7 +52,9 @@ from fastnn.ops.softmax_xent import (
 
 __all__ = [
     "adam_step",
+    "adam_step_multi",
     "adamw_step",
+    "adamw_step_multi",
     "avg_pool2d",
     "avg_pool2d_backward",
     "batch_norm_backward",
@@ -72,6 +81,7 @@ __all__ = [
     "relu",
     "relu_backward",
     "sgd_step",
+    "sgd_step_multi",
     "sigmoid",
     "sigmoid_backward",
     "softmax",

@@ -3,6 +3,8 @@ the formulas are in :mod:`fastnn.reference.optim`)."""
 
 from __future__ import annotations
 
+from typing import Sequence
+
 from fastnn._backend import Array, backend_for
 
 
@@ -66,3 +68,74 @@ def adamw_step(
         param, grad, exp_avg, exp_avg_sq, int(step), float(lr), float(beta1), float(beta2),
         float(eps), float(weight_decay), True,
     )
+
+
+def sgd_step_multi(
+    params: Sequence[Array],
+    grads: Sequence[Array],
+    momentum_buffers: Sequence[Array] | None,
+    *,
+    lr: float,
+    momentum: float = 0.0,
+    dampening: float = 0.0,
+    weight_decay: float = 0.0,
+    nesterov: bool = False,
+    first_step: bool = False,
+) -> None:
+    """:func:`sgd_step` on each ``(params[i], grads[i], momentum_buffers[i])``, with the same
+    hyperparameters. On the GPU the whole list is updated by one kernel launch (multi-tensor
+    apply); on the CPU it is one kernel call per parameter."""
+    if not params:
+        return
+    backend_for("sgd_step", params[0]).sgd_step_multi(
+        list(params), list(grads), None if momentum_buffers is None else list(momentum_buffers),
+        float(lr), float(momentum), float(dampening), float(weight_decay), bool(nesterov), bool(first_step),
+    )
+
+
+def _adam_multi(name: str, decoupled: bool, params, grads, exp_avgs, exp_avg_sqs, step, lr, beta1, beta2,
+                eps, weight_decay) -> None:
+    if not params:
+        return
+    backend_for(name, params[0]).adam_step_multi(
+        list(params), list(grads), list(exp_avgs), list(exp_avg_sqs), int(step), float(lr), float(beta1),
+        float(beta2), float(eps), float(weight_decay), decoupled,
+    )
+
+
+def adam_step_multi(
+    params: Sequence[Array],
+    grads: Sequence[Array],
+    exp_avgs: Sequence[Array],
+    exp_avg_sqs: Sequence[Array],
+    *,
+    step: int,
+    lr: float,
+    beta1: float = 0.9,
+    beta2: float = 0.999,
+    eps: float = 1e-8,
+    weight_decay: float = 0.0,
+) -> None:
+    """:func:`adam_step` on every parameter of the lists (all at the same ``step``); one launch on
+    the GPU."""
+    _adam_multi("adam_step", False, params, grads, exp_avgs, exp_avg_sqs, step, lr, beta1, beta2, eps,
+                weight_decay)
+
+
+def adamw_step_multi(
+    params: Sequence[Array],
+    grads: Sequence[Array],
+    exp_avgs: Sequence[Array],
+    exp_avg_sqs: Sequence[Array],
+    *,
+    step: int,
+    lr: float,
+    beta1: float = 0.9,
+    beta2: float = 0.999,
+    eps: float = 1e-8,
+    weight_decay: float = 1e-2,
+) -> None:
+    """:func:`adamw_step` on every parameter of the lists (all at the same ``step``); one launch on
+    the GPU."""
+    _adam_multi("adamw_step", True, params, grads, exp_avgs, exp_avg_sqs, step, lr, beta1, beta2, eps,
+                weight_decay)

@@ -1,8 +1,10 @@
 """Optimisers over the fused update kernels (PyTorch's semantics and state layout).
 
 Each optimiser holds ``param_groups`` (dicts of hyperparameters with a ``"params"`` list; a
-learning-rate schedule edits ``group["lr"]``) and per-parameter ``state``. ``step()`` makes one
-kernel call per parameter that has a gradient; parameters without one are skipped.
+learning-rate schedule edits ``group["lr"]``) and per-parameter ``state``. ``step()`` updates
+every parameter that has a gradient through the multi-tensor update ops (one kernel launch per
+group on the GPU); parameters without one are skipped. State arrays live where their parameter
+lives: after ``model.to("cuda")`` they follow it at the next step.
 """
 
 from __future__ import annotations
@@ -12,21 +14,13 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 
 from fastnn import ops
+from fastnn._device import device_of, to_device_like, zeros_like
 from fastnn.nn.module import Parameter
 
 
 def _check(opt: str, name: str, ok: bool, value: Any, expected: str) -> None:
     if not ok:
         raise ValueError(f"fastnn.optim.{opt}: argument '{name}' must be {expected}; got {value!r}")
-
-
-def _zeros_like(a):
-    """Zeros with a's shape, dtype and device (NumPy or CuPy)."""
-    if isinstance(a, np.ndarray):
-        return np.zeros_like(a)
-    import cupy
-
-    return cupy.zeros_like(a)
 
 
 class Optimizer:
@@ -72,6 +66,15 @@ class Optimizer:
                 elif p.grad is not None:
                     p.grad.fill(0)
 
+    def _state_of(self, p: Parameter) -> dict[str, Any]:
+        """p's state, its arrays moved to p's device first if p has moved (Module.to)."""
+        state = self.state.setdefault(p, {})
+        where = device_of(p.data)
+        for k, v in state.items():
+            if hasattr(v, "shape") and np.ndim(v) > 0 and device_of(v) != where:
+                state[k] = to_device_like(v, p.data)
+        return state
+
     def _params(self) -> list[Parameter]:
         return [p for g in self.param_groups for p in g["params"]]
 
@@ -114,9 +117,7 @@ class Optimizer:
                             f"fastnn.optim.{name}.load_state_dict: state '{k}' of parameter {i} has shape "
                             f"{tuple(v.shape)}, expected {p.shape}"
                         )
-                    arr = p.data.copy()
-                    arr[...] = v
-                    restored[k] = arr
+                    restored[k] = to_device_like(v, p.data).astype(p.data.dtype, copy=True)
                 else:
                     restored[k] = v
             self.state[p] = restored
@@ -144,19 +145,27 @@ class SGD(Optimizer):
 
     def step(self) -> None:
         for g in self.param_groups:
+            # One multi-tensor update per (fresh buffers or not, device): buffers created this
+            # step start as the gradient itself (PyTorch's first step).
+            batches: dict[tuple[bool, str], tuple[list, list, list]] = {}
             for p in g["params"]:
                 if p.grad is None:
                     continue
                 buf, first = None, False
                 if g["momentum"] != 0:
-                    state = self.state.setdefault(p, {})
+                    state = self._state_of(p)
                     buf = state.get("momentum_buffer")
                     if buf is None:
-                        buf = state["momentum_buffer"] = _zeros_like(p.data)
+                        buf = state["momentum_buffer"] = zeros_like(p.data)
                         first = True
-                ops.sgd_step(p.data, p.grad, buf, lr=g["lr"], momentum=g["momentum"],
-                             dampening=g["dampening"], weight_decay=g["weight_decay"],
-                             nesterov=g["nesterov"], first_step=first)
+                params, grads, bufs = batches.setdefault((first, device_of(p.data)), ([], [], []))
+                params.append(p.data)
+                grads.append(p.grad)
+                bufs.append(buf)
+            for (first, _), (params, grads, bufs) in batches.items():
+                ops.sgd_step_multi(params, grads, bufs if g["momentum"] != 0 else None, lr=g["lr"],
+                                   momentum=g["momentum"], dampening=g["dampening"],
+                                   weight_decay=g["weight_decay"], nesterov=g["nesterov"], first_step=first)
 
 
 class Adam(Optimizer):
@@ -177,20 +186,26 @@ class Adam(Optimizer):
         _check(name, "weight_decay", g["weight_decay"] >= 0, g["weight_decay"], ">= 0")
 
     def step(self) -> None:
-        update = ops.adamw_step if self._decoupled else ops.adam_step
+        update = ops.adamw_step_multi if self._decoupled else ops.adam_step_multi
         for g in self.param_groups:
             beta1, beta2 = g["betas"]
+            # One multi-tensor update per (step count, device): bias correction depends on the step.
+            batches: dict[tuple[int, str], tuple[list, list, list, list]] = {}
             for p in g["params"]:
                 if p.grad is None:
                     continue
-                state = self.state.setdefault(p, {})
+                state = self._state_of(p)
                 if not state:
                     state["step"] = 0
-                    state["exp_avg"] = _zeros_like(p.data)
-                    state["exp_avg_sq"] = _zeros_like(p.data)
+                    state["exp_avg"] = zeros_like(p.data)
+                    state["exp_avg_sq"] = zeros_like(p.data)
                 state["step"] += 1
-                update(p.data, p.grad, state["exp_avg"], state["exp_avg_sq"], step=state["step"],
-                       lr=g["lr"], beta1=beta1, beta2=beta2, eps=g["eps"], weight_decay=g["weight_decay"])
+                lists = batches.setdefault((state["step"], device_of(p.data)), ([], [], [], []))
+                for target, value in zip(lists, (p.data, p.grad, state["exp_avg"], state["exp_avg_sq"])):
+                    target.append(value)
+            for (step, _), (params, grads, exp_avgs, exp_avg_sqs) in batches.items():
+                update(params, grads, exp_avgs, exp_avg_sqs, step=step, lr=g["lr"], beta1=beta1, beta2=beta2,
+                       eps=g["eps"], weight_decay=g["weight_decay"])
 
 
 class AdamW(Adam):

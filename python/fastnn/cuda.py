@@ -1,0 +1,155 @@
+"""The CUDA backend: whether it can run here, what it was built for, and how precise its matrix
+products are.
+
+fastnn runs an op on the GPU when its arrays are CuPy arrays: ``fastnn.ops`` dispatches them to
+the ``fastnn._cuda`` extension, which is built only where a CUDA compiler was found (see
+docs/GPU.md) and imported only on first use. A CPU-only install, or a GPU build on a machine
+without a GPU or driver, imports fastnn fine: :func:`is_available` is then False,
+:func:`unavailable_reason` says why, and a GPU op raises RuntimeError with that reason.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+from types import ModuleType
+from typing import Any
+
+_PRECISIONS = ("highest", "high")
+_precision = "highest"
+_ready: ModuleType | None = None  # fastnn._cuda once every check has passed
+_reason: str | None = None  # why not, once checked
+_checked = False
+
+
+def _extension() -> tuple[ModuleType | None, str | None]:
+    try:
+        return importlib.import_module("fastnn._cuda"), None
+    except ImportError as e:
+        if getattr(e, "name", None) == "fastnn._cuda":
+            return None, (
+                "fastnn was built without its CUDA backend (no fastnn._cuda extension): reinstall with a "
+                "CUDA compiler present, e.g. FASTNN_CUDA=ON pip install . (docs/GPU.md)"
+            )
+        return None, f"fastnn._cuda failed to load: {e}"
+
+
+def _check() -> None:
+    global _ready, _reason, _checked
+    if _checked:
+        return
+    module, reason = _extension()
+    if module is not None:
+        count, error = module.probe_devices()
+        if count == 0 and not module.build_info()["driver"]:
+            reason = f"no NVIDIA driver found: the CUDA runtime could not load libcuda ({error})"
+        elif count == 0:
+            reason = f"no usable CUDA GPU ({error or 'the driver reports no device'})"
+    if reason is None:
+        try:
+            importlib.import_module("cupy")
+        except ImportError as e:
+            reason = f"CuPy, which holds fastnn's GPU arrays, cannot be imported ({e}); pip install cupy-cuda13x"
+    if reason is None:
+        _ready = module
+        if _precision != "highest":
+            module.set_matmul_precision(_precision)
+    _reason, _checked = reason, True
+
+
+def is_available() -> bool:
+    """True when GPU ops can run: the CUDA extension is built, a GPU and driver are present, and
+    CuPy imports."""
+    _check()
+    return _ready is not None
+
+
+def unavailable_reason() -> str | None:
+    """Why :func:`is_available` is False (None when it is True)."""
+    _check()
+    return _reason
+
+
+def device_count() -> int:
+    """GPUs the CUDA backend sees (0 without the extension or a driver)."""
+    module, _ = _extension()
+    return int(module.probe_devices()[0]) if module is not None else 0
+
+
+def backend(op: str) -> ModuleType:
+    """The extension that runs ``op`` on CuPy arrays; RuntimeError naming the op and the reason
+    when the CUDA backend cannot run here."""
+    if _ready is not None:
+        return _ready
+    _check()
+    if _ready is None:
+        raise RuntimeError(f"fastnn.{op}: got GPU arrays, but the CUDA backend is not available: {_reason}")
+    return _ready
+
+
+def set_matmul_precision(precision: str) -> None:
+    """How the GPU computes float32 matrix products (matmul, linear and every GEMM-shaped op):
+    ``"highest"`` (default) is exact float32 on CUDA cores; ``"high"`` lets tensor cores round the
+    operands to TF32 (10-bit mantissa, relative error ~1e-3, as PyTorch's
+    ``set_float32_matmul_precision("high")``) on GPUs of compute capability 8.0 and newer. CPU
+    kernels always compute in full precision."""
+    global _precision
+    if precision not in _PRECISIONS:
+        raise ValueError(
+            f"fastnn.set_matmul_precision: argument 'precision' must be 'highest' or 'high'; got {precision!r}"
+        )
+    _precision = precision
+    if _ready is not None:
+        _ready.set_matmul_precision(precision)
+
+
+def get_matmul_precision() -> str:
+    """The current matmul precision, ``"highest"`` or ``"high"``."""
+    return _precision
+
+
+def _cupy_version() -> str | None:
+    for dist in importlib.metadata.packages_distributions().get("cupy", []):
+        try:
+            return importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return None
+
+
+def info() -> dict[str, Any]:
+    """What the CUDA backend is and sees: whether it was built and for which GPU architectures,
+    the CUDA runtime compiled in and the driver found, each GPU (name, compute capability, memory),
+    CuPy's version, availability (and the reason when unavailable), matmul precision. Never
+    imports CuPy."""
+    module, _ = _extension()
+    facts: dict[str, Any] = {"built": module is not None, "matmul_precision": _precision}
+    if module is not None:
+        build = module.build_info()
+        facts["architectures"] = build["architectures"]
+        facts["nvcc"] = build["nvcc"]
+        facts["runtime_version"] = _cuda_version_text(build["runtime"])
+        facts["driver_version"] = _cuda_version_text(build["driver"]) if build["driver"] else None
+        count, error = module.probe_devices()
+        facts["devices"] = [module.device_properties(i) for i in range(count)]
+        if error:
+            facts["device_error"] = error
+    facts["cupy"] = _cupy_version()
+    facts["available"] = is_available()
+    facts["reason"] = unavailable_reason()
+    return facts
+
+
+def _cuda_version_text(version: int) -> str:
+    return f"{version // 1000}.{version % 1000 // 10}"
+
+
+__all__ = [
+    "backend",
+    "device_count",
+    "get_matmul_precision",
+    "info",
+    "is_available",
+    "set_matmul_precision",
+    "unavailable_reason",
+]
