@@ -1,7 +1,9 @@
-"""The CUDA kernels' index arithmetic, checked on the CPU: tests/cuda_host/tile_maps.cpp compiles
-the GEMM tile loaders and thread mapping (csrc/cuda/gemm_tiles.cuh) as host C++ and checks that
-every operand element lands where the multiply loop reads it. Needs a C++ compiler and the CUDA
-headers (not a GPU); skipped without them. The kernels' arithmetic itself runs in tests/cuda."""
+"""The CUDA kernels' index arithmetic, checked on the CPU (no GPU needed): small C++ programs in
+tests/cuda_host compile the kernels' index maps as host code — the GEMM tile loaders and thread
+mapping (csrc/cuda/gemm_tiles.cuh, with CUDA's headers) and the implicit-GEMM convolution's
+gathers and output addresses (csrc/cuda/conv2d_maps.cuh) — and check every element lands where
+it should. Skipped without a C++ compiler (or, for the tile maps, the CUDA headers). The
+kernels' arithmetic itself runs in tests/cuda."""
 
 from __future__ import annotations
 
@@ -27,13 +29,16 @@ def _cuda_include() -> Path | None:
     return None
 
 
-def test_gemm_tile_index_maps(tmp_path):
-    compiler, include = shutil.which("c++") or shutil.which("g++"), _cuda_include()
-    if compiler is None or include is None:
-        pytest.skip("needs a C++ compiler and the CUDA headers (cuda_runtime.h)")
-    exe = tmp_path / "tile_maps"
-    subprocess.run([compiler, "-std=c++17", "-O1", f"-I{ROOT / 'csrc'}", f"-I{include}",
-                    str(ROOT / "tests" / "cuda_host" / "tile_maps.cpp"), "-o", str(exe)], check=True)
+@pytest.mark.parametrize("program,needs_cuda_headers", [("tile_maps", True), ("conv2d_maps", False)])
+def test_index_maps(program, needs_cuda_headers, tmp_path):
+    compiler = shutil.which("c++") or shutil.which("g++")
+    include = _cuda_include()
+    if compiler is None or (needs_cuda_headers and include is None):
+        pytest.skip("needs a C++ compiler" + (" and the CUDA headers (cuda_runtime.h)" if needs_cuda_headers else ""))
+    exe = tmp_path / program
+    flags = [f"-I{ROOT / 'csrc'}"] + ([f"-I{include}"] if needs_cuda_headers else [])
+    subprocess.run([compiler, "-std=c++17", "-O1", *flags, str(ROOT / "tests" / "cuda_host" / f"{program}.cpp"),
+                    "-o", str(exe)], check=True)
     out = subprocess.run([str(exe)], capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "ok" in out.stdout

@@ -17,6 +17,7 @@ void init_activation(py::module_& m);
 void init_softmax_xent(py::module_& m);
 void init_bce_logits(py::module_& m);
 void init_optim(py::module_& m);
+void init_conv2d(py::module_& m);
 }  // namespace fastnn::bind
 
 namespace {
@@ -77,4 +78,5 @@ PYBIND11_MODULE(_cuda, m) {
   fastnn::bind::init_softmax_xent(m);
   fastnn::bind::init_bce_logits(m);
   fastnn::bind::init_optim(m);
+  fastnn::bind::init_conv2d(m);
 }
