@@ -85,30 +85,31 @@ struct GemmProblem {
   GemmMicroTile<T> tile;
 };
 
-// Rows [i0, i0 + rows) x cols [p0, p0 + kc) of op(A) into one MR-row panel: element (i, p) at
-// panel[p * MR + i], rows past `rows` zero.
+// Packs one panel: `count` rows of op(A) (or columns of op(B)) starting at element0, over K
+// lines [p0, p0 + kc), from a matrix stored with leading dimension ld. When the panel's lines
+// (fixed k) are the stored rows it is a row copy, otherwise a transpose (gemm_kernel.h).
 template <class T>
-void pack_a_panel(const GemmProblem<T>& pr, int64_t i0, int64_t rows, int64_t p0, int64_t kc,
-                  T* panel) {
-  const GemmShape& s = pr.s;
-  if (!s.trans_a) {
-    pr.info.pack_transposed(pr.a + i0 * s.lda + p0, s.lda, rows, kc, pr.tile.mr, panel);
+void pack_panel(const GemmKernelInfo<T>& info, const T* m, int64_t ld, bool lines_are_rows,
+                int64_t element0, int64_t count, int64_t p0, int64_t kc, int width, T* panel) {
+  if (lines_are_rows) {
+    info.pack_rows(m + p0 * ld + element0, ld, count, kc, width, panel);
   } else {
-    pr.info.pack_rows(pr.a + p0 * s.lda + i0, s.lda, rows, kc, pr.tile.mr, panel);
+    info.pack_transposed(m + element0 * ld + p0, ld, count, kc, width, panel);
   }
 }
 
-// Rows [p0, p0 + kc) x cols [j0, j0 + cols) of op(B) into one NR-column panel: element (p, j)
-// at panel[p * NR + j], columns past `cols` zero.
+// Rows [i0, i0 + rows) of op(A) over K [p0, p0 + kc): element (i, p) at panel[p * MR + i].
+template <class T>
+void pack_a_panel(const GemmProblem<T>& pr, int64_t i0, int64_t rows, int64_t p0, int64_t kc,
+                  T* panel) {
+  pack_panel(pr.info, pr.a, pr.s.lda, pr.s.trans_a, i0, rows, p0, kc, pr.tile.mr, panel);
+}
+
+// Columns [j0, j0 + cols) of op(B) over K [p0, p0 + kc): element (p, j) at panel[p * NR + j].
 template <class T>
 void pack_b_panel(const GemmProblem<T>& pr, int64_t p0, int64_t kc, int64_t j0, int64_t cols,
                   T* panel) {
-  const GemmShape& s = pr.s;
-  if (!s.trans_b) {
-    pr.info.pack_rows(pr.b + p0 * s.ldb + j0, s.ldb, cols, kc, pr.tile.nr, panel);
-  } else {
-    pr.info.pack_transposed(pr.b + j0 * s.ldb + p0, s.ldb, cols, kc, pr.tile.nr, panel);
-  }
+  pack_panel(pr.info, pr.b, pr.s.ldb, !pr.s.trans_b, j0, cols, p0, kc, pr.tile.nr, panel);
 }
 
 // Reads op(A) in place instead of packing it. Row-major op(A) streams MR rows at once, which the
@@ -117,7 +118,6 @@ void pack_b_panel(const GemmProblem<T>& pr, int64_t p0, int64_t kc, int64_t j0, 
 // micro-panel) are read in place.
 template <class T>
 bool read_a_in_place(const GemmShape& s) {
-  if (const char* env = std::getenv("FASTNN_GEMM_DIRECT_A")) return env[0] == '1';
   return !s.trans_a || s.lda * static_cast<int64_t>(sizeof(T)) <= 2048;
 }
 
@@ -126,12 +126,10 @@ template <class T>
 void gemm_block(const GemmProblem<T>& pr, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
   const GemmShape& s = pr.s;
   const int mr = pr.tile.mr, nr = pr.tile.nr;
-  static const int64_t tune_kc = std::getenv("TUNE_KC") ? std::atoi(std::getenv("TUNE_KC")) : 0;
-  static const int64_t tune_nc = std::getenv("TUNE_NC") ? std::atoi(std::getenv("TUNE_NC")) : 0;
-  const int64_t kc_max = std::min<int64_t>(tune_kc ? tune_kc : pr.info.kc, s.K);
-  static const int64_t tune_mc = std::getenv("TUNE_MC") ? std::atoi(std::getenv("TUNE_MC")) : 0;
-  const int64_t mc_max = std::min<int64_t>(tune_mc ? round_up(tune_mc, mr) : pr.info.mc, round_up(m1 - m0, mr));
-  const int64_t nc_max = std::min<int64_t>(tune_nc ? round_up(tune_nc, nr) : pr.info.nc, round_up(n1 - n0, nr));
+  // Equal K blocks: K = 512 runs as 2 x 256, not 384 + a thin 128 that pays C's round trip.
+  const int64_t kc_max = ceil_div(s.K, ceil_div(s.K, pr.info.kc));
+  const int64_t mc_max = std::min<int64_t>(pr.info.mc, round_up(m1 - m0, mr));
+  const int64_t nc_max = std::min<int64_t>(pr.info.nc, round_up(n1 - n0, nr));
   const bool in_place = read_a_in_place<T>(s);
   T* const b_packed = thread_workspace<T>(kPackedB, kc_max * nc_max);
   T* const a_packed = thread_workspace<T>(in_place ? kEdgeA : kPackedA, (in_place ? mr : mc_max) * kc_max);
@@ -255,9 +253,9 @@ void gemm(const GemmShape& s, T alpha, const T* a, const T* b, T beta, T* c,
                           s.N <= info.narrow.nr ? info.narrow : info.wide};
   const int mr = pr.tile.mr, nr = pr.tile.nr;
 
-  // A team costs a few microseconds to wake: worth it from ~5e5 multiply-adds per thread.
-  static const int64_t grain = std::getenv("TUNE_GRAIN") ? std::atol(std::getenv("TUNE_GRAIN")) : (1 << 19);
-  const int max_threads = team ? threads_for(s.M * s.N * s.K, grain) : 1;
+  // Waking the team costs a microsecond or two while its threads still spin from the last
+  // call: worth it from ~6e4 multiply-adds (~1 us of work) per thread.
+  const int max_threads = team ? threads_for(s.M * s.N * s.K, 1 << 16) : 1;
   const ThreadGrid grid =
       choose_grid(s, mr, nr, info.mc, read_a_in_place<T>(s), max_threads);
   const int nt = grid.threads();

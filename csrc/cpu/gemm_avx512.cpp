@@ -5,34 +5,21 @@
 // so a 10-class output wastes 6 of 16 lanes instead of 22 of 32 (16 rows divide the usual
 // batch sizes). double: the same shapes at 8 lanes.
 // Blocks: a kc x nc block of packed B stays in L2 while each MR x kc micro-panel of A, in L1,
-// sweeps it (cpu/gemm.cpp); kc = 384 keeps that A panel at 18 KiB.
+// sweeps it (cpu/gemm.cpp); kc = 384 floats (192 doubles) keeps that A panel at 18 KiB and the
+// B block (kc x nc) at 768 KiB, within a 1 MiB (Zen 4) or 2 MiB (Sapphire Rapids) L2.
 #include "cpu/gemm_simd.h"
 
 namespace fastnn::cpu {
 
-template <class Vec>
-GemmKernelInfo<typename Vec::T> avx512_info(int64_t nc, const char* name) {
-  using K12 = SimdMicroKernel<Vec, 12, 2>;
-  using K8 = SimdMicroKernel<Vec, 8, 2>;
-  using N16 = SimdMicroKernel<Vec, 16, 1>;
-  using N8 = SimdMicroKernel<Vec, 8, 1>;
-  return {{12, K12::NR, K12::run, 8, K8::run},
-          {16, N16::NR, N16::run, 8, N8::run},
-          3072,
-          384,
-          nc,
-          pack_rows_simd<Vec>,
-          pack_transposed_simd<typename Vec::T>,
-          name};
-}
-
 const GemmKernelInfo<float>& gemm_kernel_info_avx512_float() {
-  static const GemmKernelInfo<float> info = avx512_info<Zmm16f>(512, "avx512 12x32");
+  static const GemmKernelInfo<float> info =
+      simd_kernel_info<Zmm16f, 12, 2, 8, 16, 8>(3072, 384, 512, "avx512 12x32");
   return info;
 }
 
 const GemmKernelInfo<double>& gemm_kernel_info_avx512_double() {
-  static const GemmKernelInfo<double> info = avx512_info<Zmm8d>(256, "avx512 12x16");
+  static const GemmKernelInfo<double> info =
+      simd_kernel_info<Zmm8d, 12, 2, 8, 16, 8>(3072, 192, 256, "avx512 12x16");
   return info;
 }
 

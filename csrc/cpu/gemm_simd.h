@@ -31,47 +31,47 @@ struct SimdMicroKernel {
   static constexpr int L = Vec::lanes;
   static constexpr int NR = NV * L;
 
-  // A in column panels: A(i, p) at a[p * a_col_stride + i].
-  static FASTNN_INLINE void accumulate_column_panel(int64_t kc, const T* a, int64_t a_col_stride,
-                                                    const T* b, V (&acc)[MR][NV]) {
-#pragma GCC unroll 2
-    for (int64_t p = 0; p < kc; ++p) {
-      V bv[NV];
-#pragma GCC unroll 8
-      for (int v = 0; v < NV; ++v) bv[v] = Vec::load(b + v * L);
-#pragma GCC unroll 32
-      for (int i = 0; i < MR; ++i) {
-        const V ai = Vec::set1(a[i]);
-#pragma GCC unroll 8
-        for (int v = 0; v < NV; ++v) acc[i][v] = Vec::fma(ai, bv[v], acc[i][v]);
-      }
-      a += a_col_stride;
-      b += NR;
-    }
-  }
+  // Where the kernel reads A(i, p): column panels, A(i, p) at a[p * a_col_stride + i] (packed,
+  // or op(A) stored transposed)...
+  struct ColumnPanelA {
+    const T* a;
+    int64_t col_stride;
+    FASTNN_INLINE T at(int i) const { return a[i]; }
+    FASTNN_INLINE void next() { a += col_stride; }
+  };
 
-  // A read in place from row-major storage: A(i, p) at a[i * a_row_stride + p]. Rows are
-  // addressed in groups of three from one pointer each (base, base + stride, base + 2 * stride
-  // are single x86 addressing modes), so MR rows need MR / 3 pointer registers, not MR.
-  static FASTNN_INLINE void accumulate_row_major(int64_t kc, const T* a, int64_t a_row_stride,
-                                                 const T* b, V (&acc)[MR][NV]) {
-    constexpr int groups = (MR + 2) / 3;
+  // ... or row-major op(A) read in place, A(i, p) at a[i * row_stride + p]. Rows are addressed
+  // in groups of three from one pointer each (base, base + stride, base + 2 * stride are single
+  // x86 addressing modes), so MR rows need MR / 3 pointer registers, not MR.
+  struct RowMajorA {
+    static constexpr int groups = (MR + 2) / 3;
     const T* group[groups];
+    int64_t row_stride;
+    RowMajorA(const T* a, int64_t stride) : row_stride(stride) {
 #pragma GCC unroll 16
-    for (int g = 0; g < groups; ++g) group[g] = a + 3 * g * a_row_stride;
-#pragma GCC unroll 2
-    for (int64_t p = 0; p < kc; ++p) {
-      V bv[NV];
-#pragma GCC unroll 8
-      for (int v = 0; v < NV; ++v) bv[v] = Vec::load(b + v * L);
-#pragma GCC unroll 32
-      for (int i = 0; i < MR; ++i) {
-        const V ai = Vec::set1(group[i / 3][(i % 3) * a_row_stride]);
-#pragma GCC unroll 8
-        for (int v = 0; v < NV; ++v) acc[i][v] = Vec::fma(ai, bv[v], acc[i][v]);
-      }
+      for (int g = 0; g < groups; ++g) group[g] = a + 3 * g * stride;
+    }
+    FASTNN_INLINE T at(int i) const { return group[i / 3][(i % 3) * row_stride]; }
+    FASTNN_INLINE void next() {
 #pragma GCC unroll 16
       for (int g = 0; g < groups; ++g) ++group[g];
+    }
+  };
+
+  template <class ARows>
+  static FASTNN_INLINE void accumulate(int64_t kc, ARows a, const T* b, V (&acc)[MR][NV]) {
+#pragma GCC unroll 2
+    for (int64_t p = 0; p < kc; ++p) {
+      V bv[NV];
+#pragma GCC unroll 8
+      for (int v = 0; v < NV; ++v) bv[v] = Vec::load(b + v * L);
+#pragma GCC unroll 32
+      for (int i = 0; i < MR; ++i) {
+        const V ai = Vec::set1(a.at(i));
+#pragma GCC unroll 8
+        for (int v = 0; v < NV; ++v) acc[i][v] = Vec::fma(ai, bv[v], acc[i][v]);
+      }
+      a.next();
       b += NR;
     }
   }
@@ -127,9 +127,9 @@ struct SimdMicroKernel {
       _mm_prefetch(reinterpret_cast<const char*>(out.c + i * out.ldc + NR - 1), _MM_HINT_T0);
     }
     if (a_row_stride == 1) {
-      accumulate_column_panel(kc, a, a_col_stride, b, acc);
+      accumulate(kc, ColumnPanelA{a, a_col_stride}, b, acc);
     } else {
-      accumulate_row_major(kc, a, a_row_stride, b, acc);
+      accumulate(kc, RowMajorA(a, a_row_stride), b, acc);
     }
     store_tile(acc, out);
   }
@@ -220,6 +220,25 @@ void pack_transposed_simd(const T* src, int64_t ld, int64_t count, int64_t lines
   pack_transposed_range(src, ld, 0, full_count, full_lines, lines, width, out);
   pack_transposed_range(src, ld, full_count, count, 0, lines, width, out);
   zero_panel_tail(count, lines, width, out);
+}
+
+// ---- One ISA's kernel table ------------------------------------------------------------------
+
+// A wide MR x NV-vector tile with a SHORT_MR-row variant for ragged last rows, and a one-vector
+// narrow tile (NARROW_MR rows, NARROW_SHORT_MR for its ragged rows) for products with N <= one
+// vector; packing by whole vectors and register transposes.
+template <class Vec, int MR, int NV, int SHORT_MR, int NARROW_MR, int NARROW_SHORT_MR>
+GemmKernelInfo<typename Vec::T> simd_kernel_info(int64_t mc, int64_t kc, int64_t nc, const char* name) {
+  using T = typename Vec::T;
+  return {{MR, NV * Vec::lanes, SimdMicroKernel<Vec, MR, NV>::run, SHORT_MR, SimdMicroKernel<Vec, SHORT_MR, NV>::run},
+          {NARROW_MR, Vec::lanes, SimdMicroKernel<Vec, NARROW_MR, 1>::run, NARROW_SHORT_MR,
+           SimdMicroKernel<Vec, NARROW_SHORT_MR, 1>::run},
+          mc,
+          kc,
+          nc,
+          pack_rows_simd<Vec>,
+          pack_transposed_simd<T>,
+          name};
 }
 
 }  // namespace
