@@ -26,7 +26,9 @@ enum class Dtype { float32, float64, int32, int64 };
 const char* dtype_name(Dtype d);
 
 struct ArrayArg {
-  py::array array;
+  // Null until set: a default-constructed py::array would allocate an empty NumPy array for
+  // every argument checked (a microsecond per call on small ops).
+  py::array array = py::reinterpret_borrow<py::array>(py::handle());
   Dtype dtype = Dtype::float32;
   std::vector<int64_t> dims;
   int64_t numel = 0;

@@ -1,22 +1,21 @@
 // Cache-blocked, packed GEMM over register-blocked micro-kernels (see gemm.h for the math).
 //
-// Threads split C into disjoint blocks (a tm x tn grid, cut on micro-tile boundaries); each
-// thread runs the serial loop nest below on its block with its own packing buffers, so there
-// are no barriers and no shared writes. The price is that threads sharing rows of C each pack
-// those rows of A (and likewise B): a few percent on two cores, chosen over BLIS's shared
-// packing for its simplicity (choose_split weighs it).
+// Threads split C into disjoint chunks (on micro-tile boundaries, taken dynamically; see
+// choose_chunks); each runs the serial loop nest below on its chunk with its own packing
+// buffers, so there are no barriers and no shared writes.
 //
-// The serial loop nest, for a thread's block of C:
-//   for ic in M step MC:            A block (MC x KC) packed once: MR-row panels
+// The serial loop nest, for a chunk of C:
+//   for ic in M step MC:            A block (MC x KC), packed or read in place
 //     for pc in K step KC:
 //       for jc in N step NC:        B block (KC x NC) packed: NR-column panels, stays in L2
 //         for ir in MC step MR:     one A micro-panel (MR x KC) stays in L1 ...
 //           for jr in NC step NR:   ... while the B micro-panels stream past it from L2
 //             micro-kernel: MR x NR tile of C
-// Packing copies op(A) and op(B) in the order the micro-kernel reads them, so transposes cost
-// one pass and every inner load is unit-stride. When the A block would be reused by only a few
-// B panels (small N), packing it costs more than it saves: the micro-kernel then reads op(A)
-// in place (gemm_kernel.h), and only a ragged last row panel is packed.
+// Packing copies op(B) (and op(A) when packed) in the order the micro-kernel reads them, so
+// transposes cost one pass and every inner load is unit-stride. Row-major op(A) is not packed:
+// the micro-kernel reads its MR rows in place (gemm_kernel.h), which the prefetchers follow,
+// so no thread repeats a packing pass over A; only a ragged last row panel is packed, and op(A)
+// stored transposed with long rows (each k step on another page) is packed as a whole.
 //
 // Only the first K block applies the caller's beta (later ones accumulate with beta = 1), and
 // only the last applies the epilogue. Each C element is summed over the same K blocks in the
@@ -26,10 +25,6 @@
 #include <algorithm>
 #include <cstdlib>
 #include <new>
-
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #include "common/threading.h"
 #include "cpu/gemm_kernel.h"
@@ -121,6 +116,13 @@ bool read_a_in_place(const GemmShape& s) {
   return !s.trans_a || s.lda * static_cast<int64_t>(sizeof(T)) <= 2048;
 }
 
+// Reads op(B) in place instead of packing it: only a few short rows (a classifier's 10 outputs)
+// that the narrow tile loads with one masked vector per k step, straight from L1.
+template <class T>
+bool read_b_in_place(const GemmShape& s, const GemmMicroTile<T>& tile) {
+  return !s.trans_b && s.N <= tile.nr && s.ldb * static_cast<int64_t>(sizeof(T)) <= 64;
+}
+
 // The serial loop nest (file comment) over C[m0:m1, n0:n1].
 template <class T>
 void gemm_block(const GemmProblem<T>& pr, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
@@ -131,7 +133,8 @@ void gemm_block(const GemmProblem<T>& pr, int64_t m0, int64_t m1, int64_t n0, in
   const int64_t mc_max = std::min<int64_t>(pr.info.mc, round_up(m1 - m0, mr));
   const int64_t nc_max = std::min<int64_t>(pr.info.nc, round_up(n1 - n0, nr));
   const bool in_place = read_a_in_place<T>(s);
-  T* const b_packed = thread_workspace<T>(kPackedB, kc_max * nc_max);
+  const bool b_in_place = read_b_in_place(s, pr.tile);
+  T* const b_packed = b_in_place ? nullptr : thread_workspace<T>(kPackedB, kc_max * nc_max);
   T* const a_packed = thread_workspace<T>(in_place ? kEdgeA : kPackedA, (in_place ? mr : mc_max) * kc_max);
   // In place, A(i, p) is at a_origin[i * rs + p * cs] (one of them 1).
   const int64_t rs = s.trans_a ? 1 : s.lda, cs = s.trans_a ? s.lda : 1;
@@ -149,8 +152,9 @@ void gemm_block(const GemmProblem<T>& pr, int64_t m0, int64_t m1, int64_t n0, in
                      a_packed + (ir - full_panels_mc) * kc);
       for (int64_t jc = n0; jc < n1; jc += nc_max) {
         const int64_t nc = std::min(nc_max, n1 - jc);
-        for (int64_t jr = 0; jr < nc; jr += nr)
-          pack_b_panel(pr, pc, kc, jc + jr, std::min<int64_t>(nr, nc - jr), b_packed + jr * kc);
+        if (!b_in_place)
+          for (int64_t jr = 0; jr < nc; jr += nr)
+            pack_b_panel(pr, pc, kc, jc + jr, std::min<int64_t>(nr, nc - jr), b_packed + jr * kc);
         for (int64_t ir = 0; ir < mc; ir += mr) {
           const int64_t row = ic + ir;
           const T* a_tile;
@@ -174,7 +178,11 @@ void gemm_block(const GemmProblem<T>& pr, int64_t m0, int64_t m1, int64_t n0, in
             out.c = pr.c + row * s.ldc + col;
             out.n_valid = static_cast<int>(std::min<int64_t>(nr, nc - jr));
             out.bias_col = last && ep.bias_per_col ? ep.bias_per_col + col : nullptr;
-            kernel(kc, a_tile, a_rs, a_cs, b_packed + jr * kc, out);
+            if (b_in_place) {
+              kernel(kc, a_tile, a_rs, a_cs, pr.b + pc * s.ldb + col, s.ldb, out);
+            } else {
+              kernel(kc, a_tile, a_rs, a_cs, b_packed + jr * kc, nr, out);
+            }
           }
         }
       }
@@ -199,35 +207,33 @@ void epilogue_only(const GemmShape& s, T beta, T* c, const GemmEpilogue<T>& ep, 
   }
 }
 
-// A tm x tn grid of thread blocks minimising the busiest thread's cost: its multiply-adds
-// (padded to whole tiles) plus the packing it does (threads sharing columns of C each pack
-// that B block; A read in place costs no packing). Uses up to nt threads, all with work.
-struct ThreadGrid {
-  int tm = 1, tn = 1;
-  int threads() const { return tm * tn; }
+// C is cut into a cm x cn grid of chunks on tile boundaries, which the team's threads take in
+// turn (dynamic schedule): a thread that the OS pauses (other load on a shared machine) holds up
+// only its current chunk. Chunks split N first: with op(A) read in place, chunks over disjoint
+// columns repeat no packing at all, while each extra chunk over M repacks its columns of B
+// (cheap only when N is small). A packed A turns the preference around.
+struct ChunkGrid {
+  int64_t cm = 1, cn = 1;
+  int64_t chunks() const { return cm * cn; }
 };
 
-ThreadGrid choose_grid(const GemmShape& s, int mr, int nr, int64_t mc, bool a_in_place, int nt) {
-  constexpr double pack_cost = 8.0;  // one packed element ~ this many multiply-adds
+ChunkGrid choose_chunks(const GemmShape& s, int mr, int nr, bool a_in_place, int threads) {
+  ChunkGrid grid;
+  if (threads == 1) return grid;
+  // Two chunks per thread, each at least ~1e6 multiply-adds (several microseconds): more would
+  // balance better under outside load, but each chunk's A micro-panels then meet fewer B panels
+  // while in L1 (measured: 4 per thread costs ~5% on an idle machine).
+  const int64_t madds = s.M * s.N * s.K;
+  const int64_t wanted = std::max<int64_t>(threads, std::min<int64_t>(2 * threads, madds >> 20));
   const int64_t m_tiles = ceil_div(s.M, mr), n_tiles = ceil_div(s.N, nr);
-  ThreadGrid best;
-  double best_cost = -1;
-  for (int tm = 1; tm <= nt; ++tm) {
-    const int tn = static_cast<int>(std::min<int64_t>(nt / tm, n_tiles));
-    if (tm > m_tiles) break;
-    const int64_t rows = ceil_div(m_tiles, tm) * mr, cols = ceil_div(n_tiles, tn) * nr;
-    const double packed_a = a_in_place ? 0.0 : static_cast<double>(rows) * s.K;
-    const double packed_b = static_cast<double>(cols) * s.K * ceil_div(rows, mc);
-    const double cost = static_cast<double>(rows) * cols * s.K + pack_cost * (packed_a + packed_b);
-    // Fewer threads only when they are no slower (their cost is per thread).
-    if (best_cost < 0 || cost < best_cost ||
-        (cost == best_cost && tm * tn > best.threads()))
-      best_cost = cost, best.tm = tm, best.tn = tn;
-  }
-  return best;
+  int64_t& first = a_in_place ? grid.cn : grid.cm;
+  int64_t& second = a_in_place ? grid.cm : grid.cn;
+  first = std::min(a_in_place ? n_tiles : m_tiles, wanted);
+  second = std::min(a_in_place ? m_tiles : n_tiles, ceil_div(wanted, first));
+  return grid;
 }
 
-// Splits `count` tiles of `tile` elements into `parts` nearly equal runs; part `k`'s range.
+// Splits `extent` into `parts` runs of whole tiles, as equal as they come; part `k`'s range.
 void split_range(int64_t extent, int tile, int parts, int k, int64_t* begin, int64_t* end) {
   const int64_t tiles = ceil_div(extent, tile);
   const int64_t base = tiles / parts, extra = tiles % parts;
@@ -256,23 +262,17 @@ void gemm(const GemmShape& s, T alpha, const T* a, const T* b, T beta, T* c,
   // Waking the team costs a microsecond or two while its threads still spin from the last
   // call: worth it from ~6e4 multiply-adds (~1 us of work) per thread.
   const int max_threads = team ? threads_for(s.M * s.N * s.K, 1 << 16) : 1;
-  const ThreadGrid grid =
-      choose_grid(s, mr, nr, info.mc, read_a_in_place<T>(s), max_threads);
-  const int nt = grid.threads();
+  const ChunkGrid grid = choose_chunks(s, mr, nr, read_a_in_place<T>(s), max_threads);
+  const int nt = static_cast<int>(std::min<int64_t>(max_threads, grid.chunks()));
   if (nt == 1) {
     gemm_block(pr, 0, s.M, 0, s.N);
     return;
   }
-#pragma omp parallel num_threads(nt)
-  {
-#ifdef _OPENMP
-    const int t = omp_get_thread_num();
-#else
-    const int t = 0;
-#endif
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
+  for (int64_t chunk = 0; chunk < grid.chunks(); ++chunk) {
     int64_t m0, m1, n0, n1;
-    split_range(s.M, mr, grid.tm, t / grid.tn, &m0, &m1);
-    split_range(s.N, nr, grid.tn, t % grid.tn, &n0, &n1);
+    split_range(s.M, mr, grid.cm, chunk / grid.cn, &m0, &m1);
+    split_range(s.N, nr, grid.cn, chunk % grid.cn, &n0, &n1);
     if (m0 < m1 && n0 < n1) gemm_block(pr, m0, m1, n0, n1);
   }
 }

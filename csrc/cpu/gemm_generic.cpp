@@ -15,14 +15,15 @@ namespace {
 
 template <class T, int MR, int NR>
 void micro_kernel_generic(int64_t kc, const T* a, int64_t a_row_stride, int64_t a_col_stride,
-                          const T* b, const GemmTileOutput<T>& out) {
+                          const T* b, int64_t b_row_stride, const GemmTileOutput<T>& out) {
   T acc[MR][NR] = {};
+  const int cols = out.n_valid;  // B is read only this far (in place it may end there)
   for (int64_t p = 0; p < kc; ++p) {
     const T* ap = a + p * a_col_stride;
-    const T* bp = b + p * NR;
+    const T* bp = b + p * b_row_stride;
     for (int i = 0; i < MR; ++i) {
       const T ai = ap[i * a_row_stride];
-      for (int j = 0; j < NR; ++j) acc[i][j] += ai * bp[j];
+      for (int j = 0; j < cols; ++j) acc[i][j] += ai * bp[j];
     }
   }
   for (int i = 0; i < out.m_valid; ++i) {

@@ -1,8 +1,8 @@
 // Register-blocked micro-kernels for cpu/gemm.cpp and how to choose one.
 //
-// A micro-kernel multiplies an MR x kc block of op(A) by one packed kc x NR panel of op(B) and
-// stores the MR x NR tile of C through the tile's output rule (GemmTileOutput):
-//   acc[i, j] = sum_p A(i, p) * b_panel[p * NR + j]
+// A micro-kernel multiplies an MR x kc block of op(A) by a kc x NR block of op(B) and stores the
+// MR x NR tile of C through the tile's output rule (GemmTileOutput):
+//   acc[i, j] = sum_p A(i, p) * B(p, j)
 //   c[i, j]   = relu?(alpha * acc[i, j] + beta * c[i, j] + bias_col[j] + bias_row[i])
 // for i < m_valid, j < n_valid; beta == 0 means "do not read C".
 //
@@ -11,7 +11,9 @@
 //                      stored column-major, i.e. A transposed, read in place);
 //   a_col_stride == 1: op(A) rows read in place (row-major A, no packing).
 // All rows the kernel computes must be readable (the driver packs zero-padded panels for ragged
-// edges); the B panel is always packed and zero-padded to NR columns.
+// edges).
+// B(p, j) lives at b[p * b_row_stride + j]: a packed panel (b_row_stride == NR) or a small
+// row-major op(B) read in place. The kernel reads only columns j < n_valid of it.
 #pragma once
 
 #include <cstdint>
@@ -31,7 +33,7 @@ struct GemmTileOutput {
 
 template <class T>
 using GemmMicroKernel = void (*)(int64_t kc, const T* a, int64_t a_row_stride,
-                                 int64_t a_col_stride, const T* b_panel,
+                                 int64_t a_col_stride, const T* b, int64_t b_row_stride,
                                  const GemmTileOutput<T>& out);
 
 // Packs one panel: `lines` (= kc) lines of `width` (= MR or NR) elements, line l holding source

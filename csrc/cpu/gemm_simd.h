@@ -58,13 +58,33 @@ struct SimdMicroKernel {
     }
   };
 
-  template <class ARows>
-  static FASTNN_INLINE void accumulate(int64_t kc, ARows a, const T* b, V (&acc)[MR][NV]) {
+  // Where it reads B(p, j): all NR columns (a full panel)...
+  struct FullB {
+    const T* b;
+    int64_t row_stride;
+    FASTNN_INLINE V load(int v) const { return Vec::load(b + v * L); }
+    FASTNN_INLINE void next() { b += row_stride; }
+  };
+
+  // ... or only the first n columns (a ragged panel, or B read in place up to its last column).
+  struct MaskedB {
+    const T* b;
+    int64_t row_stride;
+    int n;
+    FASTNN_INLINE V load(int v) const {
+      const int left = n - v * L;
+      return left >= L ? Vec::load(b + v * L) : left > 0 ? Vec::load_n(b + v * L, left) : Vec::zero();
+    }
+    FASTNN_INLINE void next() { b += row_stride; }
+  };
+
+  template <class ARows, class BCols>
+  static FASTNN_INLINE void accumulate(int64_t kc, ARows a, BCols b, V (&acc)[MR][NV]) {
 #pragma GCC unroll 2
     for (int64_t p = 0; p < kc; ++p) {
       V bv[NV];
 #pragma GCC unroll 8
-      for (int v = 0; v < NV; ++v) bv[v] = Vec::load(b + v * L);
+      for (int v = 0; v < NV; ++v) bv[v] = b.load(v);
 #pragma GCC unroll 32
       for (int i = 0; i < MR; ++i) {
         const V ai = Vec::set1(a.at(i));
@@ -72,7 +92,17 @@ struct SimdMicroKernel {
         for (int v = 0; v < NV; ++v) acc[i][v] = Vec::fma(ai, bv[v], acc[i][v]);
       }
       a.next();
-      b += NR;
+      b.next();
+    }
+  }
+
+  template <class BCols>
+  static FASTNN_INLINE void accumulate(int64_t kc, const T* a, int64_t a_row_stride,
+                                       int64_t a_col_stride, BCols b, V (&acc)[MR][NV]) {
+    if (a_row_stride == 1) {
+      accumulate(kc, ColumnPanelA{a, a_col_stride}, b, acc);
+    } else {
+      accumulate(kc, RowMajorA(a, a_row_stride), b, acc);
     }
   }
 
@@ -115,7 +145,7 @@ struct SimdMicroKernel {
   }
 
   static void run(int64_t kc, const T* a, int64_t a_row_stride, int64_t a_col_stride,
-                  const T* b, const GemmTileOutput<T>& out) {
+                  const T* b, int64_t b_row_stride, const GemmTileOutput<T>& out) {
     V acc[MR][NV];
 #pragma GCC unroll 32
     for (int i = 0; i < MR; ++i)
@@ -126,10 +156,10 @@ struct SimdMicroKernel {
       _mm_prefetch(reinterpret_cast<const char*>(out.c + i * out.ldc), _MM_HINT_T0);
       _mm_prefetch(reinterpret_cast<const char*>(out.c + i * out.ldc + NR - 1), _MM_HINT_T0);
     }
-    if (a_row_stride == 1) {
-      accumulate(kc, ColumnPanelA{a, a_col_stride}, b, acc);
+    if (out.n_valid == NR) {
+      accumulate(kc, a, a_row_stride, a_col_stride, FullB{b, b_row_stride}, acc);
     } else {
-      accumulate(kc, RowMajorA(a, a_row_stride), b, acc);
+      accumulate(kc, a, a_row_stride, a_col_stride, MaskedB{b, b_row_stride, out.n_valid}, acc);
     }
     store_tile(acc, out);
   }

@@ -8,7 +8,8 @@ This module is also the timing core of the repository's side-by-side benchmarks
 (benchmarks/harness.py), so both measure the same way:
 - inputs rotate over several copies (together larger than the L2 caches) so repeated calls do
   not find their operands in cache;
-- a calibrated batch of calls is timed with a monotonic clock, after one warm-up call;
+- a calibrated batch of calls follows one warm-up call, each call timed on its own with a
+  monotonic clock; a round's result is the median call;
 - several rounds are taken and the median is reported (machines here are shared and noisy).
 """
 
@@ -68,13 +69,19 @@ def calibrate(run: Callable[..., Any], input_sets: Sequence[tuple], seconds: flo
 
 
 def time_batch(run: Callable[..., Any], input_sets: Sequence[tuple], calls: int) -> float:
-    """Seconds per call over ``calls`` calls, cycling through the input sets, after a warm-up."""
+    """Median seconds per call over ``calls`` calls, cycling through the input sets, after a
+    warm-up call. Each call is timed on its own: on a shared machine the OS now and then
+    pauses a thread for milliseconds, and the median ignores the few calls that hit such a
+    pause, where a batch total would not."""
     run(*input_sets[-1])
     n = len(input_sets)
-    start = time.perf_counter()
+    clock = time.perf_counter
+    times = []
     for i in range(calls):
+        start = clock()
         run(*input_sets[i % n])
-    return (time.perf_counter() - start) / calls
+        times.append(clock() - start)
+    return statistics.median(times)
 
 
 def measure_peak(threads: int, seconds: float = 0.2, repeats: int = 3) -> float:
