@@ -6,7 +6,8 @@ bench`):
 - inputs rotate over copies larger than the caches together, so neither side finds its operands
   in cache from the previous call;
 - fastnn and the peer alternate, round by round (which one goes first alternates too), each
-  round a calibrated batch after a warm-up call; the table shows medians over the rounds;
+  round a calibrated batch after a warm-up call; the table shows medians over the rounds, and
+  the speed ratio is the median of the rounds' paired ratios;
 - before each batch the harness waits until the process is idle (its CPU time stops growing):
   OpenBLAS and OpenMP worker threads spin for up to a few hundred milliseconds after a call,
   and would otherwise steal the cores from the other library's threads (on a 2-core machine
@@ -59,16 +60,12 @@ class Pair:
 @dataclass
 class Row:
     name: str
-    fastnn_s: float
+    fastnn_s: float  # median over rounds
     peer_s: float
+    ratio: float  # speed of fastnn relative to the peer (> 1: faster): median of per-round ratios
     flops: float
     roofline_gflops: float
     difference: float
-
-    @property
-    def ratio(self) -> float:
-        """Speed of fastnn relative to the peer (> 1: fastnn is faster)."""
-        return self.peer_s / self.fastnn_s
 
 
 def openblas_info() -> dict[str, Any]:
@@ -140,8 +137,12 @@ def compare(pairs: Sequence[Pair], peak_gflops: float, bandwidth_gbs: float, rou
                 wait_until_idle(max_settle)
                 times.append(time_batch(fn, inputs, calls[index]))
         intensity = pair.flops / pair.bytes_moved
-        row = Row(pair.name, statistics.median(sides[0][1]), statistics.median(sides[1][1]), pair.flops,
-                  min(peak_gflops, intensity * bandwidth_gbs), difference)
+        # Each round's two batches ran back to back, so their ratio cancels slow drifts in the
+        # machine's speed (other tenants, clock changes) that the separate medians keep.
+        ratios = [theirs / ours for ours, theirs in zip(sides[0][1], sides[1][1])]
+        row = Row(pair.name, statistics.median(sides[0][1]), statistics.median(sides[1][1]),
+                  statistics.median(ratios), pair.flops, min(peak_gflops, intensity * bandwidth_gbs),
+                  difference)
         print(f"  {row.name}: fastnn {row.fastnn_s * 1e3:.3f} ms, peer {row.peer_s * 1e3:.3f} ms, "
               f"ratio {row.ratio:.2f}", file=log, flush=True)
         rows.append(row)
@@ -173,8 +174,8 @@ def run(pairs: Sequence[Pair], peer: str, description: str, argv: Sequence[str] 
 
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--threads", type=int, default=None, help="threads for both sides (default: fastnn's)")
-    parser.add_argument("--rounds", type=int, default=7, help="alternating rounds; medians are reported")
-    parser.add_argument("--seconds", type=float, default=0.1, help="length of one timed batch")
+    parser.add_argument("--rounds", type=int, default=11, help="alternating rounds; medians are reported")
+    parser.add_argument("--seconds", type=float, default=0.05, help="length of one timed batch")
     parser.add_argument("--max-settle", type=float, default=2.0,
                         help="longest wait before a batch for the other library's spinning threads to go idle")
     parser.add_argument("--filter", default="", help="only cases whose name contains this text")
@@ -209,6 +210,7 @@ def run(pairs: Sequence[Pair], peer: str, description: str, argv: Sequence[str] 
     print(f"fastnn {machine['fastnn']} ({machine['gemm_kernel_float32']}) vs {peer} on {machine['cpu']}, "
           f"{threads} threads; OpenBLAS {blas.get('version', '?')} kernel {blas.get('architecture', '?')}")
     print(f"measured FMA peak {peak:.0f} GFLOP/s, copy bandwidth {bandwidth:.1f} GB/s; "
-          f"medians of {args.rounds} alternating rounds; speed ratio = {peer} time / fastnn time")
+          f"medians of {args.rounds} alternating rounds; speed ratio = {peer} time / fastnn time "
+          "(median of per-round ratios)")
     print(table(rows, peer, peak))
     return 0

@@ -97,7 +97,8 @@ def boundary_shapes(dtype) -> list[tuple[int, int, int]]:
     bl = blocking(dtype)
     mr, nr, kc, nc, mc = bl["mr"], bl["nr"], bl["kc"], bl["nc"], bl["mc"]
     around = lambda x: [x - 1, x, x + 1]  # noqa: E731
-    rows = around(mr) + around(2 * mr) + [bl["short_mr"], bl["short_mr"] + 1] + around(bl["narrow_mr"])
+    shorter = [r + d for r in bl["short_mr"] for d in (-1, 0, 1)]  # the ragged-row kernels' limits
+    rows = around(mr) + around(2 * mr) + [mr + r for r in shorter] + shorter + around(bl["narrow_mr"])
     cols = around(nr) + around(2 * nr) + around(bl["narrow_nr"])
     shapes = [(m, 7, 5) for m in rows] + [(m, nr + 3, 9) for m in rows]
     shapes += [(5, n, 7) for n in cols] + [(mr + 1, n, 9) for n in cols]
@@ -105,6 +106,7 @@ def boundary_shapes(dtype) -> list[tuple[int, int, int]]:
     shapes += [(3, n, 5) for n in around(nc) + [2 * nc + 3]]
     shapes += [(m, 3, 5) for m in around(mc)] + [(m, nr + 1, 3) for m in [mc + 1]]
     shapes += [(2 * mr + 5, nc + nr + 3, kc + 5), (3 * bl["narrow_mr"] + 1, bl["narrow_nr"] - 1, kc + 1)]
+    shapes += [(3 * bl["narrow_mr"] + r, max(1, bl["narrow_nr"] - 6), 9) for r in shorter]
     return shapes
 
 

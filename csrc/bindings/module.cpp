@@ -27,7 +27,8 @@ namespace {
 template <class T>
 pybind11::dict gemm_blocking(const fastnn::cpu::GemmKernelInfo<T>& k) {
   pybind11::dict d;
-  d["mr"] = k.wide.mr, d["nr"] = k.wide.nr, d["short_mr"] = k.wide.short_mr;
+  d["mr"] = k.wide.mr, d["nr"] = k.wide.nr;
+  d["short_mr"] = pybind11::make_tuple(k.wide.shorter[0].mr, k.wide.shorter[1].mr);
   d["narrow_mr"] = k.narrow.mr, d["narrow_nr"] = k.narrow.nr;
   d["mc"] = k.mc, d["kc"] = k.kc, d["nc"] = k.nc;
   return d;

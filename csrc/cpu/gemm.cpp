@@ -11,11 +11,13 @@
 //         for ir in MC step MR:     one A micro-panel (MR x KC) stays in L1 ...
 //           for jr in NC step NR:   ... while the B micro-panels stream past it from L2
 //             micro-kernel: MR x NR tile of C
-// Packing copies op(B) (and op(A) when packed) in the order the micro-kernel reads them, so
-// transposes cost one pass and every inner load is unit-stride. Row-major op(A) is not packed:
-// the micro-kernel reads its MR rows in place (gemm_kernel.h), which the prefetchers follow,
-// so no thread repeats a packing pass over A; only a ragged last row panel is packed, and op(A)
-// stored transposed with long rows (each k step on another page) is packed as a whole.
+// Packing copies op(B) (and op(A) when packed) in the order the micro-kernel reads them, a
+// block at a time so the source streams through memory in order; transposes cost one pass and
+// every inner load is unit-stride. Row-major op(A) is not packed: the micro-kernel reads its MR
+// rows in place (gemm_kernel.h), which the prefetchers follow, so no thread repeats a packing
+// pass over A; only a ragged last row panel may be packed (unless a shorter kernel covers its
+// rows exactly), and op(A) stored transposed with long rows (each k step on another page) is
+// packed as a whole.
 //
 // Only the first K block applies the caller's beta (later ones accumulate with beta = 1), and
 // only the last applies the epilogue. Each C element is summed over the same K blocks in the
@@ -80,31 +82,39 @@ struct GemmProblem {
   GemmMicroTile<T> tile;
 };
 
-// Packs one panel: `count` rows of op(A) (or columns of op(B)) starting at element0, over K
-// lines [p0, p0 + kc), from a matrix stored with leading dimension ld. When the panel's lines
-// (fixed k) are the stored rows it is a row copy, otherwise a transpose (gemm_kernel.h).
+// Packs `count` rows of op(A) (or columns of op(B)) from element0 on, over K lines
+// [p0, p0 + kc), into consecutive panels of `width` (gemm_kernel.h), from a matrix stored with
+// leading dimension ld. When the panels' lines (fixed k) are the stored rows it is a row copy,
+// otherwise a transpose.
 template <class T>
-void pack_panel(const GemmKernelInfo<T>& info, const T* m, int64_t ld, bool lines_are_rows,
-                int64_t element0, int64_t count, int64_t p0, int64_t kc, int width, T* panel) {
+void pack_panels(const GemmKernelInfo<T>& info, const T* m, int64_t ld, bool lines_are_rows,
+                 int64_t element0, int64_t count, int64_t p0, int64_t kc, int width, T* out) {
   if (lines_are_rows) {
-    info.pack_rows(m + p0 * ld + element0, ld, count, kc, width, panel);
+    info.pack_rows(m + p0 * ld + element0, ld, count, kc, width, out);
   } else {
-    info.pack_transposed(m + element0 * ld + p0, ld, count, kc, width, panel);
+    info.pack_transposed(m + element0 * ld + p0, ld, count, kc, width, out);
   }
 }
 
-// Rows [i0, i0 + rows) of op(A) over K [p0, p0 + kc): element (i, p) at panel[p * MR + i].
+// Rows [i0, i0 + rows) of op(A) over K [p0, p0 + kc): element (i, p) of panel q at
+// out[q * MR * kc + p * MR + i - q * MR].
 template <class T>
-void pack_a_panel(const GemmProblem<T>& pr, int64_t i0, int64_t rows, int64_t p0, int64_t kc,
-                  T* panel) {
-  pack_panel(pr.info, pr.a, pr.s.lda, pr.s.trans_a, i0, rows, p0, kc, pr.tile.mr, panel);
+void pack_a(const GemmProblem<T>& pr, int64_t i0, int64_t rows, int64_t p0, int64_t kc, T* out) {
+  pack_panels(pr.info, pr.a, pr.s.lda, pr.s.trans_a, i0, rows, p0, kc, pr.tile.mr, out);
 }
 
-// Columns [j0, j0 + cols) of op(B) over K [p0, p0 + kc): element (p, j) at panel[p * NR + j].
+// Columns [j0, j0 + cols) of op(B) over K [p0, p0 + kc), in NR-column panels likewise.
 template <class T>
-void pack_b_panel(const GemmProblem<T>& pr, int64_t p0, int64_t kc, int64_t j0, int64_t cols,
-                  T* panel) {
-  pack_panel(pr.info, pr.b, pr.s.ldb, !pr.s.trans_b, j0, cols, p0, kc, pr.tile.nr, panel);
+void pack_b(const GemmProblem<T>& pr, int64_t p0, int64_t kc, int64_t j0, int64_t cols, T* out) {
+  pack_panels(pr.info, pr.b, pr.s.ldb, !pr.s.trans_b, j0, cols, p0, kc, pr.tile.nr, out);
+}
+
+// The kernel for a row panel of m_valid rows: the tile's, or a shorter one for a ragged edge.
+template <class T>
+GemmRowKernel<T> kernel_for_rows(const GemmMicroTile<T>& tile, int m_valid) {
+  for (const GemmRowKernel<T>& shorter : tile.shorter)
+    if (m_valid <= shorter.mr) return shorter;
+  return {tile.mr, tile.kernel};
 }
 
 // Reads op(A) in place instead of packing it. Row-major op(A) streams MR rows at once, which the
@@ -142,33 +152,31 @@ void gemm_block(const GemmProblem<T>& pr, int64_t m0, int64_t m1, int64_t n0, in
 
   for (int64_t ic = m0; ic < m1; ic += mc_max) {
     const int64_t mc = std::min(mc_max, m1 - ic);
-    const int64_t full_panels_mc = in_place ? mc / mr * mr : 0;  // rows read in place
+    // Read in place: all row panels whose rows exist (a ragged last one too, when a shorter
+    // kernel fits its rows exactly); the rest is packed.
+    const int64_t ragged = mc % mr;
+    const bool ragged_in_place = ragged && kernel_for_rows(pr.tile, ragged).mr == ragged;
+    const int64_t in_place_rows = !in_place ? 0 : ragged_in_place ? mc : mc - ragged;
     for (int64_t pc = 0; pc < s.K; pc += kc_max) {
       const int64_t kc = std::min(kc_max, s.K - pc);
       const bool first = pc == 0, last = pc + kc == s.K;
-      // Packed panels: all of them, or in place only the ragged last one.
-      for (int64_t ir = full_panels_mc; ir < mc; ir += mr)
-        pack_a_panel(pr, ic + ir, std::min<int64_t>(mr, mc - ir), pc, kc,
-                     a_packed + (ir - full_panels_mc) * kc);
+      if (in_place_rows < mc) pack_a(pr, ic + in_place_rows, mc - in_place_rows, pc, kc, a_packed);
       for (int64_t jc = n0; jc < n1; jc += nc_max) {
         const int64_t nc = std::min(nc_max, n1 - jc);
-        if (!b_in_place)
-          for (int64_t jr = 0; jr < nc; jr += nr)
-            pack_b_panel(pr, pc, kc, jc + jr, std::min<int64_t>(nr, nc - jr), b_packed + jr * kc);
+        if (!b_in_place) pack_b(pr, pc, kc, jc, nc, b_packed);
         for (int64_t ir = 0; ir < mc; ir += mr) {
           const int64_t row = ic + ir;
           const T* a_tile;
           int64_t a_rs = 1, a_cs = mr;
-          if (ir < full_panels_mc) {
+          if (ir < in_place_rows) {
             a_tile = pr.a + row * rs + pc * cs, a_rs = rs, a_cs = cs;
           } else {
-            a_tile = a_packed + (ir - full_panels_mc) * kc;
+            a_tile = a_packed + (ir - in_place_rows) * kc;
           }
           GemmTileOutput<T> out{};
           out.ldc = s.ldc;
           out.m_valid = static_cast<int>(std::min<int64_t>(mr, mc - ir));
-          const GemmMicroKernel<T> kernel =
-              out.m_valid <= pr.tile.short_mr ? pr.tile.short_kernel : pr.tile.kernel;
+          const GemmMicroKernel<T> kernel = kernel_for_rows(pr.tile, out.m_valid).kernel;
           out.alpha = pr.alpha;
           out.beta = first ? pr.beta : T(1);
           out.bias_row = last && ep.bias_per_row ? ep.bias_per_row + row : nullptr;

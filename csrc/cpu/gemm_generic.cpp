@@ -43,9 +43,10 @@ void micro_kernel_generic(int64_t kc, const T* a, int64_t a_row_stride, int64_t 
 template <class T>
 GemmKernelInfo<T> generic_info(const char* name) {
   constexpr int nr = 64 / static_cast<int>(sizeof(T));  // one cache line of B per k
-  return GemmKernelInfo<T>{{4, nr, micro_kernel_generic<T, 4, nr>, 2, micro_kernel_generic<T, 2, nr>},
-                           {8, nr / 2, micro_kernel_generic<T, 8, nr / 2>, 4,
-                            micro_kernel_generic<T, 4, nr / 2>},
+  return GemmKernelInfo<T>{{4, nr, micro_kernel_generic<T, 4, nr>,
+                            {{1, micro_kernel_generic<T, 1, nr>}, {2, micro_kernel_generic<T, 2, nr>}}},
+                           {8, nr / 2, micro_kernel_generic<T, 8, nr / 2>,
+                            {{2, micro_kernel_generic<T, 2, nr / 2>}, {4, micro_kernel_generic<T, 4, nr / 2>}}},
                            128,
                            256,
                            2048,

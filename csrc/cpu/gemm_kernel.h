@@ -36,22 +36,29 @@ using GemmMicroKernel = void (*)(int64_t kc, const T* a, int64_t a_row_stride,
                                  int64_t a_col_stride, const T* b, int64_t b_row_stride,
                                  const GemmTileOutput<T>& out);
 
-// Packs one panel: `lines` (= kc) lines of `width` (= MR or NR) elements, line l holding source
-// elements (l, 0..count) then zeros up to width. pack_rows reads line l from src[l * ld + j]
-// (op(A) stored transposed, op(B) row-major); pack_transposed from src[j * ld + l] (row-major
-// op(A), op(B) stored transposed).
+// Packs `count` rows of op(A) (or columns of op(B)) over `lines` (= kc) values of k into
+// ceil(count / width) consecutive panels, width = MR or NR: panel q, at out + q * width * lines,
+// holds line l (one k) as `width` elements, zeros past `count`. pack_rows reads element (l, j)
+// from src[l * ld + j] (op(A) stored transposed, op(B) row-major), row by row, so a whole block
+// streams through memory in order; pack_transposed from src[j * ld + l] (row-major op(A),
+// op(B) stored transposed).
 template <class T>
-using GemmPackPanel = void (*)(const T* src, int64_t ld, int64_t count, int64_t lines, int width,
-                               T* out);
+using GemmPackPanels = void (*)(const T* src, int64_t ld, int64_t count, int64_t lines,
+                                int width, T* out);
 
-// A register tile and its kernels: `kernel` computes MR rows; `short_kernel` the first short_mr
-// rows only, for a ragged last row panel with m_valid <= short_mr (it reads only those rows).
+template <class T>
+struct GemmRowKernel {
+  int mr;
+  GemmMicroKernel<T> kernel;
+};
+
+// A register tile and its kernels: `kernel` computes MR rows; `shorter` (fewer rows, ascending)
+// serve a ragged last row panel: the first with mr >= m_valid, which reads only its own rows.
 template <class T>
 struct GemmMicroTile {
   int mr, nr;
   GemmMicroKernel<T> kernel;
-  int short_mr;
-  GemmMicroKernel<T> short_kernel;
+  GemmRowKernel<T> shorter[2];
 };
 
 template <class T>
@@ -59,7 +66,7 @@ struct GemmKernelInfo {
   GemmMicroTile<T> wide;    // the main tile
   GemmMicroTile<T> narrow;  // for products with N <= narrow.nr (a classifier's 10 outputs)
   int64_t mc, kc, nc;       // cache blocks (mc a multiple of both tiles' mr, nc of wide.nr)
-  GemmPackPanel<T> pack_rows, pack_transposed;
+  GemmPackPanels<T> pack_rows, pack_transposed;
   const char* name;
 };
 

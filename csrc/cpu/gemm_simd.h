@@ -215,23 +215,28 @@ FASTNN_INLINE void transpose_block(const double* src, int64_t ld, double* out, i
 
 // ---- Panel packing (gemm_kernel.h: GemmPackPanel) -----------------------------------------
 
-// Lines are source rows: whole vectors, masked at the ragged end, zeros past `count`.
+// Lines are source rows, read in order across all panels: whole vectors, masked at ragged ends.
 template <class Vec>
 void pack_rows_simd(const typename Vec::T* src, int64_t ld, int64_t count, int64_t lines,
                     int width, typename Vec::T* out) {
   using T = typename Vec::T;
   using V = typename Vec::V;
   constexpr int L = Vec::lanes;
+  const int64_t panels = (count + width - 1) / width;
   for (int64_t l = 0; l < lines; ++l) {
     const T* s = src + l * ld;
-    T* o = out + l * width;
-    for (int j = 0; j < width; j += L) {
-      const int64_t n = count - j;
-      const V v = n >= L ? Vec::load(s + j) : n > 0 ? Vec::load_n(s + j, static_cast<int>(n)) : Vec::zero();
-      if (width - j >= L) {
-        Vec::store(o + j, v);
-      } else {
-        Vec::store_n(o + j, v, width - j);
+    for (int64_t q = 0; q < panels; ++q) {
+      T* o = out + (q * lines + l) * width;
+      const int64_t n = count - q * width;  // may exceed width: then all of it is source
+      for (int j = 0; j < width; j += L) {
+        const int64_t left = n - j;
+        const T* from = s + q * width + j;
+        const V v = left >= L ? Vec::load(from) : left > 0 ? Vec::load_n(from, static_cast<int>(left)) : Vec::zero();
+        if (width - j >= L) {
+          Vec::store(o + j, v);
+        } else {
+          Vec::store_n(o + j, v, width - j);
+        }
       }
     }
   }
@@ -242,27 +247,30 @@ void pack_rows_simd(const typename Vec::T* src, int64_t ld, int64_t count, int64
 template <class T>
 void pack_transposed_simd(const T* src, int64_t ld, int64_t count, int64_t lines, int width,
                           T* out) {
-  constexpr int64_t block = 32 / sizeof(T);
-  const int64_t full_count = count / block * block, full_lines = lines / block * block;
-  for (int64_t j = 0; j < full_count; j += block)
-    for (int64_t l = 0; l < full_lines; l += block)
-      transpose_block(src + j * ld + l, ld, out + l * width + j, width);
-  pack_transposed_range(src, ld, 0, full_count, full_lines, lines, width, out);
-  pack_transposed_range(src, ld, full_count, count, 0, lines, width, out);
-  zero_panel_tail(count, lines, width, out);
+  pack_transposed_panels(src, ld, count, lines, width, out,
+                         [](const T* s, int64_t ld_, int64_t n, int64_t lines_, int width_, T* o) {
+                           constexpr int64_t block = 32 / sizeof(T);
+                           const int64_t full_n = n / block * block, full_lines = lines_ / block * block;
+                           for (int64_t j = 0; j < full_n; j += block)
+                             for (int64_t l = 0; l < full_lines; l += block)
+                               transpose_block(s + j * ld_ + l, ld_, o + l * width_ + j, width_);
+                           pack_transposed_range(s, ld_, 0, full_n, full_lines, lines_, width_, o);
+                           pack_transposed_range(s, ld_, full_n, n, 0, lines_, width_, o);
+                         });
 }
 
 // ---- One ISA's kernel table ------------------------------------------------------------------
 
-// A wide MR x NV-vector tile with a SHORT_MR-row variant for ragged last rows, and a one-vector
-// narrow tile (NARROW_MR rows, NARROW_SHORT_MR for its ragged rows) for products with N <= one
-// vector; packing by whole vectors and register transposes.
-template <class Vec, int MR, int NV, int SHORT_MR, int NARROW_MR, int NARROW_SHORT_MR>
+// A wide MR x NV-vector tile with variants of S1 < S2 rows for ragged last rows, and a one-vector
+// narrow tile (NARROW_MR rows, NS1 < NS2 for ragged rows) for products with N <= one vector;
+// packing by whole vectors and register transposes.
+template <class Vec, int MR, int NV, int S1, int S2, int NARROW_MR, int NS1, int NS2>
 GemmKernelInfo<typename Vec::T> simd_kernel_info(int64_t mc, int64_t kc, int64_t nc, const char* name) {
   using T = typename Vec::T;
-  return {{MR, NV * Vec::lanes, SimdMicroKernel<Vec, MR, NV>::run, SHORT_MR, SimdMicroKernel<Vec, SHORT_MR, NV>::run},
-          {NARROW_MR, Vec::lanes, SimdMicroKernel<Vec, NARROW_MR, 1>::run, NARROW_SHORT_MR,
-           SimdMicroKernel<Vec, NARROW_SHORT_MR, 1>::run},
+  return {{MR, NV * Vec::lanes, SimdMicroKernel<Vec, MR, NV>::run,
+           {{S1, SimdMicroKernel<Vec, S1, NV>::run}, {S2, SimdMicroKernel<Vec, S2, NV>::run}}},
+          {NARROW_MR, Vec::lanes, SimdMicroKernel<Vec, NARROW_MR, 1>::run,
+           {{NS1, SimdMicroKernel<Vec, NS1, 1>::run}, {NS2, SimdMicroKernel<Vec, NS2, 1>::run}}},
           mc,
           kc,
           nc,
