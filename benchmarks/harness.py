@@ -66,6 +66,7 @@ class Row:
     flops: float
     roofline_gflops: float
     difference: float
+    quiet: bool | None  # whether the machine was otherwise idle when the case started
 
 
 def openblas_info() -> dict[str, Any]:
@@ -76,7 +77,7 @@ def openblas_info() -> dict[str, Any]:
         return {"note": "threadpoolctl not installed: OpenBLAS kernel unknown"}
     for pool in threadpool_info():
         if pool.get("internal_api") == "openblas":
-            return {k: pool.get(k) for k in ("version", "architecture", "num_threads", "threading_layer", "filepath")}
+            return {k: pool.get(k) for k in ("version", "architecture", "num_threads", "threading_layer")}
     return {"note": "NumPy does not use OpenBLAS here"}
 
 
@@ -117,12 +118,43 @@ def wait_until_idle(max_seconds: float, interval: float = 0.01) -> float:
             return waited
 
 
+def machine_busy_fraction(interval: float = 1.0) -> float | None:
+    """Fraction of all CPUs busy over `interval` seconds (Linux /proc/stat; None elsewhere)."""
+
+    def sample():
+        with open("/proc/stat") as f:
+            values = [int(v) for v in f.readline().split()[1:]]
+        return sum(values), values[3] + values[4]  # total, idle + iowait
+
+    try:
+        total0, idle0 = sample()
+        time.sleep(interval)
+        total1, idle1 = sample()
+    except (OSError, ValueError, IndexError):
+        return None
+    return 1.0 - (idle1 - idle0) / max(1, total1 - total0)
+
+
+def wait_for_quiet_machine(max_seconds: float, log=sys.stderr) -> bool:
+    """Waits (at most max_seconds) until other processes leave the CPUs >= 95% idle, so a case
+    is not timed while a neighbour compiles; True when the machine was quiet."""
+    deadline = time.perf_counter() + max_seconds
+    while True:
+        busy = machine_busy_fraction()
+        if busy is None or busy <= 0.05:
+            return True
+        if time.perf_counter() >= deadline:
+            print(f"  (machine still {100 * busy:.0f}% busy after {max_seconds:.0f} s: timing anyway)", file=log)
+            return False
+
+
 def compare(pairs: Sequence[Pair], peak_gflops: float, bandwidth_gbs: float, rounds: int,
-            seconds: float, max_settle: float, log=sys.stderr) -> list[Row]:
+            seconds: float, max_settle: float, max_quiet_wait: float, log=sys.stderr) -> list[Row]:
     from fastnn.bench import calibrate, rotating_inputs, time_batch
 
     rows = []
     for pair in pairs:
+        quiet = wait_for_quiet_machine(max_quiet_wait, log) if max_quiet_wait > 0 else None
         inputs = rotating_inputs(pair.make_inputs)
         ours = pair.fastnn(*inputs[0])
         ours = ours.copy() if hasattr(ours, "copy") else ours
@@ -142,7 +174,7 @@ def compare(pairs: Sequence[Pair], peak_gflops: float, bandwidth_gbs: float, rou
         ratios = [theirs / ours for ours, theirs in zip(sides[0][1], sides[1][1])]
         row = Row(pair.name, statistics.median(sides[0][1]), statistics.median(sides[1][1]),
                   statistics.median(ratios), pair.flops, min(peak_gflops, intensity * bandwidth_gbs),
-                  difference)
+                  difference, quiet)
         print(f"  {row.name}: fastnn {row.fastnn_s * 1e3:.3f} ms, peer {row.peer_s * 1e3:.3f} ms, "
               f"ratio {row.ratio:.2f}", file=log, flush=True)
         rows.append(row)
@@ -159,7 +191,8 @@ def table(rows: Sequence[Row], peer: str, peak_gflops: float) -> str:
     for r in rows:
         ours, theirs = r.flops / r.fastnn_s / 1e9, r.flops / r.peer_s / 1e9
         bound = "memory" if r.roofline_gflops < peak_gflops else "compute"
-        body.append([r.name, r.fastnn_s * 1e3, r.peer_s * 1e3, ours, theirs, f"{r.ratio:.2f}x",
+        name = r.name if r.quiet is not False else r.name + " (busy)"
+        body.append([name, r.fastnn_s * 1e3, r.peer_s * 1e3, ours, theirs, f"{r.ratio:.2f}x",
                      pct(ours / peak_gflops), pct(theirs / peak_gflops),
                      f"{r.roofline_gflops:.0f} ({bound})", pct(ours / r.roofline_gflops)])
     headers = ["case", "fastnn ms", f"{peer} ms", "fastnn GF/s", f"{peer} GF/s", "speed ratio",
@@ -178,6 +211,8 @@ def run(pairs: Sequence[Pair], peer: str, description: str, argv: Sequence[str] 
     parser.add_argument("--seconds", type=float, default=0.05, help="length of one timed batch")
     parser.add_argument("--max-settle", type=float, default=2.0,
                         help="longest wait before a batch for the other library's spinning threads to go idle")
+    parser.add_argument("--quiet-wait", type=float, default=60.0,
+                        help="longest wait before each case for other processes to leave the CPUs idle (0: none)")
     parser.add_argument("--filter", default="", help="only cases whose name contains this text")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args(argv)
@@ -187,22 +222,26 @@ def run(pairs: Sequence[Pair], peer: str, description: str, argv: Sequence[str] 
     selected = [p for p in pairs if args.filter in p.name]
 
     with limit_peer_threads(threads):
+        if args.quiet_wait > 0:
+            wait_for_quiet_machine(args.quiet_wait)
         peak = measure_peak(threads)
         bandwidth = measure_bandwidth()
         blas = openblas_info()
         print(f"{description}: {threads} threads, FMA peak {peak:.0f} GFLOP/s, copy bandwidth "
               f"{bandwidth:.1f} GB/s, OpenBLAS {blas}", file=sys.stderr)
-        rows = compare(selected, peak, bandwidth, args.rounds, args.seconds, args.max_settle)
+        rows = compare(selected, peak, bandwidth, args.rounds, args.seconds, args.max_settle, args.quiet_wait)
 
     machine = machine_info(threads)
     if args.json:
         json.dump({
             "machine": machine, "openblas": blas, "fma_peak_gflops": peak, "copy_bandwidth_gbs": bandwidth,
-            "settings": {"rounds": args.rounds, "seconds": args.seconds, "max_settle": args.max_settle},
+            "settings": {"rounds": args.rounds, "seconds": args.seconds, "max_settle": args.max_settle,
+                         "quiet_wait": args.quiet_wait},
             "results": [{
                 "case": r.name, "flops": r.flops, "fastnn_seconds": r.fastnn_s, f"{peer}_seconds": r.peer_s,
                 "fastnn_gflops": r.flops / r.fastnn_s / 1e9, f"{peer}_gflops": r.flops / r.peer_s / 1e9,
                 "speed_ratio": r.ratio, "roofline_gflops": r.roofline_gflops, "difference": r.difference,
+                "machine_quiet": r.quiet,
             } for r in rows],
         }, sys.stdout, indent=2)
         print()

@@ -189,6 +189,7 @@ def test_core_fused_epilogue(dtype, rng):
             dict(bias_per_col=col),
             dict(bias_per_row=row, relu=True),
             dict(bias_per_col=col, bias_per_row=row, relu=True, beta=0.5, out=random_out(rng)),
+            dict(bias_per_col=col, relu=True, beta=1.0, out=random_out(rng)),
             dict(relu=True, alpha=0.0, beta=-1.0, out=random_out(rng)),
         ]:
             check_matmul(rng, m, n, k, trans_a, trans_b, dtype, **kwargs)
@@ -196,9 +197,14 @@ def test_core_fused_epilogue(dtype, rng):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_core_relu_keeps_nan(dtype):
-    a = np.array([[np.nan, 1.0], [1.0, -3.0]], dtype=dtype)
-    got = ops.matmul(a, np.eye(2, dtype=dtype), relu=True)
-    assert np.isnan(got[0, 0]) and got[1, 1] == 0.0 and got[1, 0] == 1.0
+    # A ragged tile and whole tiles (which take a separate store path).
+    bl = blocking(dtype)
+    for n in (2, bl["mr"], 2 * bl["nr"]):
+        a = -np.ones((n, n), dtype=dtype)
+        a[0, 0], a[n - 1, 1 % n] = np.nan, 1.0
+        got = ops.matmul(a, np.eye(n, dtype=dtype), relu=True, bias_per_col=np.zeros(n, dtype))
+        assert np.isnan(got[0, 0]) and got[n - 1, 1 % n] == 1.0
+        assert (got[1:, 2:] == 0.0).all()
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

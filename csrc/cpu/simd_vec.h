@@ -34,8 +34,9 @@ struct Ymm8f {
   static FASTNN_INLINE V fma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
   static FASTNN_INLINE V add(V a, V b) { return _mm256_add_ps(a, b); }
   static FASTNN_INLINE V mul(V a, V b) { return _mm256_mul_ps(a, b); }
-  // max(0, v) returns v when v is NaN (maxps returns its second operand on NaN).
-  static FASTNN_INLINE V relu(V v) { return _mm256_max_ps(zero(), v); }
+  // max(floor, v) returns v when v is NaN (maxps returns its second operand on NaN).
+  static FASTNN_INLINE V max(V floor, V v) { return _mm256_max_ps(floor, v); }
+  static FASTNN_INLINE V relu(V v) { return max(zero(), v); }
 };
 
 struct Ymm4d {
@@ -54,7 +55,8 @@ struct Ymm4d {
   static FASTNN_INLINE V fma(V a, V b, V c) { return _mm256_fmadd_pd(a, b, c); }
   static FASTNN_INLINE V add(V a, V b) { return _mm256_add_pd(a, b); }
   static FASTNN_INLINE V mul(V a, V b) { return _mm256_mul_pd(a, b); }
-  static FASTNN_INLINE V relu(V v) { return _mm256_max_pd(zero(), v); }
+  static FASTNN_INLINE V max(V floor, V v) { return _mm256_max_pd(floor, v); }
+  static FASTNN_INLINE V relu(V v) { return max(zero(), v); }
 };
 
 #if defined(__AVX512F__)
@@ -72,7 +74,9 @@ struct Zmm16f {
   static FASTNN_INLINE V fma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
   static FASTNN_INLINE V add(V a, V b) { return _mm512_add_ps(a, b); }
   static FASTNN_INLINE V mul(V a, V b) { return _mm512_mul_ps(a, b); }
-  static FASTNN_INLINE V relu(V v) { return _mm512_maskz_max_ps(mask(lanes), zero(), v); }
+  // (the masked form dodges a GCC 12 false -Wmaybe-uninitialized in _mm512_max_ps)
+  static FASTNN_INLINE V max(V floor, V v) { return _mm512_maskz_max_ps(mask(lanes), floor, v); }
+  static FASTNN_INLINE V relu(V v) { return max(zero(), v); }
 };
 
 struct Zmm8d {
@@ -89,7 +93,8 @@ struct Zmm8d {
   static FASTNN_INLINE V fma(V a, V b, V c) { return _mm512_fmadd_pd(a, b, c); }
   static FASTNN_INLINE V add(V a, V b) { return _mm512_add_pd(a, b); }
   static FASTNN_INLINE V mul(V a, V b) { return _mm512_mul_pd(a, b); }
-  static FASTNN_INLINE V relu(V v) { return _mm512_maskz_max_pd(mask(lanes), zero(), v); }
+  static FASTNN_INLINE V max(V floor, V v) { return _mm512_maskz_max_pd(mask(lanes), floor, v); }
+  static FASTNN_INLINE V relu(V v) { return max(zero(), v); }
 };
 #endif
 
