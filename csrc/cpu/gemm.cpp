@@ -218,8 +218,8 @@ void epilogue_only(const GemmShape& s, T beta, T* c, const GemmEpilogue<T>& ep, 
 // C is cut into a cm x cn grid of chunks on tile boundaries, which the team's threads take in
 // turn (dynamic schedule): a thread that the OS pauses (other load on a shared machine) holds up
 // only its current chunk. Chunks split N first: with op(A) read in place, chunks over disjoint
-// columns repeat no packing at all, while each extra chunk over M repacks its columns of B
-// (cheap only when N is small). A packed A turns the preference around.
+// columns repeat no packing at all, while each extra chunk over M repacks its columns of B.
+// A packed A turns the preference around.
 struct ChunkGrid {
   int64_t cm = 1, cn = 1;
   int64_t chunks() const { return cm * cn; }
@@ -228,16 +228,19 @@ struct ChunkGrid {
 ChunkGrid choose_chunks(const GemmShape& s, int mr, int nr, bool a_in_place, int threads) {
   ChunkGrid grid;
   if (threads == 1) return grid;
-  // Two chunks per thread, each at least ~1e6 multiply-adds (several microseconds): more would
-  // balance better under outside load, but each chunk's A micro-panels then meet fewer B panels
-  // while in L1 (measured: 4 per thread costs ~5% on an idle machine).
+  // Up to two chunks per thread, each at least ~1e6 multiply-adds (several microseconds) and,
+  // where the dimension allows, 4 panels wide, so that each A micro-panel in L1 meets several
+  // B panels. Splitting the other dimension repeats packing, so it happens only when the
+  // first one cannot give every thread a chunk.
   const int64_t madds = s.M * s.N * s.K;
   const int64_t wanted = std::max<int64_t>(threads, std::min<int64_t>(2 * threads, madds >> 20));
   const int64_t m_tiles = ceil_div(s.M, mr), n_tiles = ceil_div(s.N, nr);
-  int64_t& first = a_in_place ? grid.cn : grid.cm;
-  int64_t& second = a_in_place ? grid.cm : grid.cn;
-  first = std::min(a_in_place ? n_tiles : m_tiles, wanted);
-  second = std::min(a_in_place ? m_tiles : n_tiles, ceil_div(wanted, first));
+  const int64_t first_tiles = a_in_place ? n_tiles : m_tiles;
+  const int64_t second_tiles = a_in_place ? m_tiles : n_tiles;
+  const int64_t first = std::min({wanted, std::max<int64_t>(threads, first_tiles / 4), first_tiles});
+  const int64_t second = first >= threads ? 1 : std::min(second_tiles, ceil_div(wanted, first));
+  grid.cn = a_in_place ? first : second;
+  grid.cm = a_in_place ? second : first;
   return grid;
 }
 
