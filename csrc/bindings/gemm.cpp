@@ -48,8 +48,10 @@ py::object matmul(py::object a_obj, py::object b_obj, bool trans_a, bool trans_b
     }
     return bias;
   };
-  const ArrayArg bias_col = bias_arg(bias_per_col_obj, "bias_per_col", N, "(one per column of the product)");
-  const ArrayArg bias_row = bias_arg(bias_per_row_obj, "bias_per_row", M, "(one per row of the product)");
+  const ArrayArg bias_col =
+      bias_arg(bias_per_col_obj, "bias_per_col", N, "(one per column of the product)");
+  const ArrayArg bias_row =
+      bias_arg(bias_per_row_obj, "bias_per_row", M, "(one per row of the product)");
   dispatch_float(a.dtype, [&](auto zero) {
     using T = decltype(zero);
     const T* pa = a.data<T>();
