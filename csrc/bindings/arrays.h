@@ -24,7 +24,9 @@ namespace fastnn::bind {
 namespace py = pybind11;
 
 struct ArrayArg {
-  py::array array;
+  // Null until set: a default-constructed py::array would allocate an empty NumPy array for
+  // every argument checked (a microsecond per call on small ops).
+  py::array array = py::reinterpret_borrow<py::array>(py::handle());
   Dtype dtype = Dtype::float32;
   std::vector<int64_t> dims;
   int64_t numel = 0;

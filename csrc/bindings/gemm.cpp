@@ -1,4 +1,4 @@
-// Binding for cpu/gemm.h: matmul with transposes, alpha and beta.
+// Binding for cpu/gemm.h: matmul with transposes, alpha, beta and the fused epilogue.
 #include "bindings/arrays.h"
 #include "cpu/gemm.h"
 
@@ -7,7 +7,8 @@ namespace fastnn::bind {
 namespace {
 
 py::object matmul(py::object a_obj, py::object b_obj, bool trans_a, bool trans_b, double alpha,
-                  double beta, py::object out_obj) {
+                  double beta, py::object out_obj, py::object bias_per_col_obj,
+                  py::object bias_per_row_obj, bool relu) {
   const char* op = "matmul";
   ArrayArg a = float_array(op, "a", a_obj, 2);
   ArrayArg b = float_array(op, "b", b_obj, 2);
@@ -28,13 +29,30 @@ py::object matmul(py::object a_obj, py::object b_obj, bool trans_a, bool trans_b
     require_no_overlap(op, out, a);
     require_no_overlap(op, out, b);
   }
+  auto bias_arg = [&](const py::object& obj, const char* name, int64_t length, const char* why) {
+    ArrayArg bias = optional_float_array(op, name, obj, 1);
+    if (bias) {
+      require_same_dtype(op, a, bias);
+      require_dims(op, bias, {length}, why);
+      require_no_overlap(op, out, bias);
+    }
+    return bias;
+  };
+  const ArrayArg bias_col =
+      bias_arg(bias_per_col_obj, "bias_per_col", s.N, "(one per column of the product)");
+  const ArrayArg bias_row =
+      bias_arg(bias_per_row_obj, "bias_per_row", s.M, "(one per row of the product)");
   dispatch_float(a.dtype, [&](auto zero) {
     using T = decltype(zero);
     const T* pa = a.data<T>();
     const T* pb = b.data<T>();
     T* pc = out.data<T>();
+    cpu::GemmEpilogue<T> epilogue;
+    epilogue.bias_per_col = bias_col ? bias_col.data<T>() : nullptr;
+    epilogue.bias_per_row = bias_row ? bias_row.data<T>() : nullptr;
+    epilogue.relu = relu;
     py::gil_scoped_release release;
-    cpu::gemm<T>(s, static_cast<T>(alpha), pa, pb, static_cast<T>(beta), pc);
+    cpu::gemm<T>(s, static_cast<T>(alpha), pa, pb, static_cast<T>(beta), pc, epilogue);
   });
   return out.array;
 }
@@ -44,8 +62,9 @@ py::object matmul(py::object a_obj, py::object b_obj, bool trans_a, bool trans_b
 void init_gemm(py::module_& m) {
   m.def("matmul", &matmul, py::arg("a"), py::arg("b"), py::arg("trans_a") = false,
         py::arg("trans_b") = false, py::arg("alpha") = 1.0, py::arg("beta") = 0.0,
-        py::arg("out") = py::none(),
-        "out = alpha * op(a) @ op(b) + beta * out (see fastnn.ops.matmul).");
+        py::arg("out") = py::none(), py::arg("bias_per_col") = py::none(),
+        py::arg("bias_per_row") = py::none(), py::arg("relu") = false,
+        "out = relu?(alpha * op(a) @ op(b) + beta * out + biases) (see fastnn.ops.matmul).");
 }
 
 }  // namespace fastnn::bind

@@ -22,9 +22,21 @@ void init_optim(py::module_& m);
 void init_pool2d(py::module_& m);
 void init_batchnorm(py::module_& m);
 void init_dropout(py::module_& m);
+void init_peak(py::module_& m);
 }  // namespace fastnn::bind
 
 namespace {
+
+// Register tiles and cache blocks of the GEMM in use: tests put shapes on and off each boundary.
+template <class T>
+pybind11::dict gemm_blocking(const fastnn::cpu::GemmKernelInfo<T>& k) {
+  pybind11::dict d;
+  d["mr"] = k.wide.mr, d["nr"] = k.wide.nr;
+  d["short_mr"] = pybind11::make_tuple(k.wide.shorter[0].mr, k.wide.shorter[1].mr);
+  d["narrow_mr"] = k.narrow.mr, d["narrow_nr"] = k.narrow.nr;
+  d["mc"] = k.mc, d["kc"] = k.kc, d["nc"] = k.nc;
+  return d;
+}
 
 pybind11::dict build_info() {
   namespace py = pybind11;
@@ -40,6 +52,8 @@ pybind11::dict build_info() {
   info["simd"] = fastnn::simd_level_name(fastnn::active_simd_level());
   info["gemm_kernel_float32"] = fastnn::cpu::gemm_kernel_info<float>().name;
   info["gemm_kernel_float64"] = fastnn::cpu::gemm_kernel_info<double>().name;
+  info["gemm_blocking_float32"] = gemm_blocking(fastnn::cpu::gemm_kernel_info<float>());
+  info["gemm_blocking_float64"] = gemm_blocking(fastnn::cpu::gemm_kernel_info<double>());
   return info;
 }
 
@@ -68,4 +82,5 @@ PYBIND11_MODULE(_cpu, m) {
   fastnn::bind::init_pool2d(m);
   fastnn::bind::init_batchnorm(m);
   fastnn::bind::init_dropout(m);
+  fastnn::bind::init_peak(m);
 }

@@ -61,6 +61,11 @@ bool columns_are_input(const Conv2dShape& s) {
          s.pad_h == 0 && s.pad_w == 0;
 }
 
+// GEMMs inside a per-image parallel region must stay on their own thread (no nested teams).
+GemmThreads gemm_threads(int threads) {
+  return threads > 1 ? GemmThreads::team : GemmThreads::caller;
+}
+
 enum class Transfer { gather, scatter_add };
 
 // Moves data between one image (C_in, H, W) and its column matrix (C_in*kh*kw, H_out*W_out),
@@ -179,7 +184,7 @@ void accumulate_weight_grad(const T* dy, const T* x, T* dweight, T beta, int64_t
     const T image_beta = n == n_begin ? beta : T(1);
     for (int64_t g = 0; g < s.groups; ++g)
       gemm(GemmShape::dense(Og, Kg, P, false, true), T(1), dy_image + g * Og * P,
-           col + g * Kg * P, image_beta, dweight + g * Og * Kg, threads);
+           col + g * Kg * P, image_beta, dweight + g * Og * Kg, {}, gemm_threads(threads));
   }
 }
 
@@ -205,16 +210,14 @@ void conv2d_forward(const T* x, const T* weight, const T* bias, T* y, const Conv
   for_each_image(s, plan_threads(s), [&](int64_t n, int threads) {
     const T* col = image_columns(x + n * s.in_channels * s.in_plane(), s, threads);
     T* y_image = y + n * s.out_channels * P;
-    // Seed y with the bias planes and let the GEMMs accumulate onto them.
-    T beta = T(0);
-    if (bias) {
-      for (int64_t o = 0; o < s.out_channels; ++o)
-        std::fill(y_image + o * P, y_image + (o + 1) * P, bias[o]);
-      beta = T(1);
-    }
-    for (int64_t g = 0; g < s.groups; ++g)
+    // The bias is one value per output channel = per row of the (Og, P) product: the GEMM's
+    // epilogue adds it while the tile is in registers.
+    for (int64_t g = 0; g < s.groups; ++g) {
+      GemmEpilogue<T> epilogue;
+      epilogue.bias_per_row = bias ? bias + g * Og : nullptr;
       gemm(GemmShape::dense(Og, P, Kg, false, false), T(1), weight + g * Og * Kg,
-           col + g * Kg * P, beta, y_image + g * Og * P, threads);
+           col + g * Kg * P, T(0), y_image + g * Og * P, epilogue, gemm_threads(threads));
+    }
   });
 }
 
@@ -229,7 +232,7 @@ void conv2d_backward_input(const T* dy, const T* weight, T* dx, const Conv2dShap
     T* dcol = direct ? dx_image : workspace<T>(kColumns, s.col_size());
     for (int64_t g = 0; g < s.groups; ++g)
       gemm(GemmShape::dense(Kg, P, Og, true, false), T(1), weight + g * Og * Kg,
-           dy_image + g * Og * P, T(0), dcol + g * Kg * P, threads);
+           dy_image + g * Og * P, T(0), dcol + g * Kg * P, {}, gemm_threads(threads));
     if (!direct) {
       for_channel_blocks(threads, s.in_channels, [&](int64_t c0, int64_t c1) {
         transfer_columns<Transfer::scatter_add, T>(dx_image, dcol, s, c0, c1);

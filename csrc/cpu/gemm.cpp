@@ -1,20 +1,32 @@
-// Cache-blocked, packed GEMM (the BLIS loop nest) over a register-blocked micro-kernel.
+// Cache-blocked, packed GEMM over register-blocked micro-kernels (see gemm.h for the math).
 //
-//   for jc in N step NC:            B block (KC x NC) packed once, shared by all threads
+// Threads split C into disjoint chunks (on micro-tile boundaries, taken dynamically; see
+// choose_chunks); each runs the serial loop nest below on its chunk with its own packing
+// buffers, so there are no barriers and no shared writes.
+//
+// The serial loop nest, for a chunk of C:
+//   for ic in M step MC:            A block (MC x KC), packed or read in place
 //     for pc in K step KC:
-//       for ic in M step MC:        each thread packs its own A block (MC x KC)
-//         for jr in NC step NR:     micro-kernel: MR x NR tile of C from packed panels
-//           for ir in MC step MR:
+//       for jc in N step NC:        B block (KC x NC) packed: NR-column panels, stays in L2
+//         for ir in MC step MR:     one A micro-panel (MR x KC) stays in L1 ...
+//           for jr in NC step NR:   ... while the B micro-panels stream past it from L2
+//             micro-kernel: MR x NR tile of C
+// Packing copies op(B) (and op(A) when packed) in the order the micro-kernel reads them, a
+// block at a time so the source streams through memory in order; transposes cost one pass and
+// every inner load is unit-stride. Row-major op(A) is not packed: the micro-kernel reads its MR
+// rows in place (gemm_kernel.h), which the prefetchers follow, so no thread repeats a packing
+// pass over A; only a ragged last row panel may be packed (unless a shorter kernel covers its
+// rows exactly), and op(A) stored transposed with long rows (each k step on another page) is
+// packed as a whole.
 //
-// Packing copies op(A) and op(B) into contiguous panels in the order the micro-kernel reads
-// them, so transposes cost nothing extra and every inner load is unit-stride. Only the first
-// K block applies the caller's beta; later K blocks accumulate (beta = 1). Threads split the
-// (ic, jr) tile grid by a fixed rule, and each C tile sums over K in a fixed order, so results
-// do not depend on scheduling.
+// Only the first K block applies the caller's beta (later ones accumulate with beta = 1), and
+// only the last applies the epilogue. Each C element is summed over the same K blocks in the
+// same order whatever the thread grid, so results do not depend on the thread count.
 #include "cpu/gemm.h"
 
 #include <algorithm>
-#include <vector>
+#include <cstdlib>
+#include <new>
 
 #include "common/threading.h"
 #include "cpu/gemm_kernel.h"
@@ -22,150 +34,263 @@
 namespace fastnn::cpu {
 namespace {
 
-// Packs rows [i0, i0 + mc) x cols [p0, p0 + kc) of op(A) into MR-row panels: panel r holds
-// element (i, p) at [p * MR + i]; rows past M are zero.
-template <class T>
-void pack_a(const GemmShape& s, const T* a, int64_t i0, int64_t mc, int64_t p0, int64_t kc,
-            int mr, T* out) {
-  for (int64_t ir = 0; ir < mc; ir += mr) {
-    const int64_t rows = std::min<int64_t>(mr, mc - ir);
-    T* panel = out + ir * kc;
-    for (int64_t p = 0; p < kc; ++p) {
-      T* dst = panel + p * mr;
-      for (int64_t i = 0; i < rows; ++i) {
-        const int64_t row = i0 + ir + i, col = p0 + p;
-        dst[i] = s.trans_a ? a[col * s.lda + row] : a[row * s.lda + col];
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
+
+// A grow-only, cache-line-aligned buffer. One per thread and purpose (thread_local), kept
+// across calls: the OpenMP pool's threads persist, so a training loop packs into the same
+// memory every step.
+class Workspace {
+ public:
+  ~Workspace() { std::free(data_); }
+  void* get(size_t bytes) {
+    if (bytes > bytes_) {
+      std::free(data_);
+      bytes_ = round_up(static_cast<int64_t>(bytes), 4096);
+      data_ = std::aligned_alloc(64, bytes_);
+      if (!data_) {
+        bytes_ = 0;
+        throw std::bad_alloc();
       }
-      for (int64_t i = rows; i < mr; ++i) dst[i] = T(0);
+    }
+    return data_;
+  }
+
+ private:
+  void* data_ = nullptr;
+  size_t bytes_ = 0;
+};
+
+enum WorkspaceSlot { kPackedA, kPackedB, kEdgeA, kSlots };
+
+template <class T>
+T* thread_workspace(WorkspaceSlot slot, int64_t elements) {
+  thread_local Workspace workspaces[kSlots];
+  return static_cast<T*>(workspaces[slot].get(static_cast<size_t>(elements) * sizeof(T)));
+}
+
+// Everything a thread needs to compute its block of C.
+template <class T>
+struct GemmProblem {
+  const GemmShape& s;
+  T alpha, beta;
+  const T* a;
+  const T* b;
+  T* c;
+  const GemmEpilogue<T>& epilogue;
+  const GemmKernelInfo<T>& info;
+  GemmMicroTile<T> tile;
+};
+
+// Packs `count` rows of op(A) (or columns of op(B)) from element0 on, over K lines
+// [p0, p0 + kc), into consecutive panels of `width` (gemm_kernel.h), from a matrix stored with
+// leading dimension ld. When the panels' lines (fixed k) are the stored rows it is a row copy,
+// otherwise a transpose.
+template <class T>
+void pack_panels(const GemmKernelInfo<T>& info, const T* m, int64_t ld, bool lines_are_rows,
+                 int64_t element0, int64_t count, int64_t p0, int64_t kc, int width, T* out) {
+  if (lines_are_rows) {
+    info.pack_rows(m + p0 * ld + element0, ld, count, kc, width, out);
+  } else {
+    info.pack_transposed(m + element0 * ld + p0, ld, count, kc, width, out);
+  }
+}
+
+// Rows [i0, i0 + rows) of op(A) over K [p0, p0 + kc): element (i, p) of panel q at
+// out[q * MR * kc + p * MR + i - q * MR].
+template <class T>
+void pack_a(const GemmProblem<T>& pr, int64_t i0, int64_t rows, int64_t p0, int64_t kc, T* out) {
+  pack_panels(pr.info, pr.a, pr.s.lda, pr.s.trans_a, i0, rows, p0, kc, pr.tile.mr, out);
+}
+
+// Columns [j0, j0 + cols) of op(B) over K [p0, p0 + kc), in NR-column panels likewise.
+template <class T>
+void pack_b(const GemmProblem<T>& pr, int64_t p0, int64_t kc, int64_t j0, int64_t cols, T* out) {
+  pack_panels(pr.info, pr.b, pr.s.ldb, !pr.s.trans_b, j0, cols, p0, kc, pr.tile.nr, out);
+}
+
+// The kernel for a row panel of m_valid rows: the tile's, or a shorter one for a ragged edge.
+template <class T>
+GemmRowKernel<T> kernel_for_rows(const GemmMicroTile<T>& tile, int m_valid) {
+  for (const GemmRowKernel<T>& shorter : tile.shorter)
+    if (m_valid <= shorter.mr) return shorter;
+  return {tile.mr, tile.kernel};
+}
+
+// Reads op(A) in place instead of packing it. Row-major op(A) streams MR rows at once, which the
+// prefetchers follow and which saves the packing pass (and its repetition per thread). Stored
+// transposed, each k step touches a different row of A, so only short rows (few pages per
+// micro-panel) are read in place.
+template <class T>
+bool read_a_in_place(const GemmShape& s) {
+  return !s.trans_a || s.lda * static_cast<int64_t>(sizeof(T)) <= 2048;
+}
+
+// Reads op(B) in place instead of packing it: only a few short rows (a classifier's 10 outputs)
+// that the narrow tile loads with one masked vector per k step, straight from L1.
+template <class T>
+bool read_b_in_place(const GemmShape& s, const GemmMicroTile<T>& tile) {
+  return !s.trans_b && s.N <= tile.nr && s.ldb * static_cast<int64_t>(sizeof(T)) <= 64;
+}
+
+// The serial loop nest (file comment) over C[m0:m1, n0:n1].
+template <class T>
+void gemm_block(const GemmProblem<T>& pr, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+  const GemmShape& s = pr.s;
+  const int mr = pr.tile.mr, nr = pr.tile.nr;
+  // Equal K blocks: K = 512 runs as 2 x 256, not 384 + a thin 128 that pays C's round trip.
+  const int64_t kc_max = ceil_div(s.K, ceil_div(s.K, pr.info.kc));
+  const int64_t mc_max = std::min<int64_t>(pr.info.mc, round_up(m1 - m0, mr));
+  const int64_t nc_max = std::min<int64_t>(pr.info.nc, round_up(n1 - n0, nr));
+  const bool in_place = read_a_in_place<T>(s);
+  const bool b_in_place = read_b_in_place(s, pr.tile);
+  T* const b_packed = b_in_place ? nullptr : thread_workspace<T>(kPackedB, kc_max * nc_max);
+  T* const a_packed = thread_workspace<T>(in_place ? kEdgeA : kPackedA, (in_place ? mr : mc_max) * kc_max);
+  // In place, A(i, p) is at a_origin[i * rs + p * cs] (one of them 1).
+  const int64_t rs = s.trans_a ? 1 : s.lda, cs = s.trans_a ? s.lda : 1;
+  const GemmEpilogue<T>& ep = pr.epilogue;
+
+  for (int64_t ic = m0; ic < m1; ic += mc_max) {
+    const int64_t mc = std::min(mc_max, m1 - ic);
+    // Read in place: all row panels whose rows exist (a ragged last one too, when a shorter
+    // kernel fits its rows exactly); the rest is packed.
+    const int64_t ragged = mc % mr;
+    const bool ragged_in_place = ragged && kernel_for_rows(pr.tile, ragged).mr == ragged;
+    const int64_t in_place_rows = !in_place ? 0 : ragged_in_place ? mc : mc - ragged;
+    for (int64_t pc = 0; pc < s.K; pc += kc_max) {
+      const int64_t kc = std::min(kc_max, s.K - pc);
+      const bool first = pc == 0, last = pc + kc == s.K;
+      if (in_place_rows < mc) pack_a(pr, ic + in_place_rows, mc - in_place_rows, pc, kc, a_packed);
+      for (int64_t jc = n0; jc < n1; jc += nc_max) {
+        const int64_t nc = std::min(nc_max, n1 - jc);
+        if (!b_in_place) pack_b(pr, pc, kc, jc, nc, b_packed);
+        for (int64_t ir = 0; ir < mc; ir += mr) {
+          const int64_t row = ic + ir;
+          const T* a_tile;
+          int64_t a_rs = 1, a_cs = mr;
+          if (ir < in_place_rows) {
+            a_tile = pr.a + row * rs + pc * cs, a_rs = rs, a_cs = cs;
+          } else {
+            a_tile = a_packed + (ir - in_place_rows) * kc;
+          }
+          GemmTileOutput<T> out{};
+          out.ldc = s.ldc;
+          out.m_valid = static_cast<int>(std::min<int64_t>(mr, mc - ir));
+          const GemmMicroKernel<T> kernel = kernel_for_rows(pr.tile, out.m_valid).kernel;
+          out.alpha = pr.alpha;
+          out.beta = first ? pr.beta : T(1);
+          out.bias_row = last && ep.bias_per_row ? ep.bias_per_row + row : nullptr;
+          out.relu = last && ep.relu;
+          for (int64_t jr = 0; jr < nc; jr += nr) {
+            const int64_t col = jc + jr;
+            out.c = pr.c + row * s.ldc + col;
+            out.n_valid = static_cast<int>(std::min<int64_t>(nr, nc - jr));
+            out.bias_col = last && ep.bias_per_col ? ep.bias_per_col + col : nullptr;
+            if (b_in_place) {
+              kernel(kc, a_tile, a_rs, a_cs, pr.b + pc * s.ldb + col, s.ldb, out);
+            } else {
+              kernel(kc, a_tile, a_rs, a_cs, b_packed + jr * kc, nr, out);
+            }
+          }
+        }
+      }
     }
   }
 }
 
-// Packs rows [p0, p0 + kc) x cols [j0 + jr_begin, j0 + jr_end) of op(B) into NR-column panels:
-// panel q holds element (p, j) at [p * NR + j]; columns past N are zero.
+// C = epilogue(beta * C) when the product term vanishes (K == 0 or alpha == 0).
 template <class T>
-void pack_b_panels(const GemmShape& s, const T* b, int64_t p0, int64_t kc, int64_t j0,
-                   int64_t nc, int nr, int64_t panel_begin, int64_t panel_end, T* out) {
-  for (int64_t q = panel_begin; q < panel_end; ++q) {
-    const int64_t jr = q * nr;
-    const int64_t cols = std::min<int64_t>(nr, nc - jr);
-    T* panel = out + jr * kc;
-    for (int64_t p = 0; p < kc; ++p) {
-      T* dst = panel + p * nr;
-      const int64_t row = p0 + p;
-      if (!s.trans_b) {
-        const T* src = b + row * s.ldb + j0 + jr;
-        for (int64_t j = 0; j < cols; ++j) dst[j] = src[j];
-      } else {
-        for (int64_t j = 0; j < cols; ++j) dst[j] = b[(j0 + jr + j) * s.ldb + row];
-      }
-      for (int64_t j = cols; j < nr; ++j) dst[j] = T(0);
-    }
-  }
-}
-
-template <class T>
-void scale_c(const GemmShape& s, T beta, T* c) {
+void epilogue_only(const GemmShape& s, T beta, T* c, const GemmEpilogue<T>& ep, int nt) {
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
   for (int64_t i = 0; i < s.M; ++i) {
     T* row = c + i * s.ldc;
-    if (beta == T(0)) {
-      std::fill(row, row + s.N, T(0));
-    } else {
-      for (int64_t j = 0; j < s.N; ++j) row[j] *= beta;
+    const T row_bias = ep.bias_per_row ? ep.bias_per_row[i] : T(0);
+    for (int64_t j = 0; j < s.N; ++j) {
+      T v = beta == T(0) ? T(0) : beta * row[j];
+      if (ep.bias_per_col) v += ep.bias_per_col[j];
+      v += row_bias;
+      if (ep.relu) v = std::max(v, T(0));
+      row[j] = v;
     }
   }
 }
 
-// Per-thread packing buffers, kept across calls: the OpenMP pool's threads persist, so a
-// training loop packs into the same memory every step.
-template <class T>
-T* thread_buffer(int which, size_t elements) {
-  thread_local std::vector<T> buffers[2];
-  std::vector<T>& buf = buffers[which];
-  if (buf.size() < elements) buf.resize(elements);
-  return buf.data();
+// C is cut into a cm x cn grid of chunks on tile boundaries, which the team's threads take in
+// turn (dynamic schedule): a thread that the OS pauses (other load on a shared machine) holds up
+// only its current chunk. Chunks split N first: with op(A) read in place, chunks over disjoint
+// columns repeat no packing at all, while each extra chunk over M repacks its columns of B.
+// A packed A turns the preference around.
+struct ChunkGrid {
+  int64_t cm = 1, cn = 1;
+  int64_t chunks() const { return cm * cn; }
+};
+
+ChunkGrid choose_chunks(const GemmShape& s, int mr, int nr, bool a_in_place, int threads) {
+  ChunkGrid grid;
+  if (threads == 1) return grid;
+  // Up to two chunks per thread, each at least ~1e6 multiply-adds (several microseconds) and,
+  // where the dimension allows, 4 panels wide, so that each A micro-panel in L1 meets several
+  // B panels. Splitting the other dimension repeats packing, so it happens only when the
+  // first one cannot give every thread a chunk.
+  const int64_t madds = s.M * s.N * s.K;
+  const int64_t wanted = std::max<int64_t>(threads, std::min<int64_t>(2 * threads, madds >> 20));
+  const int64_t m_tiles = ceil_div(s.M, mr), n_tiles = ceil_div(s.N, nr);
+  const int64_t first_tiles = a_in_place ? n_tiles : m_tiles;
+  const int64_t second_tiles = a_in_place ? m_tiles : n_tiles;
+  const int64_t first = std::min({wanted, std::max<int64_t>(threads, first_tiles / 4), first_tiles});
+  const int64_t second = first >= threads ? 1 : std::min(second_tiles, ceil_div(wanted, first));
+  grid.cn = a_in_place ? first : second;
+  grid.cm = a_in_place ? second : first;
+  return grid;
+}
+
+// Splits `extent` into `parts` runs of whole tiles, as equal as they come; part `k`'s range.
+void split_range(int64_t extent, int tile, int parts, int k, int64_t* begin, int64_t* end) {
+  const int64_t tiles = ceil_div(extent, tile);
+  const int64_t base = tiles / parts, extra = tiles % parts;
+  const int64_t t0 = k * base + std::min<int64_t>(k, extra);
+  const int64_t t1 = t0 + base + (k < extra ? 1 : 0);
+  *begin = std::min(extent, t0 * tile);
+  *end = std::min(extent, t1 * tile);
 }
 
 }  // namespace
 
 template <class T>
-void gemm(const GemmShape& s, T alpha, const T* a, const T* b, T beta, T* c) {
-  gemm(s, alpha, a, b, beta, c, get_num_threads());
-}
-
-template <class T>
-void gemm(const GemmShape& s, T alpha, const T* a, const T* b, T beta, T* c, int max_threads) {
+void gemm(const GemmShape& s, T alpha, const T* a, const T* b, T beta, T* c,
+          const GemmEpilogue<T>& epilogue, GemmThreads threads) {
   if (s.M == 0 || s.N == 0) return;
+  const bool team = threads == GemmThreads::team;
   if (s.K == 0 || alpha == T(0)) {
-    scale_c(s, beta, c);
+    epilogue_only(s, beta, c, epilogue, team ? threads_for(s.M * s.N) : 1);
     return;
   }
   const GemmKernelInfo<T>& info = gemm_kernel_info<T>();
-  const int mr = info.mr, nr = info.nr;
-  const int64_t kc_max = std::min<int64_t>(info.kc, s.K);
-  const int64_t nc_max = std::min<int64_t>(info.nc, (s.N + nr - 1) / nr * nr);
-  const int64_t mc_max = std::min<int64_t>(info.mc, (s.M + mr - 1) / mr * mr);
+  const GemmProblem<T> pr{s, alpha, beta, a, b, c, epilogue, info,
+                          s.N <= info.narrow.nr ? info.narrow : info.wide};
+  const int mr = pr.tile.mr, nr = pr.tile.nr;
 
-  // The packed-B block belongs to the calling thread (it leads the team) and is read by all.
-  T* const b_packed = thread_buffer<T>(1, static_cast<size_t>(kc_max * nc_max));
-
-  const double flops = 2.0 * static_cast<double>(s.M) * s.N * s.K;
-  const int nt = std::min(std::max(1, max_threads),
-                           threads_for(static_cast<int64_t>(flops / 1e5) + 1, 1));
-
-#pragma omp parallel num_threads(nt)
-  {
-    T* a_packed = thread_buffer<T>(0, static_cast<size_t>(mc_max * kc_max));
-    for (int64_t jc = 0; jc < s.N; jc += nc_max) {
-      const int64_t nc = std::min<int64_t>(nc_max, s.N - jc);
-      const int64_t n_panels = (nc + nr - 1) / nr;
-      for (int64_t pc = 0; pc < s.K; pc += kc_max) {
-        const int64_t kc = std::min<int64_t>(kc_max, s.K - pc);
-        const T beta_block = pc == 0 ? beta : T(1);
-#pragma omp for schedule(static)
-        for (int64_t q = 0; q < n_panels; ++q)
-          pack_b_panels(s, b, pc, kc, jc, nc, nr, q, q + 1, b_packed);
-        // (implicit barrier: B is packed before anyone multiplies)
-
-        // Tile grid: M blocks x groups of B panels, so skinny products (small M) still
-        // give every thread work.
-        const int64_t m_blocks = (s.M + mc_max - 1) / mc_max;
-        const int64_t team = nt;
-        const int64_t n_groups =
-            std::max<int64_t>(1, std::min<int64_t>(n_panels, (team + m_blocks - 1) / m_blocks));
-        const int64_t panels_per_group = (n_panels + n_groups - 1) / n_groups;
-#pragma omp for schedule(static) collapse(2)
-        for (int64_t mb = 0; mb < m_blocks; ++mb) {
-          for (int64_t g = 0; g < n_groups; ++g) {
-            const int64_t ic = mb * mc_max;
-            const int64_t mc = std::min<int64_t>(mc_max, s.M - ic);
-            const int64_t q_begin = g * panels_per_group;
-            const int64_t q_end = std::min<int64_t>(n_panels, q_begin + panels_per_group);
-            if (q_begin >= q_end) continue;
-            pack_a(s, a, ic, mc, pc, kc, mr, a_packed);
-            for (int64_t q = q_begin; q < q_end; ++q) {
-              const int64_t jr = q * nr;
-              const int n_valid = static_cast<int>(std::min<int64_t>(nr, nc - jr));
-              for (int64_t ir = 0; ir < mc; ir += mr) {
-                const int m_valid = static_cast<int>(std::min<int64_t>(mr, mc - ir));
-                info.kernel(kc, a_packed + ir * kc, b_packed + jr * kc,
-                            c + (ic + ir) * s.ldc + jc + jr, s.ldc, alpha, beta_block, m_valid,
-                            n_valid);
-              }
-            }
-          }
-        }
-        // (implicit barrier: nobody repacks B while it is read)
-      }
-    }
+  // Waking the team costs a microsecond or two while its threads still spin from the last
+  // call: worth it from ~6e4 multiply-adds (~1 us of work) per thread.
+  const int max_threads = team ? threads_for(s.M * s.N * s.K, 1 << 16) : 1;
+  const ChunkGrid grid = choose_chunks(s, mr, nr, read_a_in_place<T>(s), max_threads);
+  const int nt = static_cast<int>(std::min<int64_t>(max_threads, grid.chunks()));
+  if (nt == 1) {
+    gemm_block(pr, 0, s.M, 0, s.N);
+    return;
+  }
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
+  for (int64_t chunk = 0; chunk < grid.chunks(); ++chunk) {
+    int64_t m0, m1, n0, n1;
+    split_range(s.M, mr, grid.cm, chunk / grid.cn, &m0, &m1);
+    split_range(s.N, nr, grid.cn, chunk % grid.cn, &n0, &n1);
+    if (m0 < m1 && n0 < n1) gemm_block(pr, m0, m1, n0, n1);
   }
 }
 
-template void gemm<float>(const GemmShape&, float, const float*, const float*, float, float*);
+template void gemm<float>(const GemmShape&, float, const float*, const float*, float, float*,
+                          const GemmEpilogue<float>&, GemmThreads);
 template void gemm<double>(const GemmShape&, double, const double*, const double*, double,
-                           double*);
-template void gemm<float>(const GemmShape&, float, const float*, const float*, float, float*, int);
-template void gemm<double>(const GemmShape&, double, const double*, const double*, double,
-                           double*, int);
+                           double*, const GemmEpilogue<double>&, GemmThreads);
 
 }  // namespace fastnn::cpu

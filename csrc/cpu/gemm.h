@@ -1,9 +1,23 @@
-// General matrix product, row-major:  C = alpha * op(A) @ op(B) + beta * C
+// General matrix product, row-major:
+//   C = epilogue(alpha * op(A) @ op(B) + beta * C)
 //   op(A): (M, K), stored as A (M, K) with lda >= K, or A (K, M) with lda >= M when trans_a
 //   op(B): (K, N), stored as B (K, N) with ldb >= N, or B (N, K) with ldb >= K when trans_b
 //   C: (M, N) with ldc >= N
 // beta == 0 writes C without reading it (NaN in C is ignored, as in BLAS); beta == 1 lets
 // backward kernels accumulate parameter gradients into .grad.
+//
+// The epilogue is applied once per element, after the whole K sum, while the tile is still in
+// registers (so a layer's bias and activation cost no extra pass over C):
+//   c[i, j] = relu?( alpha * sum_k op(A)[i, k] op(B)[k, j] + beta * c[i, j]
+//                    + bias_per_col[j] + bias_per_row[i] )
+// Linear layers add a bias per output feature (per column of y = x @ W^T); convolution as
+// W (C_out, K) @ cols (K, pixels) adds one per output channel (per row).
+//
+// Threads: GemmThreads::team splits C over fastnn's thread count (common/threading.h) in
+// disjoint blocks; GemmThreads::caller runs on the calling thread only, for kernels that
+// already split their own work across an OpenMP team (call it from inside the parallel
+// region; it opens no region itself). Every C element is summed in the same order whatever
+// the thread count, so results are bitwise reproducible.
 #pragma once
 
 #include <cstdint>
@@ -13,11 +27,23 @@
 namespace fastnn::cpu {
 
 template <class T>
-void gemm(const GemmShape& s, T alpha, const T* a, const T* b, T beta, T* c);
+struct GemmEpilogue {
+  const T* bias_per_col = nullptr;  // (N,) added to every row, or null
+  const T* bias_per_row = nullptr;  // (M,) added to every column, or null
+  bool relu = false;                // max(x, 0) last (NaN stays NaN)
+};
 
-// The same product on at most `max_threads` threads. Callers that already parallelise an outer
-// loop (convolution over images) pass 1, so OpenMP regions never nest.
+enum class GemmThreads { team, caller };
+
 template <class T>
-void gemm(const GemmShape& s, T alpha, const T* a, const T* b, T beta, T* c, int max_threads);
+void gemm(const GemmShape& s, T alpha, const T* a, const T* b, T beta, T* c,
+          const GemmEpilogue<T>& epilogue = {}, GemmThreads threads = GemmThreads::team);
+
+// The same product on the calling thread only (GemmThreads::caller).
+template <class T>
+void gemm_serial(const GemmShape& s, T alpha, const T* a, const T* b, T beta, T* c,
+                 const GemmEpilogue<T>& epilogue = {}) {
+  gemm(s, alpha, a, b, beta, c, epilogue, GemmThreads::caller);
+}
 
 }  // namespace fastnn::cpu

@@ -1,35 +1,68 @@
-// Portable GEMM micro-kernel (any compiler, any ISA) and the run-time choice of micro-kernel.
+// Portable GEMM micro-kernel (any compiler, any ISA) and the run-time choice of kernels.
 //
 // The MR x NR accumulator tile is a plain array the compiler keeps in vector registers; the
 // inner j loop over NR contiguous elements of the packed B panel vectorises at -O3 on the
-// baseline ISA. The SIMD variants (gemm_avx2.cpp, gemm_avx512.cpp) follow the same contract.
+// baseline ISA. The SIMD variants (gemm_avx2.cpp, gemm_avx512.cpp, both built from
+// gemm_simd.h) follow the same contract (gemm_kernel.h) with intrinsics.
 #include <algorithm>
 
 #include "common/cpu_features.h"
 #include "cpu/gemm_kernel.h"
+#include "cpu/gemm_pack.h"
 
 namespace fastnn::cpu {
 namespace {
 
 template <class T, int MR, int NR>
-void micro_kernel_generic(int64_t kc, const T* a, const T* b, T* c, int64_t ldc, T alpha, T beta,
-                          int m_valid, int n_valid) {
+void micro_kernel_generic(int64_t kc, const T* a, int64_t a_row_stride, int64_t a_col_stride,
+                          const T* b, int64_t b_row_stride, const GemmTileOutput<T>& out) {
   T acc[MR][NR] = {};
+  const int cols = out.n_valid;  // B is read only this far (in place it may end there)
   for (int64_t p = 0; p < kc; ++p) {
-    const T* ap = a + p * MR;
-    const T* bp = b + p * NR;
+    const T* ap = a + p * a_col_stride;
+    const T* bp = b + p * b_row_stride;
     for (int i = 0; i < MR; ++i) {
-      const T ai = ap[i];
-      for (int j = 0; j < NR; ++j) acc[i][j] += ai * bp[j];
+      const T ai = ap[i * a_row_stride];
+      for (int j = 0; j < cols; ++j) acc[i][j] += ai * bp[j];
     }
   }
-  for (int i = 0; i < m_valid; ++i) {
-    T* ci = c + i * ldc;
-    if (beta == T(0)) {
-      for (int j = 0; j < n_valid; ++j) ci[j] = alpha * acc[i][j];
-    } else {
-      for (int j = 0; j < n_valid; ++j) ci[j] = alpha * acc[i][j] + beta * ci[j];
+  for (int i = 0; i < out.m_valid; ++i) {
+    T* ci = out.c + i * out.ldc;
+    const T row_bias = out.bias_row ? out.bias_row[i] : T(0);
+    for (int j = 0; j < out.n_valid; ++j) {
+      T v = out.alpha * acc[i][j];
+      if (out.beta != T(0)) v += out.beta * ci[j];
+      if (out.bias_col) v += out.bias_col[j];
+      v += row_bias;
+      if (out.relu) v = std::max(v, T(0));  // (v < 0 ? 0 : v): NaN stays NaN
+      ci[j] = v;
     }
+  }
+}
+
+template <class T>
+GemmKernelInfo<T> generic_info(const char* name) {
+  constexpr int nr = 64 / static_cast<int>(sizeof(T));  // one cache line of B per k
+  return GemmKernelInfo<T>{{4, nr, micro_kernel_generic<T, 4, nr>,
+                            {{1, micro_kernel_generic<T, 1, nr>}, {2, micro_kernel_generic<T, 2, nr>}}},
+                           {8, nr / 2, micro_kernel_generic<T, 8, nr / 2>,
+                            {{2, micro_kernel_generic<T, 2, nr / 2>}, {4, micro_kernel_generic<T, 4, nr / 2>}}},
+                           128,
+                           256,
+                           2048,
+                           pack_rows_scalar<T>,
+                           pack_transposed_scalar<T>,
+                           name};
+}
+
+template <class T>
+const GemmKernelInfo<T>& choose(const GemmKernelInfo<T>& generic,
+                                const GemmKernelInfo<T>& (*avx2)(),
+                                const GemmKernelInfo<T>& (*avx512)()) {
+  switch (active_simd_level()) {
+    case SimdLevel::avx512: return avx512 ? avx512() : generic;
+    case SimdLevel::avx2: return avx2 ? avx2() : generic;
+    default: return generic;
   }
 }
 
@@ -37,16 +70,26 @@ void micro_kernel_generic(int64_t kc, const T* a, const T* b, T* c, int64_t ldc,
 
 template <>
 const GemmKernelInfo<float>& gemm_kernel_info<float>() {
-  static const GemmKernelInfo<float> generic{4, 16, 128, 256, 4096,
-                                             micro_kernel_generic<float, 4, 16>, "generic 4x16"};
-  return generic;
+  static const GemmKernelInfo<float> generic = generic_info<float>("generic 4x16");
+#if defined(FASTNN_X86)
+  static const GemmKernelInfo<float>& chosen =
+      choose(generic, gemm_kernel_info_avx2_float, gemm_kernel_info_avx512_float);
+#else
+  static const GemmKernelInfo<float>& chosen = choose<float>(generic, nullptr, nullptr);
+#endif
+  return chosen;
 }
 
 template <>
 const GemmKernelInfo<double>& gemm_kernel_info<double>() {
-  static const GemmKernelInfo<double> generic{4, 8, 128, 256, 4096,
-                                              micro_kernel_generic<double, 4, 8>, "generic 4x8"};
-  return generic;
+  static const GemmKernelInfo<double> generic = generic_info<double>("generic 4x8");
+#if defined(FASTNN_X86)
+  static const GemmKernelInfo<double>& chosen =
+      choose(generic, gemm_kernel_info_avx2_double, gemm_kernel_info_avx512_double);
+#else
+  static const GemmKernelInfo<double>& chosen = choose<double>(generic, nullptr, nullptr);
+#endif
+  return chosen;
 }
 
 }  // namespace fastnn::cpu

@@ -11,15 +11,12 @@ namespace fastnn::cpu {
 
 template <class T>
 void linear_forward(const T* x, const T* weight, const T* bias, T* y, const LinearShape& s) {
-  // y = x @ W^T (+ bias): seed y with the bias rows and let the GEMM accumulate onto them.
-  T beta = T(0);
-  if (bias) {
-    for (int64_t n = 0; n < s.batch; ++n)
-      std::copy(bias, bias + s.out_features, y + n * s.out_features);
-    beta = T(1);
-  }
+  // y = x @ W^T, with the bias added per column by the GEMM's epilogue while each tile of y is
+  // still in registers.
+  GemmEpilogue<T> epilogue;
+  epilogue.bias_per_col = bias;
   gemm(GemmShape::dense(s.batch, s.out_features, s.in_features, false, true), T(1), x, weight,
-       beta, y);
+       T(0), y, epilogue);
 }
 
 template <class T>

@@ -14,6 +14,9 @@ def matmul(
     alpha: float = 1.0,
     beta: float = 0.0,
     out: Array | None = None,
+    bias_per_col: Array | None = None,
+    bias_per_row: Array | None = None,
+    relu: bool = False,
 ) -> Array:
     """``alpha * op(a) @ op(b) + beta * out`` for 2-D arrays, where ``op(m)`` is ``m.T`` when
     the matching ``trans_*`` flag is set.
@@ -21,5 +24,11 @@ def matmul(
     With ``out`` given the result is written into it (and returned); ``beta != 0`` requires
     ``out``, whose old contents are then scaled and added — how backward passes accumulate
     into ``.grad``. With ``beta == 0`` the old contents of ``out`` are ignored (NaN included).
+
+    The optional epilogue is fused into the product (applied while each tile is in
+    registers, after the whole sum): ``bias_per_col`` (N,) is added to every row,
+    ``bias_per_row`` (M,) to every column, then ``relu`` clamps at zero.
     """
-    return backend_for("matmul", a).matmul(a, b, trans_a, trans_b, float(alpha), float(beta), out)
+    return backend_for("matmul", a).matmul(
+        a, b, trans_a, trans_b, float(alpha), float(beta), out, bias_per_col, bias_per_row, bool(relu)
+    )
