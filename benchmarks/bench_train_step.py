@@ -97,7 +97,7 @@ def fastnn_stepper(model) -> Callable[[Any, Any], float]:
     def step(x, labels):
         loss = loss_fn(model(x), labels)
         opt.zero_grad()
-        model.backward(loss_fn.backward())
+        model.backward_params(loss_fn.backward())  # as PyTorch: no gradient for the data
         opt.step()
         return float(loss)
 
