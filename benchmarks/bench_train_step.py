@@ -10,7 +10,8 @@ fastnn faster), GFLOP/s (3x the forward multiply-adds x 2, the usual count for a
 and the fraction of the machine's measured FMA peak.
 
 Memory (--memory, on by default): each library trains the 4-conv CNN in its own subprocess;
-peak RSS after 20 steps, and RSS growth between step 10 and step 100 (a leak shows there).
+peak RSS after 20 steps, and RSS growth between step 10 and step 100 (a leak shows there;
+medians of steps 10..19 and 91..100, since RSS swings by a few arrays from step to step).
 
     PYTHONPATH=python python benchmarks/bench_train_step.py [--json] [--rounds 9] [--threads 2]
 """
@@ -199,15 +200,18 @@ def memory_child(library: str, threads: int) -> None:
         fastnn.set_num_threads(threads)
         step = fastnn_stepper(model)
     before = rss_bytes()
-    rss = {}
+    rss = []  # after each step
     for i in range(1, 101):
         step(*batches[i % 2])
-        if i in (10, 20, 100):
-            rss[i] = rss_bytes()
+        rss.append(rss_bytes())
         if i == 20:
             peak_20 = proc_status_bytes("VmHWM")
-    json.dump({"rss_before_steps": before, "peak_rss_20_steps": peak_20, "rss_step_10": rss[10],
-               "rss_step_100": rss[100], "growth_10_to_100": rss[100] - rss[10]}, sys.stdout)
+    # RSS swings by a few arrays from step to step (malloc returns big blocks to the system and
+    # takes them back), so growth compares the medians of steps 10..19 and 91..100.
+    early, late = statistics.median(rss[9:19]), statistics.median(rss[90:100])
+    json.dump({"rss_before_steps": before, "peak_rss_20_steps": peak_20, "rss_step_10": rss[9],
+               "rss_step_100": rss[99], "median_rss_steps_10_19": early,
+               "median_rss_steps_91_100": late, "growth_10_to_100": late - early}, sys.stdout)
 
 
 def measure_memory(threads: int) -> dict[str, Any]:
