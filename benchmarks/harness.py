@@ -63,6 +63,8 @@ class Row:
     fastnn_s: float  # median over rounds
     peer_s: float
     ratio: float  # speed of fastnn relative to the peer (> 1: faster): median of per-round ratios
+    ratio_low: float  # lowest and highest per-pass ratio
+    ratio_high: float
     flops: float
     roofline_gflops: float
     difference: float
@@ -148,36 +150,61 @@ def wait_for_quiet_machine(max_seconds: float, log=sys.stderr) -> bool:
             return False
 
 
-def compare(pairs: Sequence[Pair], peak_gflops: float, bandwidth_gbs: float, rounds: int,
-            seconds: float, max_settle: float, max_quiet_wait: float, log=sys.stderr) -> list[Row]:
+@dataclass
+class Samples:
+    """One case's measurements, pooled over passes."""
+
+    fastnn: list[float]
+    peer: list[float]
+    pass_ratios: list[float]  # median paired ratio of each pass
+    difference: float = 0.0
+    quiet: bool | None = None
+
+
+def measure_pair(pair: Pair, samples: Samples, rounds: int, seconds: float, max_settle: float) -> None:
+    """One pass over a case: correctness check, then `rounds` alternating rounds."""
     from fastnn.bench import calibrate, rotating_inputs, time_batch
 
+    inputs = rotating_inputs(pair.make_inputs)
+    ours = pair.fastnn(*inputs[0])
+    ours = ours.copy() if hasattr(ours, "copy") else ours
+    samples.difference = max(samples.difference, pair.check(ours, pair.peer(*inputs[0])))
+    if not samples.difference <= pair.tolerance:
+        raise AssertionError(f"{pair.name}: fastnn and the peer differ by {samples.difference:.3g} > {pair.tolerance:g}")
+    sides = [(pair.fastnn, []), (pair.peer, [])]
+    calls = [calibrate(fn, inputs, seconds) for fn, _ in sides]
+    for r in range(rounds):
+        for index in ((0, 1) if r % 2 == 0 else (1, 0)):
+            fn, times = sides[index]
+            wait_until_idle(max_settle)
+            times.append(time_batch(fn, inputs, calls[index]))
+    samples.fastnn += sides[0][1]
+    samples.peer += sides[1][1]
+    samples.pass_ratios.append(statistics.median(t / o for o, t in zip(sides[0][1], sides[1][1])))
+
+
+def compare(pairs: Sequence[Pair], peak_gflops: float, bandwidth_gbs: float, rounds: int, passes: int,
+            seconds: float, max_settle: float, max_quiet_wait: float, log=sys.stderr) -> list[Row]:
+    """Runs every case `passes` times (the whole list each pass, so a case's rounds are spread
+    over time rather than caught in one slow phase of a shared machine) and pools the rounds."""
+    samples = {pair.name: Samples([], [], []) for pair in pairs}
+    for number in range(passes):
+        for pair in pairs:
+            quiet = wait_for_quiet_machine(max_quiet_wait, log) if max_quiet_wait > 0 else None
+            s = samples[pair.name]
+            s.quiet = quiet if s.quiet is None else (s.quiet and quiet)
+            measure_pair(pair, s, rounds, seconds, max_settle)
+            print(f"  pass {number + 1}: {pair.name}: ratio {s.pass_ratios[-1]:.2f}", file=log, flush=True)
     rows = []
     for pair in pairs:
-        quiet = wait_for_quiet_machine(max_quiet_wait, log) if max_quiet_wait > 0 else None
-        inputs = rotating_inputs(pair.make_inputs)
-        ours = pair.fastnn(*inputs[0])
-        ours = ours.copy() if hasattr(ours, "copy") else ours
-        difference = pair.check(ours, pair.peer(*inputs[0]))
-        if not difference <= pair.tolerance:
-            raise AssertionError(f"{pair.name}: fastnn and the peer differ by {difference:.3g} > {pair.tolerance:g}")
-        sides = [(pair.fastnn, []), (pair.peer, [])]
-        calls = [calibrate(fn, inputs, seconds) for fn, _ in sides]
-        for r in range(rounds):
-            for index in ((0, 1) if r % 2 == 0 else (1, 0)):
-                fn, times = sides[index]
-                wait_until_idle(max_settle)
-                times.append(time_batch(fn, inputs, calls[index]))
-        intensity = pair.flops / pair.bytes_moved
+        s = samples[pair.name]
         # Each round's two batches ran back to back, so their ratio cancels slow drifts in the
         # machine's speed (other tenants, clock changes) that the separate medians keep.
-        ratios = [theirs / ours for ours, theirs in zip(sides[0][1], sides[1][1])]
-        row = Row(pair.name, statistics.median(sides[0][1]), statistics.median(sides[1][1]),
-                  statistics.median(ratios), pair.flops, min(peak_gflops, intensity * bandwidth_gbs),
-                  difference, quiet)
-        print(f"  {row.name}: fastnn {row.fastnn_s * 1e3:.3f} ms, peer {row.peer_s * 1e3:.3f} ms, "
-              f"ratio {row.ratio:.2f}", file=log, flush=True)
-        rows.append(row)
+        ratios = [theirs / ours for ours, theirs in zip(s.fastnn, s.peer)]
+        intensity = pair.flops / pair.bytes_moved
+        rows.append(Row(pair.name, statistics.median(s.fastnn), statistics.median(s.peer), statistics.median(ratios),
+                        min(s.pass_ratios), max(s.pass_ratios), pair.flops,
+                        min(peak_gflops, intensity * bandwidth_gbs), s.difference, s.quiet))
     return rows
 
 
@@ -192,7 +219,8 @@ def table(rows: Sequence[Row], peer: str, peak_gflops: float) -> str:
         ours, theirs = r.flops / r.fastnn_s / 1e9, r.flops / r.peer_s / 1e9
         bound = "memory" if r.roofline_gflops < peak_gflops else "compute"
         name = r.name if r.quiet is not False else r.name + " (busy)"
-        body.append([name, r.fastnn_s * 1e3, r.peer_s * 1e3, ours, theirs, f"{r.ratio:.2f}x",
+        spread = f" ({r.ratio_low:.2f}-{r.ratio_high:.2f})" if r.ratio_high > r.ratio_low else ""
+        body.append([name, r.fastnn_s * 1e3, r.peer_s * 1e3, ours, theirs, f"{r.ratio:.2f}x{spread}",
                      pct(ours / peak_gflops), pct(theirs / peak_gflops),
                      f"{r.roofline_gflops:.0f} ({bound})", pct(ours / r.roofline_gflops)])
     headers = ["case", "fastnn ms", f"{peer} ms", "fastnn GF/s", f"{peer} GF/s", "speed ratio",
@@ -207,7 +235,9 @@ def run(pairs: Sequence[Pair], peer: str, description: str, argv: Sequence[str] 
 
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--threads", type=int, default=None, help="threads for both sides (default: fastnn's)")
-    parser.add_argument("--rounds", type=int, default=11, help="alternating rounds; medians are reported")
+    parser.add_argument("--rounds", type=int, default=11, help="alternating rounds per case and pass")
+    parser.add_argument("--passes", type=int, default=1,
+                        help="times to run the whole case list; rounds are pooled, per-pass ratios shown as a range")
     parser.add_argument("--seconds", type=float, default=0.05, help="length of one timed batch")
     parser.add_argument("--max-settle", type=float, default=2.0,
                         help="longest wait before a batch for the other library's spinning threads to go idle")
@@ -229,18 +259,20 @@ def run(pairs: Sequence[Pair], peer: str, description: str, argv: Sequence[str] 
         blas = openblas_info()
         print(f"{description}: {threads} threads, FMA peak {peak:.0f} GFLOP/s, copy bandwidth "
               f"{bandwidth:.1f} GB/s, OpenBLAS {blas}", file=sys.stderr)
-        rows = compare(selected, peak, bandwidth, args.rounds, args.seconds, args.max_settle, args.quiet_wait)
+        rows = compare(selected, peak, bandwidth, args.rounds, args.passes, args.seconds, args.max_settle,
+                       args.quiet_wait)
 
     machine = machine_info(threads)
     if args.json:
         json.dump({
             "machine": machine, "openblas": blas, "fma_peak_gflops": peak, "copy_bandwidth_gbs": bandwidth,
-            "settings": {"rounds": args.rounds, "seconds": args.seconds, "max_settle": args.max_settle,
+            "settings": {"rounds": args.rounds, "passes": args.passes, "seconds": args.seconds, "max_settle": args.max_settle,
                          "quiet_wait": args.quiet_wait},
             "results": [{
                 "case": r.name, "flops": r.flops, "fastnn_seconds": r.fastnn_s, f"{peer}_seconds": r.peer_s,
                 "fastnn_gflops": r.flops / r.fastnn_s / 1e9, f"{peer}_gflops": r.flops / r.peer_s / 1e9,
-                "speed_ratio": r.ratio, "roofline_gflops": r.roofline_gflops, "difference": r.difference,
+                "speed_ratio": r.ratio, "speed_ratio_per_pass": [r.ratio_low, r.ratio_high],
+                "roofline_gflops": r.roofline_gflops, "difference": r.difference,
                 "machine_quiet": r.quiet,
             } for r in rows],
         }, sys.stdout, indent=2)
@@ -248,8 +280,8 @@ def run(pairs: Sequence[Pair], peer: str, description: str, argv: Sequence[str] 
         return 0
     print(f"fastnn {machine['fastnn']} ({machine['gemm_kernel_float32']}) vs {peer} on {machine['cpu']}, "
           f"{threads} threads; OpenBLAS {blas.get('version', '?')} kernel {blas.get('architecture', '?')}")
-    print(f"measured FMA peak {peak:.0f} GFLOP/s, copy bandwidth {bandwidth:.1f} GB/s; "
-          f"medians of {args.rounds} alternating rounds; speed ratio = {peer} time / fastnn time "
-          "(median of per-round ratios)")
+    print(f"measured FMA peak {peak:.0f} GFLOP/s, copy bandwidth {bandwidth:.1f} GB/s; medians of "
+          f"{args.passes} x {args.rounds} alternating rounds; speed ratio = {peer} time / fastnn time "
+          "(median of per-round ratios; per-pass range in brackets)")
     print(table(rows, peer, peak))
     return 0

@@ -11,7 +11,8 @@ double fma_peak_gflops(int threads, double seconds) {
   const char* op = "fma_peak_gflops";
   if (threads == 0) threads = get_num_threads();
   if (threads < 1)
-    throw_value_error("fastnn.", op, ": argument 'threads' must be >= 1 (0: fastnn's thread count); got ", threads);
+    throw_value_error("fastnn.", op, ": argument 'threads' must be >= 1 (0: fastnn's thread ",
+                      "count); got ", threads);
   if (!(seconds > 0.0 && seconds <= 60.0))
     throw_value_error("fastnn.", op, ": argument 'seconds' must be in (0, 60]; got ", seconds);
   py::gil_scoped_release release;

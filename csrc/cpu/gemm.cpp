@@ -37,6 +37,12 @@ namespace {
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
 
+// M * N * K, saturating (it only sizes the thread team and its chunks).
+int64_t multiply_adds(const GemmShape& s) {
+  const double madds = static_cast<double>(s.M) * static_cast<double>(s.N) * s.K;
+  return madds < 4e18 ? static_cast<int64_t>(madds) : INT64_C(4000000000000000000);
+}
+
 // A grow-only, cache-line-aligned buffer. One per thread and purpose (thread_local), kept
 // across calls: the OpenMP pool's threads persist, so a training loop packs into the same
 // memory every step.
@@ -96,8 +102,8 @@ void pack_panels(const GemmKernelInfo<T>& info, const T* m, int64_t ld, bool lin
   }
 }
 
-// Rows [i0, i0 + rows) of op(A) over K [p0, p0 + kc): element (i, p) of panel q at
-// out[q * MR * kc + p * MR + i - q * MR].
+// Rows [i0, i0 + rows) of op(A) over K [p0, p0 + kc): panel q (rows i0 + q * MR on) at
+// out + q * MR * kc, its element (i, p) at [p * MR + i - i0 - q * MR].
 template <class T>
 void pack_a(const GemmProblem<T>& pr, int64_t i0, int64_t rows, int64_t p0, int64_t kc, T* out) {
   pack_panels(pr.info, pr.a, pr.s.lda, pr.s.trans_a, i0, rows, p0, kc, pr.tile.mr, out);
@@ -145,7 +151,8 @@ void gemm_block(const GemmProblem<T>& pr, int64_t m0, int64_t m1, int64_t n0, in
   const bool in_place = read_a_in_place<T>(s);
   const bool b_in_place = read_b_in_place(s, pr.tile);
   T* const b_packed = b_in_place ? nullptr : thread_workspace<T>(kPackedB, kc_max * nc_max);
-  T* const a_packed = thread_workspace<T>(in_place ? kEdgeA : kPackedA, (in_place ? mr : mc_max) * kc_max);
+  T* const a_packed =
+      thread_workspace<T>(in_place ? kEdgeA : kPackedA, (in_place ? mr : mc_max) * kc_max);
   // In place, A(i, p) is at a_origin[i * rs + p * cs] (one of them 1).
   const int64_t rs = s.trans_a ? 1 : s.lda, cs = s.trans_a ? s.lda : 1;
   const GemmEpilogue<T>& ep = pr.epilogue;
@@ -232,12 +239,13 @@ ChunkGrid choose_chunks(const GemmShape& s, int mr, int nr, bool a_in_place, int
   // where the dimension allows, 4 panels wide, so that each A micro-panel in L1 meets several
   // B panels. Splitting the other dimension repeats packing, so it happens only when the
   // first one cannot give every thread a chunk.
-  const int64_t madds = s.M * s.N * s.K;
+  const int64_t madds = multiply_adds(s);
   const int64_t wanted = std::max<int64_t>(threads, std::min<int64_t>(2 * threads, madds >> 20));
   const int64_t m_tiles = ceil_div(s.M, mr), n_tiles = ceil_div(s.N, nr);
   const int64_t first_tiles = a_in_place ? n_tiles : m_tiles;
   const int64_t second_tiles = a_in_place ? m_tiles : n_tiles;
-  const int64_t first = std::min({wanted, std::max<int64_t>(threads, first_tiles / 4), first_tiles});
+  const int64_t first =
+      std::min({wanted, std::max<int64_t>(threads, first_tiles / 4), first_tiles});
   const int64_t second = first >= threads ? 1 : std::min(second_tiles, ceil_div(wanted, first));
   grid.cn = a_in_place ? first : second;
   grid.cm = a_in_place ? second : first;
@@ -272,7 +280,7 @@ void gemm(const GemmShape& s, T alpha, const T* a, const T* b, T beta, T* c,
 
   // Waking the team costs a microsecond or two while its threads still spin from the last
   // call: worth it from ~6e4 multiply-adds (~1 us of work) per thread.
-  const int max_threads = team ? threads_for(s.M * s.N * s.K, 1 << 16) : 1;
+  const int max_threads = team ? threads_for(multiply_adds(s), 1 << 16) : 1;
   const ChunkGrid grid = choose_chunks(s, mr, nr, read_a_in_place<T>(s), max_threads);
   const int nt = static_cast<int>(std::min<int64_t>(max_threads, grid.chunks()));
   if (nt == 1) {

@@ -40,19 +40,26 @@ void micro_kernel_generic(int64_t kc, const T* a, int64_t a_row_stride, int64_t 
   }
 }
 
+// An MR x NR tile with S1- and S2-row variants for ragged last rows.
+template <class T, int MR, int NR, int S1, int S2>
+GemmMicroTile<T> generic_tile() {
+  return {MR,
+          NR,
+          micro_kernel_generic<T, MR, NR>,
+          {{S1, micro_kernel_generic<T, S1, NR>}, {S2, micro_kernel_generic<T, S2, NR>}}};
+}
+
 template <class T>
 GemmKernelInfo<T> generic_info(const char* name) {
   constexpr int nr = 64 / static_cast<int>(sizeof(T));  // one cache line of B per k
-  return GemmKernelInfo<T>{{4, nr, micro_kernel_generic<T, 4, nr>,
-                            {{1, micro_kernel_generic<T, 1, nr>}, {2, micro_kernel_generic<T, 2, nr>}}},
-                           {8, nr / 2, micro_kernel_generic<T, 8, nr / 2>,
-                            {{2, micro_kernel_generic<T, 2, nr / 2>}, {4, micro_kernel_generic<T, 4, nr / 2>}}},
-                           128,
-                           256,
-                           2048,
-                           pack_rows_scalar<T>,
-                           pack_transposed_scalar<T>,
-                           name};
+  return {generic_tile<T, 4, nr, 1, 2>(),
+          generic_tile<T, 8, nr / 2, 2, 4>(),
+          128,
+          256,
+          2048,
+          pack_rows_scalar<T>,
+          pack_transposed_scalar<T>,
+          name};
 }
 
 template <class T>

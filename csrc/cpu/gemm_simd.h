@@ -1,5 +1,6 @@
-// The SIMD GEMM micro-kernel and panel packing, written once over a vector-traits type (simd_vec.h) and
-// instantiated by gemm_avx2.cpp (ymm) and gemm_avx512.cpp (zmm) under their own -m flags.
+// The SIMD GEMM micro-kernel and panel packing, written once over a vector-traits type
+// (simd_vec.h) and instantiated by gemm_avx2.cpp (ymm) and gemm_avx512.cpp (zmm) under their
+// own -m flags.
 //
 // Include only from those translation units (internal linkage, as simd_vec.h explains).
 //
@@ -72,10 +73,7 @@ struct SimdMicroKernel {
     const T* b;
     int64_t row_stride;
     int n;
-    FASTNN_INLINE V load(int v) const {
-      const int left = n - v * L;
-      return left >= L ? Vec::load(b + v * L) : left > 0 ? Vec::load_n(b + v * L, left) : Vec::zero();
-    }
+    FASTNN_INLINE V load(int v) const { return load_first<Vec>(b + v * L, n - v * L); }
     FASTNN_INLINE void next() { b += row_stride; }
   };
 
@@ -128,7 +126,8 @@ struct SimdMicroKernel {
     }
     V bias_col[NV];
 #pragma GCC unroll 8
-    for (int v = 0; v < NV; ++v) bias_col[v] = o.bias_col ? Vec::load(o.bias_col + v * L) : Vec::zero();
+    for (int v = 0; v < NV; ++v)
+      bias_col[v] = o.bias_col ? Vec::load(o.bias_col + v * L) : Vec::zero();
     const V floor = o.relu ? Vec::zero() : Vec::set1(-std::numeric_limits<T>::infinity());
 #pragma GCC unroll 32
     for (int i = 0; i < MR; ++i) {
@@ -149,12 +148,9 @@ struct SimdMicroKernel {
     const bool scale = o.alpha != T(1), read_c = o.beta != T(0), beta_one = o.beta == T(1);
     V bias_col[NV];
 #pragma GCC unroll 8
-    for (int v = 0; v < NV; ++v) {
-      const int n = o.n_valid - v * L;
-      bias_col[v] = !o.bias_col || n <= 0 ? Vec::zero()
-                    : n >= L              ? Vec::load(o.bias_col + v * L)
-                                          : Vec::load_n(o.bias_col + v * L, n);
-    }
+    for (int v = 0; v < NV; ++v)
+      bias_col[v] =
+          o.bias_col ? load_first<Vec>(o.bias_col + v * L, o.n_valid - v * L) : Vec::zero();
 #pragma GCC unroll 32
     for (int i = 0; i < MR; ++i) {
       if (i >= o.m_valid) break;
@@ -167,7 +163,7 @@ struct SimdMicroKernel {
         V r = acc[i][v];
         if (scale) r = Vec::mul(r, alpha);
         if (read_c) {
-          const V old = n >= L ? Vec::load(c_row + v * L) : Vec::load_n(c_row + v * L, n);
+          const V old = load_first<Vec>(c_row + v * L, n);
           r = beta_one ? Vec::add(r, old) : Vec::fma(beta, old, r);
         }
         if (o.bias_col) r = Vec::add(r, bias_col[v]);
@@ -267,9 +263,7 @@ void pack_rows_simd(const typename Vec::T* src, int64_t ld, int64_t count, int64
       T* o = out + (q * lines + l) * width;
       const int64_t n = count - q * width;  // may exceed width: then all of it is source
       for (int j = 0; j < width; j += L) {
-        const int64_t left = n - j;
-        const T* from = s + q * width + j;
-        const V v = left >= L ? Vec::load(from) : left > 0 ? Vec::load_n(from, static_cast<int>(left)) : Vec::zero();
+        const V v = load_first<Vec>(s + q * width + j, n - j);
         if (width - j >= L) {
           Vec::store(o + j, v);
         } else {
@@ -280,40 +274,49 @@ void pack_rows_simd(const typename Vec::T* src, int64_t ld, int64_t count, int64
   }
 }
 
-// Lines are source columns: square register transposes (8 x 8 floats or 4 x 4 doubles, one
-// 32-byte vector per source row), scalar copies for the ragged edges.
+// One panel whose lines are source columns: square register transposes (8 x 8 floats or
+// 4 x 4 doubles, one 32-byte vector per source row), scalar copies for the ragged edges.
+template <class T>
+void pack_transposed_panel_simd(const T* src, int64_t ld, int64_t count, int64_t lines,
+                                int width, T* out) {
+  constexpr int64_t block = 32 / sizeof(T);
+  const int64_t full_count = count / block * block, full_lines = lines / block * block;
+  for (int64_t j = 0; j < full_count; j += block)
+    for (int64_t l = 0; l < full_lines; l += block)
+      transpose_block(src + j * ld + l, ld, out + l * width + j, width);
+  pack_transposed_range(src, ld, 0, full_count, full_lines, lines, width, out);
+  pack_transposed_range(src, ld, full_count, count, 0, lines, width, out);
+}
+
 template <class T>
 void pack_transposed_simd(const T* src, int64_t ld, int64_t count, int64_t lines, int width,
                           T* out) {
-  pack_transposed_panels(src, ld, count, lines, width, out,
-                         [](const T* s, int64_t ld_, int64_t n, int64_t lines_, int width_, T* o) {
-                           constexpr int64_t block = 32 / sizeof(T);
-                           const int64_t full_n = n / block * block, full_lines = lines_ / block * block;
-                           for (int64_t j = 0; j < full_n; j += block)
-                             for (int64_t l = 0; l < full_lines; l += block)
-                               transpose_block(s + j * ld_ + l, ld_, o + l * width_ + j, width_);
-                           pack_transposed_range(s, ld_, 0, full_n, full_lines, lines_, width_, o);
-                           pack_transposed_range(s, ld_, full_n, n, 0, lines_, width_, o);
-                         });
+  pack_transposed_panels(src, ld, count, lines, width, out, pack_transposed_panel_simd<T>);
 }
 
 // ---- One ISA's kernel table ------------------------------------------------------------------
 
-// A wide MR x NV-vector tile with variants of S1 < S2 rows for ragged last rows, and a one-vector
-// narrow tile (NARROW_MR rows, NS1 < NS2 for ragged rows) for products with N <= one vector;
-// packing by whole vectors and register transposes.
+// An MR x NV-vector tile with S1- and S2-row variants (S1 < S2 < MR) for ragged last rows.
+template <class Vec, int MR, int NV, int S1, int S2>
+GemmMicroTile<typename Vec::T> simd_micro_tile() {
+  return {MR,
+          NV * Vec::lanes,
+          SimdMicroKernel<Vec, MR, NV>::run,
+          {{S1, SimdMicroKernel<Vec, S1, NV>::run}, {S2, SimdMicroKernel<Vec, S2, NV>::run}}};
+}
+
+// One ISA's table: a wide tile, a one-vector narrow tile (NARROW_MR rows, NS1 < NS2 for ragged
+// rows) for products with N <= one vector, packing by whole vectors and register transposes.
 template <class Vec, int MR, int NV, int S1, int S2, int NARROW_MR, int NS1, int NS2>
-GemmKernelInfo<typename Vec::T> simd_kernel_info(int64_t mc, int64_t kc, int64_t nc, const char* name) {
-  using T = typename Vec::T;
-  return {{MR, NV * Vec::lanes, SimdMicroKernel<Vec, MR, NV>::run,
-           {{S1, SimdMicroKernel<Vec, S1, NV>::run}, {S2, SimdMicroKernel<Vec, S2, NV>::run}}},
-          {NARROW_MR, Vec::lanes, SimdMicroKernel<Vec, NARROW_MR, 1>::run,
-           {{NS1, SimdMicroKernel<Vec, NS1, 1>::run}, {NS2, SimdMicroKernel<Vec, NS2, 1>::run}}},
+GemmKernelInfo<typename Vec::T> simd_kernel_info(int64_t mc, int64_t kc, int64_t nc,
+                                                  const char* name) {
+  return {simd_micro_tile<Vec, MR, NV, S1, S2>(),
+          simd_micro_tile<Vec, NARROW_MR, 1, NS1, NS2>(),
           mc,
           kc,
           nc,
           pack_rows_simd<Vec>,
-          pack_transposed_simd<T>,
+          pack_transposed_simd<typename Vec::T>,
           name};
 }
 

@@ -98,6 +98,13 @@ struct Zmm8d {
 };
 #endif
 
+// The first n elements at p (all lanes when n >= lanes), zeros after; reads nothing past them.
+template <class Vec>
+FASTNN_INLINE typename Vec::V load_first(const typename Vec::T* p, int64_t n) {
+  if (n >= Vec::lanes) return Vec::load(p);
+  return n > 0 ? Vec::load_n(p, static_cast<int>(n)) : Vec::zero();
+}
+
 // ---- FMA throughput probe (cpu/peak.h) ------------------------------------------------------
 
 // Runs `iterations` x 12 independent FMA chains (12 covers 2 ports x up to 6 cycles latency);
