@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import fastnn
-from fastnn import nn
+from fastnn import models, nn
 
 
 def _x(rng, shape):
@@ -140,3 +140,24 @@ def test_layers_match_pytorch(rng):
     assert loss == pytest.approx(t_loss.item(), rel=1e-5)
     for (name, p), tp in zip(ours.named_parameters(), theirs.parameters()):
         np.testing.assert_allclose(p.grad, tp.grad.numpy(), rtol=1e-4, atol=1e-6, err_msg=name)
+
+
+
+@pytest.mark.parametrize("build, input_shape", [
+    (lambda: models.mlp(1, 10, 8, hidden=(16,)), (4, 1, 8, 8)),  # Flatten first: skipped
+    (lambda: models.lenet5(1, 10, 12), (4, 1, 12, 12)),  # Conv2d first: no dx
+    (lambda: nn.Sequential(nn.BatchNorm2d(1), nn.Flatten(), nn.Linear(64, 3)), (4, 1, 8, 8)),  # fallback
+])
+def test_backward_params_gives_the_parameter_gradients_of_backward(build, input_shape, rng):
+    x = rng.standard_normal(input_shape).astype(np.float32)
+    grads = {}
+    for method in ("backward", "backward_params"):
+        fastnn.manual_seed(0)
+        model = build()
+        y = model(x)
+        returned = getattr(model, method)(np.ones_like(y))
+        assert (returned is None) == (method == "backward_params")
+        grads[method] = [p.grad.copy() for p in model.parameters()]
+    assert len(grads["backward"]) == len(grads["backward_params"]) > 0
+    for full, params_only in zip(grads["backward"], grads["backward_params"]):
+        np.testing.assert_array_equal(full, params_only)

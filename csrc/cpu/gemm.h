@@ -46,9 +46,4 @@ void gemm_serial(const GemmShape& s, T alpha, const T* a, const T* b, T beta, T*
   gemm(s, alpha, a, b, beta, c, epilogue, GemmThreads::caller);
 }
 
-// The same product on at most `max_threads` threads. Callers that already parallelise an outer
-// loop (convolution over images) pass 1, so OpenMP regions never nest.
-template <class T>
-void gemm(const GemmShape& s, T alpha, const T* a, const T* b, T beta, T* c, int max_threads);
-
 }  // namespace fastnn::cpu

@@ -145,7 +145,7 @@ def _train_epoch(model, loss_fn, optimizer, loader, scheduler, per_batch: bool, 
             else:
                 classified = False  # e.g. multi-label targets: no single-label accuracy
             optimizer.zero_grad()
-            model.backward(loss_fn.backward())
+            model.backward_params(loss_fn.backward())
             optimizer.step()
             if per_batch and scheduler is not None:
                 scheduler.step()

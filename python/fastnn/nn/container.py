@@ -28,6 +28,16 @@ class Sequential(Module):
             grad_out = m.backward(grad_out)
         return grad_out
 
+    def backward_params(self, grad_out: Array) -> None:
+        """Parameter gradients only: the leading modules without parameters (Flatten...) get
+        no backward call, and the first one with parameters skips its input gradient."""
+        modules = list(self._modules.values())
+        first = next((i for i, m in enumerate(modules) if any(True for _ in m.parameters())), len(modules))
+        for m in reversed(modules[first + 1:]):
+            grad_out = m.backward(grad_out)
+        if first < len(modules):
+            modules[first].backward_params(grad_out)
+
     def __len__(self) -> int:
         return len(self._modules)
 

@@ -64,6 +64,12 @@ class Conv2d(Module):
         return ops.conv2d(x, self.weight.data, bias, **self._conv_args())
 
     def backward(self, grad_out: Array) -> Array:
+        return self._backward(grad_out, input_grad=True)
+
+    def backward_params(self, grad_out: Array) -> None:
+        self._backward(grad_out, input_grad=False)
+
+    def _backward(self, grad_out: Array, input_grad: bool) -> Array | None:
         if self._x is None:
             raise forward_cache_missing(self)
         dx, dw, db = ops.conv2d_backward(
@@ -71,6 +77,7 @@ class Conv2d(Module):
             grad_weight=self.weight.grad,
             grad_bias=self.bias.grad if self.bias is not None else None,
             bias=self.bias is not None,
+            input_grad=input_grad,
             **self._conv_args(),
         )
         self.weight.grad = dw

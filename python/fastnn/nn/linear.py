@@ -46,6 +46,12 @@ class Linear(Module):
         return ops.linear(x, self.weight.data, self.bias.data if self.bias is not None else None)
 
     def backward(self, grad_out: Array) -> Array:
+        return self._backward(grad_out, input_grad=True)
+
+    def backward_params(self, grad_out: Array) -> None:
+        self._backward(grad_out, input_grad=False)
+
+    def _backward(self, grad_out: Array, input_grad: bool) -> Array | None:
         if self._x is None:
             raise forward_cache_missing(self)
         dx, dw, db = ops.linear_backward(
@@ -53,6 +59,7 @@ class Linear(Module):
             grad_weight=self.weight.grad,
             grad_bias=self.bias.grad if self.bias is not None else None,
             bias=self.bias is not None,
+            input_grad=input_grad,
         )
         self.weight.grad = dw
         if self.bias is not None:

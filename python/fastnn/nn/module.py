@@ -100,6 +100,12 @@ class Module:
     def backward(self, grad_out: Array) -> Array:
         raise NotImplementedError(f"{type(self).__name__}.backward")
 
+    def backward_params(self, grad_out: Array) -> None:
+        """Like :meth:`backward` when nobody needs the input's gradient (a training step on
+        data): accumulates the parameter gradients only. Layers that can skip the input
+        gradient's work (Linear, Conv2d: a third of their backward FLOPs) override this."""
+        self.backward(grad_out)
+
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.forward(*args, **kwargs)
 
