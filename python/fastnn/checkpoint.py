@@ -91,7 +91,9 @@ def _decode(node: Any, arrays: dict[str, np.ndarray]) -> Any:
 
 def _npy_bytes(array: np.ndarray) -> bytes:
     buffer = io.BytesIO()
-    np.save(buffer, np.ascontiguousarray(array), allow_pickle=False)
+    # Not np.ascontiguousarray: it turns a 0-d array (a BatchNorm batch count) into shape (1,),
+    # which then fails the shape check on load.
+    np.save(buffer, np.require(array, requirements="C"), allow_pickle=False)
     return buffer.getvalue()
 
 
