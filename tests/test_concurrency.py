@@ -24,15 +24,16 @@ def _calls(seed: int) -> list:
     x, w, dy = f(4, 6, 17, 15), f(8, 3, 3, 3), f(4, 8, 9, 8)
     xb, gamma, beta = f(16, 5, 9, 9), f(5), f(5)
     logits, labels = f(64, 10), rng.integers(0, 10, 64)
+    bias, w_linear, b_linear = f(8), f(32, 10), f(32)  # drawn once: the calls must be repeatable
     return [
-        lambda: ops.conv2d(x, w, f(8), stride=2, padding=1, groups=2),
+        lambda: ops.conv2d(x, w, bias, stride=2, padding=1, groups=2),
         lambda: ops.conv2d_backward(x, w, dy, stride=2, padding=1, groups=2),
         lambda: ops.max_pool2d(x, 3, 2, 1),
         lambda: ops.avg_pool2d(x, 2),
         lambda: ops.global_avg_pool2d(x),
         lambda: ops.batch_norm_train(xb, gamma, beta, None, None),
         lambda: ops.batch_norm_backward(xb, xb, gamma, gamma, np.abs(beta) + 0.5),
-        lambda: ops.linear(logits, f(32, 10), f(32)),
+        lambda: ops.linear(logits, w_linear, b_linear),
         lambda: ops.softmax_cross_entropy(logits, labels, 0.1),
         lambda: ops.gelu(xb),
     ]
