@@ -165,3 +165,22 @@ def test_zero_dim_and_non_contiguous_arrays_round_trip(tmp_path):
     assert ck["scalar"].shape == () and ck["scalar"] == 3.5
     np.testing.assert_array_equal(ck["view"], view)
     fastnn.restore(ck, nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2)))
+
+
+@pytest.mark.parametrize("meta", [
+    {"format": "fastnn-checkpoint", "version": 1, "arrays": [], "tree": {"model": {}}},
+    {"format": "fastnn-checkpoint", "version": 1, "arrays": {"a0": "nope"}, "tree": {"model": {}}},
+    {"format": "fastnn-checkpoint", "version": 1, "arrays": {}, "tree": {"model": {"$array": "a9"}}},
+    {"format": "fastnn-checkpoint", "version": 1, "arrays": {}, "tree": {"model": {"$dict": 5}}},
+    "deep",
+], ids=["arrays-list", "record-string", "missing-array", "bad-dict", "deep-nesting"])
+def test_hand_crafted_meta_gives_checkpoint_error(tmp_path, meta):
+    import json
+    import zipfile
+
+    text = "[" * 100_000 + "]" * 100_000 if meta == "deep" else json.dumps(meta)
+    path = tmp_path / "crafted.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("meta.json", text)
+    with pytest.raises(fastnn.CheckpointError, match="crafted.zip"):
+        fastnn.load(path)

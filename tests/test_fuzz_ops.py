@@ -461,14 +461,16 @@ def run_properties(examples: int, builders: list[str]) -> dict:
     return counts
 
 
-def _child(builders: list[str], examples: int) -> dict:
-    """Runs the property in a fresh interpreter; a crash there fails here, with its output."""
-    code = (f"import sys, json; sys.path[:0] = [{str(HERE)!r}]; import test_fuzz_ops as t; "
-            f"print('FUZZ', json.dumps(t.run_properties({examples}, {builders!r})))")
+def run_in_child(module: str, function: str, *args: Any, timeout: float = 600) -> Any:
+    """Calls ``module.function(*args)`` (a module under tests/) in a fresh interpreter and
+    returns its JSON result. A crash there (segfault, abort) or a hang past ``timeout`` fails
+    the calling test with the child's output instead of killing the test run."""
+    code = (f"import sys, json; sys.path[:0] = [{str(HERE)!r}]; import {module} as t; "
+            f"print('FUZZ', json.dumps(t.{function}(*{list(args)!r})))")
     # Two kernel threads: the tiny cases gain nothing from more, and idle OpenMP spinning on a
     # shared CI runner costs more than the cases themselves.
     env = dict(os.environ, OMP_NUM_THREADS="2", OMP_WAIT_POLICY="PASSIVE", PYTHONPATH=os.pathsep.join([str(HERE.parent / "python"), os.environ.get("PYTHONPATH", "")]))
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=timeout)
     assert proc.returncode == 0, f"fuzz child exited with {proc.returncode}\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}"
     line = next(l for l in proc.stdout.splitlines() if l.startswith("FUZZ "))
     return json.loads(line[5:])
@@ -484,7 +486,7 @@ GROUPS = {
 
 @pytest.mark.parametrize("group", sorted(GROUPS))
 def test_fuzzed_ops_match_reference_or_reject_cleanly(group):
-    counts = _child(GROUPS[group], EXAMPLES)
+    counts = run_in_child("test_fuzz_ops", "run_properties", EXAMPLES, GROUPS[group])
     print(f"\nfuzz {group}: {counts['tried']} cases tried, {counts['rejected']} rejected cleanly, "
           f"{counts['accepted']} accepted and checked")
     assert counts["tried"] >= EXAMPLES * len(GROUPS[group])
