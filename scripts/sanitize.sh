@@ -25,7 +25,12 @@ cp build/sanitize/_cpu*.so "$package/fastnn/"
 asan_runtime=$(${CXX:-g++} -print-file-name=libasan.so)
 ubsan_runtime=$(${CXX:-g++} -print-file-name=libubsan.so)
 export LD_PRELOAD="$asan_runtime $ubsan_runtime"
-export ASAN_OPTIONS="detect_leaks=0:halt_on_error=1:abort_on_error=1:${ASAN_OPTIONS:-}"
+# allocator_may_return_null: an impossible allocation must come back as MemoryError (which
+# fastnn's contract promises for sizes past memory), not abort the run.
+export ASAN_OPTIONS="detect_leaks=0:halt_on_error=1:abort_on_error=1:allocator_may_return_null=1:${ASAN_OPTIONS:-}"
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:${UBSAN_OPTIONS:-}"
 export FASTNN_SANITIZED=1  # tests that spawn many subprocesses or time out may scale down
+# Preflight: the interpreter really runs with the ASan runtime and the instrumented extension.
+PYTHONPATH="$package" python -c "import fastnn; maps = open('/proc/self/maps').read(); \
+assert 'libasan' in maps and fastnn._cpu.__file__.startswith('$package'), 'sanitizer runtime not loaded'"
 PYTHONPATH="$package" python -m pytest tests -q -p no:cacheprovider "$@"

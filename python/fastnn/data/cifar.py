@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import pickle
+import pickletools
 import struct
 from pathlib import Path
 from typing import Any
@@ -72,11 +73,14 @@ class _RestrictedUnpickler(pickle.Unpickler):
 def load_pickle(path: Path) -> Any:
     """Unpickles a CIFAR batch with the restricted unpickler; DatasetError naming the file when
     it is corrupt, truncated or asks for anything outside the allowed set."""
-    # From memory, not the open file: a damaged length field then fails as "truncated" against
-    # the buffer's size instead of making the unpickler allocate (up to 4 GiB) before reading.
-    payload = io.BytesIO(Path(path).read_bytes())
+    payload = Path(path).read_bytes()
     try:
-        return _RestrictedUnpickler(payload, encoding="latin1").load()
+        # CPython's unpickler allocates what a string's length field says before reading it, so
+        # a damaged length (up to 2^64) would be a huge allocation. pickletools walks the
+        # opcodes in Python and checks each length against the bytes actually there first.
+        for _ in pickletools.genops(io.BytesIO(payload)):
+            pass
+        return _RestrictedUnpickler(io.BytesIO(payload), encoding="latin1").load()
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError,
             OverflowError, MemoryError, struct.error) as e:
         # MemoryError: a damaged array header asking for an impossible shape.
