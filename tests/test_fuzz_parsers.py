@@ -146,11 +146,6 @@ def fuzz_checkpoint(examples: int) -> int:
         return _fuzz(examples, original, parse, fastnn.CheckpointError)
 
 
-def fuzz_all(examples: int) -> dict:
-    return {"idx": fuzz_idx(examples), "cifar_pickle": fuzz_cifar_pickle(examples),
-            "cifar_tar": fuzz_cifar_tar(examples // 2), "checkpoint": fuzz_checkpoint(examples)}
-
-
 EXAMPLES = int(os.environ.get("FASTNN_FUZZ_EXAMPLES", "100"))
 
 
