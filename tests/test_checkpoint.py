@@ -152,3 +152,35 @@ def test_failed_save_keeps_the_old_file(tmp_path):
         fastnn.save(path, model, opt, rng_state=1)
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ck.fastnn"]
+
+
+def test_zero_dim_and_non_contiguous_arrays_round_trip(tmp_path):
+    # Regression: 0-d arrays (BatchNorm's num_batches_tracked) came back as shape (1,) and the
+    # file failed its own shape check, so a BatchNorm model could not be resumed.
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2))
+    model(np.ones((2, 1, 4, 4), np.float32))
+    scalar, view = np.array(3.5), np.arange(12.0).reshape(3, 4)[:, ::2]
+    path = fastnn.save(tmp_path / "ck.zip", model, scalar=scalar, view=view)
+    ck = fastnn.load(path)
+    assert ck["scalar"].shape == () and ck["scalar"] == 3.5
+    np.testing.assert_array_equal(ck["view"], view)
+    fastnn.restore(ck, nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2)))
+
+
+@pytest.mark.parametrize("meta", [
+    {"format": "fastnn-checkpoint", "version": 1, "arrays": [], "tree": {"model": {}}},
+    {"format": "fastnn-checkpoint", "version": 1, "arrays": {"a0": "nope"}, "tree": {"model": {}}},
+    {"format": "fastnn-checkpoint", "version": 1, "arrays": {}, "tree": {"model": {"$array": "a9"}}},
+    {"format": "fastnn-checkpoint", "version": 1, "arrays": {}, "tree": {"model": {"$dict": 5}}},
+    "deep",
+], ids=["arrays-list", "record-string", "missing-array", "bad-dict", "deep-nesting"])
+def test_hand_crafted_meta_gives_checkpoint_error(tmp_path, meta):
+    import json
+    import zipfile
+
+    text = "[" * 100_000 + "]" * 100_000 if meta == "deep" else json.dumps(meta)
+    path = tmp_path / "crafted.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("meta.json", text)
+    with pytest.raises(fastnn.CheckpointError, match="crafted.zip"):
+        fastnn.load(path)

@@ -91,7 +91,9 @@ def _decode(node: Any, arrays: dict[str, np.ndarray]) -> Any:
 
 def _npy_bytes(array: np.ndarray) -> bytes:
     buffer = io.BytesIO()
-    np.save(buffer, np.ascontiguousarray(array), allow_pickle=False)
+    # Not np.ascontiguousarray: it turns a 0-d array (a BatchNorm batch count) into shape (1,),
+    # which then fails the shape check on load.
+    np.save(buffer, np.require(array, requirements="C"), allow_pickle=False)
     return buffer.getvalue()
 
 
@@ -142,11 +144,13 @@ def _read_meta(archive: zipfile.ZipFile, path: Path) -> dict[str, Any]:
         meta = json.loads(archive.read(_META))
     except KeyError:
         raise CheckpointError(f"fastnn.load: {path} is a zip archive but not a fastnn checkpoint (no {_META})") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:  # RecursionError: absurd nesting
         raise CheckpointError(f"fastnn.load: {path}: {_META} is not valid JSON ({e})") from e
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise CheckpointError(f"fastnn.load: {path} is not a fastnn checkpoint (format {meta.get('format')!r})"
                               if isinstance(meta, dict) else f"fastnn.load: {path} is not a fastnn checkpoint")
+    if not isinstance(meta.get("arrays", {}), dict) or not all(isinstance(v, dict) for v in meta.get("arrays", {}).values()):
+        raise CheckpointError(f"fastnn.load: {path}: {_META} has a malformed 'arrays' record")
     version = meta.get("version")
     if not isinstance(version, int) or version > VERSION:
         raise CheckpointError(f"fastnn.load: {path} has checkpoint format version {version!r}; this fastnn reads "
@@ -192,7 +196,7 @@ def load(path: str | os.PathLike) -> dict[str, Any]:
                               f"another kind of file): {e}") from e
     try:
         tree = _decode(meta["tree"], arrays)
-    except (KeyError, TypeError, ValueError) as e:
+    except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as e:
         raise CheckpointError(f"fastnn.load: {path}: malformed checkpoint tree ({e!r})") from e
     if not isinstance(tree, dict) or "model" not in tree:
         raise CheckpointError(f"fastnn.load: {path}: the checkpoint holds no model state")

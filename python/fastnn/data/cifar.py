@@ -8,7 +8,10 @@ and dtype reconstruction) and refuses everything else.
 
 from __future__ import annotations
 
+import io
 import pickle
+import pickletools
+import struct
 from pathlib import Path
 from typing import Any
 
@@ -70,11 +73,18 @@ class _RestrictedUnpickler(pickle.Unpickler):
 def load_pickle(path: Path) -> Any:
     """Unpickles a CIFAR batch with the restricted unpickler; DatasetError naming the file when
     it is corrupt, truncated or asks for anything outside the allowed set."""
+    payload = Path(path).read_bytes()
     try:
-        with open(path, "rb") as f:
-            return _RestrictedUnpickler(f, encoding="latin1").load()
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError) as e:
-        raise DatasetError(f"fastnn.data: cannot read {path}: {e}") from e
+        # CPython's unpickler allocates what a string's length field says before reading it, so
+        # a damaged length (up to 2^64) would be a huge allocation. pickletools walks the
+        # opcodes in Python and checks each length against the bytes actually there first.
+        for _ in pickletools.genops(io.BytesIO(payload)):
+            pass
+        return _RestrictedUnpickler(io.BytesIO(payload), encoding="latin1").load()
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError,
+            OverflowError, MemoryError, struct.error) as e:
+        # MemoryError: a damaged array header asking for an impossible shape.
+        raise DatasetError(f"fastnn.data: cannot read {path}: {type(e).__name__}: {e}") from e
 
 
 def _read_batches(folder: Path, names: list[str], label_key: str) -> tuple[np.ndarray, np.ndarray]:
