@@ -24,7 +24,8 @@ pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SI
 
 def _env() -> dict:
     # A fixed thread count: results are bitwise reproducible for a given one.
-    python = str(HERE.parent / "python")
+    # Children import the same fastnn as this process (installed, or a dev tree on PYTHONPATH).
+    python = str(Path(fastnn.__file__).resolve().parents[1])
     return dict(os.environ, OMP_NUM_THREADS="2", PYTHONPATH=os.pathsep.join([python, os.environ.get("PYTHONPATH", "")]))
 
 

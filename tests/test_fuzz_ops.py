@@ -30,6 +30,8 @@ from typing import Any, Callable
 
 import numpy as np
 import pytest
+
+import fastnn
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -487,6 +489,10 @@ def run_properties(examples: int, builders: list[str]) -> dict:
     return counts
 
 
+# Children import the same fastnn as this process (installed, or a dev tree on PYTHONPATH).
+FASTNN_ROOT = str(Path(fastnn.__file__).resolve().parents[1])
+
+
 def run_in_child(module: str, function: str, *args: Any, timeout: float = 600) -> Any:
     """Calls ``module.function(*args)`` (a module under tests/) in a fresh interpreter and
     returns its JSON result. A crash there (segfault, abort) or a hang past ``timeout`` fails
@@ -495,7 +501,7 @@ def run_in_child(module: str, function: str, *args: Any, timeout: float = 600) -
             f"print('FUZZ', json.dumps(t.{function}(*{list(args)!r})))")
     # Two kernel threads: the tiny cases gain nothing from more, and idle OpenMP spinning on a
     # shared CI runner costs more than the cases themselves.
-    env = dict(os.environ, OMP_NUM_THREADS="2", OMP_WAIT_POLICY="PASSIVE", PYTHONPATH=os.pathsep.join([str(HERE.parent / "python"), os.environ.get("PYTHONPATH", "")]))
+    env = dict(os.environ, OMP_NUM_THREADS="2", OMP_WAIT_POLICY="PASSIVE", PYTHONPATH=os.pathsep.join([FASTNN_ROOT, os.environ.get("PYTHONPATH", "")]))
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=timeout)
     assert proc.returncode == 0, f"fuzz child exited with {proc.returncode}\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}"
     line = next(l for l in proc.stdout.splitlines() if l.startswith("FUZZ "))
