@@ -6,12 +6,12 @@ import math
 
 from fastnn import ops
 from fastnn._backend import Array
-from fastnn.nn.linear import _check_positive_int, uniform_init
-from fastnn.nn.module import Module, Parameter, forward_cache_missing
+from fastnn.nn.linear import WeightedLayer, _check_positive_int, uniform_init
+from fastnn.nn.module import Parameter
 from fastnn.ops.conv2d import IntPair, as_pair
 
 
-class Conv2d(Module):
+class Conv2d(WeightedLayer):
     """2-D convolution over (N, in_channels, H, W) inputs (see :func:`fastnn.ops.conv2d`).
 
     weight: (out_channels, in_channels/groups, kh, kw), bias: (out_channels,); both initialised
@@ -49,6 +49,11 @@ class Conv2d(Module):
         self.bias = Parameter(uniform_init((self.out_channels,), bound)) if bias else None
         self._x: Array | None = None
 
+    _backward_op = staticmethod(ops.conv2d_backward)
+
+    def _op_kwargs(self) -> dict:
+        return self._conv_args()
+
     def _conv_args(self) -> dict:
         return dict(stride=self.stride, padding=self.padding, dilation=self.dilation, groups=self.groups)
 
@@ -62,28 +67,6 @@ class Conv2d(Module):
         self._x = x
         bias = self.bias.data if self.bias is not None else None
         return ops.conv2d(x, self.weight.data, bias, **self._conv_args())
-
-    def backward(self, grad_out: Array) -> Array:
-        return self._backward(grad_out, input_grad=True)
-
-    def backward_params(self, grad_out: Array) -> None:
-        self._backward(grad_out, input_grad=False)
-
-    def _backward(self, grad_out: Array, input_grad: bool) -> Array | None:
-        if self._x is None:
-            raise forward_cache_missing(self)
-        dx, dw, db = ops.conv2d_backward(
-            self._x, self.weight.data, grad_out,
-            grad_weight=self.weight.grad,
-            grad_bias=self.bias.grad if self.bias is not None else None,
-            bias=self.bias is not None,
-            input_grad=input_grad,
-            **self._conv_args(),
-        )
-        self.weight.grad = dw
-        if self.bias is not None:
-            self.bias.grad = db
-        return dx
 
     def extra_repr(self) -> str:
         # PyTorch's wording: non-default settings only, beyond kernel_size and stride.

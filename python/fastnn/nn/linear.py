@@ -23,7 +23,44 @@ def uniform_init(shape: tuple[int, ...], bound: float) -> np.ndarray:
     return default_generator().uniform(-bound, bound, size=shape).astype(np.float32)
 
 
-class Linear(Module):
+class WeightedLayer(Module):
+    """Base of layers with a ``weight`` and an optional ``bias`` whose backward op returns
+    ``(dx, dweight, dbias)`` and accumulates into the ``.grad`` arrays it is given (Linear,
+    Conv2d). Subclasses set ``_backward_op`` and, if the op takes more, ``_op_kwargs``."""
+
+    weight: Parameter
+    bias: Parameter | None
+    _x: Array | None
+    _backward_op = staticmethod(ops.linear_backward)
+
+    def _op_kwargs(self) -> dict:
+        return {}
+
+    def backward(self, grad_out: Array) -> Array:
+        return self._backward(grad_out, input_grad=True)
+
+    def backward_params(self, grad_out: Array) -> None:
+        """Parameter gradients only (a network's first layer: the data needs no gradient)."""
+        self._backward(grad_out, input_grad=False)
+
+    def _backward(self, grad_out: Array, input_grad: bool) -> Array | None:
+        if self._x is None:
+            raise forward_cache_missing(self)
+        dx, dw, db = self._backward_op(
+            self._x, self.weight.data, grad_out,
+            grad_weight=self.weight.grad,
+            grad_bias=self.bias.grad if self.bias is not None else None,
+            bias=self.bias is not None,
+            input_grad=input_grad,
+            **self._op_kwargs(),
+        )
+        self.weight.grad = dw
+        if self.bias is not None:
+            self.bias.grad = db
+        return dx
+
+
+class Linear(WeightedLayer):
     """``y = x @ weight.T + bias``; weight (out_features, in_features), PyTorch's default init
     U(-1/sqrt(in), 1/sqrt(in)) for weight and bias."""
 
@@ -44,27 +81,6 @@ class Linear(Module):
             )
         self._x = x
         return ops.linear(x, self.weight.data, self.bias.data if self.bias is not None else None)
-
-    def backward(self, grad_out: Array) -> Array:
-        return self._backward(grad_out, input_grad=True)
-
-    def backward_params(self, grad_out: Array) -> None:
-        self._backward(grad_out, input_grad=False)
-
-    def _backward(self, grad_out: Array, input_grad: bool) -> Array | None:
-        if self._x is None:
-            raise forward_cache_missing(self)
-        dx, dw, db = ops.linear_backward(
-            self._x, self.weight.data, grad_out,
-            grad_weight=self.weight.grad,
-            grad_bias=self.bias.grad if self.bias is not None else None,
-            bias=self.bias is not None,
-            input_grad=input_grad,
-        )
-        self.weight.grad = dw
-        if self.bias is not None:
-            self.bias.grad = db
-        return dx
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
