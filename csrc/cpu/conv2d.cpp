@@ -1,21 +1,32 @@
 // 2-D convolution as im2col + GEMM; see conv2d.h for the math.
 //
-// Per image n and group g (Og = C_out/G output channels, Kg = C_in/G*kh*kw, P = H_out*W_out):
-//   col         = im2col(x[n])              (C_in*kh*kw, P); group g owns rows [g*Kg, (g+1)*Kg)
-//   y[n, g]     = weight[g] @ col[g] (+ bias)  (Og, Kg) @ (Kg, P)
-//   dcol[g]     = weight[g]^T @ dy[n, g]       (Kg, Og) @ (Og, P);  then dx[n] = col2im(dcol)
-//   dweight[g] (+)= dy[n, g] @ col[g]^T        (Og, P) @ (P, Kg), summed over n
-// A 1x1 kernel with stride 1 and no padding needs no columns: col is x[n] itself.
+// The column matrix of a block of b images puts their columns side by side:
+//   col[(c*kh + p)*kw + q, m*P + i*W_out + j] = x[n0 + m, c, i*sh - ph + p*dh, j*sw - pw + q*dw]
+// (0 in the padding; P = H_out*W_out; group g owns rows [g*Kg, (g+1)*Kg), Kg = C_in/G*kh*kw).
+// Every GEMM below makes the long pixel dimension M (or K) and the channels N, which keeps the
+// small operand (the weights) packed once in L1/L2 and reads the column matrix in place, just
+// written and still in L2:
+//   forward:       prod (b*P, C_out) = col[g]^T @ weight[g]^T (+ bias, ReLU in the epilogue),
+//                  then y[n, o, pixel] = prod[m*P + pixel, o]          (one transposing pass)
+//   input grad:    stride 1: dx is the forward convolution of dy with the flipped kernel
+//                  (weight'[c, o, p', q'] = weight[o, c, kh-1-p', kw-1-q'], padding
+//                  dh*(kh-1) - ph), so it reuses the forward path; otherwise
+//                  dcol = weight[g]^T @ dy[n, g] per image, then col2im adds it back.
+//   weight grad:   dweight^T[g] (Kg, Og) (+)= sum_n col[n, g] @ dy[n, g]^T, transposed once.
+// Several images per block when one image's product is short (LeNet's 10x10 outputs), up to
+// kMaxColumnBytes of columns, so the GEMM sees hundreds of rows; 1x1 kernels at stride 1
+// without padding need no columns (col is x[n] itself).
 //
-// Threads: whole images go to threads, each running its GEMMs on itself alone (no barrier inside
-// an image, no nested thread teams); batches too small to split evenly run image by image with
-// the threads inside the GEMMs and the column transfers. At most one image's column matrix per
-// thread exists at a time, in per-thread workspaces kept across calls. The weight gradient sums
-// images within a thread's fixed, contiguous share of the batch into that thread's partial, then
-// adds the partials in thread order, so it is deterministic for a given thread count.
+// Threads: whole images go to threads, each thread a contiguous share of the batch, running its
+// GEMMs on itself alone (no barrier inside a share, no nested teams); batches too small to
+// split evenly run in turn with the threads inside the GEMMs and the column transfers.
+// Workspaces are per thread and kept across calls. The weight gradient sums a thread's images
+// into that thread's partial, then adds the partials in thread order: deterministic for a given
+// thread count.
 #include "cpu/conv2d.h"
 
 #include <algorithm>
+#include <cstring>
 #include <type_traits>
 #include <vector>
 
@@ -27,7 +38,16 @@ namespace {
 
 // Per-thread scratch, kept across calls: OpenMP's pool threads persist, so a training loop
 // reuses the same memory every step instead of allocating a column matrix per call.
-enum WorkspaceSlot { kColumns = 0, kWeightPartials = 1, kWeightTransposed = 2, kWorkspaceSlots = 3 };
+enum WorkspaceSlot {
+  kColumns,
+  kPaddedPlane,
+  kPaddedImage,
+  kProduct,
+  kGradWide,
+  kWeightPartials,
+  kWeightTransposed,
+  kWorkspaceSlots
+};
 
 template <class T>
 T* workspace(WorkspaceSlot slot, int64_t elements) {
@@ -37,22 +57,10 @@ T* workspace(WorkspaceSlot slot, int64_t elements) {
   return buf.data();
 }
 
-// Output positions [lo, hi) along one axis whose input index o * stride - pad + offset lies in
-// [0, in_size); the positions outside read zero padding.
-struct OutputRange {
-  int64_t lo, hi;
-};
-
-OutputRange outputs_inside_input(int64_t out_size, int64_t in_size, int64_t stride, int64_t pad,
-                                 int64_t offset) {
-  const int64_t shift = offset - pad;  // input index of output 0
-  // ceil(-shift / stride), written so that a huge stride cannot overflow.
-  const int64_t lo = shift >= 0 ? 0 : -shift / stride + (-shift % stride != 0);
-  const int64_t last = in_size - 1 - shift;  // o * stride <= last
-  const int64_t hi = last < 0 ? 0 : last / stride + 1;
-  const int64_t lo_clipped = std::min(lo, out_size);
-  return {lo_clipped, std::max(lo_clipped, std::min(hi, out_size))};
-}
+// Columns of one block stay below this (they are read in place by the GEMM, from L2).
+constexpr int64_t kMaxColumnBytes = int64_t{1} << 20;
+// A block takes images until its product has this many rows (pixels).
+constexpr int64_t kTargetRows = 1024;
 
 // A 1x1 kernel at stride 1 without padding reads each input pixel once, in order: the column
 // matrix of an image is the image itself (dilation does not matter for a single tap).
@@ -66,59 +74,122 @@ GemmThreads gemm_threads(int threads) {
   return threads > 1 ? GemmThreads::team : GemmThreads::caller;
 }
 
-enum class Transfer { gather, scatter_add };
-
-// Moves data between one image (C_in, H, W) and its column matrix (C_in*kh*kw, H_out*W_out),
-// for input channels [c_begin, c_end):
-//   gather (im2col):       col[(c*kh + p)*kw + q, i*W_out + j]
-//                              = x[c, i*sh - ph + p*dh, j*sw - pw + q*dw]  (0 in the padding)
-//   scatter_add (col2im):  dx[c] is zeroed, then every col entry is added to the pixel it was read
-//                          from, in a fixed order.
-// One walk serves both directions, so im2col and col2im cannot disagree about indexing.
-template <Transfer dir, class T>
-void transfer_columns(std::conditional_t<dir == Transfer::gather, const T, T>* image,
-                      std::conditional_t<dir == Transfer::gather, T, const T>* col,
-                      const Conv2dShape& s, int64_t c_begin, int64_t c_end) {
-  constexpr bool gather = dir == Transfer::gather;
-  const int64_t W = s.width, W_out = s.out_width, P = s.out_plane();
-  for (int64_t c = c_begin; c < c_end; ++c) {
-    auto* plane = image + c * s.in_plane();
-    if constexpr (!gather) std::fill(plane, plane + s.in_plane(), T(0));
-    for (int64_t p = 0; p < s.kernel_h; ++p) {
-      const int64_t row_offset = p * s.dilation_h - s.pad_h;
-      const OutputRange rows =
-          outputs_inside_input(s.out_height, s.height, s.stride_h, s.pad_h, p * s.dilation_h);
-      for (int64_t q = 0; q < s.kernel_w; ++q) {
-        const int64_t col_offset = q * s.dilation_w - s.pad_w;
-        const OutputRange cols =
-            outputs_inside_input(W_out, W, s.stride_w, s.pad_w, q * s.dilation_w);
-        const int64_t n_cols = cols.hi - cols.lo;
-        auto* col_row = col + ((c * s.kernel_h + p) * s.kernel_w + q) * P;
-        if constexpr (gather) {
-          // Output rows whose taps all land in the padding (all of them when no column does).
-          const int64_t rows_hi = n_cols > 0 ? rows.hi : rows.lo;
-          std::fill(col_row, col_row + rows.lo * W_out, T(0));
-          std::fill(col_row + rows_hi * W_out, col_row + P, T(0));
-        }
-        if (n_cols == 0) continue;
-        for (int64_t i = rows.lo; i < rows.hi; ++i) {
-          auto* out = col_row + i * W_out;
-          auto* in = plane + (i * s.stride_h + row_offset) * W + cols.lo * s.stride_w + col_offset;
-          if constexpr (gather) {
-            std::fill(out, out + cols.lo, T(0));
-            std::fill(out + cols.hi, out + W_out, T(0));
-            if (s.stride_w == 1) {
-              std::copy(in, in + n_cols, out + cols.lo);
-            } else {
-              for (int64_t j = 0; j < n_cols; ++j) out[cols.lo + j] = in[j * s.stride_w];
-            }
-          } else {
-            for (int64_t j = 0; j < n_cols; ++j) in[j * s.stride_w] += out[cols.lo + j];
-          }
-        }
-      }
-    }
+// A row of a few dozen values. A library memcpy call costs more than the copy at these lengths,
+// so the row goes in fixed 32-byte moves (inlined), the last one overlapping the one before it
+// instead of a tail loop.
+template <class T>
+inline void copy_short_row(const T* in, T* out, int64_t n) {
+  constexpr int64_t kChunk = 32 / sizeof(T), kHalf = kChunk / 2;
+  if (n >= kChunk) {
+    int64_t j = 0;
+    for (; j + kChunk <= n; j += kChunk) std::memcpy(out + j, in + j, 32);
+    if (j < n) std::memcpy(out + n - kChunk, in + n - kChunk, 32);
+  } else if (n >= kHalf) {
+    std::memcpy(out, in, 16);
+    std::memcpy(out + n - kHalf, in + n - kHalf, 16);
+  } else {
+    for (int64_t j = 0; j < n; ++j) out[j] = in[j];
   }
+}
+
+// The input plane with its zero padding around it, (H + 2ph) x (W + 2pw), so that the column
+// transfers below are plain strided copies with no bounds logic.
+struct PaddedPlaneShape {
+  int64_t height, width;
+  explicit PaddedPlaneShape(const Conv2dShape& s)
+      : height(s.height + 2 * s.pad_h), width(s.width + 2 * s.pad_w) {}
+  int64_t size() const { return height * width; }
+};
+
+// Copies a plane into the interior of a padded plane whose border is already zero (callers
+// zero a padded workspace once, then fill interiors channel after channel: the border stays).
+template <class T>
+void copy_into_padded(const T* plane, const Conv2dShape& s, T* padded) {
+  const PaddedPlaneShape ps(s);
+  for (int64_t h = 0; h < s.height; ++h)
+    copy_short_row(plane + h * s.width, padded + (h + s.pad_h) * ps.width + s.pad_w, s.width);
+}
+
+// A padded-plane workspace of `elements`, all zero.
+template <class T>
+T* zeroed_workspace(WorkspaceSlot slot, int64_t elements) {
+  T* buf = workspace<T>(slot, elements);
+  std::fill(buf, buf + elements, T(0));
+  return buf;
+}
+
+bool has_padding(const Conv2dShape& s) { return s.pad_h != 0 || s.pad_w != 0; }
+
+// Calls f(tap_row, source) for every (c, p, q) row of the column matrix of input channels
+// [c_begin, c_end) and every output row i: source points at the padded input pixel that output
+// (i, 0) reads through tap (p, q); output (i, j) reads source[j * sw]. plane(c) gives the
+// padded plane of channel c (or the plane itself without padding).
+template <class Plane, class F>
+void for_each_tap_row(const Conv2dShape& s, int64_t c_begin, int64_t c_end, Plane&& plane, F&& f) {
+  const int64_t Wp = s.width + 2 * s.pad_w;
+  for (int64_t c = c_begin; c < c_end; ++c) {
+    auto* padded = plane(c);
+    for (int64_t p = 0; p < s.kernel_h; ++p)
+      for (int64_t q = 0; q < s.kernel_w; ++q) {
+        const int64_t tap = (c * s.kernel_h + p) * s.kernel_w + q;
+        for (int64_t i = 0; i < s.out_height; ++i)
+          f(tap, i, padded + (i * s.stride_h + p * s.dilation_h) * Wp + q * s.dilation_w);
+      }
+  }
+}
+
+// im2col of one image, channels [c_begin, c_end), into col (row stride ld).
+template <class T>
+void gather_columns(const T* image, T* col, int64_t ld, const Conv2dShape& s, int64_t c_begin,
+                    int64_t c_end) {
+  T* padded =
+      has_padding(s) ? zeroed_workspace<T>(kPaddedPlane, PaddedPlaneShape(s).size()) : nullptr;
+  const int64_t W_out = s.out_width, sw = s.stride_w;
+  auto plane = [&](int64_t c) -> const T* {
+    const T* x = image + c * s.in_plane();
+    if (!padded) return x;
+    copy_into_padded(x, s, padded);
+    return padded;
+  };
+  for_each_tap_row(s, c_begin, c_end, plane, [&](int64_t tap, int64_t i, const T* in) {
+    T* out = col + tap * ld + i * W_out;
+    if (sw == 1) {
+      copy_short_row(in, out, W_out);
+    } else {
+      for (int64_t j = 0; j < W_out; ++j) out[j] = in[j * sw];
+    }
+  });
+}
+
+// col2im of one image, channels [c_begin, c_end): dx[c] is written as the sum of every column
+// entry over the pixel it was read from (in a fixed order), padding discarded.
+template <class T>
+void scatter_add_columns(T* image, const T* col, int64_t ld, const Conv2dShape& s,
+                         int64_t c_begin, int64_t c_end) {
+  const PaddedPlaneShape ps(s);
+  T* padded = workspace<T>(kPaddedPlane, ps.size());
+  const int64_t W_out = s.out_width, sw = s.stride_w;
+  int64_t current = -1;
+  // Channel c's sums build up in the padded buffer; its interior is copied out when the walk
+  // moves on to the next channel (and after the last).
+  auto flush = [&]() {
+    if (current < 0) return;
+    T* plane = image + current * s.in_plane();
+    for (int64_t h = 0; h < s.height; ++h)
+      std::memcpy(plane + h * s.width, padded + (h + s.pad_h) * ps.width + s.pad_w,
+                  sizeof(T) * s.width);
+  };
+  auto plane = [&](int64_t c) -> T* {
+    flush();
+    current = c;
+    std::fill(padded, padded + ps.size(), T(0));
+    return padded;
+  };
+  for_each_tap_row(s, c_begin, c_end, plane, [&](int64_t tap, int64_t i, T* in) {
+    const T* out = col + tap * ld + i * W_out;
+    for (int64_t j = 0; j < W_out; ++j) in[j * sw] += out[j];
+  });
+  flush();
 }
 
 // Calls f(c_begin, c_end) over the input channels, split across `threads` (channels own
@@ -133,16 +204,89 @@ void for_channel_blocks(int threads, int64_t channels, F&& f) {
   for (int64_t c = 0; c < channels; ++c) f(c, c + 1);
 }
 
-// The column matrix of one image: x itself for 1x1 kernels, else im2col into this thread's
-// workspace.
+// At stride 1, output rows may be laid out `pitch` = W + 2pw wide (the padded input's width)
+// instead of W_out: output (i, j) sits at i * pitch + j and reads the padded plane at that index
+// plus the tap's offset p*dh*pitch + q*dw, so a tap's whole row of the column matrix is ONE
+// contiguous run of the padded plane (a single memcpy instead of H_out short copies). The
+// pitch - W_out extra columns per row read wrapped-around pixels: the forward product computes
+// and drops them. Used where they cost at most a quarter more arithmetic.
+bool wide_rows_pay(const Conv2dShape& s) {
+  const int64_t pitch = s.width + 2 * s.pad_w;
+  return s.stride_h == 1 && s.stride_w == 1 && 4 * pitch <= 5 * s.out_width;
+}
+
+// Where the pixels of one image sit in a column matrix's row: rows of `pitch`, the first
+// out_width of each real.
+struct PixelLayout {
+  int64_t pitch, rows;
+  int64_t size() const { return pitch * rows; }
+};
+
+PixelLayout pixel_layout(const Conv2dShape& s, bool wide) {
+  return {wide ? s.width + 2 * s.pad_w : s.out_width, s.out_height};
+}
+
+// im2col of one image with wide rows (stride 1), channels [c_begin, c_end).
 template <class T>
-const T* image_columns(const T* x_image, const Conv2dShape& s, int threads) {
-  if (columns_are_input(s)) return x_image;
-  T* col = workspace<T>(kColumns, s.col_size());
-  for_channel_blocks(threads, s.in_channels, [&](int64_t c0, int64_t c1) {
-    transfer_columns<Transfer::gather, T>(x_image, col, s, c0, c1);
-  });
-  return col;
+void gather_wide_columns(const T* image, T* col, int64_t ld, const Conv2dShape& s,
+                         int64_t c_begin, int64_t c_end) {
+  const PaddedPlaneShape ps(s);
+  // The last tap's run ends (kw-1)*dw past the plane: zeros there.
+  const int64_t slack = (s.kernel_w - 1) * s.dilation_w;
+  T* padded = zeroed_workspace<T>(kPaddedPlane, ps.size() + slack);
+  const int64_t run = s.out_height * ps.width;
+  for (int64_t c = c_begin; c < c_end; ++c) {
+    copy_into_padded(image + c * s.in_plane(), s, padded);
+    for (int64_t p = 0; p < s.kernel_h; ++p)
+      for (int64_t q = 0; q < s.kernel_w; ++q) {
+        const int64_t tap = (c * s.kernel_h + p) * s.kernel_w + q;
+        std::memcpy(col + tap * ld, padded + p * s.dilation_h * ps.width + q * s.dilation_w,
+                    sizeof(T) * run);
+      }
+  }
+}
+
+// The column matrix of a block of images: rows (c, p, q), each image's pixels in `layout`,
+// image m's at m * layout.size(); ld = images * layout.size().
+template <class T>
+struct Columns {
+  const T* data;
+  int64_t ld;
+  PixelLayout layout;
+};
+
+// Images [n, n + images) of x as columns: x itself for one image of a 1x1 kernel, else im2col
+// into this thread's workspace (with wide rows when `wide`).
+template <class T>
+Columns<T> block_columns(const T* x, int64_t n, int64_t images, const Conv2dShape& s,
+                         int threads, bool wide) {
+  const PixelLayout layout = pixel_layout(s, wide);
+  const T* first = x + n * s.in_channels * s.in_plane();
+  if (columns_are_input(s) && images == 1) return {first, layout.size(), layout};
+  const int64_t ld = images * layout.size();
+  T* col = workspace<T>(kColumns, s.in_channels * s.kernel_area() * ld);
+  for (int64_t m = 0; m < images; ++m)
+    for_channel_blocks(threads, s.in_channels, [&](int64_t c0, int64_t c1) {
+      const T* image = first + m * s.in_channels * s.in_plane();
+      T* image_col = col + m * layout.size();
+      if (wide) {
+        gather_wide_columns(image, image_col, ld, s, c0, c1);
+      } else {
+        gather_columns(image, image_col, ld, s, c0, c1);
+      }
+    });
+  return {col, ld, layout};
+}
+
+// Images per block: enough for kTargetRows product rows, within kMaxColumnBytes of columns.
+template <class T>
+int64_t images_per_block(const Conv2dShape& s, bool wide) {
+  if (columns_are_input(s)) return 1;
+  const int64_t pixels = std::max<int64_t>(1, pixel_layout(s, wide).size());
+  const int64_t image_bytes = std::max<int64_t>(
+      1, s.in_channels * s.kernel_area() * pixels * static_cast<int64_t>(sizeof(T)));
+  const int64_t by_rows = (kTargetRows + pixels - 1) / pixels;
+  return std::max<int64_t>(1, std::min(by_rows, kMaxColumnBytes / image_bytes));
 }
 
 // How threads share the work: `image_threads` > 1 splits the batch (each image on one thread),
@@ -161,35 +305,278 @@ ThreadPlan plan_threads(const Conv2dShape& s) {
   return {1, nt};
 }
 
-// Calls per_image(n, threads_inside_image) for every image under `plan`.
+// Calls per_share(t, n_begin, n_end, threads_inside) for every thread's contiguous share of
+// the batch under `plan` (one share with the inner threads when the batch is not split).
 template <class F>
-void for_each_image(const Conv2dShape& s, const ThreadPlan& plan, F&& per_image) {
-  if (plan.image_threads > 1) {
-#pragma omp parallel for num_threads(plan.image_threads) schedule(static)
-    for (int64_t n = 0; n < s.batch; ++n) per_image(n, 1);
-  } else {
-    for (int64_t n = 0; n < s.batch; ++n) per_image(n, plan.inner_threads);
+void for_each_share(const Conv2dShape& s, const ThreadPlan& plan, F&& per_share) {
+  const int nt = plan.image_threads;
+  if (nt <= 1) {
+    per_share(0, int64_t{0}, s.batch, plan.inner_threads);
+    return;
   }
+#pragma omp parallel for num_threads(nt) schedule(static)
+  for (int t = 0; t < nt; ++t) per_share(t, s.batch * t / nt, s.batch * (t + 1) / nt, 1);
+}
+
+// y[n + m] (C_out, P) for m < images from prod (images * layout.size(), C_out), pixel-major:
+// a transposing pass in strips of an output row's pixels (a strip's rows of prod stay in L1
+// while every channel's plane gets its contiguous run); wide rows' extra columns are dropped.
+template <class T>
+void store_product(const T* prod, const PixelLayout& layout, int64_t images, T* y, int64_t n,
+                   const Conv2dShape& s) {
+  constexpr int64_t kStrip = 16;
+  const int64_t C_out = s.out_channels, P = s.out_plane(), W_out = s.out_width;
+  for (int64_t m = 0; m < images; ++m) {
+    T* y_image = y + (n + m) * C_out * P;
+    for (int64_t i = 0; i < layout.rows; ++i) {
+      const T* prod_row = prod + (m * layout.size() + i * layout.pitch) * C_out;
+      for (int64_t j0 = 0; j0 < W_out; j0 += kStrip) {
+        const int64_t j1 = std::min(W_out, j0 + kStrip);
+        for (int64_t o = 0; o < C_out; ++o) {
+          T* dst = y_image + o * P + i * W_out;
+          for (int64_t j = j0; j < j1; ++j) dst[j] = prod_row[j * C_out + o];
+        }
+      }
+    }
+  }
+}
+
+// Stride-1 forward without columns: the GEMM reads each tap straight from a padded copy of the
+// image, in wide rows (gemm_indirect_a: tap k = (c, p, q) of a group is the run starting at
+// k_offsets[k] = c*Hp*Wp + p*dh*Wp + q*dw). One image per product.
+struct IndirectTaps {
+  std::vector<int64_t> k_offsets;  // one group's taps
+  int64_t image_size = 0;          // padded image plus the slack the last taps read past it
+};
+
+// With few taps per output (a first layer's 1 channel x 3x3 = 9) the product is mostly stores:
+// then y[n, g] = weight[g] @ col[g] writes y in place, with no transposing pass, faster than the
+// pixel-major product.
+bool channel_major_pays(const Conv2dShape& s) {
+  constexpr int64_t kMinPixelMajorK = 32;
+  return s.col_rows_per_group() < kMinPixelMajorK;
+}
+
+bool indirect_taps_pay(const Conv2dShape& s) {
+  return wide_rows_pay(s) && !columns_are_input(s) && !channel_major_pays(s);
+}
+
+IndirectTaps indirect_taps(const Conv2dShape& s) {
+  const PaddedPlaneShape ps(s);
+  IndirectTaps taps;
+  taps.k_offsets.reserve(static_cast<size_t>(s.col_rows_per_group()));
+  for (int64_t c = 0; c < s.in_channels_per_group(); ++c)
+    for (int64_t p = 0; p < s.kernel_h; ++p)
+      for (int64_t q = 0; q < s.kernel_w; ++q)
+        taps.k_offsets.push_back(c * ps.size() + p * s.dilation_h * ps.width + q * s.dilation_w);
+  // The last tap's run ends (kw-1)*dw past the planes, and the GEMM reads up to a micro-tile
+  // (16 rows) past M.
+  constexpr int64_t kTileRows = 16;
+  taps.image_size = s.in_channels * ps.size() + (s.kernel_w - 1) * s.dilation_w + kTileRows;
+  return taps;
+}
+
+// y[n] for images [n_begin, n_end): per block, the product prod (pixels, C_out) in this
+// thread's workspace (bias and ReLU applied by the GEMM's epilogue), then stored into y.
+template <class T>
+void forward_images(const T* x, const T* weight, const T* bias, T* y, bool relu,
+                    const Conv2dShape& s, const IndirectTaps* taps, int64_t n_begin,
+                    int64_t n_end, int threads) {
+  const int64_t Og = s.out_channels_per_group(), Kg = s.col_rows_per_group();
+  const int64_t C_out = s.out_channels, P = s.out_plane();
+  if (channel_major_pays(s)) {
+    const int64_t per_block = images_per_block<T>(s, false);
+    for (int64_t n = n_begin; n < n_end; n += per_block) {
+      const int64_t images = std::min(per_block, n_end - n);
+      const Columns<T> col = block_columns(x, n, images, s, threads, false);
+      for (int64_t m = 0; m < images; ++m)
+        for (int64_t g = 0; g < s.groups; ++g) {
+          GemmShape gs = GemmShape::dense(Og, P, Kg, false, false);
+          gs.ldb = col.ld;
+          GemmEpilogue<T> epilogue;
+          epilogue.bias_per_row = bias ? bias + g * Og : nullptr;
+          epilogue.relu = relu;
+          gemm(gs, T(1), weight + g * Og * Kg, col.data + g * Kg * col.ld + m * P, T(0),
+               y + (n + m) * C_out * P + g * Og * P, epilogue, gemm_threads(threads));
+        }
+    }
+    return;
+  }
+  const bool wide = taps || wide_rows_pay(s);
+  const PixelLayout layout = pixel_layout(s, wide);
+  const int64_t per_block = taps ? 1 : images_per_block<T>(s, wide);
+  for (int64_t n = n_begin; n < n_end; n += per_block) {
+    const int64_t images = std::min(per_block, n_end - n);
+    const T* a = nullptr;
+    int64_t lda = 0, group_stride = 0;
+    if (taps) {
+      const PaddedPlaneShape ps(s);
+      // Zeroed once per call: the images' copies then fill only the interiors.
+      T* padded = n == n_begin ? zeroed_workspace<T>(kPaddedImage, taps->image_size)
+                               : workspace<T>(kPaddedImage, taps->image_size);
+      const T* image = x + n * s.in_channels * s.in_plane();
+      for_channel_blocks(threads, s.in_channels, [&](int64_t c0, int64_t c1) {
+        for (int64_t c = c0; c < c1; ++c)
+          copy_into_padded(image + c * s.in_plane(), s, padded + c * ps.size());
+      });
+      a = padded, group_stride = s.in_channels_per_group() * ps.size();
+    } else {
+      const Columns<T> col = block_columns(x, n, images, s, threads, wide);
+      a = col.data, lda = col.ld, group_stride = Kg * col.ld;
+    }
+    T* prod = workspace<T>(kProduct, images * layout.size() * C_out);
+    for (int64_t g = 0; g < s.groups; ++g) {
+      GemmEpilogue<T> epilogue;
+      epilogue.bias_per_col = bias ? bias + g * Og : nullptr;
+      epilogue.relu = relu;
+      const T* a_group = a + g * group_stride;
+      const T* w_group = weight + g * Og * Kg;
+      if (taps) {
+        gemm_indirect_a(layout.size(), Og, Kg, a_group, taps->k_offsets.data(), w_group, true,
+                        Kg, T(0), prod + g * Og, C_out, epilogue, gemm_threads(threads));
+      } else {
+        GemmShape gs = GemmShape::dense(images * layout.size(), Og, Kg, true, true);
+        gs.lda = lda, gs.ldc = C_out;
+        gemm(gs, T(1), a_group, w_group, T(0), prod + g * Og, epilogue, gemm_threads(threads));
+      }
+    }
+    store_product(prod, layout, images, y, n, s);
+  }
+}
+
+template <class T>
+void forward(const T* x, const T* weight, const T* bias, T* y, bool relu, const Conv2dShape& s) {
+  const bool indirect = indirect_taps_pay(s);
+  const IndirectTaps taps = indirect ? indirect_taps(s) : IndirectTaps{};
+  for_each_share(s, plan_threads(s), [&](int, int64_t n0, int64_t n1, int threads) {
+    forward_images(x, weight, bias, y, relu, s, indirect ? &taps : nullptr, n0, n1, threads);
+  });
+}
+
+// At stride 1 the input gradient is a forward convolution of dy with the flipped kernel when
+// the padding it needs, dilation * (k - 1) - pad, is not negative (pad <= the kernel's span).
+// That convolution has C_in/G output channels, the N of its GEMMs: with fewer than a vector's
+// worth (LeNet's 6) most lanes would idle, and the col2im path is faster.
+bool input_grad_is_convolution(const Conv2dShape& s) {
+  constexpr int64_t kMinChannels = 16;
+  return s.stride_h == 1 && s.stride_w == 1 && s.pad_h <= s.dilation_h * (s.kernel_h - 1) &&
+         s.pad_w <= s.dilation_w * (s.kernel_w - 1) && s.in_channels_per_group() >= kMinChannels;
+}
+
+// The shape of that convolution: dy (N, C_out, H_out, W_out) in, dx (N, C_in, H, W) out.
+Conv2dShape input_grad_shape(const Conv2dShape& s) {
+  Conv2dParams p;
+  p.pad_h = s.dilation_h * (s.kernel_h - 1) - s.pad_h;
+  p.pad_w = s.dilation_w * (s.kernel_w - 1) - s.pad_w;
+  p.dilation_h = s.dilation_h, p.dilation_w = s.dilation_w;
+  p.groups = s.groups;
+  return Conv2dShape::from("conv2d_backward", s.output_dims(),
+                           {s.in_channels, s.out_channels_per_group(), s.kernel_h, s.kernel_w},
+                           p);
+}
+
+// weight'[g*Cg + c, o, p', q'] = weight[g*Og + o, c, kh-1-p', kw-1-q'] (Cg = C_in/G).
+template <class T>
+std::vector<T> flipped_weight(const T* weight, const Conv2dShape& s) {
+  const int64_t Og = s.out_channels_per_group(), Cg = s.in_channels_per_group();
+  const int64_t kh = s.kernel_h, kw = s.kernel_w, area = s.kernel_area();
+  std::vector<T> flipped(static_cast<size_t>(s.weight_size()));
+  for (int64_t g = 0; g < s.groups; ++g)
+    for (int64_t o = 0; o < Og; ++o)
+      for (int64_t c = 0; c < Cg; ++c) {
+        const T* src = weight + ((g * Og + o) * Cg + c) * area;
+        T* dst = flipped.data() + ((g * Cg + c) * Og + o) * area;
+        for (int64_t t = 0; t < area; ++t) dst[t] = src[(kh * kw - 1) - t];
+      }
+  return flipped;
+}
+
+// True when v[0, n) holds no Inf or NaN (x * 0 is NaN exactly for those), in one branch-free
+// pass with eight independent lanes.
+template <class T>
+bool all_finite(const T* v, int64_t n) {
+  T lanes[8] = {};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int k = 0; k < 8; ++k) lanes[k] += v[i + k] * T(0);
+  T probe = T(0);
+  for (; i < n; ++i) probe += v[i] * T(0);
+  for (int k = 0; k < 8; ++k) probe += lanes[k];
+  return probe == T(0);
+}
+
+// Images [n, n + images) of dy laid out like wide columns (layout.pitch-wide rows, image m at
+// m * layout.size() of each channel's row of length ld), the extra columns zero so that the
+// wrapped-around pixels the wide columns hold there add nothing.
+template <class T>
+void widen_grad(const T* dy, int64_t n, int64_t images, const PixelLayout& layout,
+                const Conv2dShape& s, T* dy_wide, int64_t ld) {
+  const int64_t P = s.out_plane(), W_out = s.out_width;
+  for (int64_t o = 0; o < s.out_channels; ++o)
+    for (int64_t m = 0; m < images; ++m) {
+      const T* src = dy + ((n + m) * s.out_channels + o) * P;
+      T* dst = dy_wide + o * ld + m * layout.size();
+      for (int64_t i = 0; i < layout.rows; ++i) {
+        T* row = dst + i * layout.pitch;
+        copy_short_row(src + i * W_out, row, W_out);
+        for (int64_t j = W_out; j < layout.pitch; ++j) row[j] = T(0);
+      }
+    }
+}
+
+// Images per block of the weight gradient: as many as kMaxColumnBytes of columns hold (the
+// product's K grows with them, and C = dweight^T makes its round trip once per block).
+template <class T>
+int64_t weight_grad_images_per_block(const Conv2dShape& s, bool wide) {
+  if (columns_are_input(s)) return 1;
+  const int64_t image_bytes = std::max<int64_t>(1, s.in_channels * s.kernel_area() *
+                                                       pixel_layout(s, wide).size() *
+                                                       static_cast<int64_t>(sizeof(T)));
+  return std::max<int64_t>(1, kMaxColumnBytes / image_bytes);
 }
 
 // dweight (beta)= sum over images [n_begin, n_end) of dy[n, g] @ col[n, g]^T, images in order.
 // The sum is formed transposed, dweight^T[g] (Kg, Og) = sum_n col[n, g] @ dy[n, g]^T, because
 // then the big operand, the column matrix (Kg, P), is the GEMM's row-major A, read in place,
-// and only the small dy (Og, P) is packed; the plain form packed col transposed for every image
-// (a third of LeNet's convolution time). The (Og, Kg) transpose happens once, at the end.
+// and only the small dy (Og, P) is packed. The (Og, Kg) transpose happens once, at the end.
+// With wide rows (stride 1) a block's images form one product (K = images * wide pixels) over
+// dy widened with zeros; a block holding Inf or NaN takes exact rows instead, so a non-finite
+// pixel only reaches the sums it belongs to.
 template <class T>
 void accumulate_weight_grad(const T* dy, const T* x, T* dweight, T beta, int64_t n_begin,
                             int64_t n_end, const Conv2dShape& s, int threads) {
   const int64_t Og = s.out_channels_per_group(), Kg = s.col_rows_per_group(), P = s.out_plane();
+  const bool wide_pays = wide_rows_pay(s) && !columns_are_input(s);
+  const int64_t per_block = weight_grad_images_per_block<T>(s, wide_pays);
   T* dweight_t = workspace<T>(kWeightTransposed, s.weight_size());  // (groups, Kg, Og)
   if (n_begin == n_end) std::fill(dweight_t, dweight_t + s.weight_size(), T(0));
-  for (int64_t n = n_begin; n < n_end; ++n) {
-    const T* col = image_columns(x + n * s.in_channels * s.in_plane(), s, threads);
-    const T* dy_image = dy + n * s.out_channels * P;
-    const T image_beta = n == n_begin ? T(0) : T(1);
-    for (int64_t g = 0; g < s.groups; ++g)
-      gemm(GemmShape::dense(Kg, Og, P, false, true), T(1), col + g * Kg * P,
-           dy_image + g * Og * P, image_beta, dweight_t + g * Kg * Og, {}, gemm_threads(threads));
+  for (int64_t n = n_begin; n < n_end; n += per_block) {
+    const int64_t images = std::min(per_block, n_end - n);
+    const int64_t image_size = s.in_channels * s.in_plane();
+    const bool wide = wide_pays && all_finite(x + n * image_size, images * image_size);
+    const Columns<T> col = block_columns(x, n, images, s, threads, wide);
+    if (wide) {
+      T* dy_wide = workspace<T>(kGradWide, s.out_channels * col.ld);
+      widen_grad(dy, n, images, col.layout, s, dy_wide, col.ld);
+      const T block_beta = n == n_begin ? T(0) : T(1);
+      for (int64_t g = 0; g < s.groups; ++g) {
+        GemmShape gs = GemmShape::dense(Kg, Og, col.ld, false, true);
+        gs.lda = col.ld, gs.ldb = col.ld;
+        gemm(gs, T(1), col.data + g * Kg * col.ld, dy_wide + g * Og * col.ld, block_beta,
+             dweight_t + g * Kg * Og, {}, gemm_threads(threads));
+      }
+      continue;
+    }
+    for (int64_t m = 0; m < images; ++m) {
+      const T* dy_image = dy + (n + m) * s.out_channels * P;
+      const T image_beta = n + m == n_begin ? T(0) : T(1);
+      for (int64_t g = 0; g < s.groups; ++g) {
+        GemmShape gs = GemmShape::dense(Kg, Og, P, false, true);
+        gs.lda = col.ld;
+        gemm(gs, T(1), col.data + g * Kg * col.ld + m * P, dy_image + g * Og * P, image_beta,
+             dweight_t + g * Kg * Og, {}, gemm_threads(threads));
+      }
+    }
   }
   for (int64_t g = 0; g < s.groups; ++g) {
     const T* src = dweight_t + g * Kg * Og;
@@ -217,38 +604,34 @@ T sum_contiguous(const T* v, int64_t n) {
 }  // namespace
 
 template <class T>
-void conv2d_forward(const T* x, const T* weight, const T* bias, T* y, const Conv2dShape& s) {
-  const int64_t Og = s.out_channels_per_group(), Kg = s.col_rows_per_group(), P = s.out_plane();
-  for_each_image(s, plan_threads(s), [&](int64_t n, int threads) {
-    const T* col = image_columns(x + n * s.in_channels * s.in_plane(), s, threads);
-    T* y_image = y + n * s.out_channels * P;
-    // The bias is one value per output channel = per row of the (Og, P) product: the GEMM's
-    // epilogue adds it while the tile is in registers.
-    for (int64_t g = 0; g < s.groups; ++g) {
-      GemmEpilogue<T> epilogue;
-      epilogue.bias_per_row = bias ? bias + g * Og : nullptr;
-      gemm(GemmShape::dense(Og, P, Kg, false, false), T(1), weight + g * Og * Kg,
-           col + g * Kg * P, T(0), y_image + g * Og * P, epilogue, gemm_threads(threads));
-    }
-  });
+void conv2d_forward(const T* x, const T* weight, const T* bias, T* y, const Conv2dShape& s,
+                    bool relu) {
+  forward(x, weight, bias, y, relu, s);
 }
 
 template <class T>
 void conv2d_backward_input(const T* dy, const T* weight, T* dx, const Conv2dShape& s) {
+  if (input_grad_is_convolution(s)) {
+    const std::vector<T> flipped = flipped_weight(weight, s);
+    forward<T>(dy, flipped.data(), nullptr, dx, false, input_grad_shape(s));
+    return;
+  }
   const int64_t Og = s.out_channels_per_group(), Kg = s.col_rows_per_group(), P = s.out_plane();
   const bool direct = columns_are_input(s);
-  for_each_image(s, plan_threads(s), [&](int64_t n, int threads) {
-    T* dx_image = dx + n * s.in_channels * s.in_plane();
-    const T* dy_image = dy + n * s.out_channels * P;
-    // For 1x1 kernels the column gradient is the input gradient: the GEMM writes it in place.
-    T* dcol = direct ? dx_image : workspace<T>(kColumns, s.col_size());
-    for (int64_t g = 0; g < s.groups; ++g)
-      gemm(GemmShape::dense(Kg, P, Og, true, false), T(1), weight + g * Og * Kg,
-           dy_image + g * Og * P, T(0), dcol + g * Kg * P, {}, gemm_threads(threads));
-    if (!direct) {
-      for_channel_blocks(threads, s.in_channels, [&](int64_t c0, int64_t c1) {
-        transfer_columns<Transfer::scatter_add, T>(dx_image, dcol, s, c0, c1);
-      });
+  for_each_share(s, plan_threads(s), [&](int, int64_t n0, int64_t n1, int threads) {
+    for (int64_t n = n0; n < n1; ++n) {
+      T* dx_image = dx + n * s.in_channels * s.in_plane();
+      const T* dy_image = dy + n * s.out_channels * P;
+      // For 1x1 kernels the column gradient is the input gradient: the GEMM writes it in place.
+      T* dcol = direct ? dx_image : workspace<T>(kColumns, s.col_size());
+      for (int64_t g = 0; g < s.groups; ++g)
+        gemm(GemmShape::dense(Kg, P, Og, true, false), T(1), weight + g * Og * Kg,
+             dy_image + g * Og * P, T(0), dcol + g * Kg * P, {}, gemm_threads(threads));
+      if (!direct) {
+        for_channel_blocks(threads, s.in_channels, [&](int64_t c0, int64_t c1) {
+          scatter_add_columns(dx_image, dcol, P, s, c0, c1);
+        });
+      }
     }
   });
 }
@@ -262,16 +645,14 @@ void conv2d_backward_weight(const T* dy, const T* x, T* dweight, bool accumulate
     accumulate_weight_grad(dy, x, dweight, beta, 0, s.batch, s, plan.inner_threads);
     return;
   }
-  // Thread t sums images [t*N/nt, (t+1)*N/nt) into its own partial; the partials are then added
-  // into dweight in thread order.
+  // Thread t sums its share of images into its own partial; the partials are then added into
+  // dweight in thread order.
   const int nt = plan.image_threads;
   const int64_t size = s.weight_size();
   T* partials = workspace<T>(kWeightPartials, nt * size);
-#pragma omp parallel for num_threads(nt) schedule(static)
-  for (int t = 0; t < nt; ++t) {
-    accumulate_weight_grad(dy, x, partials + t * size, T(0), s.batch * t / nt,
-                           s.batch * (t + 1) / nt, s, 1);
-  }
+  for_each_share(s, plan, [&](int t, int64_t n0, int64_t n1, int) {
+    accumulate_weight_grad(dy, x, partials + t * size, T(0), n0, n1, s, 1);
+  });
   const int64_t chunk = 1024;
   const int64_t n_chunks = (size + chunk - 1) / chunk;
 #pragma omp parallel for num_threads(threads_for(size * nt)) schedule(static)
@@ -301,7 +682,8 @@ void conv2d_backward_bias(const T* dy, T* dbias, bool accumulate, const Conv2dSh
 }
 
 #define FASTNN_INSTANTIATE(T)                                                                  \
-  template void conv2d_forward<T>(const T*, const T*, const T*, T*, const Conv2dShape&);      \
+  template void conv2d_forward<T>(const T*, const T*, const T*, T*, const Conv2dShape&,     \
+                                   bool);                                                    \
   template void conv2d_backward_input<T>(const T*, const T*, T*, const Conv2dShape&);         \
   template void conv2d_backward_weight<T>(const T*, const T*, T*, bool, const Conv2dShape&);  \
   template void conv2d_backward_bias<T>(const T*, T*, bool, const Conv2dShape&);

@@ -15,8 +15,10 @@
 // Gradient rule: parameter gradients accumulate when `accumulate` is true (the .grad
 // convention); input gradients are always written.
 //
-// Method: per image, im2col builds the column matrix col (C_in*kh*kw, H_out*W_out) and every
-// group is one GEMM (see conv2d.cpp). Shapes are validated by Conv2dShape::from before any call.
+// relu: the forward writes max(y, 0) instead (a following ReLU fused into the GEMM epilogue).
+//
+// Method: im2col builds the column matrix (C_in*kh*kw, H_out*W_out) of a block of images and
+// every group is one GEMM per block (see conv2d.cpp). Shapes are validated by Conv2dShape::from before any call.
 #pragma once
 
 #include "common/shapes/conv2d.h"
@@ -25,7 +27,7 @@ namespace fastnn::cpu {
 
 template <class T>
 void conv2d_forward(const T* x, const T* weight, const T* bias /* nullable */, T* y,
-                    const Conv2dShape& s);
+                    const Conv2dShape& s, bool relu = false);
 
 template <class T>
 void conv2d_backward_input(const T* dy, const T* weight, T* dx, const Conv2dShape& s);

@@ -86,6 +86,7 @@ struct GemmProblem {
   const GemmEpilogue<T>& epilogue;
   const GemmKernelInfo<T>& info;
   GemmMicroTile<T> tile;
+  const int64_t* a_k_offsets;  // gemm_indirect_a's A, or null
 };
 
 // Packs `count` rows of op(A) (or columns of op(B)) from element0 on, over K lines
@@ -125,11 +126,15 @@ GemmRowKernel<T> kernel_for_rows(const GemmMicroTile<T>& tile, int m_valid) {
 
 // Reads op(A) in place instead of packing it. Row-major op(A) streams MR rows at once, which the
 // prefetchers follow and which saves the packing pass (and its repetition per thread). Stored
-// transposed, each k step touches a different row of A, so only short rows (few pages per
-// micro-panel) are read in place.
+// transposed, each k step touches a different row of A, so it is read in place only when its
+// rows are short (few pages per micro-panel) or all of it fits well within L2 (a convolution's
+// column matrix, just written: the micro-panels' lines are then L2 hits, and packing would
+// cost more than the product).
 template <class T>
 bool read_a_in_place(const GemmShape& s) {
-  return !s.trans_a || s.lda * static_cast<int64_t>(sizeof(T)) <= 2048;
+  constexpr int64_t kL2Resident = int64_t{1} << 20;
+  const int64_t row_bytes = s.lda * static_cast<int64_t>(sizeof(T));
+  return !s.trans_a || row_bytes <= 2048 || s.K * row_bytes <= kL2Resident;
 }
 
 // Reads op(B) in place instead of packing it: only a few short rows (a classifier's 10 outputs)
@@ -148,7 +153,8 @@ void gemm_block(const GemmProblem<T>& pr, int64_t m0, int64_t m1, int64_t n0, in
   const int64_t kc_max = ceil_div(s.K, ceil_div(s.K, pr.info.kc));
   const int64_t mc_max = std::min<int64_t>(pr.info.mc, round_up(m1 - m0, mr));
   const int64_t nc_max = std::min<int64_t>(pr.info.nc, round_up(n1 - n0, nr));
-  const bool in_place = read_a_in_place<T>(s);
+  const bool indirect = pr.a_k_offsets != nullptr;
+  const bool in_place = indirect || read_a_in_place<T>(s);
   const bool b_in_place = read_b_in_place(s, pr.tile);
   T* const b_packed = b_in_place ? nullptr : thread_workspace<T>(kPackedB, kc_max * nc_max);
   T* const a_packed =
@@ -162,7 +168,9 @@ void gemm_block(const GemmProblem<T>& pr, int64_t m0, int64_t m1, int64_t n0, in
     // Read in place: all row panels whose rows exist (a ragged last one too, when a shorter
     // kernel fits its rows exactly); the rest is packed.
     const int64_t ragged = mc % mr;
-    const bool ragged_in_place = ragged && kernel_for_rows(pr.tile, ragged).mr == ragged;
+    // (An indirect A is never packed: its caller keeps the rows past M readable.)
+    const bool ragged_in_place =
+        ragged && (indirect || kernel_for_rows(pr.tile, ragged).mr == ragged);
     const int64_t in_place_rows = !in_place ? 0 : ragged_in_place ? mc : mc - ragged;
     for (int64_t pc = 0; pc < s.K; pc += kc_max) {
       const int64_t kc = std::min(kc_max, s.K - pc);
@@ -175,7 +183,10 @@ void gemm_block(const GemmProblem<T>& pr, int64_t m0, int64_t m1, int64_t n0, in
           const int64_t row = ic + ir;
           const T* a_tile;
           int64_t a_rs = 1, a_cs = mr;
-          if (ir < in_place_rows) {
+          const int64_t* a_offsets = nullptr;
+          if (indirect) {
+            a_tile = pr.a + row, a_offsets = pr.a_k_offsets + pc;
+          } else if (ir < in_place_rows) {
             a_tile = pr.a + row * rs + pc * cs, a_rs = rs, a_cs = cs;
           } else {
             a_tile = a_packed + (ir - in_place_rows) * kc;
@@ -194,9 +205,9 @@ void gemm_block(const GemmProblem<T>& pr, int64_t m0, int64_t m1, int64_t n0, in
             out.n_valid = static_cast<int>(std::min<int64_t>(nr, nc - jr));
             out.bias_col = last && ep.bias_per_col ? ep.bias_per_col + col : nullptr;
             if (b_in_place) {
-              kernel(kc, a_tile, a_rs, a_cs, pr.b + pc * s.ldb + col, s.ldb, out);
+              kernel(kc, a_tile, a_rs, a_cs, a_offsets, pr.b + pc * s.ldb + col, s.ldb, out);
             } else {
-              kernel(kc, a_tile, a_rs, a_cs, b_packed + jr * kc, nr, out);
+              kernel(kc, a_tile, a_rs, a_cs, a_offsets, b_packed + jr * kc, nr, out);
             }
           }
         }
@@ -262,11 +273,10 @@ void split_range(int64_t extent, int tile, int parts, int k, int64_t* begin, int
   *end = std::min(extent, t1 * tile);
 }
 
-}  // namespace
-
+// gemm and gemm_indirect_a: the thread grid over C, then the serial loop nest per chunk.
 template <class T>
-void gemm(const GemmShape& s, T alpha, const T* a, const T* b, T beta, T* c,
-          const GemmEpilogue<T>& epilogue, GemmThreads threads) {
+void run_gemm(const GemmShape& s, T alpha, const T* a, const int64_t* a_k_offsets, const T* b,
+              T beta, T* c, const GemmEpilogue<T>& epilogue, GemmThreads threads) {
   if (s.M == 0 || s.N == 0) return;
   const bool team = threads == GemmThreads::team;
   if (s.K == 0 || alpha == T(0)) {
@@ -274,14 +284,15 @@ void gemm(const GemmShape& s, T alpha, const T* a, const T* b, T beta, T* c,
     return;
   }
   const GemmKernelInfo<T>& info = gemm_kernel_info<T>();
-  const GemmProblem<T> pr{s, alpha, beta, a, b, c, epilogue, info,
-                          s.N <= info.narrow.nr ? info.narrow : info.wide};
+  const GemmProblem<T> pr{s,        alpha,    beta, a, b, c, epilogue, info,
+                          s.N <= info.narrow.nr ? info.narrow : info.wide, a_k_offsets};
   const int mr = pr.tile.mr, nr = pr.tile.nr;
 
   // Waking the team costs a microsecond or two while its threads still spin from the last
   // call: worth it from ~6e4 multiply-adds (~1 us of work) per thread.
   const int max_threads = team ? threads_for(multiply_adds(s), 1 << 16) : 1;
-  const ChunkGrid grid = choose_chunks(s, mr, nr, read_a_in_place<T>(s), max_threads);
+  const bool a_in_place = a_k_offsets != nullptr || read_a_in_place<T>(s);
+  const ChunkGrid grid = choose_chunks(s, mr, nr, a_in_place, max_threads);
   const int nt = static_cast<int>(std::min<int64_t>(max_threads, grid.chunks()));
   if (nt == 1) {
     gemm_block(pr, 0, s.M, 0, s.N);
@@ -296,9 +307,32 @@ void gemm(const GemmShape& s, T alpha, const T* a, const T* b, T beta, T* c,
   }
 }
 
+}  // namespace
+
+template <class T>
+void gemm(const GemmShape& s, T alpha, const T* a, const T* b, T beta, T* c,
+          const GemmEpilogue<T>& epilogue, GemmThreads threads) {
+  run_gemm(s, alpha, a, nullptr, b, beta, c, epilogue, threads);
+}
+
+template <class T>
+void gemm_indirect_a(int64_t M, int64_t N, int64_t K, const T* a, const int64_t* a_k_offsets,
+                     const T* b, bool trans_b, int64_t ldb, T beta, T* c, int64_t ldc,
+                     const GemmEpilogue<T>& epilogue, GemmThreads threads) {
+  GemmShape s = GemmShape::dense(M, N, K, true, trans_b);
+  s.lda = 0, s.ldb = ldb, s.ldc = ldc;  // lda unused: A's columns are where the offsets say
+  run_gemm(s, T(1), a, a_k_offsets, b, beta, c, epilogue, threads);
+}
+
 template void gemm<float>(const GemmShape&, float, const float*, const float*, float, float*,
                           const GemmEpilogue<float>&, GemmThreads);
 template void gemm<double>(const GemmShape&, double, const double*, const double*, double,
                            double*, const GemmEpilogue<double>&, GemmThreads);
+template void gemm_indirect_a<float>(int64_t, int64_t, int64_t, const float*, const int64_t*,
+                                     const float*, bool, int64_t, float, float*, int64_t,
+                                     const GemmEpilogue<float>&, GemmThreads);
+template void gemm_indirect_a<double>(int64_t, int64_t, int64_t, const double*, const int64_t*,
+                                      const double*, bool, int64_t, double, double*, int64_t,
+                                      const GemmEpilogue<double>&, GemmThreads);
 
 }  // namespace fastnn::cpu

@@ -39,6 +39,16 @@ template <class T>
 void gemm(const GemmShape& s, T alpha, const T* a, const T* b, T beta, T* c,
           const GemmEpilogue<T>& epilogue = {}, GemmThreads threads = GemmThreads::team);
 
+// C = epilogue(A @ op(B) + beta * C) with an indirect A (M, K): A(i, k) = a[a_k_offsets[k] + i],
+// column k a contiguous run starting anywhere. A convolution at stride 1 reads its taps
+// straight from the padded image this way, with no im2col copy (cpu/conv2d.cpp). A is read in
+// place, rows past M included up to a micro-tile (16 rows): the caller keeps them readable.
+// op(B) is (K, N): B (K, N) with ldb >= N, or B (N, K) with ldb >= K when trans_b.
+template <class T>
+void gemm_indirect_a(int64_t M, int64_t N, int64_t K, const T* a, const int64_t* a_k_offsets,
+                     const T* b, bool trans_b, int64_t ldb, T beta, T* c, int64_t ldc,
+                     const GemmEpilogue<T>& epilogue = {}, GemmThreads threads = GemmThreads::team);
+
 // The same product on the calling thread only (GemmThreads::caller).
 template <class T>
 void gemm_serial(const GemmShape& s, T alpha, const T* a, const T* b, T beta, T* c,

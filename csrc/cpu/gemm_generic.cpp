@@ -15,11 +15,12 @@ namespace {
 
 template <class T, int MR, int NR>
 void micro_kernel_generic(int64_t kc, const T* a, int64_t a_row_stride, int64_t a_col_stride,
-                          const T* b, int64_t b_row_stride, const GemmTileOutput<T>& out) {
+                          const int64_t* a_k_offsets, const T* b, int64_t b_row_stride,
+                          const GemmTileOutput<T>& out) {
   T acc[MR][NR] = {};
   const int cols = out.n_valid;  // B is read only this far (in place it may end there)
   for (int64_t p = 0; p < kc; ++p) {
-    const T* ap = a + p * a_col_stride;
+    const T* ap = a_k_offsets ? a + a_k_offsets[p] : a + p * a_col_stride;
     const T* bp = b + p * b_row_stride;
     for (int i = 0; i < MR; ++i) {
       const T ai = ap[i * a_row_stride];

@@ -9,7 +9,9 @@
 // A(i, p) lives at a[i * a_row_stride + p * a_col_stride], and one of the strides is 1:
 //   a_row_stride == 1: column panels (a packed MR-row panel with a_col_stride == MR, or op(A)
 //                      stored column-major, i.e. A transposed, read in place);
-//   a_col_stride == 1: op(A) rows read in place (row-major A, no packing).
+//   a_col_stride == 1: op(A) rows read in place (row-major A, no packing);
+// or, when a_k_offsets is not null, at a[i + a_k_offsets[p]] (an indirect A: column p is a
+// contiguous run starting anywhere, e.g. one tap of a convolution over a padded image).
 // All rows the kernel computes must be readable (the driver packs zero-padded panels for ragged
 // edges).
 // B(p, j) lives at b[p * b_row_stride + j]: a packed panel (b_row_stride == NR) or a small
@@ -33,8 +35,8 @@ struct GemmTileOutput {
 
 template <class T>
 using GemmMicroKernel = void (*)(int64_t kc, const T* a, int64_t a_row_stride,
-                                 int64_t a_col_stride, const T* b, int64_t b_row_stride,
-                                 const GemmTileOutput<T>& out);
+                                 int64_t a_col_stride, const int64_t* a_k_offsets, const T* b,
+                                 int64_t b_row_stride, const GemmTileOutput<T>& out);
 
 // Packs `count` rows of op(A) (or columns of op(B)) over `lines` (= kc) values of k into
 // ceil(count / width) consecutive panels, width = MR or NR: panel q, at out + q * width * lines,

@@ -60,6 +60,14 @@ struct SimdMicroKernel {
     }
   };
 
+  // ... or an indirect A, A(i, p) at a[offsets[p] + i] (column panels that start anywhere).
+  struct IndirectColumnA {
+    const T* a;
+    const int64_t* offsets;
+    FASTNN_INLINE T at(int i) const { return a[*offsets + i]; }
+    FASTNN_INLINE void next() { ++offsets; }
+  };
+
   // Where it reads B(p, j): all NR columns (a full panel)...
   struct FullB {
     const T* b;
@@ -97,8 +105,11 @@ struct SimdMicroKernel {
 
   template <class BCols>
   static FASTNN_INLINE void accumulate(int64_t kc, const T* a, int64_t a_row_stride,
-                                       int64_t a_col_stride, BCols b, V (&acc)[MR][NV]) {
-    if (a_row_stride == 1) {
+                                       int64_t a_col_stride, const int64_t* a_k_offsets,
+                                       BCols b, V (&acc)[MR][NV]) {
+    if (a_k_offsets) {
+      accumulate(kc, IndirectColumnA{a, a_k_offsets}, b, acc);
+    } else if (a_row_stride == 1) {
       accumulate(kc, ColumnPanelA{a, a_col_stride}, b, acc);
     } else {
       accumulate(kc, RowMajorA(a, a_row_stride), b, acc);
@@ -179,7 +190,8 @@ struct SimdMicroKernel {
   }
 
   static void run(int64_t kc, const T* a, int64_t a_row_stride, int64_t a_col_stride,
-                  const T* b, int64_t b_row_stride, const GemmTileOutput<T>& out) {
+                  const int64_t* a_k_offsets, const T* b, int64_t b_row_stride,
+                  const GemmTileOutput<T>& out) {
     V acc[MR][NV];
 #pragma GCC unroll 32
     for (int i = 0; i < MR; ++i)
@@ -191,9 +203,10 @@ struct SimdMicroKernel {
       _mm_prefetch(reinterpret_cast<const char*>(out.c + i * out.ldc + NR - 1), _MM_HINT_T0);
     }
     if (out.n_valid == NR) {
-      accumulate(kc, a, a_row_stride, a_col_stride, FullB{b, b_row_stride}, acc);
+      accumulate(kc, a, a_row_stride, a_col_stride, a_k_offsets, FullB{b, b_row_stride}, acc);
     } else {
-      accumulate(kc, a, a_row_stride, a_col_stride, MaskedB{b, b_row_stride, out.n_valid}, acc);
+      accumulate(kc, a, a_row_stride, a_col_stride, a_k_offsets,
+                 MaskedB{b, b_row_stride, out.n_valid}, acc);
     }
     store_tile(acc, out);
   }
