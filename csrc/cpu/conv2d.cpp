@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "common/threading.h"
+#include "cpu/conv2d_direct.h"
 #include "cpu/gemm.h"
 
 namespace fastnn::cpu {
@@ -44,6 +45,7 @@ enum WorkspaceSlot {
   kPaddedImage,
   kProduct,
   kGradWide,
+  kDirectGrad,
   kWeightPartials,
   kWeightTransposed,
   kWorkspaceSlots
@@ -90,6 +92,16 @@ inline void copy_short_row(const T* in, T* out, int64_t n) {
   } else {
     for (int64_t j = 0; j < n; ++j) out[j] = in[j];
   }
+}
+
+// A few zeros (a wide row's extra columns), inline: GCC would turn the loop into a memset call
+// costing more than the stores.
+template <class T>
+#if defined(__GNUC__) && !defined(__clang__)
+__attribute__((optimize("no-tree-loop-distribute-patterns")))
+#endif
+void zero_short_row(T* out, int64_t n) {
+  for (int64_t j = 0; j < n; ++j) out[j] = T(0);
 }
 
 // The input plane with its zero padding around it, (H + 2ph) x (W + 2pw), so that the column
@@ -341,6 +353,22 @@ void store_product(const T* prod, const PixelLayout& layout, int64_t images, T* 
   }
 }
 
+// Image n of x with its planes padded (Hp x Wp each) in this thread's workspace of `size`
+// elements (>= C_in planes; the rest stays zero). Zeroed when `first` (the first image of a call):
+// later images then fill only the interiors, the border staying zero.
+template <class T>
+const T* padded_image(const T* x, int64_t n, const Conv2dShape& s, int64_t size, bool first,
+                      int threads) {
+  const PaddedPlaneShape ps(s);
+  T* padded = first ? zeroed_workspace<T>(kPaddedImage, size) : workspace<T>(kPaddedImage, size);
+  const T* image = x + n * s.in_channels * s.in_plane();
+  for_channel_blocks(threads, s.in_channels, [&](int64_t c0, int64_t c1) {
+    for (int64_t c = c0; c < c1; ++c)
+      copy_into_padded(image + c * s.in_plane(), s, padded + c * ps.size());
+  });
+  return padded;
+}
+
 // Stride-1 forward without columns: the GEMM reads each tap straight from a padded copy of the
 // image, in wide rows (gemm_indirect_a: tap k = (c, p, q) of a group is the run starting at
 // k_offsets[k] = c*Hp*Wp + p*dh*Wp + q*dw). One image per product.
@@ -410,16 +438,8 @@ void forward_images(const T* x, const T* weight, const T* bias, T* y, bool relu,
     const T* a = nullptr;
     int64_t lda = 0, group_stride = 0;
     if (taps) {
-      const PaddedPlaneShape ps(s);
-      // Zeroed once per call: the images' copies then fill only the interiors.
-      T* padded = n == n_begin ? zeroed_workspace<T>(kPaddedImage, taps->image_size)
-                               : workspace<T>(kPaddedImage, taps->image_size);
-      const T* image = x + n * s.in_channels * s.in_plane();
-      for_channel_blocks(threads, s.in_channels, [&](int64_t c0, int64_t c1) {
-        for (int64_t c = c0; c < c1; ++c)
-          copy_into_padded(image + c * s.in_plane(), s, padded + c * ps.size());
-      });
-      a = padded, group_stride = s.in_channels_per_group() * ps.size();
+      a = padded_image(x, n, s, taps->image_size, n == n_begin, threads);
+      group_stride = s.in_channels_per_group() * PaddedPlaneShape(s).size();
     } else {
       const Columns<T> col = block_columns(x, n, images, s, threads, wide);
       a = col.data, lda = col.ld, group_stride = Kg * col.ld;
@@ -444,8 +464,127 @@ void forward_images(const T* x, const T* weight, const T* bias, T* y, bool relu,
   }
 }
 
+// ---- Direct convolution (conv2d_direct.h) for few taps or few output channels -------------
+
+bool direct_is_possible(const Conv2dShape& s) {
+  return s.stride_h == 1 && s.stride_w == 1 && !columns_are_input(s);
+}
+
+// Forward: a few output channels over a few input channels (LeNet's layers, and the input
+// gradient of its second), where a product's N (the output channels) would leave most vector
+// lanes idle.
+bool direct_forward_pays(const Conv2dShape& s) {
+  return direct_is_possible(s) && s.out_channels_per_group() <= 16 &&
+         s.in_channels_per_group() <= 16;
+}
+
+// Weight gradient: few taps (the product would be a sliver of Kg <= 32 rows).
+bool direct_weight_grad_pays(const Conv2dShape& s) {
+  return direct_is_possible(s) && s.col_rows_per_group() <= 32;
+}
+
+int64_t direct_blocks(const Conv2dShape& s) {
+  return (s.out_channels_per_group() + kConv2dDirectBlock - 1) / kConv2dDirectBlock;
+}
+
+// Padded image size for the direct kernels: the planes plus a vector and the kernel's reach.
+template <class T>
+int64_t direct_image_size(const Conv2dShape& s) {
+  return s.in_channels * PaddedPlaneShape(s).size() + conv2d_direct_kernels<T>().lanes +
+         (s.kernel_w - 1) * s.dilation_w;
+}
+
+// wblock[g][b][k][u] = weight[g*Og + b*OB + u, k], 0 past the group's channels.
+template <class T>
+std::vector<T> direct_weight_blocks(const T* weight, const Conv2dShape& s) {
+  constexpr int OB = kConv2dDirectBlock;
+  const int64_t Og = s.out_channels_per_group(), Kg = s.col_rows_per_group();
+  const int64_t blocks = direct_blocks(s);
+  std::vector<T> wblock(static_cast<size_t>(s.groups * blocks * Kg * OB), T(0));
+  for (int64_t g = 0; g < s.groups; ++g)
+    for (int64_t o = 0; o < Og; ++o)
+      for (int64_t k = 0; k < Kg; ++k)
+        wblock[((g * blocks + o / OB) * Kg + k) * OB + o % OB] = weight[(g * Og + o) * Kg + k];
+  return wblock;
+}
+
+template <class T>
+void direct_forward(const T* x, const T* weight, const T* bias, T* y, bool relu,
+                    const Conv2dShape& s) {
+  const Conv2dDirectKernels<T>& kernels = conv2d_direct_kernels<T>();
+  const std::vector<T> wblock = direct_weight_blocks(weight, s);
+  const int64_t size = direct_image_size<T>(s), y_image = s.out_channels * s.out_plane();
+  ThreadPlan plan = plan_threads(s);
+  plan.inner_threads = 1;  // the kernel runs on one thread per image
+  for_each_share(s, plan, [&](int, int64_t n0, int64_t n1, int) {
+    for (int64_t n = n0; n < n1; ++n)
+      kernels.forward_image(padded_image(x, n, s, size, n == n0, 1), wblock.data(), bias,
+                            y + n * y_image, relu, s);
+  });
+}
+
+// dy of image n for the direct weight gradient: dyw[g][b][u][i, j] in rows of `pitch`, zero
+// past W_out and for u past the group's channels.
+template <class T>
+void direct_grad_rows(const T* dy, int64_t n, const Conv2dShape& s, int64_t pitch, T* dyw) {
+  constexpr int OB = kConv2dDirectBlock;
+  const int64_t Og = s.out_channels_per_group(), blocks = direct_blocks(s);
+  const int64_t P = s.out_plane(), W_out = s.out_width, rows_size = s.out_height * pitch;
+  for (int64_t g = 0; g < s.groups; ++g)
+    for (int64_t ob = 0; ob < blocks * OB; ++ob) {
+      T* dst = dyw + (g * blocks * OB + ob) * rows_size;
+      if (ob >= Og) {
+        std::fill(dst, dst + rows_size, T(0));
+        continue;
+      }
+      const T* src = dy + (n * s.out_channels + g * Og + ob) * P;
+      for (int64_t i = 0; i < s.out_height; ++i) {
+        copy_short_row(src + i * W_out, dst + i * pitch, W_out);
+        zero_short_row(dst + i * pitch + W_out, pitch - W_out);
+      }
+    }
+}
+
+// dweight (beta)= the sum over images, thread partials added in thread order.
+template <class T>
+void direct_weight_grad(const T* dy, const T* x, T* dweight, bool accumulate,
+                        const Conv2dShape& s) {
+  constexpr int OB = kConv2dDirectBlock;
+  const Conv2dDirectKernels<T>& kernels = conv2d_direct_kernels<T>();
+  const int64_t Og = s.out_channels_per_group(), Kg = s.col_rows_per_group();
+  const int64_t blocks = direct_blocks(s), block_size = s.groups * blocks * Kg * OB;
+  const int64_t pitch = (s.out_width + kernels.lanes - 1) / kernels.lanes * kernels.lanes;
+  const int64_t size = direct_image_size<T>(s);
+  const ThreadPlan plan = plan_threads(s);
+  const int nt = std::max(1, plan.image_threads);
+  std::vector<T> partials(static_cast<size_t>(nt * block_size), T(0));
+  ThreadPlan image_plan = plan;
+  image_plan.inner_threads = 1;
+  for_each_share(s, image_plan, [&](int t, int64_t n0, int64_t n1, int) {
+    T* dyw = workspace<T>(kDirectGrad, s.groups * blocks * OB * s.out_height * pitch);
+    for (int64_t n = n0; n < n1; ++n) {
+      direct_grad_rows(dy, n, s, pitch, dyw);
+      kernels.weight_grad_image(padded_image(x, n, s, size, n == n0, 1), dyw, pitch,
+                                partials.data() + t * block_size, s);
+    }
+  });
+  for (int64_t g = 0; g < s.groups; ++g)
+    for (int64_t o = 0; o < Og; ++o)
+      for (int64_t k = 0; k < Kg; ++k) {
+        const int64_t at = ((g * blocks + o / OB) * Kg + k) * OB + o % OB;
+        T sum = T(0);
+        for (int t = 0; t < nt; ++t) sum += partials[t * block_size + at];
+        T& dst = dweight[(g * Og + o) * Kg + k];
+        dst = accumulate ? dst + sum : sum;
+      }
+}
+
 template <class T>
 void forward(const T* x, const T* weight, const T* bias, T* y, bool relu, const Conv2dShape& s) {
+  if (direct_forward_pays(s)) {
+    direct_forward(x, weight, bias, y, relu, s);
+    return;
+  }
   const bool indirect = indirect_taps_pay(s);
   const IndirectTaps taps = indirect ? indirect_taps(s) : IndirectTaps{};
   for_each_share(s, plan_threads(s), [&](int, int64_t n0, int64_t n1, int threads) {
@@ -456,11 +595,20 @@ void forward(const T* x, const T* weight, const T* bias, T* y, bool relu, const 
 // At stride 1 the input gradient is a forward convolution of dy with the flipped kernel when
 // the padding it needs, dilation * (k - 1) - pad, is not negative (pad <= the kernel's span).
 // That convolution has C_in/G output channels, the N of its GEMMs: with fewer than a vector's
-// worth (LeNet's 6) most lanes would idle, and the col2im path is faster.
+// worth (LeNet's 6) most lanes would idle, so it runs only where the direct kernels take it;
+// otherwise the col2im path is faster.
+Conv2dShape input_grad_shape(const Conv2dShape& s);
+bool direct_forward_pays(const Conv2dShape& s);
+
 bool input_grad_is_convolution(const Conv2dShape& s) {
   constexpr int64_t kMinChannels = 16;
-  return s.stride_h == 1 && s.stride_w == 1 && s.pad_h <= s.dilation_h * (s.kernel_h - 1) &&
-         s.pad_w <= s.dilation_w * (s.kernel_w - 1) && s.in_channels_per_group() >= kMinChannels;
+  if (!(s.stride_h == 1 && s.stride_w == 1 && s.pad_h <= s.dilation_h * (s.kernel_h - 1) &&
+        s.pad_w <= s.dilation_w * (s.kernel_w - 1)))
+    return false;
+  constexpr int64_t kMinDirectChannels = 4;  // below, most of the direct kernels' block idles
+  return s.in_channels_per_group() >= kMinChannels ||
+         (s.in_channels_per_group() >= kMinDirectChannels &&
+          direct_forward_pays(input_grad_shape(s)));
 }
 
 // The shape of that convolution: dy (N, C_out, H_out, W_out) in, dx (N, C_in, H, W) out.
@@ -519,7 +667,7 @@ void widen_grad(const T* dy, int64_t n, int64_t images, const PixelLayout& layou
       for (int64_t i = 0; i < layout.rows; ++i) {
         T* row = dst + i * layout.pitch;
         copy_short_row(src + i * W_out, row, W_out);
-        for (int64_t j = W_out; j < layout.pitch; ++j) row[j] = T(0);
+        zero_short_row(row + W_out, layout.pitch - W_out);
       }
     }
 }
@@ -639,6 +787,10 @@ void conv2d_backward_input(const T* dy, const T* weight, T* dx, const Conv2dShap
 template <class T>
 void conv2d_backward_weight(const T* dy, const T* x, T* dweight, bool accumulate,
                             const Conv2dShape& s) {
+  if (direct_weight_grad_pays(s)) {
+    direct_weight_grad(dy, x, dweight, accumulate, s);
+    return;
+  }
   const T beta = accumulate ? T(1) : T(0);
   const ThreadPlan plan = plan_threads(s);
   if (plan.image_threads <= 1) {
