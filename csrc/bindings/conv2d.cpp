@@ -103,9 +103,28 @@ py::tuple conv2d_backward(py::object x_obj, py::object w_obj, py::object dy_obj,
   return py::make_tuple(dx_out, dw.arg.array, db_out);
 }
 
+// {"forward": ..., "input_grad": ..., "weight_grad": ...}: the methods cpu/conv2d.cpp takes for
+// these arguments (tests use it to cover every path).
+py::dict conv2d_plan(py::object x_obj, py::object w_obj, Pair stride, Pair padding,
+                     Pair dilation, int64_t groups) {
+  const char* op = "conv2d_plan";
+  const Conv2dInputs in = conv2d_inputs(op, x_obj, w_obj,
+                                        conv2d_params(stride, padding, dilation, groups));
+  cpu::Conv2dPlan plan;
+  dispatch_float(in.x.dtype, [&](auto zero) { plan = cpu::conv2d_plan<decltype(zero)>(in.shape); });
+  py::dict d;
+  d["forward"] = plan.forward;
+  d["input_grad"] = plan.input_grad;
+  d["weight_grad"] = plan.weight_grad;
+  return d;
+}
+
 }  // namespace
 
 void init_conv2d(py::module_& m) {
+  m.def("_conv2d_plan", &conv2d_plan, py::arg("x"), py::arg("weight"),
+        py::arg("stride") = Pair{1, 1}, py::arg("padding") = Pair{0, 0},
+        py::arg("dilation") = Pair{1, 1}, py::arg("groups") = 1);
   m.def("conv2d_forward", &conv2d_forward, py::arg("x"), py::arg("weight"),
         py::arg("bias") = py::none(), py::arg("stride") = Pair{1, 1},
         py::arg("padding") = Pair{0, 0}, py::arg("dilation") = Pair{1, 1},

@@ -592,26 +592,7 @@ void forward(const T* x, const T* weight, const T* bias, T* y, bool relu, const 
   });
 }
 
-// At stride 1 the input gradient is a forward convolution of dy with the flipped kernel when
-// the padding it needs, dilation * (k - 1) - pad, is not negative (pad <= the kernel's span).
-// That convolution has C_in/G output channels, the N of its GEMMs: with fewer than a vector's
-// worth (LeNet's 6) most lanes would idle, so it runs only where the direct kernels take it;
-// otherwise the col2im path is faster.
-Conv2dShape input_grad_shape(const Conv2dShape& s);
-bool direct_forward_pays(const Conv2dShape& s);
-
-bool input_grad_is_convolution(const Conv2dShape& s) {
-  constexpr int64_t kMinChannels = 16;
-  if (!(s.stride_h == 1 && s.stride_w == 1 && s.pad_h <= s.dilation_h * (s.kernel_h - 1) &&
-        s.pad_w <= s.dilation_w * (s.kernel_w - 1)))
-    return false;
-  constexpr int64_t kMinDirectChannels = 4;  // below, most of the direct kernels' block idles
-  return s.in_channels_per_group() >= kMinChannels ||
-         (s.in_channels_per_group() >= kMinDirectChannels &&
-          direct_forward_pays(input_grad_shape(s)));
-}
-
-// The shape of that convolution: dy (N, C_out, H_out, W_out) in, dx (N, C_in, H, W) out.
+// The shape of the input gradient's convolution (see below): dy (N, C_out, H_out, W_out) in, dx (N, C_in, H, W) out.
 Conv2dShape input_grad_shape(const Conv2dShape& s) {
   Conv2dParams p;
   p.pad_h = s.dilation_h * (s.kernel_h - 1) - s.pad_h;
@@ -621,6 +602,22 @@ Conv2dShape input_grad_shape(const Conv2dShape& s) {
   return Conv2dShape::from("conv2d_backward", s.output_dims(),
                            {s.in_channels, s.out_channels_per_group(), s.kernel_h, s.kernel_w},
                            p);
+}
+
+// At stride 1 the input gradient is a forward convolution of dy with the flipped kernel when
+// the padding it needs, dilation * (k - 1) - pad, is not negative (pad <= the kernel's span).
+// That convolution has C_in/G output channels, the N of its GEMMs: with fewer than a vector's
+// worth (LeNet's 6) most lanes would idle, so it runs only where the direct kernels take it;
+// otherwise the col2im path is faster.
+bool input_grad_is_convolution(const Conv2dShape& s) {
+  constexpr int64_t kMinChannels = 16;
+  if (!(s.stride_h == 1 && s.stride_w == 1 && s.pad_h <= s.dilation_h * (s.kernel_h - 1) &&
+        s.pad_w <= s.dilation_w * (s.kernel_w - 1)))
+    return false;
+  constexpr int64_t kMinDirectChannels = 4;  // below, most of the direct kernels' block idles
+  return s.in_channels_per_group() >= kMinChannels ||
+         (s.in_channels_per_group() >= kMinDirectChannels &&
+          direct_forward_pays(input_grad_shape(s)));
 }
 
 // weight'[g*Cg + c, o, p', q'] = weight[g*Og + o, c, kh-1-p', kw-1-q'] (Cg = C_in/G).
@@ -751,6 +748,37 @@ T sum_contiguous(const T* v, int64_t n) {
 
 }  // namespace
 
+namespace {
+
+// The forward's method, in the order forward() tries them.
+const char* forward_method(const Conv2dShape& s) {
+  if (direct_forward_pays(s)) return "direct";
+  if (channel_major_pays(s)) return "channel_major";
+  if (indirect_taps_pay(s)) return "indirect";
+  return columns_are_input(s) ? "input_as_columns" : "columns";
+}
+
+}  // namespace
+
+template <class T>
+Conv2dPlan conv2d_plan(const Conv2dShape& s) {
+  Conv2dPlan plan;
+  plan.forward = forward_method(s);
+  if (input_grad_is_convolution(s)) {
+    plan.input_grad = forward_method(input_grad_shape(s));
+  } else {
+    plan.input_grad = columns_are_input(s) ? "input_as_columns_col2im" : "col2im";
+  }
+  if (direct_weight_grad_pays(s)) {
+    plan.weight_grad = "direct";
+  } else if (wide_rows_pay(s) && !columns_are_input(s)) {
+    plan.weight_grad = "wide_columns";
+  } else {
+    plan.weight_grad = columns_are_input(s) ? "input_as_columns" : "columns";
+  }
+  return plan;
+}
+
 template <class T>
 void conv2d_forward(const T* x, const T* weight, const T* bias, T* y, const Conv2dShape& s,
                     bool relu) {
@@ -834,6 +862,7 @@ void conv2d_backward_bias(const T* dy, T* dbias, bool accumulate, const Conv2dSh
 }
 
 #define FASTNN_INSTANTIATE(T)                                                                  \
+  template Conv2dPlan conv2d_plan<T>(const Conv2dShape&);                                      \
   template void conv2d_forward<T>(const T*, const T*, const T*, T*, const Conv2dShape&,     \
                                    bool);                                                    \
   template void conv2d_backward_input<T>(const T*, const T*, T*, const Conv2dShape&);         \

@@ -25,6 +25,20 @@
 
 namespace fastnn::cpu {
 
+// Which method each pass takes for a shape (conv2d.cpp chooses by shape alone): forward
+// "direct" | "channel_major" | "indirect" | "columns" | "input_as_columns"; input_grad: a
+// forward method (stride 1: the flipped-kernel convolution) or "col2im" |
+// "input_as_columns_col2im"; weight_grad "direct" | "wide_columns" | "columns" |
+// "input_as_columns". For tests and benchmarks, which must know every path they cover.
+struct Conv2dPlan {
+  const char* forward = "";
+  const char* input_grad = "";
+  const char* weight_grad = "";
+};
+
+template <class T>
+Conv2dPlan conv2d_plan(const Conv2dShape& s);
+
 template <class T>
 void conv2d_forward(const T* x, const T* weight, const T* bias /* nullable */, T* y,
                     const Conv2dShape& s, bool relu = false);

@@ -1,0 +1,171 @@
+"""conv2d: every method the CPU kernels choose between, against the reference.
+
+cpu/conv2d.cpp picks a method per pass from the shape alone (direct kernels for few channels,
+GEMMs reading the padded image through tap offsets, column matrices with wide or exact rows,
+several images per product, col2im, the input gradient as a flipped-kernel convolution...).
+fastnn._cpu._conv2d_plan names the choice; each case below states the plan it must get, so a
+change of heuristics that leaves a method untested fails here instead of passing silently.
+
+Each case is checked in float32 and float64, on 1 and 2 threads (images split across threads,
+or threads inside one image for a batch of 1), with accumulation into existing gradients.
+Every SIMD path: test_forced_simd_paths re-runs the test_core_* tests in a subprocess per
+FASTNN_SIMD level (the direct kernels are built per ISA, like the GEMM's).
+
+Tolerances as in test_conv2d.py: float64 FLOAT64_RTOL (1e-12); float32 sums of up to ~2000
+products, FLOAT32_RTOL_REDUCTION (1e-4), while any indexing, padding or blocking bug gives
+errors of order 1.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import FLOAT32_RTOL_REDUCTION, FLOAT64_RTOL, assert_close
+
+import fastnn
+from fastnn import _cpu, ops, reference
+
+SIMD_LEVELS = ["generic", "avx2", "avx512"]
+
+# name: ((N, C_in, H, W, C_out, kernel, stride, padding, dilation, groups), plan)
+CASES = {
+    # LeNet's first layer: direct forward and weight gradient (few taps); its input gradient
+    # (one input channel) by col2im.
+    "lenet-conv1": ((3, 1, 12, 13, 6, 5, 1, 2, 1, 1), ("direct", "col2im", "direct")),
+    # LeNet's second layer: direct forward and input gradient, weight gradient by columns of
+    # several images per block (narrow planes: wide rows would not pay).
+    "lenet-conv2": ((5, 6, 14, 14, 16, 5, 1, 0, 1, 1), ("direct", "direct", "columns")),
+    # More output channels than one direct block (8) and a ragged last block.
+    "direct-ragged-block": ((2, 3, 9, 10, 13, 3, 1, 1, 1, 1), ("direct", "col2im", "direct")),
+    # A first layer with many output channels: the product writes y in place.
+    "first-layer-wide": ((3, 1, 11, 12, 20, 3, 1, 1, 1, 1), ("channel_major", "col2im", "direct")),
+    # The 4-conv CNN's shapes, small: taps read through offsets, wide-row weight gradient.
+    "indirect": ((2, 20, 10, 12, 24, 3, 1, 1, 1, 1), ("indirect", "indirect", "wide_columns")),
+    "indirect-dilated": ((2, 17, 11, 20, 19, 3, 1, 2, 2, 1), ("indirect", "indirect", "wide_columns")),
+    "indirect-grouped": ((3, 36, 9, 10, 40, 3, 1, 1, 1, 2), ("indirect", "indirect", "wide_columns")),
+    # Strided: exact columns, col2im, several images per block.
+    "strided": ((5, 16, 9, 9, 32, 3, 2, 1, 1, 1), ("columns", "col2im", "columns")),
+    "strided-rect": ((3, 18, 11, 10, 20, (3, 2), (2, 1), (1, 0), 1, 1), ("columns", "col2im", "columns")),
+    # Stride 1 where wide rows would waste too much (narrow output): exact columns; input
+    # gradient by the flipped-kernel convolution over columns.
+    "stride1-narrow": ((3, 20, 8, 8, 24, 5, 1, 0, 1, 1), ("columns", "columns", "columns")),
+    # Padding larger than the kernel's span: no flipped-kernel convolution.
+    "overpadded": ((2, 20, 6, 7, 24, 3, 1, 3, 1, 1), ("indirect", "col2im", "wide_columns")),
+    # 1x1 at stride 1: the image is its own column matrix.
+    "pointwise": ((3, 40, 5, 6, 36, 1, 1, 0, 1, 1), ("input_as_columns", "input_as_columns", "input_as_columns")),
+    "pointwise-few-channels": ((2, 12, 4, 5, 20, 1, 1, 0, 1, 1), ("channel_major", "input_as_columns_col2im", "input_as_columns")),
+    # Few output channels: the input gradient's convolution has few taps (12) too.
+    "pointwise-few-outputs": ((2, 20, 4, 5, 12, 1, 1, 0, 1, 1), ("channel_major", "channel_major", "input_as_columns")),
+    # K beyond the GEMM's K block (384 floats), batch 1 (threads inside the image).
+    "deep-K-batch1": ((1, 48, 9, 9, 24, 3, 1, 1, 1, 1), ("indirect", "indirect", "wide_columns")),
+}
+
+
+def make(case, dtype, rng):
+    (n, c_in, h, w, c_out, k, stride, padding, dilation, groups), _ = CASES[case]
+    kh, kw = (k, k) if isinstance(k, int) else k
+    x = rng.standard_normal((n, c_in, h, w)).astype(dtype)
+    weight = (rng.standard_normal((c_out, c_in // groups, kh, kw)) / np.sqrt(c_in * kh * kw)).astype(dtype)
+    bias = rng.standard_normal(c_out).astype(dtype)
+    args = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+    return x, weight, bias, args
+
+
+def pair(v):
+    return (v, v) if isinstance(v, int) else tuple(v)
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_core_plan_is_the_stated_one(case, rng):
+    x, weight, _, args = make(case, np.float32, rng)
+    plan = _cpu._conv2d_plan(
+        x, weight, pair(args["stride"]), pair(args["padding"]), pair(args["dilation"]), args["groups"]
+    )
+    assert (plan["forward"], plan["input_grad"], plan["weight_grad"]) == CASES[case][1]
+
+
+def test_every_method_is_covered():
+    methods = {(i, m) for _, plan in CASES.values() for i, m in enumerate(plan)}
+    forward = {"direct", "channel_major", "indirect", "columns", "input_as_columns"}
+    input_grad = forward | {"col2im", "input_as_columns_col2im"}
+    weight_grad = {"direct", "wide_columns", "columns", "input_as_columns"}
+    wanted = {(0, m) for m in forward} | {(1, m) for m in input_grad - {"input_as_columns"}} | {
+        (2, m) for m in weight_grad
+    }
+    assert wanted <= methods, f"not covered: {sorted(wanted - methods)}"
+
+
+@pytest.fixture
+def threads():
+    before = fastnn.get_num_threads()
+    yield
+    fastnn.set_num_threads(before)
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("num_threads", [1, 2])
+def test_core_matches_reference(case, dtype, num_threads, rng, threads):
+    fastnn.set_num_threads(num_threads)
+    rtol = FLOAT32_RTOL_REDUCTION if dtype == np.float32 else FLOAT64_RTOL
+    x, weight, bias, args = make(case, dtype, rng)
+    y = ops.conv2d(x, weight, bias, **args)
+    assert_close(y, reference.conv2d(x, weight, bias, **args), rtol, f"{case} y")
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    rdx, rdw, rdb = reference.conv2d_backward(x, weight, dy, **args)
+    # Accumulating into existing gradients (the .grad rule) on every path.
+    dw0 = rng.standard_normal(weight.shape).astype(dtype)
+    db0 = rng.standard_normal(bias.shape).astype(dtype)
+    dx, dw, db = ops.conv2d_backward(x, weight, dy, grad_weight=dw0.copy(), grad_bias=db0.copy(), **args)
+    assert_close(dx, rdx, rtol, f"{case} dx")
+    assert_close(dw, rdw + dw0, rtol, f"{case} dweight")
+    assert_close(db, rdb + db0, rtol, f"{case} dbias")
+
+
+@pytest.mark.parametrize("case", ["indirect", "lenet-conv1", "strided"])
+def test_core_results_do_not_depend_on_thread_count_in_forward(case, rng, threads):
+    """The forward sums each output in one fixed order on every path: bitwise equal."""
+    x, weight, bias, args = make(case, np.float32, rng)
+    outs = []
+    for nt in (1, 2):
+        fastnn.set_num_threads(nt)
+        outs.append(ops.conv2d(x, weight, bias, **args))
+    np.testing.assert_array_equal(outs[0], outs[1])
+
+
+@pytest.mark.parametrize("case", ["indirect", "lenet-conv1", "first-layer-wide"])
+def test_core_nonfinite_input_reaches_only_its_own_gradients(case, rng):
+    """Wide rows and the direct kernels read pixels past a row's end; they must not leak: an
+    Inf at the image's right edge gives the same non-finite pattern as the reference."""
+    x, weight, _, args = make(case, np.float64, rng)
+    x[0, 0, 1, -1] = np.inf
+    y = ops.conv2d(x, weight, None, **args)
+    dy = rng.standard_normal(y.shape)
+    _, dw, _ = ops.conv2d_backward(x, weight, dy, bias=False, input_grad=False, **args)
+    _, rdw, _ = reference.conv2d_backward(x, weight, dy, bias=False, input_grad=False, **args)
+    np.testing.assert_array_equal(np.isfinite(dw), np.isfinite(rdw))
+    finite = np.isfinite(rdw)
+    assert finite.any() and not finite.all()
+    assert_close(dw[finite], rdw[finite], FLOAT64_RTOL, f"{case} finite dweight")
+    ry = reference.conv2d(x, weight, None, **args)
+    np.testing.assert_array_equal(np.isfinite(y), np.isfinite(ry))
+
+
+@pytest.mark.parametrize("level", SIMD_LEVELS)
+def test_forced_simd_paths(level):
+    """The test_core_* tests under FASTNN_SIMD=level, in a fresh process."""
+    if os.environ.get("FASTNN_TEST_EXPECT_SIMD"):
+        pytest.skip("already inside a forced-level run")
+    detected = fastnn.build_info()["simd_detected"]
+    if SIMD_LEVELS.index(level) > SIMD_LEVELS.index(detected):
+        pytest.skip(f"this CPU lacks {level} (best level: {detected})")
+    env = dict(os.environ, FASTNN_SIMD=level, FASTNN_TEST_EXPECT_SIMD=level)
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", __file__, "-q", "-x", "-k", "test_core_", "-p", "no:cacheprovider"],
+        env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert run.returncode == 0, f"FASTNN_SIMD={level}:\n{run.stdout[-4000:]}\n{run.stderr[-2000:]}"
