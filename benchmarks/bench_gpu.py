@@ -2,13 +2,21 @@
 
     python benchmarks/bench_gpu.py [--budget SECONDS] [--quick]
 
+    python benchmarks/bench_gpu.py --dry-run    # no GPU needed: checks the plan on the CPU
+
 Sections, each with its share of the time budget (a section stops at its share and says what it
-skipped): GEMM 1024..8192 in exact float32 and TF32; the convolution layers of LeNet-5, VGG and
-ResNet-20 (through fastnn.ops.conv2d where it exists, else as the implicit-GEMM products they
-amount to); training steps (forward, loss, backward, SGD) at batch 128 and 512 of the networks
-fastnn can build. Every timing is checked for correctness first, measured with CUDA events after
-warm-up, alternating fastnn and the peer, and reported as the median; ratios are fastnn's speed
-over the peer's (> 1: fastnn faster). Prints one Markdown table.
+skipped): GEMM 1024..8192 in exact float32 and TF32 against cuBLAS (cupy.matmul); the
+convolution layers of LeNet-5, VGG and ResNet-20, forward and backward (data and weight
+gradients), against PyTorch/cuDNN; training steps (forward, loss, backward, SGD with momentum)
+at batch 128 and 512 of LeNet-5, the 4-conv CNN (fastnn.models.simple_cnn) and ResNet-20
+(fastnn.models.resnet(20)) against PyTorch eager twins built layer by layer from the fastnn
+models (same weights). Every timing is checked for correctness first, measured with CUDA events
+after warm-up, alternating fastnn and the peer, and reported as the median; ratios are fastnn's
+speed over the peer's (> 1: fastnn faster). Prints one Markdown table.
+
+--dry-run runs on the CPU without CuPy or a GPU: it builds every benchmark network and its
+PyTorch twin (where torch is installed), checks that they compute the same function, and lists
+the cases it would time.
 """
 
 from __future__ import annotations
@@ -28,8 +36,8 @@ from fastnn import nn, ops, optim
 
 try:
     import cupy
-except ImportError:  # pragma: no cover - the script needs a GPU machine
-    sys.exit("bench_gpu.py needs CuPy and a GPU")
+except ImportError:  # only --dry-run works without it
+    cupy = None
 
 try:
     import torch
@@ -137,84 +145,123 @@ CONV_LAYERS = [
 ]
 
 
+def fastnn_conv_calls(x, wt, dy, stride: int, pad: int) -> dict[str, Callable[[], object]]:
+    """The timed fastnn calls of one layer: forward, and backward (data and weight gradients)."""
+    return {
+        "fwd": lambda: ops.conv2d(x, wt, None, stride=stride, padding=pad),
+        "bwd": lambda: ops.conv2d_backward(x, wt, dy, stride=stride, padding=pad, bias=False),
+    }
+
+
 def bench_conv(budget: Budget) -> None:
-    has_conv = hasattr(ops, "conv2d")
     rng = cupy.random.default_rng(0)
+    if HAVE_TORCH:
+        torch.backends.cudnn.allow_tf32 = False  # compare exact float32 with exact float32
     for name, n, c, h, w, k, r, stride, pad in CONV_LAYERS:
         if not budget.left():
             add("conv", f"{name} and later", "skipped", "(budget)", None)
             break
         ho, wo = (h + 2 * pad - r) // stride + 1, (w + 2 * pad - r) // stride + 1
-        flops = 2.0 * n * ho * wo * k * c * r * r
+        flops = 2.0 * n * ho * wo * k * c * r * r  # per product: forward, data grad, weight grad
         x = rng.standard_normal((n, c, h, w), dtype=cupy.float32)
         wt = rng.standard_normal((k, c, r, r), dtype=cupy.float32)
-        if has_conv:
-            ours = lambda: ops.conv2d(x, wt, None, stride=stride, padding=pad)  # noqa: E731
-            case = f"{name} fwd"
-        else:  # the implicit GEMM the layer amounts to: (N*Ho*Wo, C*R*R) @ (C*R*R, K)
-            cols = rng.standard_normal((n * ho * wo, c * r * r), dtype=cupy.float32)
-            wm = wt.reshape(k, -1)
-            ours = lambda: ops.matmul(cols, wm, trans_b=True)  # noqa: E731
-            case = f"{name} as GEMM"
-        if HAVE_TORCH:
-            tx, tw = torch.as_tensor(x, device="cuda"), torch.as_tensor(wt, device="cuda")
-            torch.backends.cudnn.allow_tf32 = False  # compare exact float32 with exact float32
-            peer = lambda: torch.nn.functional.conv2d(tx, tw, stride=stride, padding=pad)  # noqa: E731
-            if has_conv:
-                err = rel_error(ours(), cupy.asarray(peer()))
-                if err > 1e-4:
-                    add("conv", case, f"WRONG {err:.1e}", "", None)
-                    continue
-            t_ours, t_peer = alternate(ours, peer, 10)
-            add("conv", f"{case} vs torch", f"{flops / t_ours / 1e12:.2f} TFLOP/s",
-                f"{flops / t_peer / 1e12:.2f} TFLOP/s", t_peer / t_ours)
-        else:
-            t_ours = gpu_time(ours, 10)
-            add("conv", case, f"{flops / t_ours / 1e12:.2f} TFLOP/s", "no torch", None)
+        dy = rng.standard_normal((n, k, ho, wo), dtype=cupy.float32)
+        ours = fastnn_conv_calls(x, wt, dy, stride, pad)
+        if not HAVE_TORCH:
+            for kind, fn in ours.items():
+                t_ours = gpu_time(fn, 10)
+                add("conv", f"{name} {kind}", f"{flops * (1 if kind == 'fwd' else 2) / t_ours / 1e12:.2f} TFLOP/s",
+                    "no torch", None)
+            continue
+        tx = torch.as_tensor(x, device="cuda").requires_grad_(True)
+        tw = torch.as_tensor(wt, device="cuda").requires_grad_(True)
+        tdy = torch.as_tensor(dy, device="cuda")
+        ty = torch.nn.functional.conv2d(tx, tw, stride=stride, padding=pad)
+        peer = {
+            "fwd": lambda: torch.nn.functional.conv2d(tx, tw, stride=stride, padding=pad),
+            "bwd": lambda: torch.autograd.grad(ty, (tx, tw), tdy, retain_graph=True),
+        }
+        # Correctness first: forward output, and both gradients.
+        checks = [(ours["fwd"](), ty.detach())]
+        dx, dw, _ = ours["bwd"]()
+        checks += list(zip((dx, dw), peer["bwd"]()))
+        errors = [rel_error(a, cupy.asarray(b)) for a, b in checks]
+        if max(errors) > 1e-4:
+            add("conv", f"{name}", f"WRONG {max(errors):.1e}", "", None)
+            continue
+        for kind in ("fwd", "bwd"):
+            t_ours, t_peer = alternate(ours[kind], peer[kind], 10)
+            work = flops * (1 if kind == "fwd" else 2)
+            add("conv", f"{name} {kind} vs cuDNN", f"{work / t_ours / 1e12:.2f} TFLOP/s",
+                f"{work / t_peer / 1e12:.2f} TFLOP/s", t_peer / t_ours)
 
 
 # ---- training steps --------------------------------------------------------------------------
 def fastnn_models() -> dict[str, Callable[[], nn.Module]]:
-    """The benchmark networks fastnn can build with the layers it has (28x28x1 or 32x32x3 in)."""
-    models: dict[str, Callable[[], nn.Module]] = {
-        "MLP 784-512-256-10": lambda: nn.Sequential(nn.Flatten(), nn.Linear(784, 512), nn.ReLU(),
-                                                    nn.Linear(512, 256), nn.ReLU(), nn.Linear(256, 10)),
+    """The benchmark networks: LeNet-5 on 28x28x1, the 4-conv CNN and ResNet-20 on 32x32x3."""
+    from fastnn import models
+
+    return {
+        "LeNet-5": lambda: models.lenet5(in_channels=1, num_classes=10, input_size=28),
+        "CNN 4-conv": lambda: models.simple_cnn(in_channels=3, num_classes=10, input_size=32),
+        "ResNet-20": lambda: models.resnet(20, in_channels=3, num_classes=10, input_size=32),
     }
-    if all(hasattr(nn, name) for name in ("Conv2d", "MaxPool2d")):
-        models["LeNet-5"] = lambda: nn.Sequential(
-            nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(6, 16, 5), nn.ReLU(),
-            nn.MaxPool2d(2), nn.Flatten(), nn.Linear(400, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(),
-            nn.Linear(84, 10))
-        models["CNN 4-conv"] = lambda: nn.Sequential(
-            nn.Conv2d(3, 32, 3, padding=1), nn.ReLU(), nn.Conv2d(32, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.Conv2d(64, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Flatten(), nn.Linear(64 * 8 * 8, 256), nn.ReLU(), nn.Linear(256, 10))
-    models_module = getattr(fastnn, "models", None)
-    if models_module is not None and hasattr(models_module, "resnet20"):
-        models["ResNet-20"] = models_module.resnet20
-    return models
 
 
 def input_shape(name: str) -> tuple[int, ...]:
-    return (1, 28, 28) if name in ("LeNet-5", "MLP 784-512-256-10") else (3, 32, 32)
+    return (1, 28, 28) if name == "LeNet-5" else (3, 32, 32)
 
 
-def torch_model(name: str):
-    """The same network in PyTorch (None where it has no twin here)."""
+def torch_twin(module: nn.Module):
+    """The same network in PyTorch, layer by layer, with the same weights (on the CPU; .cuda()
+    it). Raises TypeError for a layer it does not know."""
     tnn = torch.nn
-    if name.startswith("MLP"):
-        return tnn.Sequential(tnn.Flatten(), tnn.Linear(784, 512), tnn.ReLU(), tnn.Linear(512, 256), tnn.ReLU(),
-                              tnn.Linear(256, 10))
-    if name == "LeNet-5":
-        return tnn.Sequential(tnn.Conv2d(1, 6, 5, padding=2), tnn.ReLU(), tnn.MaxPool2d(2), tnn.Conv2d(6, 16, 5),
-                              tnn.ReLU(), tnn.MaxPool2d(2), tnn.Flatten(), tnn.Linear(400, 120), tnn.ReLU(),
-                              tnn.Linear(120, 84), tnn.ReLU(), tnn.Linear(84, 10))
-    if name == "CNN 4-conv":
-        return tnn.Sequential(tnn.Conv2d(3, 32, 3, padding=1), tnn.ReLU(), tnn.Conv2d(32, 32, 3, padding=1), tnn.ReLU(),
-                              tnn.MaxPool2d(2), tnn.Conv2d(32, 64, 3, padding=1), tnn.ReLU(),
-                              tnn.Conv2d(64, 64, 3, padding=1), tnn.ReLU(), tnn.MaxPool2d(2), tnn.Flatten(),
-                              tnn.Linear(64 * 8 * 8, 256), tnn.ReLU(), tnn.Linear(256, 10))
-    return None
+
+    class TwinResidual(tnn.Module):
+        def __init__(self, block, shortcut):
+            super().__init__()
+            self.block, self.shortcut = block, shortcut
+
+        def forward(self, x):
+            return self.block(x) + (x if self.shortcut is None else self.shortcut(x))
+
+    def tensor(a):
+        return torch.as_tensor(np.array(a.get() if hasattr(a, "get") else a, dtype=np.float32))
+
+    def convert(m: nn.Module):
+        kind = type(m).__name__
+        if kind == "Sequential":
+            return tnn.Sequential(*[convert(c) for c in m])
+        if kind == "Residual":
+            return TwinResidual(convert(m.block), None if m.shortcut is None else convert(m.shortcut))
+        if kind == "Conv2d":
+            t = tnn.Conv2d(m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding, m.dilation, m.groups,
+                           bias=m.bias is not None)
+        elif kind == "Linear":
+            t = tnn.Linear(m.in_features, m.out_features, bias=m.bias is not None)
+        elif kind in ("BatchNorm1d", "BatchNorm2d"):
+            t = getattr(tnn, kind)(m.num_features, eps=m.eps, momentum=m.momentum)
+            t.running_mean.copy_(tensor(m.running_mean))
+            t.running_var.copy_(tensor(m.running_var))
+        elif kind == "ReLU":
+            return tnn.ReLU()
+        elif kind in ("MaxPool2d", "AvgPool2d"):
+            return getattr(tnn, kind)(m.kernel_size, m.stride, m.padding)
+        elif kind == "GlobalAvgPool2d":
+            return tnn.Sequential(tnn.AdaptiveAvgPool2d(1), tnn.Flatten())
+        elif kind == "Flatten":
+            return tnn.Flatten(m.start_dim)
+        elif kind == "Dropout":
+            return tnn.Dropout(m.p)
+        else:
+            raise TypeError(f"torch_twin: no PyTorch twin for {kind}")
+        with torch.no_grad():
+            t.weight.copy_(tensor(m.weight.data))
+            if getattr(m, "bias", None) is not None:
+                t.bias.copy_(tensor(m.bias.data))
+        return t
+
+    return convert(module)
 
 
 def step_time(step: Callable[[], object], seconds: float) -> float:
@@ -240,7 +287,9 @@ def bench_training(batches: list[int], budget: Budget) -> None:
             x_host = rng.standard_normal((batch, *input_shape(name))).astype(np.float32)
             y_host = rng.integers(0, 10, batch)
             fastnn.manual_seed(0)
-            model = build().to("cuda")
+            model = build()
+            twin = torch_twin(model) if HAVE_TORCH else None  # before .to("cuda"): same weights
+            model.to("cuda")
             loss_fn = nn.SoftmaxCrossEntropy()
             opt = optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
             x, y = cupy.asarray(x_host), cupy.asarray(y_host)
@@ -248,17 +297,16 @@ def bench_training(batches: list[int], budget: Budget) -> None:
             def fastnn_step():
                 loss = loss_fn(model(x), y)
                 opt.zero_grad()
-                model.backward(loss_fn.backward())
+                model.backward_params(loss_fn.backward())  # as fit() does: no gradient for the data
                 opt.step()
                 return loss
 
             t_ours = step_time(fastnn_step, 3.0)
             peer, ratio = "no torch", None
-            twin = torch_model(name) if HAVE_TORCH else None
             if twin is not None:
                 torch.backends.cudnn.allow_tf32 = False
                 torch.backends.cuda.matmul.allow_tf32 = False
-                twin = twin.cuda()
+                twin = twin.cuda().train()
                 topt = torch.optim.SGD(twin.parameters(), lr=0.01, momentum=0.9)
                 tx, ty = torch.as_tensor(x_host, device="cuda"), torch.as_tensor(y_host, device="cuda")
                 tloss = torch.nn.CrossEntropyLoss()
@@ -275,12 +323,52 @@ def bench_training(batches: list[int], budget: Budget) -> None:
             add("train", f"{name} batch {batch} step", f"{t_ours * 1e3:.2f} ms", peer, ratio)
 
 
+def dry_run(quick: bool) -> int:
+    """The plan, checked on the CPU: every network builds, runs a forward and a training step,
+    and (with torch) its twin computes the same logits from the same weights."""
+    failures = 0
+    for name, build in fastnn_models().items():
+        fastnn.manual_seed(0)
+        model = build()
+        x = np.random.default_rng(0).standard_normal((2, *input_shape(name))).astype(np.float32)
+        model.eval()
+        logits = model(x)
+        line = f"  train  {name:12s} params {sum(p.size for p in model.parameters()):>9,}  logits {logits.shape}"
+        if torch is not None:
+            twin = torch_twin(model).eval()
+            with torch.no_grad():
+                err = float(np.linalg.norm(twin(torch.as_tensor(x)).numpy() - logits) / np.linalg.norm(logits))
+            line += f"  torch twin rel. error {err:.1e}"
+            failures += err > 1e-4
+        model.train()
+        loss_fn = nn.SoftmaxCrossEntropy()
+        loss_fn(model(x), np.array([0, 1]))
+        model.backward_params(loss_fn.backward())
+        print(line, flush=True)
+    for name, n, c, h, w, k, r, stride, pad in CONV_LAYERS:  # batch 1 on the CPU: the calls work
+        ho, wo = (h + 2 * pad - r) // stride + 1, (w + 2 * pad - r) // stride + 1
+        x, wt, dy = np.ones((1, c, h, w), np.float32), np.ones((k, c, r, r), np.float32), np.ones((1, k, ho, wo), np.float32)
+        calls = fastnn_conv_calls(x, wt, dy, stride, pad)
+        y, (dx, dw, _) = calls["fwd"](), calls["bwd"]()
+        assert y.shape == dy.shape and dx.shape == x.shape and dw.shape == wt.shape, name
+        print(f"  conv   {name:16s} batch {n}: ({n}, {c}, {h}, {w}) -> ({n}, {k}, {ho}, {wo}), forward and backward")
+    sizes = [1024, 2048] if quick else [1024, 2048, 4096, 8192]
+    print(f"  gemm   {sizes} exact float32 and TF32 vs cuBLAS")
+    print("dry run: " + ("FAILED (a torch twin differs)" if failures else "ok"))
+    return 1 if failures else 0
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget", type=float, default=200.0, help="seconds for all sections together")
     parser.add_argument("--quick", action="store_true", help="smaller sizes (a smoke run)")
+    parser.add_argument("--dry-run", action="store_true", help="check the plan on the CPU (no GPU needed)")
     parser.add_argument("--cupy-tf32", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.dry_run:
+        sys.exit(dry_run(args.quick))
+    if cupy is None or not fastnn.cuda.is_available():
+        sys.exit(f"bench_gpu.py needs CuPy and a GPU: {fastnn.cuda.unavailable_reason()} (--dry-run runs without)")
     if args.cupy_tf32:  # child mode: cuBLAS TF32 GEMM timings as JSON
         result = {}
         for n in map(int, args.cupy_tf32.split(",")):

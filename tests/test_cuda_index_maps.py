@@ -1,8 +1,9 @@
 """The CUDA kernels' index arithmetic, checked on the CPU (no GPU needed): small C++ programs in
 tests/cuda_host compile the kernels' index maps as host code — the GEMM tile loaders and thread
 mapping (csrc/cuda/gemm_tiles.cuh, with CUDA's headers) and the implicit-GEMM convolution's
-gathers and output addresses (csrc/cuda/conv2d_maps.cuh) — and check every element lands where
-it should. Skipped without a C++ compiler (or, for the tile maps, the CUDA headers). The
+gathers and output addresses (csrc/cuda/conv2d_maps.cuh), the pooling windows, scans and
+backward gathers (csrc/cuda/pool2d_maps.cuh, against the CPU's scatter bit for bit) — and check
+every element lands where it should. Skipped without a C++ compiler (or, for the tile maps, the CUDA headers). The
 kernels' arithmetic itself runs in tests/cuda."""
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ def _cuda_include() -> Path | None:
     return None
 
 
-@pytest.mark.parametrize("program,needs_cuda_headers", [("tile_maps", True), ("conv2d_maps", False)])
+@pytest.mark.parametrize("program,needs_cuda_headers", [("tile_maps", True), ("conv2d_maps", False), ("pool2d_maps", False)])
 def test_index_maps(program, needs_cuda_headers, tmp_path):
     compiler = shutil.which("c++") or shutil.which("g++")
     include = _cuda_include()

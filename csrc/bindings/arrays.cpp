@@ -23,25 +23,6 @@ std::string describe_dtype(const py::array& a) {
   return py::str(a.dtype()).cast<std::string>();
 }
 
-// What an argument may hold: floats (float32/float64), integer indices (int32/int64), bytes.
-enum class Kind { floats, indices, bytes };
-
-bool kind_accepts(Kind kind, Dtype d) {
-  switch (kind) {
-    case Kind::floats: return d == Dtype::float32 || d == Dtype::float64;
-    case Kind::indices: return d == Dtype::int32 || d == Dtype::int64;
-    default: return d == Dtype::uint8;
-  }
-}
-
-const char* kind_expected(Kind kind) {
-  switch (kind) {
-    case Kind::floats: return "float32 or float64";
-    case Kind::indices: return "int64 or int32";
-    default: return "uint8";
-  }
-}
-
 ArrayArg as_array(const char* op, const char* arg, const py::handle& obj, Kind kind, int ndim,
                   Access access, const char* what = "") {
   if (!py::isinstance<py::array>(obj)) {
@@ -54,10 +35,7 @@ ArrayArg as_array(const char* op, const char* arg, const py::handle& obj, Kind k
   out.present = true;
   const py::array& a = out.array;
   const bool known = classify(a, &out.dtype);
-  if (!known || !kind_accepts(kind, out.dtype)) {
-    throw_type_error("fastnn.", op, ": argument '", arg, "' must be ", kind_expected(kind), what,
-                     "; got ", describe_dtype(a));
-  }
+  if (!known || !kind_accepts(kind, out.dtype)) check_kind(op, arg, kind, known, out.dtype, describe_dtype(a), what);
   out.dims.assign(a.shape(), a.shape() + a.ndim());
   check_ndim(op, arg, out.dims, ndim);
   const int flags = py::detail::array_proxy(a.ptr())->flags;

@@ -38,15 +38,33 @@ decltype(auto) dispatch_float(Dtype dtype, F&& f) {
 
 inline bool is_float(Dtype d) { return d == Dtype::float32 || d == Dtype::float64; }
 
-// `known` is false for a dtype outside Dtype; `described` is how the array library prints it.
-inline void check_dtype_kind(const char* op, const char* arg, bool want_float, bool known, Dtype d,
-                             const std::string& described) {
-  if (want_float && !(known && is_float(d)))
-    throw_type_error("fastnn.", op, ": argument '", arg, "' must be float32 or float64; got ",
-                     described);
-  if (!want_float && (!known || is_float(d)))
-    throw_type_error("fastnn.", op, ": argument '", arg, "' must be int64 or int32 labels; got ",
-                     described);
+// What an argument may hold: floats (float32/float64), integer indices or labels (int32/int64),
+// bytes (uint8, e.g. a dropout mask).
+enum class Kind { floats, indices, bytes };
+
+inline bool kind_accepts(Kind kind, Dtype d) {
+  switch (kind) {
+    case Kind::floats: return is_float(d);
+    case Kind::indices: return d == Dtype::int32 || d == Dtype::int64;
+    default: return d == Dtype::uint8;
+  }
+}
+
+inline const char* kind_expected(Kind kind) {
+  switch (kind) {
+    case Kind::floats: return "float32 or float64";
+    case Kind::indices: return "int64 or int32";
+    default: return "uint8";
+  }
+}
+
+// TypeError unless the dtype suits `kind`. `known` is false for a dtype outside Dtype;
+// `described` is how the array library prints it; `what` qualifies the expectation (" labels").
+inline void check_kind(const char* op, const char* arg, Kind kind, bool known, Dtype d,
+                       const std::string& described, const char* what = "") {
+  if (!known || !kind_accepts(kind, d))
+    throw_type_error("fastnn.", op, ": argument '", arg, "' must be ", kind_expected(kind), what,
+                     "; got ", described);
 }
 
 inline void check_ndim(const char* op, const char* arg, const std::vector<int64_t>& dims,

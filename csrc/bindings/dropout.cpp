@@ -1,27 +1,12 @@
 // Bindings for cpu/dropout.h.
 #include "bindings/arrays.h"
+#include "bindings/seed.h"
 #include "common/shapes/dropout.h"
 #include "cpu/dropout.h"
 
 namespace fastnn::bind {
 
 namespace {
-
-// Any Python or NumPy integer in [0, 2**64); TypeError / ValueError naming the op otherwise.
-uint64_t seed_arg(const char* op, const py::handle& obj) {
-  if (PyBool_Check(obj.ptr()) || !PyIndex_Check(obj.ptr()))
-    throw_type_error("fastnn.", op, ": argument 'seed' must be an int; got ",
-                     py::str(py::type::of(obj).attr("__name__")).cast<std::string>());
-  py::int_ value = py::reinterpret_steal<py::int_>(PyNumber_Index(obj.ptr()));
-  if (!value) throw py::error_already_set();
-  const unsigned long long seed = PyLong_AsUnsignedLongLong(value.ptr());
-  if (PyErr_Occurred()) {
-    PyErr_Clear();
-    throw_value_error("fastnn.", op, ": argument 'seed' must lie in [0, 2**64); got ",
-                      py::str(value).cast<std::string>());
-  }
-  return static_cast<uint64_t>(seed);
-}
 
 // Returns (y, mask): mask is uint8 0/1 of x's shape, the input of dropout_backward.
 py::tuple dropout_forward(py::object x_obj, double p, py::object seed_obj) {

@@ -1,5 +1,7 @@
 // Bindings for cpu/pool2d.h. Window parameters arrive as (h, w) ints; fastnn.ops.pool2d turns
 // PyTorch-style ints / pairs and stride=None into them.
+#include <array>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -59,12 +61,17 @@ py::tuple max_pool2d_forward(py::object x_obj, int64_t kh, int64_t kw, int64_t s
   return py::make_tuple(y, indices);
 }
 
+// `window` (optional) is the forward's; the indices alone say where gradients go, so it only
+// checks grad_out's shape here (the CUDA backend gathers through it).
 py::array max_pool2d_backward(py::object dy_obj, py::object indices_obj,
-                              const std::vector<int64_t>& input_shape) {
+                              const std::vector<int64_t>& input_shape,
+                              const std::optional<std::array<int64_t, 6>>& window) {
   const char* op = "max_pool2d_backward";
-  const Pool2dShape in = Pool2dShape::global(op, "input_shape", input_shape);
+  const Pool2dShape in = window ? Pool2dShape::from(op, "input_shape", input_shape, *window)
+                                : Pool2dShape::global(op, "input_shape", input_shape);
   ArrayArg dy = float_array(op, "grad_out", dy_obj, 4);
-  require_grad_of(op, dy, input_shape, {in.batch, in.channels, dy.dims[2], dy.dims[3]});
+  require_grad_of(op, dy, input_shape,
+                  window ? in.output_dims() : std::vector<int64_t>{in.batch, in.channels, dy.dims[2], dy.dims[3]});
   ArrayArg indices = index_array(op, "indices", indices_obj);
   require_dims(op, indices, dy.dims, "(the shape of grad_out)");
   const int64_t planes = in.planes(), in_plane = in.in_plane(), out_plane = dy.dims[2] * dy.dims[3];
@@ -154,7 +161,7 @@ void init_pool2d(py::module_& m) {
         py::arg("kernel_w"), py::arg("stride_h"), py::arg("stride_w"), py::arg("pad_h"),
         py::arg("pad_w"), py::arg("index_dtype") = "int64");
   m.def("max_pool2d_backward", &max_pool2d_backward, py::arg("grad_out"), py::arg("indices"),
-        py::arg("input_shape"));
+        py::arg("input_shape"), py::arg("window") = py::none());
   m.def("avg_pool2d_forward", &avg_pool2d_forward, py::arg("x"), py::arg("kernel_h"),
         py::arg("kernel_w"), py::arg("stride_h"), py::arg("stride_w"), py::arg("pad_h"),
         py::arg("pad_w"));

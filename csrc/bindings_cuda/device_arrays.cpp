@@ -36,6 +36,7 @@ bool classify(const std::string& typestr, Dtype* out) {
   if (typestr == "<f8") return *out = Dtype::float64, true;
   if (typestr == "<i4") return *out = Dtype::int32, true;
   if (typestr == "<i8") return *out = Dtype::int64, true;
+  if (typestr == "|u1") return *out = Dtype::uint8, true;
   return false;
 }
 
@@ -71,8 +72,8 @@ void check_device_memory(const char* op, const char* arg, uintptr_t address) {
                       attributes.device, "):`)");
 }
 
-DeviceArray as_device_array(const char* op, const char* arg, const py::handle& obj, bool want_float,
-                            int ndim, Access access) {
+DeviceArray as_device_array(const char* op, const char* arg, const py::handle& obj, Kind kind, int ndim,
+                            Access access, const char* what = "") {
   if (!py::hasattr(obj, "__cuda_array_interface__"))
     throw_type_error("fastnn.", op, ": argument '", arg,
                      "' must be a cupy.ndarray (the other arguments are on the GPU); got ", type_name(obj));
@@ -83,8 +84,8 @@ DeviceArray as_device_array(const char* op, const char* arg, const py::handle& o
   out.present = true;
   const std::string typestr = cai["typestr"].cast<std::string>();
   const bool known = classify(typestr, &out.dtype);
-  check_dtype_kind(op, arg, want_float, known, out.dtype,
-                   py::str(cupy().numpy_dtype(typestr)).cast<std::string>());
+  if (!known || !kind_accepts(kind, out.dtype))
+    check_kind(op, arg, kind, known, out.dtype, py::str(cupy().numpy_dtype(typestr)).cast<std::string>(), what);
   for (const py::handle d : cai["shape"]) out.dims.push_back(d.cast<int64_t>());
   check_ndim(op, arg, out.dims, ndim);
   out.numel = checked_numel(out.dims, op);
@@ -103,7 +104,7 @@ DeviceArray as_device_array(const char* op, const char* arg, const py::handle& o
 
 DeviceArray device_float_array(const char* op, const char* arg, const py::handle& obj, int ndim,
                                Access access) {
-  return as_device_array(op, arg, obj, true, ndim, access);
+  return as_device_array(op, arg, obj, Kind::floats, ndim, access);
 }
 
 DeviceArray optional_device_float_array(const char* op, const char* arg, const py::handle& obj,
@@ -113,11 +114,19 @@ DeviceArray optional_device_float_array(const char* op, const char* arg, const p
     none.name = arg;
     return none;
   }
-  return as_device_array(op, arg, obj, true, ndim, access);
+  return as_device_array(op, arg, obj, Kind::floats, ndim, access);
 }
 
 DeviceArray device_label_array(const char* op, const char* arg, const py::handle& obj) {
-  return as_device_array(op, arg, obj, false, 1, Access::read);
+  return as_device_array(op, arg, obj, Kind::indices, 1, Access::read, " labels");
+}
+
+DeviceArray device_index_array(const char* op, const char* arg, const py::handle& obj, int ndim) {
+  return as_device_array(op, arg, obj, Kind::indices, ndim, Access::read);
+}
+
+DeviceArray device_byte_array(const char* op, const char* arg, const py::handle& obj, int ndim) {
+  return as_device_array(op, arg, obj, Kind::bytes, ndim, Access::read);
 }
 
 void require_same_dtype(const char* op, const DeviceArray& a, const DeviceArray& b) {

@@ -47,6 +47,10 @@ DeviceArray optional_device_float_array(const char* op, const char* arg, const p
                                         int ndim = -1, Access access = Access::read);
 // Class labels: a 1-D int32/int64 CuPy array.
 DeviceArray device_label_array(const char* op, const char* arg, const py::handle& obj);
+// Integer indices (int32/int64) of any rank (`ndim` < 0) or a given rank.
+DeviceArray device_index_array(const char* op, const char* arg, const py::handle& obj, int ndim = -1);
+// A uint8 array (e.g. a dropout mask).
+DeviceArray device_byte_array(const char* op, const char* arg, const py::handle& obj, int ndim = -1);
 
 void require_same_dtype(const char* op, const DeviceArray& a, const DeviceArray& b);
 void require_dims(const char* op, const DeviceArray& b, const std::vector<int64_t>& dims,

@@ -18,6 +18,9 @@ void init_softmax_xent(py::module_& m);
 void init_bce_logits(py::module_& m);
 void init_optim(py::module_& m);
 void init_conv2d(py::module_& m);
+void init_pool2d(py::module_& m);
+void init_batchnorm(py::module_& m);
+void init_dropout(py::module_& m);
 }  // namespace fastnn::bind
 
 namespace {
@@ -79,4 +82,7 @@ PYBIND11_MODULE(_cuda, m) {
   fastnn::bind::init_bce_logits(m);
   fastnn::bind::init_optim(m);
   fastnn::bind::init_conv2d(m);
+  fastnn::bind::init_pool2d(m);
+  fastnn::bind::init_batchnorm(m);
+  fastnn::bind::init_dropout(m);
 }

@@ -5,25 +5,16 @@
 #include "common/threading.h"
 
 namespace fastnn::cpu {
-namespace {
-
-// 1 / (1 - p), or 0 when everything is dropped.
-double keep_scale(double p) { return p < 1.0 ? 1.0 / (1.0 - p) : 0.0; }
-
-// Keep element i iff its 53 random bits, read as an integer, reach p * 2^53 (exact in double
-// for p in [0, 1]); p = 1 gives 2^53, which no 53-bit value reaches.
-uint64_t drop_threshold(double p) { return static_cast<uint64_t>(p * 9007199254740992.0); }
-
-}  // namespace
 
 template <class T>
 void dropout_forward(const T* x, T* y, uint8_t* mask, int64_t n, double p, uint64_t seed) {
-  const uint64_t threshold = drop_threshold(p);
-  const T scale = static_cast<T>(keep_scale(p));
+  const uint64_t key = dropout_key(seed);
+  const uint64_t threshold = dropout_drop_threshold(p);
+  const T scale = static_cast<T>(dropout_keep_scale(p));
   const int nt = threads_for(n, 8192);
 #pragma omp parallel for simd num_threads(nt) schedule(static)
   for (int64_t i = 0; i < n; ++i) {
-    const bool keep = dropout_keep_bits(seed, static_cast<uint64_t>(i)) >= threshold;
+    const bool keep = dropout_keep_bits_keyed(key, static_cast<uint64_t>(i)) >= threshold;
     mask[i] = keep ? 1 : 0;
     y[i] = keep ? x[i] * scale : T(0);
   }
@@ -31,7 +22,7 @@ void dropout_forward(const T* x, T* y, uint8_t* mask, int64_t n, double p, uint6
 
 template <class T>
 void dropout_backward(const T* dy, const uint8_t* mask, T* dx, int64_t n, double p) {
-  const T scale = static_cast<T>(keep_scale(p));
+  const T scale = static_cast<T>(dropout_keep_scale(p));
   const int nt = threads_for(n);
 #pragma omp parallel for simd num_threads(nt) schedule(static)
   for (int64_t i = 0; i < n; ++i) dx[i] = mask[i] ? dy[i] * scale : T(0);

@@ -130,13 +130,49 @@ def _build_schedule(config: dict, opt: optim.Optimizer, steps_per_epoch: int):
     return None
 
 
-def _loaders(config: dict, train_set, test_set) -> tuple[data.DataLoader, data.DataLoader]:
+def _loaders(config: dict, train_set, test_set, device: str) -> tuple[data.DataLoader, data.DataLoader]:
     normalize = data.Normalize(config["normalize_mean"], config["normalize_std"])
     augment = DATASETS[config["dataset"]].augment() if config["augment"] else []
     train_loader = data.DataLoader(train_set, config["batch_size"], shuffle=True, seed=config["seed"],
-                                   transform=data.Compose(augment + [normalize]))
-    test_loader = data.DataLoader(test_set, max(config["batch_size"], 256), transform=normalize)
+                                   transform=data.Compose(augment + [normalize]), device=device)
+    test_loader = data.DataLoader(test_set, max(config["batch_size"], 256), transform=normalize, device=device)
     return train_loader, test_loader
+
+
+def _device(text: str) -> str:
+    """--device: "cpu", "cuda" or "cuda:<index>"."""
+    from fastnn._device import parse_device
+
+    try:
+        parse_device(text, "--device")
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected cpu, cuda or cuda:<index>, got {text!r}") from None
+    return text
+
+
+def _require_device(device: str) -> None:
+    """CLIError (one line) when --device asks for a GPU that cannot be used here; checked before
+    any data is loaded."""
+    if device.startswith("cuda"):
+        from fastnn import cuda
+
+        if not cuda.is_available():
+            raise CLIError(f"--device {device}: the CUDA backend is not available: {cuda.unavailable_reason()}")
+
+
+def _device_text(device: str) -> str:
+    if not device.startswith("cuda"):
+        return "CPU"
+    from fastnn import cuda
+
+    index = int(device[5:]) if ":" in device else None
+    gpus = cuda.info()["devices"]
+    chosen = next((g for g in gpus if g["index"] == index), None) if index is not None else None
+    if chosen is None and gpus:
+        import cupy
+
+        chosen = next((g for g in gpus if g["index"] == cupy.cuda.Device().id), gpus[0])
+    return f"GPU {chosen['name']}" if chosen else "GPU"
 
 
 # train -----------------------------------------------------------------------------------------
@@ -204,6 +240,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         config, ck = _config_from_args(args), None
         run_dir = Path(args.out) if args.out else _new_run_dir(config)
     build_model = _model_builder(config["model"])
+    _require_device(args.device)
 
     t0 = time.perf_counter()
     train_set, test_set = _load_data(config, args.download)
@@ -223,7 +260,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     fastnn.manual_seed(config["seed"])
     model = build_model(config)
     opt = _build_optimizer(config, model)
-    train_loader, test_loader = _loaders(config, train_set, test_set)
+    train_loader, test_loader = _loaders(config, train_set, test_set, args.device)
     schedule = _build_schedule(config, opt, len(train_loader))
     run_dir.mkdir(parents=True, exist_ok=True)
     checkpoint = run_dir / CHECKPOINT_NAME
@@ -231,15 +268,17 @@ def cmd_train(args: argparse.Namespace) -> int:
     _print(args.quiet, f"{'resuming' if ck else 'training'} {config['model']} ({n_params:,} parameters) on "
                        f"{config['dataset']} ({n:,} training / {len(test_set):,} test images of {c}x{h}x{w}): "
                        f"{config['epochs']} epochs, batch {config['batch_size']}, {config['optimizer']} lr "
-                       f"{config['lr']:g}, {config['schedule']} schedule, {config['threads']} threads")
+                       f"{config['lr']:g}, {config['schedule']} schedule, "
+                       + (f"{config['threads']} threads" if args.device == "cpu" else _device_text(args.device)))
 
     resume_from = Path(args.resume) if ck else None
     t0 = time.perf_counter()
     history = fastnn.train.fit(model, nn.SoftmaxCrossEntropy(), opt, train_loader, config["epochs"],
                                val_loader=test_loader, scheduler=schedule, checkpoint=checkpoint,
-                               checkpoint_extra={"config": config}, resume_from=resume_from, quiet=args.quiet)
+                               checkpoint_extra={"config": config}, resume_from=resume_from, quiet=args.quiet,
+                               device=args.device)
 
-    result = fastnn.train.evaluate(model, test_loader, nn.SoftmaxCrossEntropy(), k=3)
+    result = fastnn.train.evaluate(model, test_loader, nn.SoftmaxCrossEntropy(), k=3, device=args.device)
     timing = {"data_seconds": data_seconds, "fit_seconds": time.perf_counter() - t0,
               "train_seconds": sum(r["train_seconds"] for r in history.records),
               "total_seconds": time.perf_counter() - wall_start}
@@ -247,6 +286,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         "command": "fastnn train " + " ".join(args.argv),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
         "resumed_from": str(resume_from) if resume_from else None,
+        "device": args.device,
     })
     lines = [f"test accuracy {100 * result['accuracy']:.2f}%   top-3 {100 * result['top_k_accuracy']:.2f}%   "
              f"({result['images']:,} test images, {timing['total_seconds']:.1f} s in all)"]
@@ -290,6 +330,7 @@ def _write_run_folder(run_dir: Path, config: dict, records: list[dict], result: 
 def cmd_eval(args: argparse.Namespace) -> int:
     if args.threads is not None:
         fastnn.set_num_threads(args.threads)
+    _require_device(args.device)
     ck = fastnn.load(args.checkpoint)
     config = ck.get("config")
     if not isinstance(config, dict):
@@ -303,8 +344,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     model = _model_builder(config["model"])(config)
     fastnn.restore(ck, model, rng=False)
     loader = data.DataLoader(test_set, args.batch_size,
-                             transform=data.Normalize(config["normalize_mean"], config["normalize_std"]))
-    result = fastnn.train.evaluate(model, loader, nn.SoftmaxCrossEntropy(), k=args.top_k)
+                             transform=data.Normalize(config["normalize_mean"], config["normalize_std"]),
+                             device=args.device)
+    result = fastnn.train.evaluate(model, loader, nn.SoftmaxCrossEntropy(), k=args.top_k, device=args.device)
     print(f"{config['model']} on {config['dataset']} test set ({result['images']:,} images): "
           f"accuracy {100 * result['accuracy']:.2f}%   top-{args.top_k} {100 * result['top_k_accuracy']:.2f}%   "
           f"loss {result['loss']:.4f}")
@@ -320,21 +362,37 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 # info, bench -----------------------------------------------------------------------------------
 
-def _cuda_status() -> str:
+def _arch_text(arch: str) -> str:
+    """A CMAKE_CUDA_ARCHITECTURES entry in words: "90-real" -> sm_90 (machine code), "90" ->
+    sm_90 + PTX (machine code and PTX the driver can compile for newer GPUs), "90-virtual" ->
+    PTX only."""
+    base, _, kind = arch.partition("-")
+    if not base.isdigit():
+        return arch  # "native", "all"...
+    return {"real": f"sm_{base}", "virtual": f"PTX {base}"}.get(kind, f"sm_{base} + PTX")
+
+
+def _cuda_rows() -> list[tuple[str, str]]:
+    """What `info` says about the GPU side: the CUDA backend (built or not, for which GPU
+    architectures) and each GPU (name, compute capability, memory), or why there is none."""
+    from fastnn import cuda
+
     try:
-        from fastnn import cuda  # noqa: F401  (a separate extension, absent in CPU-only builds)
-    except ImportError:
-        return "not built"
-    for probe in ("device_count", "is_available"):
-        fn = getattr(cuda, probe, None)
-        if fn is None:
-            continue
-        try:
-            value = fn()
-        except Exception as e:  # a driver problem is information here, not a crash
-            return f"built, no usable GPU ({e})"
-        return f"built, {'GPUs: ' + str(value) if probe == 'device_count' else ('GPU available' if value else 'no GPU')}"
-    return "built"
+        facts = cuda.info()
+    except Exception as e:  # a driver problem is information here, not a crash
+        return [("CUDA backend", f"unusable ({e})")]
+    if not facts["built"]:
+        return [("CUDA backend", "not built (a CPU-only install; docs/GPU.md: FASTNN_CUDA=ON pip install .)")]
+    archs = ", ".join(_arch_text(a) for a in str(facts["architectures"]).replace(";", " ").split())
+    driver = f"driver {facts['driver_version']}" if facts.get("driver_version") else "no driver"
+    rows = [("CUDA backend", f"built for {archs} (CUDA runtime {facts['runtime_version']}, {driver})")]
+    for gpu in facts["devices"]:
+        major, minor = gpu["compute_capability"]
+        rows.append((f"GPU {gpu['index']}", f"{gpu['name']}, compute capability {major}.{minor}, "
+                                            f"{gpu['total_memory'] / 2**30:.1f} GiB, {gpu['multiprocessors']} SMs"))
+    if not facts["available"]:
+        rows.append(("GPU", f"not usable: {facts['reason']}" if facts["devices"] else f"none ({facts['reason']})"))
+    return rows
 
 
 def cmd_info(args: argparse.Namespace) -> int:
@@ -346,11 +404,11 @@ def cmd_info(args: argparse.Namespace) -> int:
             ("SIMD", f"{info.get('simd')} in use (CPU supports {info.get('simd_detected')})"),
             ("GEMM kernel", f"{info.get('gemm_kernel_float32')} (float32)"),
             ("threads", str(info.get("threads"))),
-            ("CUDA backend", _cuda_status()),
+            *_cuda_rows(),
             ("python", f"{platform.python_version()}, NumPy {np.__version__}"),
             ("extras", ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in extras.items()))]
     if args.json:
-        print(json.dumps({**info, "cuda": _cuda_status(), "extras": extras}, indent=2))
+        print(json.dumps({**info, "extras": extras}, indent=2, default=str))  # info["cuda"]: fastnn.cuda.info()
     else:
         for key, value in rows:
             print(f"{key + ':':<14}{value}")
@@ -418,6 +476,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--schedule", choices=SCHEDULES, help="learning-rate schedule (default: cosine with warm-up)")
     train.add_argument("--augment", action="store_true", help="random crops (and flips where they make sense)")
     train.add_argument("--threads", type=_int_at_least(1), help="CPU threads (default: all cores)")
+    train.add_argument("--device", type=_device, default="cpu",
+                       help="cpu (default), cuda or cuda:<index>: where the whole training loop runs")
     train.add_argument("--seed", type=_int_at_least(0), help="seed of initialisation, order and augmentation (default 0)")
     train.add_argument("--out", help="run folder (default: a new runs/<dataset>-<model>-<time>/)")
     train.add_argument("--resume", metavar="CHECKPOINT", help="continue the run saved in CHECKPOINT")
@@ -433,10 +493,11 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--batch-size", type=_int_at_least(1), default=256)
     ev.add_argument("--top-k", type=_int_at_least(1), default=3)
     ev.add_argument("--threads", type=_int_at_least(1))
+    ev.add_argument("--device", type=_device, default="cpu", help="cpu (default), cuda or cuda:<index>")
     ev.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     ev.set_defaults(handler=cmd_eval)
 
-    info = sub.add_parser("info", help="version, compiler, SIMD level, threads, CUDA")
+    info = sub.add_parser("info", help="version, compiler, SIMD level, threads, CUDA backend and GPUs")
     info.add_argument("--json", action="store_true")
     info.set_defaults(handler=cmd_info)
 

@@ -58,7 +58,7 @@ def matmul(a: typing.Any, b: typing.Any, trans_a: bool = False, trans_b: bool = 
     """
     out = relu?(alpha * op(a) @ op(b) + beta * out + biases) (see fastnn.ops.matmul).
     """
-def max_pool2d_backward(grad_out: typing.Any, indices: typing.Any, input_shape: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex]) -> numpy.ndarray:
+def max_pool2d_backward(grad_out: typing.Any, indices: typing.Any, input_shape: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], window: typing.Annotated[collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], "FixedSize(6)"] | None = None) -> numpy.ndarray:
     ...
 def max_pool2d_forward(x: typing.Any, kernel_h: typing.SupportsInt | typing.SupportsIndex, kernel_w: typing.SupportsInt | typing.SupportsIndex, stride_h: typing.SupportsInt | typing.SupportsIndex, stride_w: typing.SupportsInt | typing.SupportsIndex, pad_h: typing.SupportsInt | typing.SupportsIndex, pad_w: typing.SupportsInt | typing.SupportsIndex, index_dtype: str = 'int64') -> tuple:
     ...

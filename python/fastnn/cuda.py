@@ -70,6 +70,13 @@ def unavailable_reason() -> str | None:
     return _reason
 
 
+def require_available(where: str) -> None:
+    """RuntimeError ``"<where>: the CUDA backend is not available: <reason>"`` unless GPU ops can
+    run here; for entry points that take ``device="cuda"``."""
+    if not is_available():
+        raise RuntimeError(f"{where}: the CUDA backend is not available: {unavailable_reason()}")
+
+
 def device_count() -> int:
     """GPUs the CUDA backend sees (0 without the extension or a driver)."""
     module, _ = _extension()
@@ -150,6 +157,7 @@ __all__ = [
     "get_matmul_precision",
     "info",
     "is_available",
+    "require_available",
     "set_matmul_precision",
     "unavailable_reason",
 ]

@@ -18,6 +18,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from fastnn import metrics
+from fastnn._device import parse_device, to_device
 
 Callback = Callable[[int, dict], Any]
 
@@ -70,25 +71,53 @@ def _progress_bar(total: int, desc: str, enabled: bool):
     return tqdm(total=total, desc=desc, unit="batch", leave=False, file=sys.stderr, dynamic_ncols=True)
 
 
-def evaluate(model: Any, loader: Iterable, loss_fn: Any = None, k: int = 3) -> dict[str, Any]:
+def _use_device(model: Any, device: str | None, where: str) -> tuple[str, int | None] | None:
+    """Moves ``model`` to ``device`` (None: leave it where it is); returns the parsed device.
+    RuntimeError naming ``where`` when the device is "cuda" and the CUDA backend cannot run."""
+    if device is None:
+        return None
+    kind, index = parse_device(device, where)
+    if kind == "cuda":
+        from fastnn import cuda
+
+        cuda.require_available(f"{where}(device={device!r})")
+    model.to(device)
+    return kind, index
+
+
+def _batches_on(loader: Iterable, device: tuple[str, int | None] | None) -> Iterable:
+    """The loader's (x, y) batches on ``device``: as they come when already there (a
+    ``DataLoader(device=...)`` copies asynchronously), else copied (synchronously)."""
+    if device is None:
+        return loader
+    return ((to_device(x, *device), to_device(y, *device)) for x, y in loader)
+
+
+def evaluate(model: Any, loader: Iterable, loss_fn: Any = None, k: int = 3, device: str | None = None) -> dict[str, Any]:
     """Runs ``model`` in eval mode over ``loader`` and returns ``{"accuracy", "top_k",
     "top_k_accuracy", "loss" (mean over images; None without ``loss_fn``), "confusion_matrix"
     ((K, K) int64, rows = true class), "images", "seconds"}``. The model's train/eval mode is
-    restored afterwards."""
+    restored afterwards.
+
+    ``device`` ("cpu", "cuda", "cuda:<index>"; None: wherever the model is) moves the model
+    there and runs the forward passes and the loss there, batches moved as needed; the metrics
+    are computed on the host from the predictions copied back."""
+    placement = _use_device(model, device, "fastnn.train.evaluate")
     was_training = getattr(model, "training", True)
     model.eval()
     start = time.perf_counter()
     confusion = None
     top_k_hits, loss_sum, n = 0, 0.0, 0
     try:
-        for x, y in loader:
-            logits = np.asarray(model(x))
+        for x, y in _batches_on(loader, placement):
+            out = model(x)
+            if loss_fn is not None:
+                loss_sum += float(loss_fn(out, y)) * len(y)
+            logits, y = to_device(out, "cpu"), to_device(y, "cpu")
             if confusion is None:
                 confusion = np.zeros((logits.shape[1], logits.shape[1]), dtype=np.int64)
             confusion += metrics.confusion_matrix(y, logits.argmax(axis=1), logits.shape[1])
             top_k_hits += int(np.count_nonzero(metrics.top_k_correct(logits, y, k)))
-            if loss_fn is not None:
-                loss_sum += float(loss_fn(logits, y)) * len(y)
             n += len(y)
     finally:
         model.train(was_training)
@@ -128,20 +157,22 @@ def _format_record(r: dict, epochs: int) -> str:
 
 
 def _train_epoch(model, loss_fn, optimizer, loader, scheduler, per_batch: bool, epoch: int, epochs: int,
-                 show_bar: bool, saved: tuple[Path, int] | None) -> dict:
+                 show_bar: bool, saved: tuple[Path, int] | None, device: tuple[str, int | None] | None) -> dict:
     model.train()
     steps = len(loader)
     bar = _progress_bar(steps, f"epoch {epoch}/{epochs}", show_bar)
     start = time.perf_counter()
     loss_sum, correct, seen, classified = 0.0, 0, 0, True
     try:
-        for step, (x, y) in enumerate(loader, 1):
+        for step, (x, y) in enumerate(_batches_on(loader, device), 1):
             logits = model(x)
-            loss = float(loss_fn(logits, y))
+            loss = float(loss_fn(logits, y))  # waits for the GPU: the step's one synchronisation
             if not math.isfinite(loss):
                 raise _non_finite(loss, epoch, step, steps, saved)
             if classified and logits.ndim == 2 and y.ndim == 1:
-                correct += int(np.count_nonzero(np.asarray(logits).argmax(axis=1) == y))
+                # Predicted labels copied back (N integers), compared on the host.
+                predicted = to_device(logits.argmax(axis=1), "cpu")
+                correct += int(np.count_nonzero(predicted == to_device(y, "cpu")))
             else:
                 classified = False  # e.g. multi-label targets: no single-label accuracy
             optimizer.zero_grad()
@@ -177,7 +208,7 @@ def fit(model: Any, loss_fn: Any, optimizer: Any, train_loader: Any, epochs: int
         scheduler: Any = None, callbacks: Iterable[Callback] = (), scheduler_step: str = "batch",
         checkpoint: str | Path | None = None, checkpoint_extra: dict[str, Any] | None = None,
         resume_from: str | Path | None = None, quiet: bool = False, progress: bool | None = None,
-        log: Callable[[str], Any] = print) -> History:
+        log: Callable[[str], Any] = print, device: str | None = None) -> History:
     """Trains ``model`` for ``epochs`` epochs (in total, counting any resumed ones).
 
     Args:
@@ -194,6 +225,10 @@ def fit(model: Any, loss_fn: Any, optimizer: Any, train_loader: Any, epochs: int
             (same seed and thread count give bitwise the same weights as an unbroken run).
         quiet: no output at all. Otherwise one line per epoch goes to ``log`` and, when
             ``progress`` is True (default: stderr is a terminal), a tqdm bar per epoch.
+        device: "cpu", "cuda" or "cuda:<index>" (None: wherever the model is): the model (and
+            so the optimizer's state) moves there and the whole loop runs there; batches not
+            already there are copied (``DataLoader(device="cuda")`` copies them asynchronously
+            ahead of use). RuntimeError at once when CUDA is asked for but cannot run.
 
     Returns the :class:`History`. Raises NonFiniteLossError when the loss stops being finite.
     """
@@ -203,6 +238,7 @@ def fit(model: Any, loss_fn: Any, optimizer: Any, train_loader: Any, epochs: int
         raise ValueError(f"fastnn.train.fit: argument 'scheduler_step' must be 'batch' or 'epoch'; got {scheduler_step!r}")
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"fastnn.train.fit: argument 'epochs' must be a positive int; got {epochs!r}")
+    placement = _use_device(model, device, "fastnn.train.fit")
     show_bar = (not quiet) and (progress if progress is not None else sys.stderr.isatty())
     history, first_epoch, saved = History(), 1, None
     callbacks = list(callbacks)
@@ -214,11 +250,11 @@ def fit(model: Any, loss_fn: Any, optimizer: Any, train_loader: Any, epochs: int
         first_epoch, saved = int(ck["epoch"]) + 1, (Path(resume_from), int(ck["epoch"]))
     for epoch in range(first_epoch, epochs + 1):
         record = _train_epoch(model, loss_fn, optimizer, train_loader, scheduler, scheduler_step == "batch", epoch,
-                              epochs, show_bar, saved)
+                              epochs, show_bar, saved, placement)
         if scheduler is not None and scheduler_step == "epoch":
             scheduler.step()
         if val_loader is not None:
-            result = evaluate(model, val_loader, loss_fn)
+            result = evaluate(model, val_loader, loss_fn, device=device)
             record.update(val_loss=result["loss"], val_accuracy=result["accuracy"],
                           val_top_k_accuracy=result["top_k_accuracy"], val_seconds=result["seconds"])
         history.append(record)

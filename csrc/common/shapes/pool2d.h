@@ -7,6 +7,7 @@
 // and an average's divisor is always kernel_h * kernel_w (count_include_pad=True).
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -64,6 +65,13 @@ struct Pool2dShape {
     s.out_w = (padded_w - kernel_w) / stride_w + 1;
     checked_numel(s.output_dims(), op);
     return s;
+  }
+
+  // The same with the window as the six ints fastnn.ops passes around:
+  // (kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w).
+  static Pool2dShape from(const char* op, const char* what, const std::vector<int64_t>& x_dims,
+                          const std::array<int64_t, 6>& window) {
+    return from(op, what, x_dims, window[0], window[1], window[2], window[3], window[4], window[5]);
   }
 
   // One window covering the whole plane: (N, C, H, W) -> (N, C, 1, 1), i.e. (N, C).

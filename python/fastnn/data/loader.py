@@ -5,6 +5,10 @@ Randomness is a pure function of (seed, epoch, batch): the order of epoch ``e`` 
 generator seeded with ``(seed, e)`` and the augmentation of batch ``b`` from one seeded with
 ``(seed, e, b)``. So a run repeats exactly, prefetching cannot change what a batch holds, and
 the loader's whole state is two integers (``state_dict()``), which makes resuming exact.
+
+With ``device="cuda"`` the batches arrive as CuPy arrays: each is staged in pinned host memory
+and copied to the GPU asynchronously on a copy stream of its own (fastnn.data.device_feed), so
+the next batch's copy overlaps the current batch's compute.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
+from fastnn._device import parse_device
 from fastnn.random import default_generator
 
 Batch = tuple[np.ndarray, np.ndarray]
@@ -35,19 +40,29 @@ class DataLoader:
             generator, so ``fastnn.manual_seed`` governs it.
         transform: a batch transform called as ``transform(x, rng)`` (see fastnn.data.transforms).
         prefetch: batches prepared ahead in a background thread (0: prepare on demand).
+        device: ``"cpu"`` (NumPy batches) or ``"cuda"`` / ``"cuda:<index>"``: CuPy batches on
+            that GPU, copied asynchronously from pinned host memory, double-buffered (the copy
+            of batch k + 1 runs while batch k is used). RuntimeError here when the CUDA backend
+            is not available.
 
-    Batches are C-contiguous float32 images and int64 labels, fresh arrays each time.
+    Batches are C-contiguous float32 images and int64 labels, fresh arrays each time, identical
+    on every device (only where they live differs).
     """
 
     def __init__(self, dataset: Any, batch_size: int, shuffle: bool = False, drop_last: bool = False,
                  seed: int | None = None, transform: Callable[..., np.ndarray] | None = None,
-                 prefetch: int = 2) -> None:
+                 prefetch: int = 2, device: str = "cpu") -> None:
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ValueError(f"fastnn.data.DataLoader: argument 'batch_size' must be a positive int; got {batch_size!r}")
         if isinstance(prefetch, bool) or not isinstance(prefetch, (int, np.integer)) or prefetch < 0:
             raise ValueError(f"fastnn.data.DataLoader: argument 'prefetch' must be an int >= 0; got {prefetch!r}")
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
             raise ValueError(f"fastnn.data.DataLoader: argument 'seed' must be a non-negative int or None; got {seed!r}")
+        self.device, self._device_index = parse_device(device, "fastnn.data.DataLoader")
+        if self.device == "cuda":
+            from fastnn import cuda
+
+            cuda.require_available(f"fastnn.data.DataLoader(device={device!r})")
         self.dataset = dataset
         self.batch_size = int(batch_size)
         self.shuffle = bool(shuffle)
@@ -90,12 +105,24 @@ class DataLoader:
         order = self._order(epoch)
         make = lambda b: self._batch(epoch, order, b)  # noqa: E731
         if self.prefetch == 0:
-            return (make(b) for b in range(len(self)))
-        return _prefetched(make, len(self), self.prefetch)
+            batches = (make(b) for b in range(len(self)))
+        else:
+            batches = _prefetched(make, len(self), self.prefetch)
+        if self.device == "cuda":
+            from fastnn.data.device_feed import to_gpu_async
+
+            return to_gpu_async(batches, self._device_index)
+        return batches
 
     def __repr__(self) -> str:
         return (f"DataLoader(n={len(self.dataset)}, batch_size={self.batch_size}, shuffle={self.shuffle}, "
-                f"drop_last={self.drop_last}, seed={self.seed}, transform={self.transform!r}, prefetch={self.prefetch})")
+                f"drop_last={self.drop_last}, seed={self.seed}, transform={self.transform!r}, prefetch={self.prefetch}, "
+                f"device={self.device_name!r})")
+
+    @property
+    def device_name(self) -> str:
+        """Where batches arrive: "cpu", "cuda" or "cuda:<index>"."""
+        return self.device if self._device_index is None else f"{self.device}:{self._device_index}"
 
 
 def _prefetched(make: Callable[[int], Batch], count: int, depth: int) -> Iterator[Batch]:

@@ -59,7 +59,8 @@ class MaxPool2d(_Pool2d):
 
     def backward(self, grad_out: Array) -> Array:
         shape = self._cached_input_shape()
-        return ops.max_pool2d_backward(grad_out, self._indices, shape)
+        # The window lets the GPU gather gradients per input without atomics.
+        return ops.max_pool2d_backward(grad_out, self._indices, shape, self.kernel_size, self.stride, self.padding)
 
 
 class AvgPool2d(_Pool2d):

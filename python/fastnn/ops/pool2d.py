@@ -56,11 +56,27 @@ def max_pool2d(
     return backend_for("max_pool2d", x).max_pool2d_forward(x, *window, np.dtype(index_dtype).name)
 
 
-def max_pool2d_backward(grad_out: Array, indices: Array, input_shape: Sequence[int]) -> Array:
+def max_pool2d_backward(
+    grad_out: Array,
+    indices: Array,
+    input_shape: Sequence[int],
+    kernel_size: IntPair | None = None,
+    stride: IntPair | None = None,
+    padding: IntPair = 0,
+) -> Array:
     """dx of shape ``input_shape`` (N, C, H, W): each ``grad_out`` element added to the input
-    its ``indices`` entry names (from :func:`max_pool2d`), zero elsewhere."""
-    shape = int_tuple("max_pool2d_backward", "input_shape", input_shape)
-    return backend_for("max_pool2d_backward", grad_out).max_pool2d_backward(grad_out, indices, shape)
+    its ``indices`` entry names (from :func:`max_pool2d`), zero elsewhere.
+
+    The forward's window (``kernel_size``, ``stride``, ``padding``) is optional: the indices
+    alone say where gradients go. Given, ``grad_out``'s shape is checked against it, and the GPU
+    gathers each input's gradient from the outputs whose windows cover it (deterministic, no
+    atomics; an index outside its own window, which only a forged one can be, contributes
+    nothing). Without it the GPU adds plane by plane and checks the indices, waiting for the GPU.
+    """
+    op = "max_pool2d_backward"
+    shape = int_tuple(op, "input_shape", input_shape)
+    window = None if kernel_size is None else pool2d_window(op, kernel_size, stride, padding)
+    return backend_for(op, grad_out).max_pool2d_backward(grad_out, indices, shape, window)
 
 
 def avg_pool2d(x: Array, kernel_size: IntPair, stride: IntPair | None = None, padding: IntPair = 0) -> Array:
