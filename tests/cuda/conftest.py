@@ -1,6 +1,6 @@
 """tests/cuda runs only where the CUDA backend can run: fastnn._cuda built, a GPU with its
-driver, and CuPy. Anywhere else the whole directory is skipped at collection, with the reason
-printed in pytest's summary (e.g. "no NVIDIA driver found ...").
+driver, and CuPy. Anywhere else every module here skips itself at collection (skip_without_gpu),
+with the reason printed in pytest's summary (e.g. "no NVIDIA driver found ...").
 
 Test modules here import helpers with ``from conftest import ...``, which resolves to this file
 (pytest names every conftest module "conftest"), so it re-exports tests/conftest.py's helpers
@@ -18,11 +18,21 @@ import pytest
 import fastnn.cuda
 
 _reason = fastnn.cuda.unavailable_reason()
-if _reason is not None:
-    pytest.skip(f"GPU tests need fastnn's CUDA backend, a GPU and CuPy: {_reason}", allow_module_level=True)
+SKIP_REASON = None if _reason is None else f"GPU tests need fastnn's CUDA backend, a GPU and CuPy: {_reason}"
 
-import cupy  # noqa: E402  (only importable past the check above)
+
+def skip_without_gpu() -> None:
+    """Skips the calling test module (first thing it does, before importing CuPy) where the
+    GPU tests cannot run. The skip lives in the modules, not here: a module-level skip in a
+    conftest is an error when pytest is pointed at this directory itself."""
+    if SKIP_REASON is not None:
+        pytest.skip(SKIP_REASON, allow_module_level=True)
+
+
 import numpy as np  # noqa: E402
+
+if SKIP_REASON is None:
+    import cupy
 
 _spec = importlib.util.spec_from_file_location("fastnn_tests_common", Path(__file__).parent.parent / "conftest.py")
 _common = importlib.util.module_from_spec(_spec)
@@ -59,4 +69,5 @@ def rng() -> np.random.Generator:
 def _synchronize_after_each_test():
     # An asynchronous kernel fault surfaces in the test that caused it, not the next one.
     yield
-    cupy.cuda.get_current_stream().synchronize()
+    if SKIP_REASON is None:
+        cupy.cuda.get_current_stream().synchronize()

@@ -5,9 +5,13 @@ larger layers that take the 64 x 64 tiles and split-K, and the layer on the GPU.
 
 from __future__ import annotations
 
-import cupy
-import numpy as np
 import pytest
+from conftest import skip_without_gpu
+
+skip_without_gpu()
+
+import cupy  # noqa: E402
+import numpy as np  # noqa: E402
 
 import test_conv2d
 from conftest import FLOAT32_RTOL_REDUCTION, FLOAT64_RTOL, assert_gpu_matches, to_cpu, to_gpu

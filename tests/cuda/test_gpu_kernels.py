@@ -5,9 +5,13 @@ looser bound (operands rounded to 10-bit mantissas)."""
 
 from __future__ import annotations
 
-import cupy
-import numpy as np
 import pytest
+from conftest import skip_without_gpu
+
+skip_without_gpu()
+
+import cupy  # noqa: E402
+import numpy as np  # noqa: E402
 
 import fastnn
 import test_activation

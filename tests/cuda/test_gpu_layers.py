@@ -7,9 +7,13 @@ layers after ``.to("cuda")`` against their CPU twins."""
 
 from __future__ import annotations
 
-import cupy
-import numpy as np
 import pytest
+from conftest import skip_without_gpu
+
+skip_without_gpu()
+
+import cupy  # noqa: E402
+import numpy as np  # noqa: E402
 
 import fastnn
 import test_batchnorm

@@ -6,9 +6,13 @@ fit/evaluate(device="cuda") and DataLoader(device="cuda"); the CLI trains and ev
 
 from __future__ import annotations
 
-import cupy
-import numpy as np
 import pytest
+from conftest import skip_without_gpu
+
+skip_without_gpu()
+
+import cupy  # noqa: E402
+import numpy as np  # noqa: E402
 
 import fastnn
 from conftest import to_cpu, to_gpu
