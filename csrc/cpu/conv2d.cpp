@@ -331,25 +331,21 @@ void for_each_share(const Conv2dShape& s, const ThreadPlan& plan, F&& per_share)
 }
 
 // y[n + m] (C_out, P) for m < images from prod (images * layout.size(), C_out), pixel-major:
-// a transposing pass in strips of an output row's pixels (a strip's rows of prod stay in L1
-// while every channel's plane gets its contiguous run); wide rows' extra columns are dropped.
+// each output row's W_out pixels transposed into the channel planes (register transposes),
+// wide rows' extra columns dropped.
 template <class T>
 void store_product(const T* prod, const PixelLayout& layout, int64_t images, T* y, int64_t n,
                    const Conv2dShape& s) {
-  constexpr int64_t kStrip = 16;
   const int64_t C_out = s.out_channels, P = s.out_plane(), W_out = s.out_width;
   for (int64_t m = 0; m < images; ++m) {
     T* y_image = y + (n + m) * C_out * P;
-    for (int64_t i = 0; i < layout.rows; ++i) {
-      const T* prod_row = prod + (m * layout.size() + i * layout.pitch) * C_out;
-      for (int64_t j0 = 0; j0 < W_out; j0 += kStrip) {
-        const int64_t j1 = std::min(W_out, j0 + kStrip);
-        for (int64_t o = 0; o < C_out; ++o) {
-          T* dst = y_image + o * P + i * W_out;
-          for (int64_t j = j0; j < j1; ++j) dst[j] = prod_row[j * C_out + o];
-        }
-      }
+    if (layout.pitch == W_out) {  // no extra columns: the whole image in one transpose
+      transpose(prod + m * layout.size() * C_out, C_out, P, C_out, y_image, P);
+      continue;
     }
+    for (int64_t i = 0; i < layout.rows; ++i)
+      transpose(prod + (m * layout.size() + i * layout.pitch) * C_out, C_out, W_out, C_out,
+                y_image + i * W_out, P);
   }
 }
 

@@ -324,6 +324,13 @@ void gemm_indirect_a(int64_t M, int64_t N, int64_t K, const T* a, const int64_t*
   run_gemm(s, T(1), a, a_k_offsets, b, beta, c, epilogue, threads);
 }
 
+template <class T>
+void transpose(const T* src, int64_t ld, int64_t rows, int64_t cols, T* out, int64_t ld_out) {
+  gemm_kernel_info<T>().transpose(src, ld, rows, cols, out, ld_out);
+}
+
+template void transpose<float>(const float*, int64_t, int64_t, int64_t, float*, int64_t);
+template void transpose<double>(const double*, int64_t, int64_t, int64_t, double*, int64_t);
 template void gemm<float>(const GemmShape&, float, const float*, const float*, float, float*,
                           const GemmEpilogue<float>&, GemmThreads);
 template void gemm<double>(const GemmShape&, double, const double*, const double*, double,

@@ -49,6 +49,11 @@ void gemm_indirect_a(int64_t M, int64_t N, int64_t K, const T* a, const int64_t*
                      const T* b, bool trans_b, int64_t ldb, T beta, T* c, int64_t ldc,
                      const GemmEpilogue<T>& epilogue = {}, GemmThreads threads = GemmThreads::team);
 
+// out[c * ld_out + r] = src[r * ld + c] for r < rows, c < cols, on the calling thread, with the
+// active SIMD level's register transposes.
+template <class T>
+void transpose(const T* src, int64_t ld, int64_t rows, int64_t cols, T* out, int64_t ld_out);
+
 // The same product on the calling thread only (GemmThreads::caller).
 template <class T>
 void gemm_serial(const GemmShape& s, T alpha, const T* a, const T* b, T beta, T* c,

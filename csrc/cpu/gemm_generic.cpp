@@ -60,6 +60,7 @@ GemmKernelInfo<T> generic_info(const char* name) {
           2048,
           pack_rows_scalar<T>,
           pack_transposed_scalar<T>,
+          transpose_scalar<T>,
           name};
 }
 

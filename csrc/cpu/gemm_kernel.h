@@ -48,6 +48,12 @@ template <class T>
 using GemmPackPanels = void (*)(const T* src, int64_t ld, int64_t count, int64_t lines,
                                 int width, T* out);
 
+// out[c * ld_out + r] = src[r * ld + c] for r < rows, c < cols: a plain transpose, with the
+// packers' register transposes (a convolution's pixel-major product into channel planes).
+template <class T>
+using GemmTranspose = void (*)(const T* src, int64_t ld, int64_t rows, int64_t cols, T* out,
+                               int64_t ld_out);
+
 template <class T>
 struct GemmRowKernel {
   int mr;
@@ -69,6 +75,7 @@ struct GemmKernelInfo {
   GemmMicroTile<T> narrow;  // for products with N <= narrow.nr (a classifier's 10 outputs)
   int64_t mc, kc, nc;       // cache blocks (mc a multiple of both tiles' mr, nc of wide.nr)
   GemmPackPanels<T> pack_rows, pack_transposed;
+  GemmTranspose<T> transpose;
   const char* name;
 };
 

@@ -58,6 +58,13 @@ void pack_transposed_panels(const T* src, int64_t ld, int64_t count, int64_t lin
 }
 
 template <class T>
+void transpose_scalar(const T* src, int64_t ld, int64_t rows, int64_t cols, T* out,
+                      int64_t ld_out) {
+  for (int64_t c = 0; c < cols; ++c)
+    for (int64_t r = 0; r < rows; ++r) out[c * ld_out + r] = src[r * ld + c];
+}
+
+template <class T>
 void pack_transposed_scalar(const T* src, int64_t ld, int64_t count, int64_t lines, int width,
                             T* out) {
   pack_transposed_panels(src, ld, count, lines, width, out,

@@ -307,6 +307,13 @@ void pack_transposed_simd(const T* src, int64_t ld, int64_t count, int64_t lines
   pack_transposed_panels(src, ld, count, lines, width, out, pack_transposed_panel_simd<T>);
 }
 
+template <class T>
+void transpose_simd(const T* src, int64_t ld, int64_t rows, int64_t cols, T* out,
+                    int64_t ld_out) {
+  // A panel of `rows` columns whose lines (fixed c) are ld_out apart is exactly the transpose.
+  pack_transposed_panel_simd(src, ld, rows, cols, static_cast<int>(ld_out), out);
+}
+
 // ---- One ISA's kernel table ------------------------------------------------------------------
 
 // An MR x NV-vector tile with S1- and S2-row variants (S1 < S2 < MR) for ragged last rows.
@@ -330,6 +337,7 @@ GemmKernelInfo<typename Vec::T> simd_kernel_info(int64_t mc, int64_t kc, int64_t
           nc,
           pack_rows_simd<Vec>,
           pack_transposed_simd<typename Vec::T>,
+          transpose_simd<typename Vec::T>,
           name};
 }
 
