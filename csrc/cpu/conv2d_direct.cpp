@@ -21,7 +21,7 @@ const Conv2dDirectKernels<T>& choose_direct(const Conv2dDirectKernels<T>& generi
 
 template <>
 const Conv2dDirectKernels<float>& conv2d_direct_kernels<float>() {
-  static const Conv2dDirectKernels<float> generic = direct_kernels<float, 4>();
+  static const Conv2dDirectKernels<float> generic = direct_kernels<float, 4, 1>();
 #if defined(FASTNN_X86)
   static const Conv2dDirectKernels<float>& chosen = choose_direct(
       generic, conv2d_direct_kernels_avx2_float, conv2d_direct_kernels_avx512_float);
@@ -33,7 +33,7 @@ const Conv2dDirectKernels<float>& conv2d_direct_kernels<float>() {
 
 template <>
 const Conv2dDirectKernels<double>& conv2d_direct_kernels<double>() {
-  static const Conv2dDirectKernels<double> generic = direct_kernels<double, 2>();
+  static const Conv2dDirectKernels<double> generic = direct_kernels<double, 2, 1>();
 #if defined(FASTNN_X86)
   static const Conv2dDirectKernels<double>& chosen = choose_direct(
       generic, conv2d_direct_kernels_avx2_double, conv2d_direct_kernels_avx512_double);
