@@ -217,7 +217,8 @@ T sum_contiguous(const T* v, int64_t n) {
 }  // namespace
 
 template <class T>
-void conv2d_forward(const T* x, const T* weight, const T* bias, T* y, const Conv2dShape& s) {
+void conv2d_forward(const T* x, const T* weight, const T* bias, T* y, const Conv2dShape& s,
+                    bool relu) {
   const int64_t Og = s.out_channels_per_group(), Kg = s.col_rows_per_group(), P = s.out_plane();
   for_each_image(s, plan_threads(s), [&](int64_t n, int threads) {
     const T* col = image_columns(x + n * s.in_channels * s.in_plane(), s, threads);
@@ -227,6 +228,7 @@ void conv2d_forward(const T* x, const T* weight, const T* bias, T* y, const Conv
     for (int64_t g = 0; g < s.groups; ++g) {
       GemmEpilogue<T> epilogue;
       epilogue.bias_per_row = bias ? bias + g * Og : nullptr;
+      epilogue.relu = relu;
       gemm(GemmShape::dense(Og, P, Kg, false, false), T(1), weight + g * Og * Kg,
            col + g * Kg * P, T(0), y_image + g * Og * P, epilogue, gemm_threads(threads));
     }
@@ -301,7 +303,7 @@ void conv2d_backward_bias(const T* dy, T* dbias, bool accumulate, const Conv2dSh
 }
 
 #define FASTNN_INSTANTIATE(T)                                                                  \
-  template void conv2d_forward<T>(const T*, const T*, const T*, T*, const Conv2dShape&);      \
+  template void conv2d_forward<T>(const T*, const T*, const T*, T*, const Conv2dShape&, bool);      \
   template void conv2d_backward_input<T>(const T*, const T*, T*, const Conv2dShape&);         \
   template void conv2d_backward_weight<T>(const T*, const T*, T*, bool, const Conv2dShape&);  \
   template void conv2d_backward_bias<T>(const T*, T*, bool, const Conv2dShape&);

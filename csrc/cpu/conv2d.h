@@ -7,6 +7,7 @@
 //                                * x[n, g*C_in/G + c, i*sh - ph + p*dh, j*sw - pw + q*dw]
 //   where x reads zero outside [0, H) x [0, W) (zero padding), s = stride, p = padding,
 //   d = dilation, and H_out = (H + 2 ph - dh (kh - 1) - 1) / sh + 1 (W_out likewise).
+//   With `relu`, forward writes max(y, 0) instead (the GEMM epilogue's ReLU: NaN stays NaN).
 //   backward: dx[n, c', h, w] = sum over every (o, p, q, i, j) whose tap reads x[n, c', h, w]
 //                               of weight[o, c, p, q] * dy[n, o, i, j]               (written)
 //             dweight[o, c, p, q] (+)= sum_{n, i, j} dy[n, o, i, j]
@@ -25,7 +26,7 @@ namespace fastnn::cpu {
 
 template <class T>
 void conv2d_forward(const T* x, const T* weight, const T* bias /* nullable */, T* y,
-                    const Conv2dShape& s);
+                    const Conv2dShape& s, bool relu = false);
 
 template <class T>
 void conv2d_backward_input(const T* dy, const T* weight, T* dx, const Conv2dShape& s);

@@ -5,11 +5,31 @@ from __future__ import annotations
 from typing import Iterator
 
 from fastnn._backend import Array
+from fastnn.nn.activation import ReLU
+from fastnn.nn.linear import WeightedLayer
 from fastnn.nn.module import Module
 
 
+def _fuses_with_relu(layer: Module, activation: Module) -> bool:
+    """Whether ``layer`` then ``activation`` can run as ``layer.forward_relu``: a Linear or
+    Conv2d whose forward nobody replaced (a subclass or an instance attribute, e.g. a hook that
+    wants the pre-activation) followed by a plain ReLU."""
+    return (
+        type(activation) is ReLU
+        and isinstance(layer, WeightedLayer)
+        and type(layer).forward is WeightedLayer.forward
+        and "forward" not in vars(layer)
+        and "forward" not in vars(activation)
+    )
+
+
 class Sequential(Module):
-    """Runs its modules in order; backward runs them in reverse."""
+    """Runs its modules in order; backward runs them in reverse.
+
+    A Linear or Conv2d directly followed by a ReLU runs as one fused op (the ReLU applied in the
+    GEMM's epilogue, saving a pass over the activations); outputs and gradients are the same
+    as unfused for finite values. Set ``fuse_relu = False`` to run every module on its own.
+    """
 
     def __init__(self, *modules: Module) -> None:
         super().__init__()
@@ -17,10 +37,20 @@ class Sequential(Module):
             if not isinstance(m, Module):
                 raise TypeError(f"fastnn.nn.Sequential: argument {i} must be a Module; got {type(m).__name__}")
             setattr(self, str(i), m)
+        self.fuse_relu = True
 
     def forward(self, x: Array) -> Array:
-        for m in self._modules.values():
-            x = m(x)
+        modules = list(self._modules.values())
+        i = 0
+        while i < len(modules):
+            m = modules[i]
+            if self.fuse_relu and i + 1 < len(modules) and _fuses_with_relu(m, modules[i + 1]):
+                x = m.forward_relu(x)
+                modules[i + 1].keep_fused_output(x)
+                i += 2
+            else:
+                x = m(x)
+                i += 1
         return x
 
     def backward(self, grad_out: Array) -> Array:
