@@ -88,15 +88,24 @@ def test_sequential_fusion_changes_no_result(rng, monkeypatch, build, input_shap
     unfused = _unfused(fused)
     assert fused.state_dict().keys() == unfused.state_dict().keys()
     x = rng.standard_normal(input_shape).astype(np.float32)
-    relu_passes = []
-    relu = ops.relu
+    relu_passes, relu_backward_elements = [], []
+    relu, relu_backward = ops.relu, ops.relu_backward
     monkeypatch.setattr(ops, "relu", lambda v: relu_passes.append(v.shape) or relu(v))
+    monkeypatch.setattr(
+        ops, "relu_backward", lambda v, g: relu_backward_elements.append(v.size) or relu_backward(v, g)
+    )
+    has_pool = any(isinstance(m, nn.MaxPool2d) for m in fused.modules())
     for _ in range(2):  # the second pass accumulates into the first one's buffers
         y, dx, grads = _step(fused, x, train)
         assert relu_passes == []  # every ReLU of these models follows a Linear or Conv2d
+        fused_elements = sum(relu_backward_elements)
+        relu_backward_elements.clear()
         y_ref, dx_ref, grads_ref = _step(unfused, x, train)
         assert relu_passes
+        # A ReLU before a MaxPool2d masks the pool's gradient, a quarter of its own.
+        assert (fused_elements < sum(relu_backward_elements)) if has_pool else fused_elements > 0
         relu_passes.clear()
+        relu_backward_elements.clear()
         np.testing.assert_array_equal(y, y_ref)
         np.testing.assert_array_equal(dx, dx_ref)
         assert grads.keys() == grads_ref.keys()

@@ -8,6 +8,7 @@ from fastnn._backend import Array
 from fastnn.nn.activation import ReLU
 from fastnn.nn.linear import WeightedLayer
 from fastnn.nn.module import Module
+from fastnn.nn.pool import MaxPool2d
 
 
 def _fuses_with_relu(layer: Module, activation: Module) -> bool:
@@ -23,12 +24,25 @@ def _fuses_with_relu(layer: Module, activation: Module) -> bool:
     )
 
 
+def _absorbs_relu_backward(activation: Module, pool: Module) -> bool:
+    """Whether a plain ReLU followed by a MaxPool2d can run its backward as
+    ``pool.backward_through_relu`` (neither module's backward replaced)."""
+    return (
+        type(activation) is ReLU
+        and type(pool) is MaxPool2d
+        and "backward" not in vars(activation)
+        and "backward" not in vars(pool)
+    )
+
+
 class Sequential(Module):
     """Runs its modules in order; backward runs them in reverse.
 
     A Linear or Conv2d directly followed by a ReLU runs as one fused op (the ReLU applied in the
-    GEMM's epilogue, saving a pass over the activations); outputs and gradients are the same
-    as unfused for finite values. Set ``fuse_relu = False`` to run every module on its own.
+    GEMM's epilogue, saving a pass over the activations), and the backward of a ReLU followed by
+    a MaxPool2d masks the pool's smaller gradient instead of the ReLU's; outputs and gradients
+    are the same as unfused for finite values. Set ``fuse_relu = False`` to run every module on
+    its own.
     """
 
     def __init__(self, *modules: Module) -> None:
@@ -54,8 +68,18 @@ class Sequential(Module):
         return x
 
     def backward(self, grad_out: Array) -> Array:
-        for m in reversed(list(self._modules.values())):
-            grad_out = m.backward(grad_out)
+        return self._backward_through(list(self._modules.values()), grad_out)
+
+    def _backward_through(self, modules: list[Module], grad_out: Array) -> Array:
+        """Runs the backward of ``modules`` in reverse order."""
+        i = len(modules) - 1
+        while i >= 0:
+            if self.fuse_relu and i > 0 and _absorbs_relu_backward(modules[i - 1], modules[i]):
+                grad_out = modules[i].backward_through_relu(grad_out)
+                i -= 2
+            else:
+                grad_out = modules[i].backward(grad_out)
+                i -= 1
         return grad_out
 
     def backward_params(self, grad_out: Array) -> None:
@@ -63,8 +87,7 @@ class Sequential(Module):
         no backward call, and the first one with parameters skips its input gradient."""
         modules = list(self._modules.values())
         first = next((i for i, m in enumerate(modules) if any(True for _ in m.parameters())), len(modules))
-        for m in reversed(modules[first + 1:]):
-            grad_out = m.backward(grad_out)
+        grad_out = self._backward_through(modules[first + 1:], grad_out)
         if first < len(modules):
             modules[first].backward_params(grad_out)
 
