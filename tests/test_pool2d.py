@@ -14,7 +14,15 @@ import pytest
 import fastnn
 from fastnn import nn, ops
 from fastnn import reference as ref
-from conftest import FLOAT32_RTOL, FLOAT64_RTOL, assert_close, assert_raises_naming, numerical_grad
+from conftest import (
+    FLOAT32_RTOL,
+    FLOAT64_RTOL,
+    SIMD_LEVELS,
+    assert_close,
+    assert_raises_naming,
+    numerical_grad,
+    run_tests_at_simd_level,
+)
 
 # (input shape, kernel_size, stride, padding): odd sizes, overlapping windows (k3 s2), padding,
 # rectangular windows and strides, a window as large as the padded input, a single pixel.
@@ -237,6 +245,12 @@ def test_2x2_max_pool_ties_and_nans_follow_scan_order(rng, dtype):
     np.testing.assert_array_equal(indices, [[[[7, 3, 4]]]])
     np.testing.assert_array_equal(indices, ref.max_pool2d(x, 2)[1])
     assert np.isnan(y).all()
+
+
+@pytest.mark.parametrize("level", SIMD_LEVELS)
+def test_2x2_paths_at_every_simd_level(level):
+    """The 2x2 tests under FASTNN_SIMD=level (float32 max pool: AVX-512 kernel or portable loop)."""
+    run_tests_at_simd_level(__file__, "test_2x2_", level)
 
 
 def test_pool_kernels_do_not_depend_on_thread_count(rng):

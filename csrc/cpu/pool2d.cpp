@@ -5,7 +5,11 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "common/cpu_features.h"
 #include "common/threading.h"
+#if defined(FASTNN_X86)
+#include "cpu/pool2d_avx512.h"
+#endif
 
 namespace fastnn::cpu {
 namespace {
@@ -39,6 +43,17 @@ inline bool takes_max(T v, T best) {
 inline bool is_2x2_stride_2(const Pool2dShape& s) {
   return s.kernel_h == 2 && s.kernel_w == 2 && s.stride_h == 2 && s.stride_w == 2 &&
          s.pad_h == 0 && s.pad_w == 0;
+}
+
+// The AVX-512 kernel (pool2d_avx512.cpp) when the CPU and FASTNN_SIMD allow it and its int32
+// offsets can address the plane.
+inline bool use_avx512_2x2_max_pool(const Pool2dShape& s) {
+#if defined(FASTNN_X86)
+  return active_simd_level() == SimdLevel::avx512 && s.in_plane() <= INT32_MAX;
+#else
+  (void)s;
+  return false;
+#endif
 }
 
 // Calls row(plane, oh) for every output row, rows split across threads. Each row is written
@@ -129,9 +144,16 @@ void max_pool2d_forward(const T* x, T* y, Index* indices, const Pool2dShape& s) 
   // float only: GCC vectorises the 2x2 loop for float, not for double on SSE2, where the
   // scalar selects were slower than the general loop.
   if (std::is_same_v<T, float> && is_2x2_stride_2(s)) {
+    const bool avx512 = use_avx512_2x2_max_pool(s);
     for_each_plane(s.planes(), s.in_plane(), [&](int64_t p) {
-      max_pool2d_2x2_plane(x + p * s.in_plane(), y + p * s.out_plane(), indices + p * s.out_plane(),
-                           W, s.out_h, s.out_w);
+      const T* xp = x + p * s.in_plane();
+      T* yp = y + p * s.out_plane();
+      Index* ip = indices + p * s.out_plane();
+#if defined(FASTNN_X86)
+      if constexpr (std::is_same_v<T, float>)
+        if (avx512) return max_pool2d_2x2_plane_avx512(xp, yp, ip, W, s.out_h, s.out_w);
+#endif
+      max_pool2d_2x2_plane(xp, yp, ip, W, s.out_h, s.out_w);
     });
     return;
   }
