@@ -5,7 +5,7 @@ from __future__ import annotations
 import collections.abc
 import numpy
 import typing
-__all__: list[str] = ['activation_backward', 'activation_forward', 'adam_step', 'adam_step_multi', 'avg_pool2d_backward', 'avg_pool2d_forward', 'batch_norm_backward', 'batch_norm_eval', 'batch_norm_train', 'bce_with_logits', 'build_info', 'conv2d_backward', 'conv2d_forward', 'dropout_backward', 'dropout_forward', 'fma_peak_gflops', 'get_num_threads', 'global_avg_pool2d_backward', 'global_avg_pool2d_forward', 'linear_backward', 'linear_forward', 'log_softmax', 'log_softmax_backward', 'matmul', 'max_pool2d_backward', 'max_pool2d_forward', 'pool2d_check_params', 'set_num_threads', 'sgd_step', 'sgd_step_multi', 'softmax', 'softmax_backward', 'softmax_cross_entropy']
+__all__: list[str] = ['activation_backward', 'activation_forward', 'adam_step', 'adam_step_multi', 'avg_pool2d_backward', 'avg_pool2d_forward', 'batch_norm_backward', 'batch_norm_eval', 'batch_norm_train', 'bce_with_logits', 'buffer_cache_info', 'build_info', 'conv2d_backward', 'conv2d_forward', 'dropout_backward', 'dropout_forward', 'fma_peak_gflops', 'free_cached_buffers', 'get_num_threads', 'global_avg_pool2d_backward', 'global_avg_pool2d_forward', 'linear_backward', 'linear_forward', 'log_softmax', 'log_softmax_backward', 'matmul', 'max_pool2d_backward', 'max_pool2d_forward', 'pool2d_check_params', 'set_num_threads', 'sgd_step', 'sgd_step_multi', 'softmax', 'softmax_backward', 'softmax_cross_entropy']
 def activation_backward(name: str, saved: typing.Any, grad_out: typing.Any, negative_slope: typing.SupportsFloat | typing.SupportsIndex = 0.01) -> numpy.ndarray:
     ...
 def activation_forward(name: str, x: typing.Any, negative_slope: typing.SupportsFloat | typing.SupportsIndex = 0.01) -> numpy.ndarray:
@@ -26,6 +26,8 @@ def batch_norm_train(x: typing.Any, weight: typing.Any, bias: typing.Any, runnin
     ...
 def bce_with_logits(logits: typing.Any, targets: typing.Any, pos_weight: typing.Any = None, compute_grad: bool = True) -> tuple:
     ...
+def buffer_cache_info() -> dict:
+    ...
 def build_info() -> dict:
     ...
 def conv2d_backward(x: typing.Any, weight: typing.Any, grad_out: typing.Any, grad_weight: typing.Any = None, grad_bias: typing.Any = None, stride: typing.Annotated[collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], "FixedSize(2)"] = [1, 1], padding: typing.Annotated[collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], "FixedSize(2)"] = [0, 0], dilation: typing.Annotated[collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], "FixedSize(2)"] = [1, 1], groups: typing.SupportsInt | typing.SupportsIndex = 1, compute_input_grad: bool = True, compute_bias_grad: bool = True) -> tuple:
@@ -40,6 +42,8 @@ def fma_peak_gflops(threads: typing.SupportsInt | typing.SupportsIndex = 0, seco
     """
     Measured float32 FMA throughput in GFLOP/s at the SIMD level in use (see cpu/peak.h).
     """
+def free_cached_buffers() -> None:
+    ...
 def get_num_threads() -> int:
     ...
 def global_avg_pool2d_backward(grad_out: typing.Any, input_shape: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex]) -> numpy.ndarray:
