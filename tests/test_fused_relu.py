@@ -135,6 +135,21 @@ def test_sequential_fuses_only_a_layer_followed_by_a_plain_relu(rng):
     model.backward(np.ones_like(y))
 
 
+def test_a_relu_with_a_replaced_backward_runs_it_before_a_pool(rng):
+    relu, pool = nn.ReLU(), nn.MaxPool2d(2)
+    model = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), relu, pool)
+    x = rng.standard_normal((2, 1, 6, 6)).astype(np.float32)
+    y = model(x)
+    unfused = _unfused(model)
+    unfused(x)
+    expected = unfused.backward(np.ones_like(y))
+    seen = []
+    original = relu.backward
+    relu.backward = lambda g: seen.append(g.shape) or original(g)
+    np.testing.assert_array_equal(model.backward(np.ones_like(y)), expected)
+    assert seen == [(2, 2, 6, 6)]
+
+
 def test_relu_used_alone_after_fusion_still_works(rng):
     relu = nn.ReLU()
     model = nn.Sequential(nn.Linear(5, 4), relu)

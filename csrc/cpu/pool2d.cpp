@@ -45,13 +45,11 @@ inline bool is_2x2_stride_2(const Pool2dShape& s) {
          s.pad_h == 0 && s.pad_w == 0;
 }
 
-// The AVX-512 kernel (pool2d_avx512.cpp) when the CPU and FASTNN_SIMD allow it and its int32
-// offsets can address the plane.
-inline bool use_avx512_2x2_max_pool(const Pool2dShape& s) {
+// The AVX-512 kernel (pool2d_avx512.cpp) when the CPU and FASTNN_SIMD allow it.
+inline bool use_avx512_2x2_max_pool() {
 #if defined(FASTNN_X86)
-  return active_simd_level() == SimdLevel::avx512 && s.in_plane() <= INT32_MAX;
+  return active_simd_level() == SimdLevel::avx512;
 #else
-  (void)s;
   return false;
 #endif
 }
@@ -74,13 +72,16 @@ void for_each_plane(int64_t planes, int64_t work_per_plane, F plane_fn) {
   for (int64_t p = 0; p < planes; ++p) plane_fn(p);
 }
 
-// One plane of the 2x2 stride-2 max pool: xp (H, W) -> yp, ip (out_h, out_w). Written as
-// selects so that the compiler vectorises the loop over ow; the winner's offset within the
-// window is an integer as wide as T (the select then vectorises for either index type).
-template <class T, class Index>
-void max_pool2d_2x2_plane(const T* __restrict xp, T* __restrict yp, Index* __restrict ip,
-                          int64_t W, int64_t out_h, int64_t out_w) {
-  using Offset = std::conditional_t<sizeof(T) == 4, int32_t, int64_t>;
+// One plane of the 2x2 stride-2 max pool, float32: xp (H, W) -> yp, ip (out_h, out_w). Written
+// as selects so that the compiler vectorises the loop over ow; the winner's offset within the
+// window is an int32 (as wide as a float, so the selects vectorise for either index type).
+// Not for double: GCC does not vectorise it there (SSE2), and its scalar selects were slower
+// than the general loop.
+template <class Index>
+void max_pool2d_2x2_plane(const float* __restrict xp, float* __restrict yp,
+                          Index* __restrict ip, int64_t W, int64_t out_h, int64_t out_w) {
+  using T = float;
+  using Offset = int32_t;
   const Offset down = static_cast<Offset>(W), down_right = static_cast<Offset>(W + 1);
   for (int64_t oh = 0; oh < out_h; ++oh) {
     const T* top = xp + 2 * oh * W;
@@ -141,21 +142,21 @@ void avg_pool2d_backward_2x2_plane(const T* dyp, T* dxp, int64_t H, int64_t W, i
 template <class T, class Index>
 void max_pool2d_forward(const T* x, T* y, Index* indices, const Pool2dShape& s) {
   const int64_t W = s.in_w;
-  // float only: GCC vectorises the 2x2 loop for float, not for double on SSE2, where the
-  // scalar selects were slower than the general loop.
-  if (std::is_same_v<T, float> && is_2x2_stride_2(s)) {
-    const bool avx512 = use_avx512_2x2_max_pool(s);
-    for_each_plane(s.planes(), s.in_plane(), [&](int64_t p) {
-      const T* xp = x + p * s.in_plane();
-      T* yp = y + p * s.out_plane();
-      Index* ip = indices + p * s.out_plane();
+  if constexpr (std::is_same_v<T, float>) {
+    // (Both 2x2 kernels compute window offsets in int32.)
+    if (is_2x2_stride_2(s) && s.in_plane() <= INT32_MAX) {
+      const bool avx512 = use_avx512_2x2_max_pool();
+      for_each_plane(s.planes(), s.in_plane(), [&](int64_t p) {
+        const float* xp = x + p * s.in_plane();
+        float* yp = y + p * s.out_plane();
+        Index* ip = indices + p * s.out_plane();
 #if defined(FASTNN_X86)
-      if constexpr (std::is_same_v<T, float>)
         if (avx512) return max_pool2d_2x2_plane_avx512(xp, yp, ip, W, s.out_h, s.out_w);
 #endif
-      max_pool2d_2x2_plane(xp, yp, ip, W, s.out_h, s.out_w);
-    });
-    return;
+        max_pool2d_2x2_plane(xp, yp, ip, W, s.out_h, s.out_w);
+      });
+      return;
+    }
   }
   for_each_output_row(s, [&](int64_t plane, int64_t oh) {
     const T* xp = x + plane * s.in_plane();

@@ -11,28 +11,27 @@ from fastnn.nn.module import Module
 from fastnn.nn.pool import MaxPool2d
 
 
+def _unpatched(*modules: Module) -> bool:
+    """No forward or backward replaced on the instance (e.g. a hook that wants to see the
+    pre-activation or the ReLU's own gradient): such modules are never fused."""
+    return not any("forward" in vars(m) or "backward" in vars(m) for m in modules)
+
+
 def _fuses_with_relu(layer: Module, activation: Module) -> bool:
     """Whether ``layer`` then ``activation`` can run as ``layer.forward_relu``: a Linear or
-    Conv2d whose forward nobody replaced (a subclass or an instance attribute, e.g. a hook that
-    wants the pre-activation) followed by a plain ReLU."""
+    Conv2d whose forward no subclass replaced, followed by a plain ReLU."""
     return (
         type(activation) is ReLU
         and isinstance(layer, WeightedLayer)
         and type(layer).forward is WeightedLayer.forward
-        and "forward" not in vars(layer)
-        and "forward" not in vars(activation)
+        and _unpatched(layer, activation)
     )
 
 
 def _absorbs_relu_backward(activation: Module, pool: Module) -> bool:
-    """Whether a plain ReLU followed by a MaxPool2d can run its backward as
-    ``pool.backward_through_relu`` (neither module's backward replaced)."""
-    return (
-        type(activation) is ReLU
-        and type(pool) is MaxPool2d
-        and "backward" not in vars(activation)
-        and "backward" not in vars(pool)
-    )
+    """Whether a plain ReLU followed by a plain MaxPool2d can run its backward as
+    ``pool.backward_through_relu``."""
+    return type(activation) is ReLU and type(pool) is MaxPool2d and _unpatched(activation, pool)
 
 
 class Sequential(Module):
