@@ -47,15 +47,20 @@ def test_small_outputs_bypass_the_cache(rng):
     assert (after["hits"], after["misses"], after["cached_buffers"]) == (before["hits"], before["misses"], 0)
 
 
-def test_cache_stays_within_its_cap_and_can_be_emptied():
+def test_cache_stays_within_its_cap_evicting_the_oldest_and_can_be_emptied():
     fastnn.free_cached_buffers()
     cap = _cpu.buffer_cache_info()["cap_bytes"]
-    # Outputs of just over half the cap (the input is calloc'd zeros: only outputs touch pages).
-    x = np.zeros(cap // 2 // 4 + 1, np.float32)
-    outputs = [ops.relu(x) for _ in range(2)]
-    del outputs  # both given back: only one fits
+    # Outputs of just over half the cap, of two sizes (the inputs are calloc'd zeros: only the
+    # outputs touch their pages).
+    older, newer = (np.zeros(cap // 2 // 4 + extra, np.float32) for extra in (1, 2))
+    first, second = ops.relu(older), ops.relu(newer)
+    del first
+    del second  # given back last: only one fits, so it evicts the first
     info = _cpu.buffer_cache_info()
-    assert info["cached_buffers"] == 1 and info["cached_bytes"] <= cap
+    assert info["cached_buffers"] == 1 and info["cached_bytes"] == newer.nbytes <= cap
+    y = ops.relu(newer)
+    assert _cpu.buffer_cache_info()["hits"] == info["hits"] + 1
+    del y
     fastnn.free_cached_buffers()
     assert _cpu.buffer_cache_info()["cached_bytes"] == 0
 

@@ -1,11 +1,12 @@
 // The output buffer cache; see buffer_cache.h.
 #include "bindings/buffer_cache.h"
 
-#include <cstdint>
+#include <algorithm>
 #include <cstdlib>
-#include <map>
+#include <list>
 #include <mutex>
 #include <new>
+#include <unordered_map>
 #include <vector>
 
 namespace fastnn::bind {
@@ -29,10 +30,28 @@ void* allocate(std::size_t bytes) {
 
 void release(void* data) { std::free(static_cast<char*>(data) - kHeader); }
 
+// Cached buffers in the order they were given back (least recently used first), and by size
+// for take_buffer.
 struct Cache {
+  struct Entry {
+    std::size_t bytes;
+    void* data;
+  };
   std::mutex mutex;
-  std::map<std::size_t, std::vector<void*>> free_by_size;
+  std::list<Entry> by_age;
+  std::unordered_map<std::size_t, std::vector<std::list<Entry>::iterator>> by_size;
   BufferCacheStats stats;
+
+  // Removes one cached buffer (by_age position `it`) from the cache and returns its memory.
+  void* remove(std::list<Entry>::iterator it) {
+    std::vector<std::list<Entry>::iterator>& same_size = by_size[it->bytes];
+    same_size.erase(std::find(same_size.begin(), same_size.end(), it));
+    void* data = it->data;
+    stats.cached_bytes -= it->bytes;
+    stats.cached_buffers -= 1;
+    by_age.erase(it);
+    return data;
+  }
 };
 
 Cache& cache() {
@@ -46,14 +65,10 @@ void* take_buffer(std::size_t bytes) {
   {
     Cache& c = cache();
     std::lock_guard<std::mutex> lock(c.mutex);
-    auto it = c.free_by_size.find(bytes);
-    if (it != c.free_by_size.end() && !it->second.empty()) {
-      void* data = it->second.back();
-      it->second.pop_back();
-      c.stats.cached_bytes -= bytes;
-      c.stats.cached_buffers -= 1;
+    auto it = c.by_size.find(bytes);
+    if (it != c.by_size.end() && !it->second.empty()) {
       c.stats.hits += 1;
-      return data;
+      return c.remove(it->second.back());  // the most recently given back: warmest in cache
     }
     c.stats.misses += 1;
   }
@@ -62,25 +77,31 @@ void* take_buffer(std::size_t bytes) {
 
 void give_back_buffer(void* data) {
   const std::size_t bytes = size_of(data);
+  std::vector<void*> evicted;
   {
     Cache& c = cache();
     std::lock_guard<std::mutex> lock(c.mutex);
-    if (c.stats.cached_bytes + bytes <= kCachedBytesCap) {
-      c.free_by_size[bytes].push_back(data);
+    if (bytes <= kCachedBytesCap) {
+      // The least recently used buffers make room: sizes no longer requested (an evaluation's
+      // batch size, say) age out instead of keeping the current sizes from being cached.
+      while (c.stats.cached_bytes + bytes > kCachedBytesCap)
+        evicted.push_back(c.remove(c.by_age.begin()));
+      c.by_size[bytes].push_back(c.by_age.insert(c.by_age.end(), {bytes, data}));
       c.stats.cached_bytes += bytes;
       c.stats.cached_buffers += 1;
-      return;
+      data = nullptr;
     }
   }
-  release(data);
+  for (void* old : evicted) release(old);
+  if (data) release(data);
 }
 
 void free_cached_buffers() {
   Cache& c = cache();
   std::lock_guard<std::mutex> lock(c.mutex);
-  for (auto& [bytes, buffers] : c.free_by_size)
-    for (void* data : buffers) release(data);
-  c.free_by_size.clear();
+  for (const Cache::Entry& e : c.by_age) release(e.data);
+  c.by_age.clear();
+  c.by_size.clear();
   c.stats.cached_bytes = c.stats.cached_buffers = 0;
 }
 

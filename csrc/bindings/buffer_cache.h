@@ -11,7 +11,8 @@
 // Buffers are 64-byte aligned, hold exactly the requested bytes (no rounding up: a buffer is
 // reused only by a request of its own size, so nothing is wasted), and carry their size in a
 // header, so the owner of an array's memory (a capsule) needs only the pointer to give it back.
-// The cache holds at most kCachedBytesCap bytes (buffers beyond that are freed at once).
+// The cache holds at most kCachedBytesCap bytes: a buffer given back to a full cache evicts the
+// least recently given back ones.
 // new_array (arrays.h) uses it for outputs of at least kMinCachedBytes; smaller ones come from
 // NumPy as before (malloc serves them from its heap without faulting). Results never depend on
 // it: kernels write every element of their outputs.
@@ -29,7 +30,8 @@ struct BufferCacheStats {
 // Memory for `bytes` bytes (64-byte aligned): a cached buffer of exactly that size, or a new
 // one. Never null (throws std::bad_alloc).
 void* take_buffer(std::size_t bytes);
-// Returns a buffer from take_buffer: cached for reuse, or freed when the cache is full.
+// Returns a buffer from take_buffer: cached for reuse (evicting the least recently used
+// buffers when the cache would exceed its cap), or freed when larger than the cap.
 void give_back_buffer(void* data);
 // Frees every cached buffer.
 void free_cached_buffers();

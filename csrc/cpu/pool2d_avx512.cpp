@@ -71,9 +71,9 @@ void max_pool2d_2x2_plane_avx512(const float* x, float* y, Index* indices, int64
       consider(top_right, right);
       consider(bottom_left, down);
       consider(bottom_right, down_right);
-      const __m512i index = _mm512_add_epi32(
-          _mm512_add_epi32(_mm512_set1_epi32(static_cast<int32_t>(2 * oh * W + 2 * ow)), twice_lane),
-          offset);
+      const __m512i window_start =
+          _mm512_add_epi32(_mm512_set1_epi32(static_cast<int32_t>(2 * oh * W + 2 * ow)), twice_lane);
+      const __m512i index = _mm512_add_epi32(window_start, offset);
       const __mmask16 valid = first_lanes(n);
       _mm512_mask_storeu_ps(y + oh * out_w + ow, valid, best);
       store_indices(indices + oh * out_w + ow, index, valid);
