@@ -9,6 +9,10 @@ indexing or blocking bug (those give errors of order 1).
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -63,3 +67,25 @@ def assert_raises_naming(exc: type, call, words) -> None:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
+
+
+SIMD_LEVELS = ["generic", "avx2", "avx512"]
+
+
+def run_tests_at_simd_level(test_file: str, keyword: str, level: str) -> None:
+    """Runs the tests of ``test_file`` matching ``keyword`` in a fresh process under
+    FASTNN_SIMD=level (the level is fixed at first use in a process), so every SIMD path is
+    tested on one machine; skips levels the CPU lacks, and itself when already inside such a run."""
+    import fastnn
+
+    if os.environ.get("FASTNN_TEST_EXPECT_SIMD"):
+        pytest.skip("already inside a forced-level run")
+    detected = fastnn.build_info()["simd_detected"]
+    if SIMD_LEVELS.index(level) > SIMD_LEVELS.index(detected):
+        pytest.skip(f"this CPU lacks {level} (best level: {detected})")
+    env = dict(os.environ, FASTNN_SIMD=level, FASTNN_TEST_EXPECT_SIMD=level)
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", test_file, "-q", "-x", "-k", keyword, "-p", "no:cacheprovider"],
+        env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert run.returncode == 0, f"FASTNN_SIMD={level}:\n{run.stdout[-4000:]}\n{run.stderr[-2000:]}"

@@ -114,7 +114,10 @@ def test_core_matches_reference(case, dtype, num_threads, rng, threads):
     rtol = FLOAT32_RTOL_REDUCTION if dtype == np.float32 else FLOAT64_RTOL
     x, weight, bias, args = make(case, dtype, rng)
     y = ops.conv2d(x, weight, bias, **args)
-    assert_close(y, reference.conv2d(x, weight, bias, **args), rtol, f"{case} y")
+    ry = reference.conv2d(x, weight, bias, **args)
+    assert_close(y, ry, rtol, f"{case} y")
+    # The ReLU fused into every method's epilogue.
+    assert_close(ops.conv2d(x, weight, bias, relu=True, **args), np.maximum(ry, 0), rtol, f"{case} relu(y)")
     dy = rng.standard_normal(y.shape).astype(dtype)
     rdx, rdw, rdb = reference.conv2d_backward(x, weight, dy, **args)
     # Accumulating into existing gradients (the .grad rule) on every path.

@@ -23,22 +23,17 @@ from __future__ import annotations
 
 import itertools
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 import fastnn
-from conftest import ODD_SIZES, rel_error
+from conftest import ODD_SIZES, SIMD_LEVELS, rel_error, run_tests_at_simd_level
 from fastnn import ops
 from fastnn import reference as ref
 
 DTYPES = [np.float32, np.float64]
 TRANSPOSES = list(itertools.product([False, True], repeat=2))
-SIMD_LEVELS = ["generic", "avx2", "avx512"]
-
-
 def gemm_rtol(k: int, dtype) -> float:
     unit_roundoff = np.finfo(dtype).eps / 2
     return 10 * unit_roundoff * np.sqrt(k + 2)
@@ -295,14 +290,4 @@ def test_misaligned_input_is_rejected():
 @pytest.mark.parametrize("level", SIMD_LEVELS)
 def test_forced_simd_paths(level):
     """The test_core_* tests under FASTNN_SIMD=level, in a fresh process."""
-    if os.environ.get("FASTNN_TEST_EXPECT_SIMD"):
-        pytest.skip("already inside a forced-level run")
-    detected = fastnn.build_info()["simd_detected"]
-    if SIMD_LEVELS.index(level) > SIMD_LEVELS.index(detected):
-        pytest.skip(f"this CPU lacks {level} (best level: {detected})")
-    env = dict(os.environ, FASTNN_SIMD=level, FASTNN_TEST_EXPECT_SIMD=level)
-    run = subprocess.run(
-        [sys.executable, "-m", "pytest", __file__, "-q", "-x", "-k", "test_core_", "-p", "no:cacheprovider"],
-        env=env, capture_output=True, text=True, timeout=300,
-    )
-    assert run.returncode == 0, f"FASTNN_SIMD={level}:\n{run.stdout[-4000:]}\n{run.stderr[-2000:]}"
+    run_tests_at_simd_level(__file__, "test_core_", level)

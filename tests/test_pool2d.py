@@ -14,7 +14,15 @@ import pytest
 import fastnn
 from fastnn import nn, ops
 from fastnn import reference as ref
-from conftest import FLOAT32_RTOL, FLOAT64_RTOL, assert_close, assert_raises_naming, numerical_grad
+from conftest import (
+    FLOAT32_RTOL,
+    FLOAT64_RTOL,
+    SIMD_LEVELS,
+    assert_close,
+    assert_raises_naming,
+    numerical_grad,
+    run_tests_at_simd_level,
+)
 
 # (input shape, kernel_size, stride, padding): odd sizes, overlapping windows (k3 s2), padding,
 # rectangular windows and strides, a window as large as the padded input, a single pixel.
@@ -196,6 +204,55 @@ def test_max_pool2d_ties_send_each_gradient_to_exactly_one_input(rng, kernel_siz
         assert x[n, c, h, w] == y[n, c, oh, ow]
 
 
+# 2x2 windows with stride 2 and no padding take the vectorised fast paths (max: float32; avg:
+# both dtypes): odd H or W (the last row / column belongs to no window), rows shorter and longer
+# than a vector, a single window, a LeNet-sized plane.
+FAST_2X2_SHAPES = [(2, 3, 7, 9), (1, 2, 8, 5), (1, 1, 2, 2), (1, 1, 3, 3), (2, 4, 28, 28), (1, 2, 5, 70)]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("index_dtype", [np.int32, np.int64])
+@pytest.mark.parametrize("shape", FAST_2X2_SHAPES)
+def test_2x2_stride_2_pools_match_reference(rng, dtype, index_dtype, shape):
+    x = rng.standard_normal(shape).astype(dtype)
+    y, indices = ops.max_pool2d(x, 2, index_dtype=index_dtype)
+    y_ref, indices_ref = ref.max_pool2d(x, 2)
+    assert indices.dtype == index_dtype
+    np.testing.assert_array_equal(indices, indices_ref)
+    np.testing.assert_array_equal(y, y_ref.astype(dtype))
+    g = rng.standard_normal(y.shape).astype(dtype)
+    dx = ops.max_pool2d_backward(g, indices, shape)
+    np.testing.assert_array_equal(dx, ref.max_pool2d_backward(g, indices_ref, shape).astype(dtype))
+    assert_close(ops.avg_pool2d(x, 2), ref.avg_pool2d(x, 2), RTOL[dtype], "avg_pool2d y")
+    dx = ops.avg_pool2d_backward(g, shape, 2)
+    assert_close(dx, ref.avg_pool2d_backward(g, shape, 2), RTOL[dtype], "avg_pool2d dx")
+    if shape[2] % 2:
+        assert (dx[:, :, -1, :] == 0).all()  # the dropped row gets no gradient
+    if shape[3] % 2:
+        assert (dx[:, :, :, -1] == 0).all()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_2x2_max_pool_ties_and_nans_follow_scan_order(rng, dtype):
+    # Few distinct values: most windows tie; every 2-of-4 tie pattern occurs in a 33x33 plane.
+    x = rng.integers(0, 2, size=(3, 5, 33, 33)).astype(dtype)
+    y, indices = ops.max_pool2d(x, 2)
+    np.testing.assert_array_equal(indices, ref.max_pool2d(x, 2)[1])
+    # NaN after a larger number (bottom-right), two NaNs (the first wins), NaN first.
+    x = np.array([[[[1.0, 9.0, 1.0, np.nan, np.nan, 0.0],
+                    [2.0, np.nan, np.nan, 5.0, 7.0, np.nan]]]], dtype=dtype)
+    y, indices = ops.max_pool2d(x, 2)
+    np.testing.assert_array_equal(indices, [[[[7, 3, 4]]]])
+    np.testing.assert_array_equal(indices, ref.max_pool2d(x, 2)[1])
+    assert np.isnan(y).all()
+
+
+@pytest.mark.parametrize("level", SIMD_LEVELS)
+def test_2x2_paths_at_every_simd_level(level):
+    """The 2x2 tests under FASTNN_SIMD=level (float32 max pool: AVX-512 kernel or portable loop)."""
+    run_tests_at_simd_level(__file__, "test_2x2_", level)
+
+
 def test_pool_kernels_do_not_depend_on_thread_count(rng):
     x = rng.standard_normal((8, 16, 33, 33)).astype(np.float32)  # enough work for 2 threads in each kernel
     saved = fastnn.get_num_threads()
@@ -327,6 +384,17 @@ X = np.zeros((1, 2, 5, 5), dtype=np.float32)
 )
 def test_ops_reject_bad_input(call, exc, words):
     assert_raises_naming(exc, call, words)
+
+
+def test_max_pool2d_backward_names_the_first_bad_index():
+    indices = np.zeros((1, 2, 2, 2), np.int64)
+    indices.flat[5] = 25
+    indices.flat[6] = -3
+    assert_raises_naming(
+        ValueError,
+        lambda: ops.max_pool2d_backward(np.ones((1, 2, 2, 2), np.float32), indices, X.shape),
+        ["max_pool2d_backward", "indices.flat[5] = 25"],
+    )
 
 
 @pytest.mark.parametrize(

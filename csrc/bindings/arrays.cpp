@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "bindings/buffer_cache.h"
+
 namespace fastnn::bind {
 namespace {
 
@@ -17,6 +19,16 @@ bool classify(const py::array& a, Dtype* out) {
   if (dtype_is(a, py::dtype::of<int64_t>())) return *out = Dtype::int64, true;
   if (dtype_is(a, py::dtype::of<uint8_t>())) return *out = Dtype::uint8, true;
   return false;
+}
+
+py::dtype numpy_dtype(Dtype d) {
+  switch (d) {
+    case Dtype::float64: return py::dtype::of<double>();
+    case Dtype::int32: return py::dtype::of<int32_t>();
+    case Dtype::int64: return py::dtype::of<int64_t>();
+    case Dtype::uint8: return py::dtype::of<uint8_t>();
+    default: return py::dtype::of<float>();
+  }
 }
 
 std::string describe_dtype(const py::array& a) {
@@ -94,15 +106,21 @@ void require_no_overlap(const char* op, const ArrayArg& out, const ArrayArg& in)
 
 py::array new_array(const char* op, Dtype dtype, const std::vector<int64_t>& dims) {
   const int64_t numel = checked_numel(dims, op);
-  checked_mul(numel, dtype_size(dtype), op);
+  const int64_t bytes = checked_mul(numel, dtype_size(dtype), op);
   std::vector<py::ssize_t> shape(dims.begin(), dims.end());
-  switch (dtype) {
-    case Dtype::float64: return py::array_t<double>(shape);
-    case Dtype::int32: return py::array_t<int32_t>(shape);
-    case Dtype::int64: return py::array_t<int64_t>(shape);
-    case Dtype::uint8: return py::array_t<uint8_t>(shape);
-    default: return py::array_t<float>(shape);
+  const py::dtype type = numpy_dtype(dtype);
+  if (static_cast<std::size_t>(bytes) < kMinCachedBytes) return py::array(type, shape);
+  // Memory from the buffer cache, owned by a capsule that gives it back when NumPy frees the
+  // array (and every view of it).
+  void* data = take_buffer(static_cast<std::size_t>(bytes));
+  py::capsule owner;
+  try {
+    owner = py::capsule(data, &give_back_buffer);
+  } catch (...) {
+    give_back_buffer(data);
+    throw;
   }
+  return py::array(type, shape, data, owner);
 }
 
 ParamGrad param_grad(const char* op, const char* arg, const py::handle& obj, const ArrayArg& like,

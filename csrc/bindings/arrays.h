@@ -68,7 +68,9 @@ void require_dims(const char* op, const ArrayArg& b, const std::vector<int64_t>&
 // ValueError when the memory of `out` overlaps `in` (a kernel would read what it overwrote).
 void require_no_overlap(const char* op, const ArrayArg& out, const ArrayArg& in);
 
-// A new C-contiguous array of `dtype` with `dims` (size checked for overflow first).
+// A new C-contiguous array of `dtype` with `dims` (size checked for overflow first). Arrays of
+// at least kMinCachedBytes take their memory from the buffer cache (bindings/buffer_cache.h),
+// so a training step reuses the previous step's memory; their contents are arbitrary.
 py::array new_array(const char* op, Dtype dtype, const std::vector<int64_t>& dims);
 
 // A parameter gradient of a backward op (the .grad convention): the array given as `obj`,

@@ -40,7 +40,7 @@ Conv2dInputs conv2d_inputs(const char* op, py::object x_obj, py::object w_obj,
 }
 
 py::array conv2d_forward(py::object x_obj, py::object w_obj, py::object b_obj, Pair stride,
-                         Pair padding, Pair dilation, int64_t groups) {
+                         Pair padding, Pair dilation, int64_t groups, bool relu) {
   const char* op = "conv2d";
   const Conv2dInputs in = conv2d_inputs(op, x_obj, w_obj,
                                         conv2d_params(stride, padding, dilation, groups));
@@ -58,7 +58,7 @@ py::array conv2d_forward(py::object x_obj, py::object w_obj, py::object b_obj, P
     const T* pb = b ? b.data<T>() : nullptr;
     T* py_ = static_cast<T*>(y.mutable_data());
     py::gil_scoped_release release;
-    cpu::conv2d_forward<T>(px, pw, pb, py_, s);
+    cpu::conv2d_forward<T>(px, pw, pb, py_, s, relu);
   });
   return y;
 }
@@ -128,7 +128,7 @@ void init_conv2d(py::module_& m) {
   m.def("conv2d_forward", &conv2d_forward, py::arg("x"), py::arg("weight"),
         py::arg("bias") = py::none(), py::arg("stride") = Pair{1, 1},
         py::arg("padding") = Pair{0, 0}, py::arg("dilation") = Pair{1, 1},
-        py::arg("groups") = 1);
+        py::arg("groups") = 1, py::arg("relu") = false);
   m.def("conv2d_backward", &conv2d_backward, py::arg("x"), py::arg("weight"),
         py::arg("grad_out"), py::arg("grad_weight") = py::none(),
         py::arg("grad_bias") = py::none(), py::arg("stride") = Pair{1, 1},

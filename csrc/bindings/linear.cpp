@@ -6,7 +6,7 @@ namespace fastnn::bind {
 
 namespace {
 
-py::array linear_forward(py::object x_obj, py::object w_obj, py::object b_obj) {
+py::array linear_forward(py::object x_obj, py::object w_obj, py::object b_obj, bool relu) {
   const char* op = "linear";
   ArrayArg x = float_array(op, "x", x_obj);
   ArrayArg w = float_array(op, "weight", w_obj);
@@ -25,7 +25,7 @@ py::array linear_forward(py::object x_obj, py::object w_obj, py::object b_obj) {
     const T* pb = b ? b.data<T>() : nullptr;
     T* py_ = static_cast<T*>(y.mutable_data());
     py::gil_scoped_release release;
-    cpu::linear_forward<T>(px, pw, pb, py_, s);
+    cpu::linear_forward<T>(px, pw, pb, py_, s, relu);
   });
   return y;
 }
@@ -74,7 +74,7 @@ py::tuple linear_backward(py::object x_obj, py::object w_obj, py::object dy_obj,
 
 void init_linear(py::module_& m) {
   m.def("linear_forward", &linear_forward, py::arg("x"), py::arg("weight"),
-        py::arg("bias") = py::none());
+        py::arg("bias") = py::none(), py::arg("relu") = false);
   m.def("linear_backward", &linear_backward, py::arg("x"), py::arg("weight"),
         py::arg("grad_out"), py::arg("grad_weight") = py::none(),
         py::arg("grad_bias") = py::none(), py::arg("compute_input_grad") = true,

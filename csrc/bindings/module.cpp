@@ -3,6 +3,7 @@
 #include <pybind11/pybind11.h>
 
 #include "bindings/arrays.h"
+#include "bindings/buffer_cache.h"
 #include "common/cpu_features.h"
 #include "common/threading.h"
 #include "cpu/gemm_kernel.h"
@@ -57,6 +58,15 @@ pybind11::dict build_info() {
   return info;
 }
 
+pybind11::dict buffer_cache_info() {
+  const fastnn::bind::BufferCacheStats s = fastnn::bind::buffer_cache_stats();
+  pybind11::dict d;
+  d["cached_bytes"] = s.cached_bytes, d["cached_buffers"] = s.cached_buffers;
+  d["hits"] = s.hits, d["misses"] = s.misses;
+  d["cap_bytes"] = fastnn::bind::kCachedBytesCap, d["min_bytes"] = fastnn::bind::kMinCachedBytes;
+  return d;
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_cpu, m) {
@@ -72,6 +82,8 @@ PYBIND11_MODULE(_cpu, m) {
   m.def("get_num_threads", &fastnn::get_num_threads);
   m.def("set_num_threads", &fastnn::set_num_threads, py::arg("n"));
   m.def("build_info", &build_info);
+  m.def("buffer_cache_info", &buffer_cache_info);
+  m.def("free_cached_buffers", &fastnn::bind::free_cached_buffers);
   fastnn::bind::init_gemm(m);
   fastnn::bind::init_linear(m);
   fastnn::bind::init_conv2d(m);

@@ -40,7 +40,8 @@ template <class T>
 void activation_forward(Activation act, const T* x, T* y, int64_t n, T negative_slope) {
   switch (act) {
     case Activation::relu:
-      for_each_index(n, [=](int64_t i) { y[i] = x[i] > T(0) ? x[i] : T(0); });
+      // NaN stays NaN (as PyTorch's relu and the GEMM epilogue's fused ReLU).
+      for_each_index(n, [=](int64_t i) { y[i] = x[i] < T(0) ? T(0) : x[i]; });
       break;
     case Activation::leaky_relu:
       for_each_index(n, [=](int64_t i) { y[i] = x[i] > T(0) ? x[i] : negative_slope * x[i]; });

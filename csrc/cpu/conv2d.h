@@ -7,6 +7,7 @@
 //                                * x[n, g*C_in/G + c, i*sh - ph + p*dh, j*sw - pw + q*dw]
 //   where x reads zero outside [0, H) x [0, W) (zero padding), s = stride, p = padding,
 //   d = dilation, and H_out = (H + 2 ph - dh (kh - 1) - 1) / sh + 1 (W_out likewise).
+//   With `relu`, forward writes max(y, 0) instead (the GEMM epilogue's ReLU: NaN stays NaN).
 //   backward: dx[n, c', h, w] = sum over every (o, p, q, i, j) whose tap reads x[n, c', h, w]
 //                               of weight[o, c, p, q] * dy[n, o, i, j]               (written)
 //             dweight[o, c, p, q] (+)= sum_{n, i, j} dy[n, o, i, j]
@@ -15,10 +16,9 @@
 // Gradient rule: parameter gradients accumulate when `accumulate` is true (the .grad
 // convention); input gradients are always written.
 //
-// relu: the forward writes max(y, 0) instead (a following ReLU fused into the GEMM epilogue).
-//
-// Method: im2col builds the column matrix (C_in*kh*kw, H_out*W_out) of a block of images and
-// every group is one GEMM per block (see conv2d.cpp). Shapes are validated by Conv2dShape::from before any call.
+// Method: per pass, direct kernels (conv2d_direct.h) or GEMMs over taps read in place or over
+// column matrices (see conv2d.cpp and conv2d_plan below). Shapes are validated by
+// Conv2dShape::from before any call.
 #pragma once
 
 #include "common/shapes/conv2d.h"

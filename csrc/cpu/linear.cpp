@@ -10,11 +10,13 @@
 namespace fastnn::cpu {
 
 template <class T>
-void linear_forward(const T* x, const T* weight, const T* bias, T* y, const LinearShape& s) {
-  // y = x @ W^T, with the bias added per column by the GEMM's epilogue while each tile of y is
-  // still in registers.
+void linear_forward(const T* x, const T* weight, const T* bias, T* y, const LinearShape& s,
+                    bool relu) {
+  // y = x @ W^T, with the bias added per column (and the ReLU) by the GEMM's epilogue while
+  // each tile of y is still in registers.
   GemmEpilogue<T> epilogue;
   epilogue.bias_per_col = bias;
+  epilogue.relu = relu;
   gemm(GemmShape::dense(s.batch, s.out_features, s.in_features, false, true), T(1), x, weight,
        T(0), y, epilogue);
 }
@@ -53,7 +55,7 @@ void bias_backward_rows(const T* dy, T* dbias, int64_t rows, int64_t features, b
 }
 
 #define FASTNN_INSTANTIATE(T)                                                                  \
-  template void linear_forward<T>(const T*, const T*, const T*, T*, const LinearShape&);      \
+  template void linear_forward<T>(const T*, const T*, const T*, T*, const LinearShape&, bool);      \
   template void linear_backward_input<T>(const T*, const T*, T*, const LinearShape&);         \
   template void linear_backward_weight<T>(const T*, const T*, T*, bool, const LinearShape&);  \
   template void bias_backward_rows<T>(const T*, T*, int64_t, int64_t, bool);

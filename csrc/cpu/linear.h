@@ -1,5 +1,7 @@
 // Fully connected layer (PyTorch's Linear), row-major:
 //   forward:  y = x @ weight^T + bias                  x: (N, in)  weight: (out, in)  y: (N, out)
+//             (with `relu`, y = max(that, 0), applied while each tile is in registers; a NaN
+//             stays NaN, the GEMM epilogue's rule)
 //   backward: dx = dy @ weight                         dx: (N, in)      (written)
 //             dweight (+)= dy^T @ x                    dweight: (out, in)
 //             dbias   (+)= sum_n dy[n, :]              dbias: (out,)
@@ -13,7 +15,7 @@ namespace fastnn::cpu {
 
 template <class T>
 void linear_forward(const T* x, const T* weight, const T* bias /* nullable */, T* y,
-                    const LinearShape& s);
+                    const LinearShape& s, bool relu = false);
 
 template <class T>
 void linear_backward_input(const T* dy, const T* weight, T* dx, const LinearShape& s);

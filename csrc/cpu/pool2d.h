@@ -11,8 +11,9 @@
 //   global_avg_pool2d: y[n, c] = mean over h, w of x[n, c, h, w] (sums in double);
 //                backward dx[n, c, h, w] = dy[n, c] / (H * W) (written).
 // Threads split whole output rows (forward) or whole planes (backward, whose windows may
-// overlap), so every element is produced by one thread in a fixed order: results do not
-// depend on the thread count.
+// overlap; and the 2x2 stride-2 forward fast paths), so every element is produced by one
+// thread in a fixed order: results do not depend on the thread count. The float32 2x2 max
+// pool has an AVX-512 kernel (pool2d_avx512.cpp), chosen at run time like the GEMM's.
 #pragma once
 
 #include <cstdint>

@@ -25,7 +25,7 @@ struct Forward {
   T slope;
   __device__ T operator()(T x) const {
     switch (act) {
-      case Activation::relu: return x > T(0) ? x : T(0);
+      case Activation::relu: return x < T(0) ? T(0) : x;  // NaN stays NaN
       case Activation::leaky_relu: return x > T(0) ? x : slope * x;
       case Activation::sigmoid: return sigmoid(x);
       case Activation::tanh: return math::tanh(x);

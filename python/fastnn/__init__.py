@@ -44,6 +44,15 @@ def set_num_threads(n: int) -> None:
     _cpu.set_num_threads(n)
 
 
+def free_cached_buffers() -> None:
+    """Returns to the system the memory of freed CPU output arrays that fastnn keeps for reuse.
+
+    Outputs of 64 KiB and more take their memory from a cache of buffers that earlier outputs
+    of the same size gave back (at most 256 MiB), so a training step does not page-fault fresh
+    memory in; call this after training to release it. Arrays in use are unaffected."""
+    _cpu.free_cached_buffers()
+
+
 def build_info() -> dict:
     """How fastnn was built and which kernels it runs: compiler, OpenMP version, detected and
     active SIMD level (FASTNN_SIMD caps it), GEMM micro-kernel names, and under ``"cuda"`` the
@@ -62,6 +71,7 @@ __all__ = [
     "build_info",
     "cuda",
     "data",
+    "free_cached_buffers",
     "get_matmul_precision",
     "get_num_threads",
     "get_rng_state",

@@ -198,9 +198,11 @@ def mlp_step_case(batch: int, sizes: Sequence[int]) -> Case:
     def step(x, labels):
         loss_fn(model(x), labels)
         opt.zero_grad()
-        model.backward(loss_fn.backward())
+        model.backward_params(loss_fn.backward())  # as PyTorch: no gradient for the data
         opt.step()
 
+    # The usual training-step count, 3x the forward's (as benchmarks/bench_train_step.py),
+    # though backward_params skips the first layer's input gradient.
     weights = sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
     name = "mlp step " + "-".join(map(str, sizes)) + f" batch {batch}"
     return Case(name, 6.0 * batch * weights, make, step)

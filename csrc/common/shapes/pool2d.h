@@ -108,6 +108,16 @@ struct Pool2dShape {
 // ValueError naming the first offender otherwise, so a forged index cannot write out of bounds.
 template <class Index>
 void validate_pool_indices(const char* op, const Index* indices, int64_t n, int64_t in_plane) {
+  // A vectorised min/max pass first: the search for the offender (and its message) runs only
+  // when there is one. (A per-element check with a branch to the message cost as much as the
+  // backward kernel itself.)
+  Index lowest = 0, highest = 0;
+#pragma omp simd reduction(min : lowest) reduction(max : highest)
+  for (int64_t i = 0; i < n; ++i) {
+    lowest = indices[i] < lowest ? indices[i] : lowest;
+    highest = indices[i] > highest ? indices[i] : highest;
+  }
+  if (lowest >= 0 && static_cast<int64_t>(highest) < in_plane) return;
   for (int64_t i = 0; i < n; ++i) {
     const int64_t v = static_cast<int64_t>(indices[i]);
     if (v < 0 || v >= in_plane)

@@ -27,6 +27,12 @@ class ReLU(_Activation):
         self._saved = x
         return ops.relu(x)
 
+    def keep_fused_output(self, y: Array) -> None:
+        """Takes the place of :meth:`forward` when the layer before computed ``y = relu(x)``
+        itself (:meth:`fastnn.nn.Linear.forward_relu`): backward needs only the sign of x, and
+        ``y > 0`` exactly where ``x > 0``, so it reads y instead (and gives the same gradient)."""
+        self._saved = y
+
     def backward(self, grad_out: Array) -> Array:
         return ops.relu_backward(self._saved_or_raise(), grad_out)
 

@@ -57,7 +57,7 @@ class Conv2d(WeightedLayer):
     def _conv_args(self) -> dict:
         return dict(stride=self.stride, padding=self.padding, dilation=self.dilation, groups=self.groups)
 
-    def forward(self, x: Array) -> Array:
+    def _forward(self, x: Array, relu: bool) -> Array:
         shape = getattr(x, "shape", None)
         if shape is None or len(shape) != 4 or shape[1] != self.in_channels:
             got = tuple(shape) if shape is not None else type(x).__name__
@@ -66,7 +66,7 @@ class Conv2d(WeightedLayer):
             )
         self._x = x
         bias = self.bias.data if self.bias is not None else None
-        return ops.conv2d(x, self.weight.data, bias, **self._conv_args())
+        return ops.conv2d(x, self.weight.data, bias, **self._conv_args(), relu=relu)
 
     def extra_repr(self) -> str:
         # PyTorch's wording: non-default settings only, beyond kernel_size and stride.

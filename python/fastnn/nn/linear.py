@@ -36,6 +36,18 @@ class WeightedLayer(Module):
     def _op_kwargs(self) -> dict:
         return {}
 
+    def _forward(self, x: Array, relu: bool) -> Array:
+        raise NotImplementedError(f"{type(self).__name__}._forward")
+
+    def forward(self, x: Array) -> Array:
+        return self._forward(x, relu=False)
+
+    def forward_relu(self, x: Array) -> Array:
+        """``relu(forward(x))`` in one pass where the backend can (the CPU GEMM's epilogue):
+        used by :class:`fastnn.nn.Sequential` for a layer followed by :class:`fastnn.nn.ReLU`.
+        The layer's backward is unchanged: it caches x, not the pre-activation."""
+        return self._forward(x, relu=True)
+
     def backward(self, grad_out: Array) -> Array:
         return self._backward(grad_out, input_grad=True)
 
@@ -73,14 +85,14 @@ class Linear(WeightedLayer):
         self.bias = Parameter(uniform_init((self.out_features,), bound)) if bias else None
         self._x: Array | None = None
 
-    def forward(self, x: Array) -> Array:
+    def _forward(self, x: Array, relu: bool) -> Array:
         if getattr(x, "ndim", None) != 2:
             raise ValueError(
                 f"fastnn.nn.Linear: input must be 2-D (batch, {self.in_features}); got shape "
                 f"{getattr(x, 'shape', type(x).__name__)}"
             )
         self._x = x
-        return ops.linear(x, self.weight.data, self.bias.data if self.bias is not None else None)
+        return ops.linear(x, self.weight.data, self.bias.data if self.bias is not None else None, relu=relu)
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"

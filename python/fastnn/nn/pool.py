@@ -46,6 +46,7 @@ class MaxPool2d(_Pool2d):
     def __init__(self, kernel_size: IntPair, stride: IntPair | None = None, padding: IntPair = 0) -> None:
         super().__init__(kernel_size, stride, padding)
         self._indices: Array | None = None
+        self._y: Array | None = None  # the next layer keeps it as its input anyway
 
     def forward(self, x: Array) -> Array:
         _require_4d(self, x)
@@ -55,12 +56,21 @@ class MaxPool2d(_Pool2d):
             x, self.kernel_size, self.stride, self.padding, index_dtype=index_dtype
         )
         self._input_shape = tuple(x.shape)
+        self._y = y
         return y
 
     def backward(self, grad_out: Array) -> Array:
         shape = self._cached_input_shape()
         # The window lets the GPU gather gradients per input without atomics.
         return ops.max_pool2d_backward(grad_out, self._indices, shape, self.kernel_size, self.stride, self.padding)
+
+    def backward_through_relu(self, grad_out: Array) -> Array:
+        """The backward of a ReLU followed by this pool, in one step: the gradient reaches only
+        each window's winner, which is positive exactly where this pool's output is, so the
+        ReLU's mask applies to ``grad_out`` (a quarter the size for 2x2 windows) instead of to
+        the full input gradient. Used by :class:`fastnn.nn.Sequential`; bitwise the same result."""
+        self._cached_input_shape()
+        return self.backward(ops.relu_backward(self._y, grad_out))
 
 
 class AvgPool2d(_Pool2d):

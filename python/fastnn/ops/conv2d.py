@@ -7,6 +7,7 @@ from typing import Union
 import numpy as np
 
 from fastnn._backend import Array, backend_for
+from fastnn.ops.activation import forward_with_relu
 
 IntPair = Union[int, tuple[int, int]]
 
@@ -54,6 +55,8 @@ def conv2d(
     padding: IntPair = 0,
     dilation: IntPair = 1,
     groups: int = 1,
+    *,
+    relu: bool = False,
 ) -> Array:
     """2-D convolution (a cross-correlation, as in PyTorch) of x (N, C_in, H, W) with weight
     (C_out, C_in/groups, kh, kw) and optional bias (C_out,) -> y (N, C_out, H_out, W_out)::
@@ -65,9 +68,11 @@ def conv2d(
     and H_out = (H + 2*ph - dh*(kh - 1) - 1) // sh + 1 (W_out likewise). ``stride``,
     ``padding`` and ``dilation`` are ints or (h, w) pairs. Raises ValueError naming the numbers
     when channels, groups and weight disagree or the dilated kernel exceeds the padded input.
+    With ``relu``, returns ``max(y, 0)``, on the CPU applied by the GEMM's epilogue (as
+    :func:`fastnn.ops.linear`).
     """
     hyper = _hyper_parameters("conv2d", stride, padding, dilation, groups)
-    return backend_for("conv2d", x).conv2d_forward(x, weight, bias, *hyper)
+    return forward_with_relu(backend_for("conv2d", x), "conv2d_forward", x, weight, bias, *hyper, relu=relu)
 
 
 def conv2d_backward(

@@ -13,7 +13,7 @@ _erfc = np.vectorize(math.erfc, otypes=[np.float64])
 
 def relu(x):
     x = f64(x)
-    return np.where(x > 0, x, 0.0)
+    return np.where(x < 0, 0.0, x)  # NaN stays NaN, as in PyTorch
 
 
 def relu_backward(x, grad_out):
