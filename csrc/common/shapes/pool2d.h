@@ -112,7 +112,9 @@ void validate_pool_indices(const char* op, const Index* indices, int64_t n, int6
   // when there is one. (A per-element check with a branch to the message cost as much as the
   // backward kernel itself.)
   Index lowest = 0, highest = 0;
+#if defined(_OPENMP)  // (this header is also compiled without OpenMP: CUDA bindings)
 #pragma omp simd reduction(min : lowest) reduction(max : highest)
+#endif
   for (int64_t i = 0; i < n; ++i) {
     lowest = indices[i] < lowest ? indices[i] : lowest;
     highest = indices[i] > highest ? indices[i] : highest;
