@@ -18,18 +18,12 @@ errors of order 1.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import numpy as np
 import pytest
-from conftest import FLOAT32_RTOL_REDUCTION, FLOAT64_RTOL, assert_close
+from conftest import FLOAT32_RTOL_REDUCTION, FLOAT64_RTOL, SIMD_LEVELS, assert_close, run_tests_at_simd_level
 
 import fastnn
 from fastnn import _cpu, ops, reference
-
-SIMD_LEVELS = ["generic", "avx2", "avx512"]
 
 # name: ((N, C_in, H, W, C_out, kernel, stride, padding, dilation, groups), plan)
 CASES = {
@@ -161,14 +155,4 @@ def test_core_nonfinite_input_reaches_only_its_own_gradients(case, rng):
 @pytest.mark.parametrize("level", SIMD_LEVELS)
 def test_forced_simd_paths(level):
     """The test_core_* tests under FASTNN_SIMD=level, in a fresh process."""
-    if os.environ.get("FASTNN_TEST_EXPECT_SIMD"):
-        pytest.skip("already inside a forced-level run")
-    detected = fastnn.build_info()["simd_detected"]
-    if SIMD_LEVELS.index(level) > SIMD_LEVELS.index(detected):
-        pytest.skip(f"this CPU lacks {level} (best level: {detected})")
-    env = dict(os.environ, FASTNN_SIMD=level, FASTNN_TEST_EXPECT_SIMD=level)
-    run = subprocess.run(
-        [sys.executable, "-m", "pytest", __file__, "-q", "-x", "-k", "test_core_", "-p", "no:cacheprovider"],
-        env=env, capture_output=True, text=True, timeout=300,
-    )
-    assert run.returncode == 0, f"FASTNN_SIMD={level}:\n{run.stdout[-4000:]}\n{run.stderr[-2000:]}"
+    run_tests_at_simd_level(__file__, "test_core_", level)

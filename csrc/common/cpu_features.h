@@ -17,4 +17,16 @@ SimdLevel detected_simd_level();
 SimdLevel active_simd_level();
 const char* simd_level_name(SimdLevel level);
 
+// The kernel table for the level in use: the portable one, or an ISA translation unit's (its
+// accessor, or null where that ISA is not built, e.g. off x86).
+template <class Table>
+const Table& table_for_active_level(const Table& generic, const Table& (*avx2)(),
+                                    const Table& (*avx512)()) {
+  switch (active_simd_level()) {
+    case SimdLevel::avx512: return avx512 ? avx512() : generic;
+    case SimdLevel::avx2: return avx2 ? avx2() : generic;
+    default: return generic;
+  }
+}
+
 }  // namespace fastnn

@@ -588,7 +588,8 @@ void forward(const T* x, const T* weight, const T* bias, T* y, bool relu, const 
   });
 }
 
-// The shape of the input gradient's convolution (see below): dy (N, C_out, H_out, W_out) in, dx (N, C_in, H, W) out.
+// The shape of the input gradient's convolution (see below): dy (N, C_out, H_out, W_out) in,
+// dx (N, C_in, H, W) out.
 Conv2dShape input_grad_shape(const Conv2dShape& s) {
   Conv2dParams p;
   p.pad_h = s.dilation_h * (s.kernel_h - 1) - s.pad_h;

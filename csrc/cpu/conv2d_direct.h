@@ -14,9 +14,11 @@
 // weights re-laid out per block: wblock[g][b][k][u] = weight[g*Og + b*OB + u, k] for the taps
 // k = (c, p, q) of a group (Kg of them), zero for u past the group's channels.
 //
-//   forward:      y[o, i, j] = relu?(sum_k wblock[.., k, u] * xpad[c, i + p*dh, j + q*dw] + bias[o])
+//   forward:      y[o, i, j] = relu?(sum_k wblock[.., k, u] * xpad[c, i + p*dh, j + q*dw]
+//                                   + bias[o])
 //                 for L output pixels of a row at once; taps in k order.
-//   weight grad:  dwblock[g][b][k][u] += sum_{i, j} dyw[g][b][u][i, j] * xpad[c, i + p*dh, j + q*dw]
+//   weight grad:  dwblock[g][b][k][u] += sum_{i, j} dyw[g][b][u][i, j]
+//                                                    * xpad[c, i + p*dh, j + q*dw]
 //                 over dy laid out in rows of `pitch` = W_out rounded up to L, zero past W_out
 //                 (the pixels there are masked out too), and zero for u past the group's
 //                 channels. Lanes are summed in a fixed order.
@@ -73,6 +75,18 @@ struct Lanes {
   }
 };
 
+// Sizes both kernels walk by: padded planes, a group's channels and taps, channel blocks.
+struct DirectGeometry {
+  int64_t Wp, plane, Og, Cg, Kg, blocks;
+  explicit DirectGeometry(const Conv2dShape& s)
+      : Wp(s.width + 2 * s.pad_w),
+        plane((s.height + 2 * s.pad_h) * Wp),
+        Og(s.out_channels_per_group()),
+        Cg(s.in_channels_per_group()),
+        Kg(s.col_rows_per_group()),
+        blocks((Og + kConv2dDirectBlock - 1) / kConv2dDirectBlock) {}
+};
+
 // R output rows at once share each weight broadcast (R = 2 where 32 vector registers hold the
 // 2 x 8 accumulators: the loads per FMA drop from 9/8 to 10/16, under the FMA ports' rate).
 template <class T, int L, int R>
@@ -80,9 +94,8 @@ void direct_forward_image(const T* xpad, const T* wblock, const T* bias, T* y, b
                           const Conv2dShape& s) {
   constexpr int OB = kConv2dDirectBlock;
   using V = typename Lanes<T, L>::V;
-  const int64_t Hp = s.height + 2 * s.pad_h, Wp = s.width + 2 * s.pad_w, plane = Hp * Wp;
-  const int64_t Og = s.out_channels_per_group(), Cg = s.in_channels_per_group();
-  const int64_t Kg = s.col_rows_per_group(), blocks = (Og + OB - 1) / OB;
+  const DirectGeometry d(s);
+  const int64_t Wp = d.Wp, plane = d.plane, Og = d.Og, Cg = d.Cg, Kg = d.Kg, blocks = d.blocks;
   const int64_t H_out = s.out_height, W_out = s.out_width, P = s.out_plane();
   for (int64_t g = 0; g < s.groups; ++g)
     for (int64_t b = 0; b < blocks; ++b) {
@@ -140,9 +153,8 @@ void direct_weight_grad_image(const T* xpad, const T* dyw, int64_t pitch, T* dwb
                               const Conv2dShape& s) {
   constexpr int OB = kConv2dDirectBlock;
   using V = typename Lanes<T, L>::V;
-  const int64_t Hp = s.height + 2 * s.pad_h, Wp = s.width + 2 * s.pad_w, plane = Hp * Wp;
-  const int64_t Og = s.out_channels_per_group(), Cg = s.in_channels_per_group();
-  const int64_t Kg = s.col_rows_per_group(), blocks = (Og + OB - 1) / OB;
+  const DirectGeometry d(s);
+  const int64_t Wp = d.Wp, plane = d.plane, Cg = d.Cg, Kg = d.Kg, blocks = d.blocks;
   const int64_t H_out = s.out_height, W_out = s.out_width, dy_plane = H_out * pitch;
   for (int64_t g = 0; g < s.groups; ++g)
     for (int64_t b = 0; b < blocks; ++b) {

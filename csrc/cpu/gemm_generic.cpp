@@ -64,17 +64,6 @@ GemmKernelInfo<T> generic_info(const char* name) {
           name};
 }
 
-template <class T>
-const GemmKernelInfo<T>& choose(const GemmKernelInfo<T>& generic,
-                                const GemmKernelInfo<T>& (*avx2)(),
-                                const GemmKernelInfo<T>& (*avx512)()) {
-  switch (active_simd_level()) {
-    case SimdLevel::avx512: return avx512 ? avx512() : generic;
-    case SimdLevel::avx2: return avx2 ? avx2() : generic;
-    default: return generic;
-  }
-}
-
 }  // namespace
 
 template <>
@@ -82,9 +71,10 @@ const GemmKernelInfo<float>& gemm_kernel_info<float>() {
   static const GemmKernelInfo<float> generic = generic_info<float>("generic 4x16");
 #if defined(FASTNN_X86)
   static const GemmKernelInfo<float>& chosen =
-      choose(generic, gemm_kernel_info_avx2_float, gemm_kernel_info_avx512_float);
+      table_for_active_level(generic, gemm_kernel_info_avx2_float, gemm_kernel_info_avx512_float);
 #else
-  static const GemmKernelInfo<float>& chosen = choose<float>(generic, nullptr, nullptr);
+  static const GemmKernelInfo<float>& chosen =
+      table_for_active_level<GemmKernelInfo<float>>(generic, nullptr, nullptr);
 #endif
   return chosen;
 }
@@ -94,9 +84,10 @@ const GemmKernelInfo<double>& gemm_kernel_info<double>() {
   static const GemmKernelInfo<double> generic = generic_info<double>("generic 4x8");
 #if defined(FASTNN_X86)
   static const GemmKernelInfo<double>& chosen =
-      choose(generic, gemm_kernel_info_avx2_double, gemm_kernel_info_avx512_double);
+      table_for_active_level(generic, gemm_kernel_info_avx2_double, gemm_kernel_info_avx512_double);
 #else
-  static const GemmKernelInfo<double>& chosen = choose<double>(generic, nullptr, nullptr);
+  static const GemmKernelInfo<double>& chosen =
+      table_for_active_level<GemmKernelInfo<double>>(generic, nullptr, nullptr);
 #endif
   return chosen;
 }
