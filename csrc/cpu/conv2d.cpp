@@ -1,21 +1,28 @@
-// 2-D convolution as im2col + GEMM; see conv2d.h for the math.
+// 2-D convolution; see conv2d.h for the math. Each pass takes one of several methods, chosen
+// from the shape alone (conv2d_plan names the choice; tests/test_conv2d_paths.py covers each).
 //
-// The column matrix of a block of b images puts their columns side by side:
+// Column matrix of a block of b images, their columns side by side:
 //   col[(c*kh + p)*kw + q, m*P + i*W_out + j] = x[n0 + m, c, i*sh - ph + p*dh, j*sw - pw + q*dw]
 // (0 in the padding; P = H_out*W_out; group g owns rows [g*Kg, (g+1)*Kg), Kg = C_in/G*kh*kw).
-// Every GEMM below makes the long pixel dimension M (or K) and the channels N, which keeps the
-// small operand (the weights) packed once in L1/L2 and reads the column matrix in place, just
-// written and still in L2:
-//   forward:       prod (b*P, C_out) = col[g]^T @ weight[g]^T (+ bias, ReLU in the epilogue),
-//                  then y[n, o, pixel] = prod[m*P + pixel, o]          (one transposing pass)
-//   input grad:    stride 1: dx is the forward convolution of dy with the flipped kernel
-//                  (weight'[c, o, p', q'] = weight[o, c, kh-1-p', kw-1-q'], padding
-//                  dh*(kh-1) - ph), so it reuses the forward path; otherwise
-//                  dcol = weight[g]^T @ dy[n, g] per image, then col2im adds it back.
-//   weight grad:   dweight^T[g] (Kg, Og) (+)= sum_n col[n, g] @ dy[n, g]^T, transposed once.
-// Several images per block when one image's product is short (LeNet's 10x10 outputs), up to
-// kMaxColumnBytes of columns, so the GEMM sees hundreds of rows; 1x1 kernels at stride 1
-// without padding need no columns (col is x[n] itself).
+// "Wide rows" (stride 1) lay each output row out as wide as the padded input, so that a tap's
+// whole row of the column matrix is one contiguous run of the padded image; the extra columns
+// are computed and dropped (see wide_rows_pay).
+//
+//   forward:      direct kernels (conv2d_direct.h) for a few output channels over a few input
+//                 channels; else prod (pixels, C_out) = col[g]^T @ weight[g]^T (+ bias, ReLU
+//                 in the GEMM epilogue), the pixels as M and the small weights as the packed
+//                 operand, then transposed into y's planes. At stride 1 the GEMM reads the
+//                 taps straight from a padded image (gemm_indirect_a, no column matrix); with
+//                 few taps (K < 32) y[n, g] = weight[g] @ col[g] is written in place instead.
+//   input grad:   stride 1: the forward convolution of dy with the flipped kernel
+//                 (weight'[c, o, p', q'] = weight[o, c, kh-1-p', kw-1-q'], padding
+//                 dh*(kh-1) - ph), by whichever forward method fits it; otherwise
+//                 dcol = weight[g]^T @ dy[n, g] per image, then col2im adds it back.
+//   weight grad:  direct kernels for few taps; else dweight^T[g] (Kg, Og) (+)= col[g] @ dy^T
+//                 over blocks of images (one product per block with wide rows, dy widened with
+//                 zeros), transposed once at the end.
+// Blocks take several images when one image's product is short (LeNet's 10x10 outputs), up to
+// kMaxColumnBytes of columns; 1x1 kernels at stride 1 without padding need no columns.
 //
 // Threads: whole images go to threads, each thread a contiguous share of the batch, running its
 // GEMMs on itself alone (no barrier inside a share, no nested teams); batches too small to
