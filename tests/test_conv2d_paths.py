@@ -37,10 +37,10 @@ CASES = {
     "direct-ragged-block": ((2, 3, 9, 10, 13, 3, 1, 1, 1, 1), ("direct", "col2im", "direct")),
     # A first layer with many output channels: the product writes y in place.
     "first-layer-wide": ((3, 1, 11, 12, 20, 3, 1, 1, 1, 1), ("channel_major", "col2im", "direct")),
-    # The 4-conv CNN's shapes, small: taps read through offsets, wide-row weight gradient.
-    "indirect": ((2, 20, 10, 12, 24, 3, 1, 1, 1, 1), ("indirect", "indirect", "wide_columns")),
-    "indirect-dilated": ((2, 17, 11, 20, 19, 3, 1, 2, 2, 1), ("indirect", "indirect", "wide_columns")),
-    "indirect-grouped": ((3, 36, 9, 10, 40, 3, 1, 1, 1, 2), ("indirect", "indirect", "wide_columns")),
+    # The 4-conv CNN's shapes, small: taps read through offsets, weight gradient over tap views.
+    "indirect": ((2, 20, 10, 12, 24, 3, 1, 1, 1, 1), ("indirect", "indirect", "tap_views")),
+    "indirect-dilated": ((2, 17, 11, 20, 19, 3, 1, 2, 2, 1), ("indirect", "indirect", "tap_views")),
+    "indirect-grouped": ((3, 36, 9, 10, 40, 3, 1, 1, 1, 2), ("indirect", "indirect", "tap_views")),
     # Strided: exact columns, col2im, several images per block.
     "strided": ((5, 16, 9, 9, 32, 3, 2, 1, 1, 1), ("columns", "col2im", "columns")),
     "strided-rect": ((3, 18, 11, 10, 20, (3, 2), (2, 1), (1, 0), 1, 1), ("columns", "col2im", "columns")),
@@ -48,14 +48,14 @@ CASES = {
     # gradient by the flipped-kernel convolution over columns.
     "stride1-narrow": ((3, 20, 8, 8, 24, 5, 1, 0, 1, 1), ("columns", "columns", "columns")),
     # Padding larger than the kernel's span: no flipped-kernel convolution.
-    "overpadded": ((2, 20, 6, 7, 24, 3, 1, 3, 1, 1), ("indirect", "col2im", "wide_columns")),
+    "overpadded": ((2, 20, 6, 7, 24, 3, 1, 3, 1, 1), ("indirect", "col2im", "tap_views")),
     # 1x1 at stride 1: the image is its own column matrix.
     "pointwise": ((3, 40, 5, 6, 36, 1, 1, 0, 1, 1), ("input_as_columns", "input_as_columns", "input_as_columns")),
     "pointwise-few-channels": ((2, 12, 4, 5, 20, 1, 1, 0, 1, 1), ("channel_major", "input_as_columns_col2im", "input_as_columns")),
     # Few output channels: the input gradient's convolution has few taps (12) too.
     "pointwise-few-outputs": ((2, 20, 4, 5, 12, 1, 1, 0, 1, 1), ("channel_major", "channel_major", "input_as_columns")),
     # K beyond the GEMM's K block (384 floats), batch 1 (threads inside the image).
-    "deep-K-batch1": ((1, 48, 9, 9, 24, 3, 1, 1, 1, 1), ("indirect", "indirect", "wide_columns")),
+    "deep-K-batch1": ((1, 48, 9, 9, 24, 3, 1, 1, 1, 1), ("indirect", "indirect", "tap_views")),
 }
 
 
@@ -86,7 +86,7 @@ def test_every_method_is_covered():
     methods = {(i, m) for _, plan in CASES.values() for i, m in enumerate(plan)}
     forward = {"direct", "channel_major", "indirect", "columns", "input_as_columns"}
     input_grad = forward | {"col2im", "input_as_columns_col2im"}
-    weight_grad = {"direct", "wide_columns", "columns", "input_as_columns"}
+    weight_grad = {"direct", "tap_views", "columns", "input_as_columns"}
     wanted = {(0, m) for m in forward} | {(1, m) for m in input_grad - {"input_as_columns"}} | {
         (2, m) for m in weight_grad
     }

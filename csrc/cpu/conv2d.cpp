@@ -4,8 +4,8 @@
 // Column matrix of a block of b images, their columns side by side:
 //   col[(c*kh + p)*kw + q, m*P + i*W_out + j] = x[n0 + m, c, i*sh - ph + p*dh, j*sw - pw + q*dw]
 // (0 in the padding; P = H_out*W_out; group g owns rows [g*Kg, (g+1)*Kg), Kg = C_in/G*kh*kw).
-// "Wide rows" (stride 1) lay each output row out as wide as the padded input, so that a tap's
-// whole row of the column matrix is one contiguous run of the padded image; the extra columns
+// "Wide rows" (stride 1) lay each output row out as wide as the padded input, so that all of a
+// tap's pixels are one contiguous run of the padded image, read in place; the extra columns
 // are computed and dropped (see wide_rows_pay).
 //
 //   forward:      direct kernels (conv2d_direct.h) for a few output channels over a few input
@@ -18,9 +18,10 @@
 //                 (weight'[c, o, p', q'] = weight[o, c, kh-1-p', kw-1-q'], padding
 //                 dh*(kh-1) - ph), by whichever forward method fits it; otherwise
 //                 dcol = weight[g]^T @ dy[n, g] per image, then col2im adds it back.
-//   weight grad:  direct kernels for few taps; else dweight^T[g] (Kg, Og) (+)= col[g] @ dy^T
-//                 over blocks of images (one product per block with wide rows, dy widened with
-//                 zeros), transposed once at the end.
+//   weight grad:  direct kernels for few taps; at stride 1, for each tap a product over the
+//                 padded image shifted by the tap's offset (rows = channels, in place) and dy
+//                 widened with zeros and packed once per image; otherwise dweight^T[g]
+//                 (Kg, Og) (+)= col[g] @ dy^T over blocks of images. Transposed once at the end.
 // Blocks take several images when one image's product is short (LeNet's 10x10 outputs), up to
 // kMaxColumnBytes of columns; 1x1 kernels at stride 1 without padding need no columns.
 //
@@ -52,6 +53,7 @@ enum WorkspaceSlot {
   kPaddedImage,
   kProduct,
   kGradWide,
+  kPackedGrad,
   kDirectGrad,
   kWeightPartials,
   kWeightTransposed,
@@ -225,10 +227,11 @@ void for_channel_blocks(int threads, int64_t channels, F&& f) {
 
 // At stride 1, output rows may be laid out `pitch` = W + 2pw wide (the padded input's width)
 // instead of W_out: output (i, j) sits at i * pitch + j and reads the padded plane at that index
-// plus the tap's offset p*dh*pitch + q*dw, so a tap's whole row of the column matrix is ONE
-// contiguous run of the padded plane (a single memcpy instead of H_out short copies). The
-// pitch - W_out extra columns per row read wrapped-around pixels: the forward product computes
-// and drops them. Used where they cost at most a quarter more arithmetic.
+// plus the tap's offset p*dh*pitch + q*dw, so a tap's pixels are ONE contiguous run of the
+// padded plane, which the GEMMs read in place (gemm_indirect_a; the weight gradient's tap
+// views). The pitch - W_out extra columns per row read wrapped-around pixels: the forward
+// computes and drops them, the weight gradient multiplies them by zeros. Used where they cost at
+// most a quarter more arithmetic.
 bool wide_rows_pay(const Conv2dShape& s) {
   const int64_t pitch = s.width + 2 * s.pad_w;
   return s.stride_h == 1 && s.stride_w == 1 && 4 * pitch <= 5 * s.out_width;
@@ -245,26 +248,6 @@ PixelLayout pixel_layout(const Conv2dShape& s, bool wide) {
   return {wide ? s.width + 2 * s.pad_w : s.out_width, s.out_height};
 }
 
-// im2col of one image with wide rows (stride 1), channels [c_begin, c_end).
-template <class T>
-void gather_wide_columns(const T* image, T* col, int64_t ld, const Conv2dShape& s,
-                         int64_t c_begin, int64_t c_end) {
-  const PaddedPlaneShape ps(s);
-  // The last tap's run ends (kw-1)*dw past the plane: zeros there.
-  const int64_t slack = (s.kernel_w - 1) * s.dilation_w;
-  T* padded = zeroed_workspace<T>(kPaddedPlane, ps.size() + slack);
-  const int64_t run = s.out_height * ps.width;
-  for (int64_t c = c_begin; c < c_end; ++c) {
-    copy_into_padded(image + c * s.in_plane(), s, padded);
-    for (int64_t p = 0; p < s.kernel_h; ++p)
-      for (int64_t q = 0; q < s.kernel_w; ++q) {
-        const int64_t tap = (c * s.kernel_h + p) * s.kernel_w + q;
-        std::memcpy(col + tap * ld, padded + p * s.dilation_h * ps.width + q * s.dilation_w,
-                    sizeof(T) * run);
-      }
-  }
-}
-
 // The column matrix of a block of images: rows (c, p, q), each image's pixels in `layout`,
 // image m's at m * layout.size(); ld = images * layout.size().
 template <class T>
@@ -275,33 +258,28 @@ struct Columns {
 };
 
 // Images [n, n + images) of x as columns: x itself for one image of a 1x1 kernel, else im2col
-// into this thread's workspace (with wide rows when `wide`).
+// into this thread's workspace.
 template <class T>
 Columns<T> block_columns(const T* x, int64_t n, int64_t images, const Conv2dShape& s,
-                         int threads, bool wide) {
-  const PixelLayout layout = pixel_layout(s, wide);
+                         int threads) {
+  const PixelLayout layout = pixel_layout(s, false);
   const T* first = x + n * s.in_channels * s.in_plane();
   if (columns_are_input(s) && images == 1) return {first, layout.size(), layout};
   const int64_t ld = images * layout.size();
   T* col = workspace<T>(kColumns, s.in_channels * s.kernel_area() * ld);
   for (int64_t m = 0; m < images; ++m)
     for_channel_blocks(threads, s.in_channels, [&](int64_t c0, int64_t c1) {
-      const T* image = first + m * s.in_channels * s.in_plane();
-      T* image_col = col + m * layout.size();
-      if (wide) {
-        gather_wide_columns(image, image_col, ld, s, c0, c1);
-      } else {
-        gather_columns(image, image_col, ld, s, c0, c1);
-      }
+      gather_columns(first + m * s.in_channels * s.in_plane(), col + m * layout.size(), ld, s,
+                     c0, c1);
     });
   return {col, ld, layout};
 }
 
 // Images per block: enough for kTargetRows product rows, within kMaxColumnBytes of columns.
 template <class T>
-int64_t images_per_block(const Conv2dShape& s, bool wide) {
+int64_t images_per_block(const Conv2dShape& s) {
   if (columns_are_input(s)) return 1;
-  const int64_t pixels = std::max<int64_t>(1, pixel_layout(s, wide).size());
+  const int64_t pixels = std::max<int64_t>(1, s.out_plane());
   const int64_t image_bytes = std::max<int64_t>(
       1, s.in_channels * s.kernel_area() * pixels * static_cast<int64_t>(sizeof(T)));
   const int64_t by_rows = (kTargetRows + pixels - 1) / pixels;
@@ -416,10 +394,10 @@ void forward_images(const T* x, const T* weight, const T* bias, T* y, bool relu,
   const int64_t Og = s.out_channels_per_group(), Kg = s.col_rows_per_group();
   const int64_t C_out = s.out_channels, P = s.out_plane();
   if (channel_major_pays(s)) {
-    const int64_t per_block = images_per_block<T>(s, false);
+    const int64_t per_block = images_per_block<T>(s);
     for (int64_t n = n_begin; n < n_end; n += per_block) {
       const int64_t images = std::min(per_block, n_end - n);
-      const Columns<T> col = block_columns(x, n, images, s, threads, false);
+      const Columns<T> col = block_columns(x, n, images, s, threads);
       for (int64_t m = 0; m < images; ++m)
         for (int64_t g = 0; g < s.groups; ++g) {
           GemmShape gs = GemmShape::dense(Og, P, Kg, false, false);
@@ -433,9 +411,9 @@ void forward_images(const T* x, const T* weight, const T* bias, T* y, bool relu,
     }
     return;
   }
-  const bool wide = taps || wide_rows_pay(s);
-  const PixelLayout layout = pixel_layout(s, wide);
-  const int64_t per_block = taps ? 1 : images_per_block<T>(s, wide);
+  // Wide rows with the tap offsets; else the column matrix's exact rows.
+  const PixelLayout layout = pixel_layout(s, taps != nullptr);
+  const int64_t per_block = taps ? 1 : images_per_block<T>(s);
   for (int64_t n = n_begin; n < n_end; n += per_block) {
     const int64_t images = std::min(per_block, n_end - n);
     const T* a = nullptr;
@@ -444,7 +422,7 @@ void forward_images(const T* x, const T* weight, const T* bias, T* y, bool relu,
       a = padded_image(x, n, s, taps->image_size, n == n_begin, threads);
       group_stride = s.in_channels_per_group() * PaddedPlaneShape(s).size();
     } else {
-      const Columns<T> col = block_columns(x, n, images, s, threads, wide);
+      const Columns<T> col = block_columns(x, n, images, s, threads);
       a = col.data, lda = col.ld, group_stride = Kg * col.ld;
     }
     T* prod = workspace<T>(kProduct, images * layout.size() * C_out);
@@ -673,52 +651,79 @@ void widen_grad(const T* dy, int64_t n, int64_t images, const PixelLayout& layou
     }
 }
 
-// Images per block of the weight gradient: as many as kMaxColumnBytes of columns hold (the
-// product's K grows with them, and C = dweight^T makes its round trip once per block).
+// Images per block of the weight gradient's column matrix: as many as kMaxColumnBytes hold.
 template <class T>
-int64_t weight_grad_images_per_block(const Conv2dShape& s, bool wide) {
+int64_t weight_grad_images_per_block(const Conv2dShape& s) {
   if (columns_are_input(s)) return 1;
-  const int64_t image_bytes = std::max<int64_t>(1, s.in_channels * s.kernel_area() *
-                                                       pixel_layout(s, wide).size() *
-                                                       static_cast<int64_t>(sizeof(T)));
+  const int64_t image_bytes = std::max<int64_t>(
+      1, s.in_channels * s.kernel_area() * s.out_plane() * static_cast<int64_t>(sizeof(T)));
   return std::max<int64_t>(1, kMaxColumnBytes / image_bytes);
+}
+
+// At stride 1 the weight gradient needs no column matrix: for each tap (p, q),
+//   dweight^T[g][(c, p, q), :] (+)= xpad[g*Cg + c, tap's shift + w] @ dy_wide[g, :, w]^T
+// is a product whose A is the padded image itself, its rows (channels) Hp*Wp apart and shifted
+// by the tap's offset p*dh*Wp + q*dw, over the wide pixels w (dy widened with zeros, so the
+// wrapped-around pixels there add nothing). dy is packed once per image for all kh*kw taps.
+bool tap_views_pay(const Conv2dShape& s) { return wide_rows_pay(s) && !columns_are_input(s); }
+
+// One image's dweight^T (groups, Kg, Og) (beta)= the tap-view products (above).
+template <class T>
+void accumulate_weight_grad_tap_views(const T* dy, const T* x, int64_t n, T* dweight_t, T beta,
+                                      const Conv2dShape& s, const IndirectTaps& taps,
+                                      bool first_padded, int threads) {
+  const int64_t Og = s.out_channels_per_group(), Kg = s.col_rows_per_group();
+  const int64_t Cg = s.in_channels_per_group(), area = s.kernel_area();
+  const PaddedPlaneShape ps(s);
+  const PixelLayout layout = pixel_layout(s, true);
+  const int64_t Pw = layout.size();
+  const T* xpad = padded_image(x, n, s, taps.image_size, first_padded, threads);
+  T* dy_wide = workspace<T>(kGradWide, s.out_channels * Pw);
+  widen_grad(dy, n, 1, layout, s, dy_wide, Pw);
+  T* packed = workspace<T>(kPackedGrad, gemm_packed_b_size<T>(Pw, Og));
+  for (int64_t g = 0; g < s.groups; ++g) {
+    gemm_pack_b(Pw, Og, dy_wide + g * Og * Pw, true, Pw, packed);
+    for (int64_t p = 0; p < s.kernel_h; ++p)
+      for (int64_t q = 0; q < s.kernel_w; ++q) {
+        GemmShape gs = GemmShape::dense(Cg, Og, Pw, false, false);
+        gs.lda = ps.size(), gs.ldc = area * Og;
+        const T* a = xpad + g * Cg * ps.size() + p * s.dilation_h * ps.width + q * s.dilation_w;
+        gemm_with_packed_b(gs, a, packed, beta, dweight_t + (g * Kg + p * s.kernel_w + q) * Og,
+                           {}, gemm_threads(threads));
+      }
+  }
 }
 
 // dweight (beta)= sum over images [n_begin, n_end) of dy[n, g] @ col[n, g]^T, images in order.
 // The sum is formed transposed, dweight^T[g] (Kg, Og) = sum_n col[n, g] @ dy[n, g]^T, because
 // then the big operand, the column matrix (Kg, P), is the GEMM's row-major A, read in place,
 // and only the small dy (Og, P) is packed. The (Og, Kg) transpose happens once, at the end.
-// With wide rows (stride 1) a block's images form one product (K = images * wide pixels) over
-// dy widened with zeros; a block holding Inf or NaN takes exact rows instead, so a non-finite
-// pixel only reaches the sums it belongs to.
+// At stride 1 the tap views replace the column matrix; an image holding Inf or NaN takes the
+// column matrix instead, so a non-finite pixel only reaches the sums it belongs to.
 template <class T>
 void accumulate_weight_grad(const T* dy, const T* x, T* dweight, T beta, int64_t n_begin,
                             int64_t n_end, const Conv2dShape& s, int threads) {
   const int64_t Og = s.out_channels_per_group(), Kg = s.col_rows_per_group(), P = s.out_plane();
-  const bool wide_pays = wide_rows_pay(s) && !columns_are_input(s);
-  const int64_t per_block = weight_grad_images_per_block<T>(s, wide_pays);
+  const int64_t image_size = s.in_channels * s.in_plane();
+  const bool views = tap_views_pay(s);
+  const IndirectTaps taps = views ? indirect_taps(s) : IndirectTaps{};
+  const int64_t per_block = views ? 1 : weight_grad_images_per_block<T>(s);
   T* dweight_t = workspace<T>(kWeightTransposed, s.weight_size());  // (groups, Kg, Og)
   if (n_begin == n_end) std::fill(dweight_t, dweight_t + s.weight_size(), T(0));
+  bool first_padded = true;
   for (int64_t n = n_begin; n < n_end; n += per_block) {
     const int64_t images = std::min(per_block, n_end - n);
-    const int64_t image_size = s.in_channels * s.in_plane();
-    const bool wide = wide_pays && all_finite(x + n * image_size, images * image_size);
-    const Columns<T> col = block_columns(x, n, images, s, threads, wide);
-    if (wide) {
-      T* dy_wide = workspace<T>(kGradWide, s.out_channels * col.ld);
-      widen_grad(dy, n, images, col.layout, s, dy_wide, col.ld);
-      const T block_beta = n == n_begin ? T(0) : T(1);
-      for (int64_t g = 0; g < s.groups; ++g) {
-        GemmShape gs = GemmShape::dense(Kg, Og, col.ld, false, true);
-        gs.lda = col.ld, gs.ldb = col.ld;
-        gemm(gs, T(1), col.data + g * Kg * col.ld, dy_wide + g * Og * col.ld, block_beta,
-             dweight_t + g * Kg * Og, {}, gemm_threads(threads));
-      }
+    const T block_beta = n == n_begin ? T(0) : T(1);
+    if (views && all_finite(x + n * image_size, image_size)) {
+      accumulate_weight_grad_tap_views(dy, x, n, dweight_t, block_beta, s, taps, first_padded,
+                                       threads);
+      first_padded = false;
       continue;
     }
+    const Columns<T> col = block_columns(x, n, images, s, threads);
     for (int64_t m = 0; m < images; ++m) {
       const T* dy_image = dy + (n + m) * s.out_channels * P;
-      const T image_beta = n + m == n_begin ? T(0) : T(1);
+      const T image_beta = m == 0 ? block_beta : T(1);
       for (int64_t g = 0; g < s.groups; ++g) {
         GemmShape gs = GemmShape::dense(Kg, Og, P, false, true);
         gs.lda = col.ld;
@@ -775,8 +780,8 @@ Conv2dPlan conv2d_plan(const Conv2dShape& s) {
   }
   if (direct_weight_grad_pays(s)) {
     plan.weight_grad = "direct";
-  } else if (wide_rows_pay(s) && !columns_are_input(s)) {
-    plan.weight_grad = "wide_columns";
+  } else if (tap_views_pay(s)) {
+    plan.weight_grad = "tap_views";
   } else {
     plan.weight_grad = columns_are_input(s) ? "input_as_columns" : "columns";
   }

@@ -28,7 +28,7 @@ namespace fastnn::cpu {
 // Which method each pass takes for a shape (conv2d.cpp chooses by shape alone): forward
 // "direct" | "channel_major" | "indirect" | "columns" | "input_as_columns"; input_grad: a
 // forward method (stride 1: the flipped-kernel convolution) or "col2im" |
-// "input_as_columns_col2im"; weight_grad "direct" | "wide_columns" | "columns" |
+// "input_as_columns_col2im"; weight_grad "direct" | "tap_views" | "columns" |
 // "input_as_columns". For tests and benchmarks, which must know every path they cover.
 struct Conv2dPlan {
   const char* forward = "";

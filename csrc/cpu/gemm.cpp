@@ -87,6 +87,7 @@ struct GemmProblem {
   const GemmKernelInfo<T>& info;
   GemmMicroTile<T> tile;
   const int64_t* a_k_offsets;  // gemm_indirect_a's A, or null
+  const T* b_prepacked;         // gemm_with_packed_b's B (gemm_pack_b's layout), or null
 };
 
 // Packs `count` rows of op(A) (or columns of op(B)) from element0 on, over K lines
@@ -114,6 +115,12 @@ void pack_a(const GemmProblem<T>& pr, int64_t i0, int64_t rows, int64_t p0, int6
 template <class T>
 void pack_b(const GemmProblem<T>& pr, int64_t p0, int64_t kc, int64_t j0, int64_t cols, T* out) {
   pack_panels(pr.info, pr.b, pr.s.ldb, !pr.s.trans_b, j0, cols, p0, kc, pr.tile.nr, out);
+}
+
+// Equal K blocks: K = 512 runs as 2 x 256, not 384 + a thin 128 that pays C's round trip.
+template <class T>
+int64_t k_block(int64_t K, const GemmKernelInfo<T>& info) {
+  return ceil_div(K, ceil_div(K, info.kc));
 }
 
 // The kernel for a row panel of m_valid rows: the tile's, or a shorter one for a ragged edge.
@@ -149,14 +156,15 @@ template <class T>
 void gemm_block(const GemmProblem<T>& pr, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
   const GemmShape& s = pr.s;
   const int mr = pr.tile.mr, nr = pr.tile.nr;
-  // Equal K blocks: K = 512 runs as 2 x 256, not 384 + a thin 128 that pays C's round trip.
-  const int64_t kc_max = ceil_div(s.K, ceil_div(s.K, pr.info.kc));
+  const int64_t kc_max = k_block(s.K, pr.info);
   const int64_t mc_max = std::min<int64_t>(pr.info.mc, round_up(m1 - m0, mr));
   const int64_t nc_max = std::min<int64_t>(pr.info.nc, round_up(n1 - n0, nr));
   const bool indirect = pr.a_k_offsets != nullptr;
   const bool in_place = indirect || read_a_in_place<T>(s);
-  const bool b_in_place = read_b_in_place(s, pr.tile);
-  T* const b_packed = b_in_place ? nullptr : thread_workspace<T>(kPackedB, kc_max * nc_max);
+  const bool b_prepacked = pr.b_prepacked != nullptr;
+  const bool b_in_place = !b_prepacked && read_b_in_place(s, pr.tile);
+  T* const b_packed =
+      b_in_place || b_prepacked ? nullptr : thread_workspace<T>(kPackedB, kc_max * nc_max);
   T* const a_packed =
       thread_workspace<T>(in_place ? kEdgeA : kPackedA, (in_place ? mr : mc_max) * kc_max);
   // In place, A(i, p) is at a_origin[i * rs + p * cs] (one of them 1).
@@ -178,7 +186,14 @@ void gemm_block(const GemmProblem<T>& pr, int64_t m0, int64_t m1, int64_t n0, in
       if (in_place_rows < mc) pack_a(pr, ic + in_place_rows, mc - in_place_rows, pc, kc, a_packed);
       for (int64_t jc = n0; jc < n1; jc += nc_max) {
         const int64_t nc = std::min(nc_max, n1 - jc);
-        if (!b_in_place) pack_b(pr, pc, kc, jc, nc, b_packed);
+        // This block's panels: packed now, or already (gemm_pack_b: K block pc holds all N
+        // columns, panel by panel, so columns jc... start jc * kc into it).
+        const T* b_block = b_packed;
+        if (b_prepacked) {
+          b_block = pr.b_prepacked + pc * round_up(s.N, nr) + jc * kc;
+        } else if (!b_in_place) {
+          pack_b(pr, pc, kc, jc, nc, b_packed);
+        }
         for (int64_t ir = 0; ir < mc; ir += mr) {
           const int64_t row = ic + ir;
           const T* a_tile;
@@ -207,7 +222,7 @@ void gemm_block(const GemmProblem<T>& pr, int64_t m0, int64_t m1, int64_t n0, in
             if (b_in_place) {
               kernel(kc, a_tile, a_rs, a_cs, a_offsets, pr.b + pc * s.ldb + col, s.ldb, out);
             } else {
-              kernel(kc, a_tile, a_rs, a_cs, a_offsets, b_packed + jr * kc, nr, out);
+              kernel(kc, a_tile, a_rs, a_cs, a_offsets, b_block + jr * kc, nr, out);
             }
           }
         }
@@ -273,10 +288,17 @@ void split_range(int64_t extent, int tile, int parts, int k, int64_t* begin, int
   *end = std::min(extent, t1 * tile);
 }
 
+// The register tile for products with N columns.
+template <class T>
+const GemmMicroTile<T>& tile_for(const GemmKernelInfo<T>& info, int64_t N) {
+  return N <= info.narrow.nr ? info.narrow : info.wide;
+}
+
 // gemm and gemm_indirect_a: the thread grid over C, then the serial loop nest per chunk.
 template <class T>
 void run_gemm(const GemmShape& s, T alpha, const T* a, const int64_t* a_k_offsets, const T* b,
-              T beta, T* c, const GemmEpilogue<T>& epilogue, GemmThreads threads) {
+              const T* b_prepacked, T beta, T* c, const GemmEpilogue<T>& epilogue,
+              GemmThreads threads) {
   if (s.M == 0 || s.N == 0) return;
   const bool team = threads == GemmThreads::team;
   if (s.K == 0 || alpha == T(0)) {
@@ -285,7 +307,7 @@ void run_gemm(const GemmShape& s, T alpha, const T* a, const int64_t* a_k_offset
   }
   const GemmKernelInfo<T>& info = gemm_kernel_info<T>();
   const GemmProblem<T> pr{s,        alpha,    beta, a, b, c, epilogue, info,
-                          s.N <= info.narrow.nr ? info.narrow : info.wide, a_k_offsets};
+                          tile_for(info, s.N), a_k_offsets, b_prepacked};
   const int mr = pr.tile.mr, nr = pr.tile.nr;
 
   // Waking the team costs a microsecond or two while its threads still spin from the last
@@ -312,7 +334,7 @@ void run_gemm(const GemmShape& s, T alpha, const T* a, const int64_t* a_k_offset
 template <class T>
 void gemm(const GemmShape& s, T alpha, const T* a, const T* b, T beta, T* c,
           const GemmEpilogue<T>& epilogue, GemmThreads threads) {
-  run_gemm(s, alpha, a, nullptr, b, beta, c, epilogue, threads);
+  run_gemm<T>(s, alpha, a, nullptr, b, nullptr, beta, c, epilogue, threads);
 }
 
 template <class T>
@@ -321,7 +343,28 @@ void gemm_indirect_a(int64_t M, int64_t N, int64_t K, const T* a, const int64_t*
                      const GemmEpilogue<T>& epilogue, GemmThreads threads) {
   GemmShape s = GemmShape::dense(M, N, K, true, trans_b);
   s.lda = 0, s.ldb = ldb, s.ldc = ldc;  // lda unused: A's columns are where the offsets say
-  run_gemm(s, T(1), a, a_k_offsets, b, beta, c, epilogue, threads);
+  run_gemm<T>(s, T(1), a, a_k_offsets, b, nullptr, beta, c, epilogue, threads);
+}
+
+template <class T>
+int64_t gemm_packed_b_size(int64_t K, int64_t N) {
+  return K * round_up(N, tile_for(gemm_kernel_info<T>(), N).nr);
+}
+
+template <class T>
+void gemm_pack_b(int64_t K, int64_t N, const T* b, bool trans_b, int64_t ldb, T* packed) {
+  const GemmKernelInfo<T>& info = gemm_kernel_info<T>();
+  const int nr = tile_for(info, N).nr;
+  const int64_t kc_max = k_block(K, info);
+  for (int64_t pc = 0; pc < K; pc += kc_max)
+    pack_panels(info, b, ldb, !trans_b, 0, N, pc, std::min(kc_max, K - pc), nr,
+                packed + pc * round_up(N, nr));
+}
+
+template <class T>
+void gemm_with_packed_b(const GemmShape& s, const T* a, const T* packed_b, T beta, T* c,
+                        const GemmEpilogue<T>& epilogue, GemmThreads threads) {
+  run_gemm<T>(s, T(1), a, nullptr, nullptr, packed_b, beta, c, epilogue, threads);
 }
 
 template <class T>
@@ -329,6 +372,14 @@ void transpose(const T* src, int64_t ld, int64_t rows, int64_t cols, T* out, int
   gemm_kernel_info<T>().transpose(src, ld, rows, cols, out, ld_out);
 }
 
+template int64_t gemm_packed_b_size<float>(int64_t, int64_t);
+template int64_t gemm_packed_b_size<double>(int64_t, int64_t);
+template void gemm_pack_b<float>(int64_t, int64_t, const float*, bool, int64_t, float*);
+template void gemm_pack_b<double>(int64_t, int64_t, const double*, bool, int64_t, double*);
+template void gemm_with_packed_b<float>(const GemmShape&, const float*, const float*, float,
+                                        float*, const GemmEpilogue<float>&, GemmThreads);
+template void gemm_with_packed_b<double>(const GemmShape&, const double*, const double*, double,
+                                         double*, const GemmEpilogue<double>&, GemmThreads);
 template void transpose<float>(const float*, int64_t, int64_t, int64_t, float*, int64_t);
 template void transpose<double>(const double*, int64_t, int64_t, int64_t, double*, int64_t);
 template void gemm<float>(const GemmShape&, float, const float*, const float*, float, float*,

@@ -49,6 +49,19 @@ void gemm_indirect_a(int64_t M, int64_t N, int64_t K, const T* a, const int64_t*
                      const T* b, bool trans_b, int64_t ldb, T beta, T* c, int64_t ldc,
                      const GemmEpilogue<T>& epilogue = {}, GemmThreads threads = GemmThreads::team);
 
+// op(B) (K, N) packed once for several products that share it (a convolution's dy, used by
+// each of its kh*kw taps): gemm_pack_b writes gemm_packed_b_size(K, N) elements, and
+// gemm_with_packed_b computes C = epilogue(op(A) @ op(B) + beta * C) for a shape with that K and
+// N (s.ldb unused), skipping B's packing. Same results as gemm.
+template <class T>
+int64_t gemm_packed_b_size(int64_t K, int64_t N);
+template <class T>
+void gemm_pack_b(int64_t K, int64_t N, const T* b, bool trans_b, int64_t ldb, T* packed);
+template <class T>
+void gemm_with_packed_b(const GemmShape& s, const T* a, const T* packed_b, T beta, T* c,
+                        const GemmEpilogue<T>& epilogue = {},
+                        GemmThreads threads = GemmThreads::team);
+
 // out[c * ld_out + r] = src[r * ld + c] for r < rows, c < cols, on the calling thread, with the
 // active SIMD level's register transposes.
 template <class T>
