@@ -2,37 +2,19 @@
 #include <algorithm>
 
 #include "bindings/arrays.h"
-#include "common/shapes/batchnorm.h"
+#include "bindings/batchnorm_args.h"
 #include "cpu/batchnorm.h"
 
 namespace fastnn::bind {
 
 namespace {
 
-template <class T>
-T* data_or_null(const ArrayArg& a) {
-  return a ? a.data<T>() : nullptr;
-}
-
 // A per-channel (C,) array with x's dtype, distinct from x's memory (nullable).
 ArrayArg channel_array(const char* op, const char* name, py::object obj, const ArrayArg& x,
                        const BatchNormShape& s, Access access = Access::read) {
   ArrayArg a = optional_float_array(op, name, obj, -1, access);
-  if (a) {
-    require_same_dtype(op, x, a);
-    require_dims(op, a, {s.channels}, "(one value per channel, C = x.shape[1])");
-    require_no_overlap(op, a, x);
-  }
+  if (a) check_channel_array(op, a, x, s);
   return a;
-}
-
-// The running statistics, both given or neither.
-void require_both_or_neither(const char* op, const ArrayArg& running_mean,
-                             const ArrayArg& running_var) {
-  if (bool(running_mean) != bool(running_var))
-    throw_value_error("fastnn.", op,
-                      ": arguments 'running_mean' and 'running_var' must be given together; got ",
-                      running_mean ? "running_mean only" : "running_var only");
 }
 
 // Returns (y, save_mean, save_inv_std); running_mean / running_var (or None) updated in place.
@@ -46,7 +28,7 @@ py::tuple batch_norm_train(py::object x_obj, py::object w_obj, py::object b_obj,
   ArrayArg b = channel_array(op, "bias", b_obj, x, s);
   ArrayArg rm = channel_array(op, "running_mean", rm_obj, x, s, Access::write);
   ArrayArg rv = channel_array(op, "running_var", rv_obj, x, s, Access::write);
-  require_both_or_neither(op, rm, rv);
+  require_running_stats_together(op, bool(rm), bool(rv));
   require_no_overlap(op, rm, rv);
   py::array y = new_array(op, x.dtype, x.dims);
   py::array save_mean = new_array(op, x.dtype, {s.channels});

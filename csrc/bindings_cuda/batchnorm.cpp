@@ -1,26 +1,17 @@
 // CUDA bindings for cuda/batchnorm.h (the contract of bindings/batchnorm.cpp).
 #include "bindings_cuda/device_arrays.h"
-#include "common/shapes/batchnorm.h"
+#include "bindings/batchnorm_args.h"
 #include "cuda/batchnorm.h"
 
 namespace fastnn::bind {
 
 namespace {
 
-template <class T>
-T* data_or_null(const DeviceArray& a) {
-  return a ? a.data<T>() : nullptr;
-}
-
 // A per-channel (C,) array with x's dtype, distinct from x's memory (nullable).
 DeviceArray channel_array(const char* op, const char* name, py::object obj, const DeviceArray& x,
                           const BatchNormShape& s, Access access = Access::read) {
   DeviceArray a = optional_device_float_array(op, name, obj, -1, access);
-  if (a) {
-    require_same_dtype(op, x, a);
-    require_dims(op, a, {s.channels}, "(one value per channel, C = x.shape[1])");
-    require_no_overlap(op, a, x);
-  }
+  if (a) check_channel_array(op, a, x, s);
   return a;
 }
 
@@ -34,9 +25,7 @@ py::tuple batch_norm_train(py::object x_obj, py::object w_obj, py::object b_obj,
   DeviceArray b = channel_array(op, "bias", b_obj, x, s);
   DeviceArray rm = channel_array(op, "running_mean", rm_obj, x, s, Access::write);
   DeviceArray rv = channel_array(op, "running_var", rv_obj, x, s, Access::write);
-  if (bool(rm) != bool(rv))
-    throw_value_error("fastnn.", op, ": arguments 'running_mean' and 'running_var' must be given together; got ",
-                      rm ? "running_mean only" : "running_var only");
+  require_running_stats_together(op, bool(rm), bool(rv));
   require_no_overlap(op, rm, rv);
   DeviceArray y = new_device_array(op, "y", x.dtype, x.dims);
   DeviceArray save_mean = new_device_array(op, "save_mean", x.dtype, {s.channels});
