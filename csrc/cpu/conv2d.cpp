@@ -370,6 +370,13 @@ bool indirect_taps_pay(const Conv2dShape& s) {
   return wide_rows_pay(s) && !columns_are_input(s) && !channel_major_pays(s);
 }
 
+// Elements of a padded image read in place at stride 1: the planes, plus the (kw-1)*dw the last
+// tap's run ends past them, plus up to a micro-tile (16 rows) the GEMM reads past M.
+int64_t padded_image_size(const Conv2dShape& s) {
+  constexpr int64_t kTileRows = 16;
+  return s.in_channels * PaddedPlaneShape(s).size() + (s.kernel_w - 1) * s.dilation_w + kTileRows;
+}
+
 IndirectTaps indirect_taps(const Conv2dShape& s) {
   const PaddedPlaneShape ps(s);
   IndirectTaps taps;
@@ -378,10 +385,7 @@ IndirectTaps indirect_taps(const Conv2dShape& s) {
     for (int64_t p = 0; p < s.kernel_h; ++p)
       for (int64_t q = 0; q < s.kernel_w; ++q)
         taps.k_offsets.push_back(c * ps.size() + p * s.dilation_h * ps.width + q * s.dilation_w);
-  // The last tap's run ends (kw-1)*dw past the planes, and the GEMM reads up to a micro-tile
-  // (16 rows) past M.
-  constexpr int64_t kTileRows = 16;
-  taps.image_size = s.in_channels * ps.size() + (s.kernel_w - 1) * s.dilation_w + kTileRows;
+  taps.image_size = padded_image_size(s);
   return taps;
 }
 
@@ -670,14 +674,14 @@ bool tap_views_pay(const Conv2dShape& s) { return wide_rows_pay(s) && !columns_a
 // One image's dweight^T (groups, Kg, Og) (beta)= the tap-view products (above).
 template <class T>
 void accumulate_weight_grad_tap_views(const T* dy, const T* x, int64_t n, T* dweight_t, T beta,
-                                      const Conv2dShape& s, const IndirectTaps& taps,
+                                      const Conv2dShape& s,
                                       bool first_padded, int threads) {
   const int64_t Og = s.out_channels_per_group(), Kg = s.col_rows_per_group();
   const int64_t Cg = s.in_channels_per_group(), area = s.kernel_area();
   const PaddedPlaneShape ps(s);
   const PixelLayout layout = pixel_layout(s, true);
   const int64_t Pw = layout.size();
-  const T* xpad = padded_image(x, n, s, taps.image_size, first_padded, threads);
+  const T* xpad = padded_image(x, n, s, padded_image_size(s), first_padded, threads);
   T* dy_wide = workspace<T>(kGradWide, s.out_channels * Pw);
   widen_grad(dy, n, 1, layout, s, dy_wide, Pw);
   T* packed = workspace<T>(kPackedGrad, gemm_packed_b_size<T>(Pw, Og));
@@ -706,7 +710,6 @@ void accumulate_weight_grad(const T* dy, const T* x, T* dweight, T beta, int64_t
   const int64_t Og = s.out_channels_per_group(), Kg = s.col_rows_per_group(), P = s.out_plane();
   const int64_t image_size = s.in_channels * s.in_plane();
   const bool views = tap_views_pay(s);
-  const IndirectTaps taps = views ? indirect_taps(s) : IndirectTaps{};
   const int64_t per_block = views ? 1 : weight_grad_images_per_block<T>(s);
   T* dweight_t = workspace<T>(kWeightTransposed, s.weight_size());  // (groups, Kg, Og)
   if (n_begin == n_end) std::fill(dweight_t, dweight_t + s.weight_size(), T(0));
@@ -715,8 +718,7 @@ void accumulate_weight_grad(const T* dy, const T* x, T* dweight, T beta, int64_t
     const int64_t images = std::min(per_block, n_end - n);
     const T block_beta = n == n_begin ? T(0) : T(1);
     if (views && all_finite(x + n * image_size, image_size)) {
-      accumulate_weight_grad_tap_views(dy, x, n, dweight_t, block_beta, s, taps, first_padded,
-                                       threads);
+      accumulate_weight_grad_tap_views(dy, x, n, dweight_t, block_beta, s, first_padded, threads);
       first_padded = false;
       continue;
     }
