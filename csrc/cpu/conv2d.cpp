@@ -389,11 +389,24 @@ IndirectTaps indirect_taps(const Conv2dShape& s) {
   return taps;
 }
 
-// y[n] for images [n_begin, n_end): per block, the product prod (pixels, C_out) in this
-// thread's workspace (bias and ReLU applied by the GEMM's epilogue), then stored into y.
+// Each group's weight (Og, Kg) as the indirect product's B (Kg, Og), packed once per call
+// (gemm_pack_b) for every image; group g's at g * gemm_packed_b_size(Kg, Og).
 template <class T>
-void forward_images(const T* x, const T* weight, const T* bias, T* y, bool relu,
-                    const Conv2dShape& s, const IndirectTaps* taps, int64_t n_begin,
+std::vector<T> packed_weight_groups(const T* weight, const Conv2dShape& s) {
+  const int64_t Og = s.out_channels_per_group(), Kg = s.col_rows_per_group();
+  const int64_t group_size = gemm_packed_b_size<T>(Kg, Og);
+  std::vector<T> packed(static_cast<size_t>(s.groups * group_size));
+  for (int64_t g = 0; g < s.groups; ++g)
+    gemm_pack_b(Kg, Og, weight + g * Og * Kg, true, Kg, packed.data() + g * group_size);
+  return packed;
+}
+
+// y[n] for images [n_begin, n_end): per block, the product prod (pixels, C_out) in this
+// thread's workspace (bias and ReLU applied by the GEMM's epilogue), then stored into y. With
+// taps, packed_weight holds packed_weight_groups(weight).
+template <class T>
+void forward_images(const T* x, const T* weight, const T* packed_weight, const T* bias, T* y,
+                    bool relu, const Conv2dShape& s, const IndirectTaps* taps, int64_t n_begin,
                     int64_t n_end, int threads) {
   const int64_t Og = s.out_channels_per_group(), Kg = s.col_rows_per_group();
   const int64_t C_out = s.out_channels, P = s.out_plane();
@@ -437,8 +450,9 @@ void forward_images(const T* x, const T* weight, const T* bias, T* y, bool relu,
       const T* a_group = a + g * group_stride;
       const T* w_group = weight + g * Og * Kg;
       if (taps) {
-        gemm_indirect_a(layout.size(), Og, Kg, a_group, taps->k_offsets.data(), w_group, true,
-                        Kg, T(0), prod + g * Og, C_out, epilogue, gemm_threads(threads));
+        gemm_indirect_a(layout.size(), Og, Kg, a_group, taps->k_offsets.data(),
+                        packed_weight + g * gemm_packed_b_size<T>(Kg, Og), T(0), prod + g * Og,
+                        C_out, epilogue, gemm_threads(threads));
       } else {
         GemmShape gs = GemmShape::dense(images * layout.size(), Og, Kg, true, true);
         gs.lda = lda, gs.ldc = C_out;
@@ -572,8 +586,10 @@ void forward(const T* x, const T* weight, const T* bias, T* y, bool relu, const 
   }
   const bool indirect = indirect_taps_pay(s);
   const IndirectTaps taps = indirect ? indirect_taps(s) : IndirectTaps{};
+  const std::vector<T> packed = indirect ? packed_weight_groups(weight, s) : std::vector<T>{};
   for_each_share(s, plan_threads(s), [&](int, int64_t n0, int64_t n1, int threads) {
-    forward_images(x, weight, bias, y, relu, s, indirect ? &taps : nullptr, n0, n1, threads);
+    forward_images(x, weight, packed.data(), bias, y, relu, s, indirect ? &taps : nullptr, n0,
+                   n1, threads);
   });
 }
 

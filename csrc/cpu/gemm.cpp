@@ -339,11 +339,11 @@ void gemm(const GemmShape& s, T alpha, const T* a, const T* b, T beta, T* c,
 
 template <class T>
 void gemm_indirect_a(int64_t M, int64_t N, int64_t K, const T* a, const int64_t* a_k_offsets,
-                     const T* b, bool trans_b, int64_t ldb, T beta, T* c, int64_t ldc,
+                     const T* packed_b, T beta, T* c, int64_t ldc,
                      const GemmEpilogue<T>& epilogue, GemmThreads threads) {
-  GemmShape s = GemmShape::dense(M, N, K, true, trans_b);
-  s.lda = 0, s.ldb = ldb, s.ldc = ldc;  // lda unused: A's columns are where the offsets say
-  run_gemm<T>(s, T(1), a, a_k_offsets, b, nullptr, beta, c, epilogue, threads);
+  GemmShape s = GemmShape::dense(M, N, K, true, false);
+  s.lda = 0, s.ldb = 0, s.ldc = ldc;  // A's columns are where the offsets say; B is packed
+  run_gemm<T>(s, T(1), a, a_k_offsets, nullptr, packed_b, beta, c, epilogue, threads);
 }
 
 template <class T>
@@ -387,10 +387,10 @@ template void gemm<float>(const GemmShape&, float, const float*, const float*, f
 template void gemm<double>(const GemmShape&, double, const double*, const double*, double,
                            double*, const GemmEpilogue<double>&, GemmThreads);
 template void gemm_indirect_a<float>(int64_t, int64_t, int64_t, const float*, const int64_t*,
-                                     const float*, bool, int64_t, float, float*, int64_t,
+                                     const float*, float, float*, int64_t,
                                      const GemmEpilogue<float>&, GemmThreads);
 template void gemm_indirect_a<double>(int64_t, int64_t, int64_t, const double*, const int64_t*,
-                                      const double*, bool, int64_t, double, double*, int64_t,
+                                      const double*, double, double*, int64_t,
                                       const GemmEpilogue<double>&, GemmThreads);
 
 }  // namespace fastnn::cpu

@@ -43,14 +43,15 @@ void gemm(const GemmShape& s, T alpha, const T* a, const T* b, T beta, T* c,
 // column k a contiguous run starting anywhere. A convolution at stride 1 reads its taps
 // straight from the padded image this way, with no im2col copy (cpu/conv2d.cpp). A is read in
 // place, rows past M included up to a micro-tile (16 rows): the caller keeps them readable.
-// op(B) is (K, N): B (K, N) with ldb >= N, or B (N, K) with ldb >= K when trans_b.
+// op(B) (K, N) comes packed by gemm_pack_b (below), so that a convolution packs its weights once
+// per call rather than once per image.
 template <class T>
 void gemm_indirect_a(int64_t M, int64_t N, int64_t K, const T* a, const int64_t* a_k_offsets,
-                     const T* b, bool trans_b, int64_t ldb, T beta, T* c, int64_t ldc,
+                     const T* packed_b, T beta, T* c, int64_t ldc,
                      const GemmEpilogue<T>& epilogue = {}, GemmThreads threads = GemmThreads::team);
 
 // op(B) (K, N) packed once for several products that share it (a convolution's dy, used by
-// each of its kh*kw taps): gemm_pack_b writes gemm_packed_b_size(K, N) elements, and
+// each of its kh*kw taps; its weights, used by every image): gemm_pack_b writes gemm_packed_b_size(K, N) elements, and
 // gemm_with_packed_b computes C = epilogue(op(A) @ op(B) + beta * C) for a shape with that K and
 // N (s.ldb unused), skipping B's packing. Same results as gemm.
 template <class T>

@@ -14,6 +14,7 @@
 
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <limits>
 
@@ -310,8 +311,22 @@ void pack_transposed_simd(const T* src, int64_t ld, int64_t count, int64_t lines
 template <class T>
 void transpose_simd(const T* src, int64_t ld, int64_t rows, int64_t cols, T* out,
                     int64_t ld_out) {
-  // A panel of `rows` columns whose lines (fixed c) are ld_out apart is exactly the transpose.
-  pack_transposed_panel_simd(src, ld, rows, cols, static_cast<int>(ld_out), out);
+  constexpr int64_t block = 32 / sizeof(T);
+  if (rows < block || cols < block) {
+    // A panel of `rows` columns whose lines (fixed c) are ld_out apart is exactly the transpose.
+    pack_transposed_panel_simd(src, ld, rows, cols, static_cast<int>(ld_out), out);
+    return;
+  }
+  // Ragged edges take one more square block flush with the edge, overlapping the last full
+  // one (it rewrites some elements with the same values): a convolution's 14- or 28-pixel
+  // output rows then transpose without scalar copies.
+  for (int64_t j = 0; j < rows; j += block) {
+    const int64_t r = std::min(j, rows - block);
+    for (int64_t l = 0; l < cols; l += block) {
+      const int64_t c = std::min(l, cols - block);
+      transpose_block(src + r * ld + c, ld, out + c * ld_out + r, ld_out);
+    }
+  }
 }
 
 // ---- One ISA's kernel table ------------------------------------------------------------------
