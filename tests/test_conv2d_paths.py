@@ -35,6 +35,11 @@ CASES = {
     "lenet-conv2": ((5, 6, 14, 14, 16, 5, 1, 0, 1, 1), ("direct", "direct", "columns")),
     # More output channels than one direct block (8) and a ragged last block.
     "direct-ragged-block": ((2, 3, 9, 10, 13, 3, 1, 1, 1, 1), ("direct", "col2im", "direct")),
+    # Output channels in blocks of 6 (10 of them: 2 x 6 computes fewer than 2 x 8), rows wider
+    # than an AVX-512 vector (whole vectors and a masked tail), a kernel row of 5 taps (a full
+    # pass of the weight gradient's taps and a shorter one).
+    "direct-blocks-of-six": ((2, 1, 9, 37, 10, 5, 1, 2, 1, 1), ("direct", "col2im", "direct")),
+    "direct-dilated": ((2, 2, 13, 21, 6, 3, 1, 2, 2, 1), ("direct", "col2im", "direct")),
     # A first layer with many output channels: the product writes y in place.
     "first-layer-wide": ((3, 1, 11, 12, 20, 3, 1, 1, 1, 1), ("channel_major", "col2im", "direct")),
     # The 4-conv CNN's shapes, small: taps read through offsets, weight gradient over tap views.

@@ -482,8 +482,18 @@ bool direct_weight_grad_pays(const Conv2dShape& s) {
   return direct_is_possible(s) && s.col_rows_per_group() <= 32;
 }
 
-int64_t direct_blocks(const Conv2dShape& s) {
-  return (s.out_channels_per_group() + kConv2dDirectBlock - 1) / kConv2dDirectBlock;
+// The direct kernels' output-channel block: 8 channels, or 6 where that computes fewer padding
+// channels (LeNet's 6 in one block of 6, not 8; 12 in two blocks of 6), so fewer idle FMAs.
+template <class T>
+const typename Conv2dDirectKernels<T>::ForBlock& direct_block(const Conv2dShape& s) {
+  const auto& blocks = conv2d_direct_kernels<T>().blocks;
+  const int64_t Og = s.out_channels_per_group();
+  auto computed = [&](int width) { return (Og + width - 1) / width * width; };
+  return computed(blocks[1].width) < computed(blocks[0].width) ? blocks[1] : blocks[0];
+}
+
+int64_t direct_blocks(const Conv2dShape& s, int width) {
+  return (s.out_channels_per_group() + width - 1) / width;
 }
 
 // Padded image size for the direct kernels: the planes plus a vector and the kernel's reach.
@@ -495,10 +505,9 @@ int64_t direct_image_size(const Conv2dShape& s) {
 
 // wblock[g][b][k][u] = weight[g*Og + b*OB + u, k], 0 past the group's channels.
 template <class T>
-std::vector<T> direct_weight_blocks(const T* weight, const Conv2dShape& s) {
-  constexpr int OB = kConv2dDirectBlock;
+std::vector<T> direct_weight_blocks(const T* weight, const Conv2dShape& s, int OB) {
   const int64_t Og = s.out_channels_per_group(), Kg = s.col_rows_per_group();
-  const int64_t blocks = direct_blocks(s);
+  const int64_t blocks = direct_blocks(s, OB);
   std::vector<T> wblock(static_cast<size_t>(s.groups * blocks * Kg * OB), T(0));
   for (int64_t g = 0; g < s.groups; ++g)
     for (int64_t o = 0; o < Og; ++o)
@@ -510,69 +519,47 @@ std::vector<T> direct_weight_blocks(const T* weight, const Conv2dShape& s) {
 template <class T>
 void direct_forward(const T* x, const T* weight, const T* bias, T* y, bool relu,
                     const Conv2dShape& s) {
-  const Conv2dDirectKernels<T>& kernels = conv2d_direct_kernels<T>();
-  const std::vector<T> wblock = direct_weight_blocks(weight, s);
+  const auto& block = direct_block<T>(s);
+  const std::vector<T> wblock = direct_weight_blocks(weight, s, block.width);
   const int64_t size = direct_image_size<T>(s), y_image = s.out_channels * s.out_plane();
   ThreadPlan plan = plan_threads(s);
   plan.inner_threads = 1;  // the kernel runs on one thread per image
   for_each_share(s, plan, [&](int, int64_t n0, int64_t n1, int) {
     for (int64_t n = n0; n < n1; ++n)
-      kernels.forward_image(padded_image(x, n, s, size, n == n0, 1), wblock.data(), bias,
-                            y + n * y_image, relu, s);
+      block.forward_image(padded_image(x, n, s, size, n == n0, 1), wblock.data(), bias,
+                          y + n * y_image, relu, s);
   });
 }
 
-// dy of image n for the direct weight gradient: dyw[g][b][u][i, j] in rows of `pitch`, zero
-// past W_out and for u past the group's channels.
-template <class T>
-void direct_grad_rows(const T* dy, int64_t n, const Conv2dShape& s, int64_t pitch, T* dyw) {
-  constexpr int OB = kConv2dDirectBlock;
-  const int64_t Og = s.out_channels_per_group(), blocks = direct_blocks(s);
-  const int64_t P = s.out_plane(), W_out = s.out_width, rows_size = s.out_height * pitch;
-  for (int64_t g = 0; g < s.groups; ++g)
-    for (int64_t ob = 0; ob < blocks * OB; ++ob) {
-      T* dst = dyw + (g * blocks * OB + ob) * rows_size;
-      if (ob >= Og) {
-        std::fill(dst, dst + rows_size, T(0));
-        continue;
-      }
-      const T* src = dy + (n * s.out_channels + g * Og + ob) * P;
-      for (int64_t i = 0; i < s.out_height; ++i) {
-        copy_short_row(src + i * W_out, dst + i * pitch, W_out);
-        zero_short_row(dst + i * pitch + W_out, pitch - W_out);
-      }
-    }
-}
-
-// dweight (beta)= the sum over images, thread partials added in thread order.
+// dweight (beta)= the sum over images: each thread's lane partials (conv2d_direct.h), then
+// per weight the threads in order and each one's lanes in order.
 template <class T>
 void direct_weight_grad(const T* dy, const T* x, T* dweight, bool accumulate,
                         const Conv2dShape& s) {
-  constexpr int OB = kConv2dDirectBlock;
-  const Conv2dDirectKernels<T>& kernels = conv2d_direct_kernels<T>();
+  const int L = conv2d_direct_kernels<T>().lanes;
+  const auto& block = direct_block<T>(s);
+  const int OB = block.width;
   const int64_t Og = s.out_channels_per_group(), Kg = s.col_rows_per_group();
-  const int64_t blocks = direct_blocks(s), block_size = s.groups * blocks * Kg * OB;
-  const int64_t pitch = (s.out_width + kernels.lanes - 1) / kernels.lanes * kernels.lanes;
-  const int64_t size = direct_image_size<T>(s);
+  const int64_t blocks = direct_blocks(s, OB), part_size = s.groups * blocks * Kg * OB * L;
+  const int64_t size = direct_image_size<T>(s), y_image = s.out_channels * s.out_plane();
   const ThreadPlan plan = plan_threads(s);
   const int nt = std::max(1, plan.image_threads);
-  std::vector<T> partials(static_cast<size_t>(nt * block_size), T(0));
+  std::vector<T> partials(static_cast<size_t>(nt * part_size), T(0));
   ThreadPlan image_plan = plan;
   image_plan.inner_threads = 1;
   for_each_share(s, image_plan, [&](int t, int64_t n0, int64_t n1, int) {
-    T* dyw = workspace<T>(kDirectGrad, s.groups * blocks * OB * s.out_height * pitch);
-    for (int64_t n = n0; n < n1; ++n) {
-      direct_grad_rows(dy, n, s, pitch, dyw);
-      kernels.weight_grad_image(padded_image(x, n, s, size, n == n0, 1), dyw, pitch,
-                                partials.data() + t * block_size, s);
-    }
+    T* dyw = workspace<T>(kDirectGrad, direct_grad_rows_size(s, L, OB));
+    for (int64_t n = n0; n < n1; ++n)
+      block.weight_grad_image(padded_image(x, n, s, size, n == n0, 1), dy + n * y_image, dyw,
+                              partials.data() + t * part_size, s);
   });
   for (int64_t g = 0; g < s.groups; ++g)
     for (int64_t o = 0; o < Og; ++o)
       for (int64_t k = 0; k < Kg; ++k) {
-        const int64_t at = ((g * blocks + o / OB) * Kg + k) * OB + o % OB;
+        const int64_t at = (((g * blocks + o / OB) * Kg + k) * OB + o % OB) * L;
         T sum = T(0);
-        for (int t = 0; t < nt; ++t) sum += partials[t * block_size + at];
+        for (int t = 0; t < nt; ++t)
+          for (int l = 0; l < L; ++l) sum += partials[t * part_size + at + l];
         T& dst = dweight[(g * Og + o) * Kg + k];
         dst = accumulate ? dst + sum : sum;
       }

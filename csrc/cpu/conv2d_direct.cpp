@@ -7,7 +7,7 @@ namespace fastnn::cpu {
 
 template <>
 const Conv2dDirectKernels<float>& conv2d_direct_kernels<float>() {
-  static const Conv2dDirectKernels<float> generic = direct_kernels<float, 4, 1>();
+  static const Conv2dDirectKernels<float> generic = direct_kernels<float, 4, 1, 16>();
 #if defined(FASTNN_X86)
   static const Conv2dDirectKernels<float>& chosen = table_for_active_level(
       generic, conv2d_direct_kernels_avx2_float, conv2d_direct_kernels_avx512_float);
@@ -20,7 +20,7 @@ const Conv2dDirectKernels<float>& conv2d_direct_kernels<float>() {
 
 template <>
 const Conv2dDirectKernels<double>& conv2d_direct_kernels<double>() {
-  static const Conv2dDirectKernels<double> generic = direct_kernels<double, 2, 1>();
+  static const Conv2dDirectKernels<double> generic = direct_kernels<double, 2, 1, 16>();
 #if defined(FASTNN_X86)
   static const Conv2dDirectKernels<double>& chosen = table_for_active_level(
       generic, conv2d_direct_kernels_avx2_double, conv2d_direct_kernels_avx512_double);

@@ -10,18 +10,22 @@
 // Both kernels work on one image whose planes are padded (cpu/conv2d.cpp prepares them):
 //   xpad[c, h, w] = x[c, h - ph, w - pw] inside, 0 in the border; planes of Hp x Wp, followed
 //   by at least L + (kw-1)*dw zeros (rows are read up to a vector past their end).
-// Output channels go in blocks of OB = 8 (so 8 vector accumulators per lane block), with the
-// weights re-laid out per block: wblock[g][b][k][u] = weight[g*Og + b*OB + u, k] for the taps
-// k = (c, p, q) of a group (Kg of them), zero for u past the group's channels.
+// Output channels go in blocks of OB (8, or 6 where that wastes fewer lanes: LeNet's 6
+// channels), so OB vector accumulators per lane block, with the weights re-laid out per block:
+// wblock[g][b][k][u] = weight[g*Og + b*OB + u, k] for the taps k = (c, p, q) of a group (Kg of
+// them), zero for u past the group's channels.
 //
 //   forward:      y[o, i, j] = relu?(sum_k wblock[.., k, u] * xpad[c, i + p*dh, j + q*dw]
 //                                   + bias[o])
 //                 for L output pixels of a row at once; taps in k order.
-//   weight grad:  dwblock[g][b][k][u] += sum_{i, j} dyw[g][b][u][i, j]
+//   weight grad:  dwpart[g][b][k][u][l] += sum_{i, j = l mod L} dy[g*Og + b*OB + u, i, j]
 //                                                    * xpad[c, i + p*dh, j + q*dw]
-//                 over dy laid out in rows of `pitch` = W_out rounded up to L, zero past W_out
-//                 (the pixels there are masked out too), and zero for u past the group's
-//                 channels. Lanes are summed in a fixed order.
+//                 over dy re-laid out per block as dyw[g][b][i][j / L][u][j % L] (the OB
+//                 channels' vectors of the same pixels side by side, at fixed offsets from one
+//                 pointer), rows of `pitch` = W_out rounded up to L, zero past W_out (the pixels
+//                 there are masked out too) and for u past the group's channels. The sums stay L lanes wide across images (the caller adds the
+//                 lanes once, at the end, in a fixed order), and QB taps of a kernel row share
+//                 each load of dy: per L pixels, OB + QB loads feed OB * QB FMAs.
 #pragma once
 
 #include <algorithm>
@@ -35,14 +39,24 @@ namespace fastnn::cpu {
 // The per-ISA entry points (cpu/conv2d.cpp calls them through the table for the active level).
 template <class T>
 struct Conv2dDirectKernels {
+  struct ForBlock {
+    int width;  // OB
+    void (*forward_image)(const T* xpad, const T* wblock, const T* bias, T* y, bool relu,
+                          const Conv2dShape& s);
+    // dy_image: the image's dy (C_out, H_out, W_out); dyw: direct_grad_rows_size scratch.
+    void (*weight_grad_image)(const T* xpad, const T* dy_image, T* dyw, T* dwpart,
+                              const Conv2dShape& s);
+  };
   int lanes;  // L
-  void (*forward_image)(const T* xpad, const T* wblock, const T* bias, T* y, bool relu,
-                        const Conv2dShape& s);
-  void (*weight_grad_image)(const T* xpad, const T* dyw, int64_t pitch, T* dwblock,
-                            const Conv2dShape& s);
+  ForBlock blocks[2];  // OB = 8 and 6
 };
 
-constexpr int kConv2dDirectBlock = 8;  // OB
+// Elements of the weight gradient's re-laid-out dy (below) for L lanes and blocks of OB.
+inline int64_t direct_grad_rows_size(const Conv2dShape& s, int L, int OB) {
+  const int64_t blocks = (s.out_channels_per_group() + OB - 1) / OB;
+  const int64_t pitch = (s.out_width + L - 1) / L * L;
+  return s.groups * blocks * OB * s.out_height * pitch;
+}
 
 // The kernels for the SIMD level in use (common/cpu_features.h).
 template <class T>
@@ -78,23 +92,22 @@ struct Lanes {
 // Sizes both kernels walk by: padded planes, a group's channels and taps, channel blocks.
 struct DirectGeometry {
   int64_t Wp, plane, Og, Cg, Kg, blocks;
-  explicit DirectGeometry(const Conv2dShape& s)
+  DirectGeometry(const Conv2dShape& s, int OB)
       : Wp(s.width + 2 * s.pad_w),
         plane((s.height + 2 * s.pad_h) * Wp),
         Og(s.out_channels_per_group()),
         Cg(s.in_channels_per_group()),
         Kg(s.col_rows_per_group()),
-        blocks((Og + kConv2dDirectBlock - 1) / kConv2dDirectBlock) {}
+        blocks((Og + OB - 1) / OB) {}
 };
 
 // R output rows at once share each weight broadcast (R = 2 where 32 vector registers hold the
 // 2 x 8 accumulators: the loads per FMA drop from 9/8 to 10/16, under the FMA ports' rate).
-template <class T, int L, int R>
+template <class T, int L, int R, int OB>
 void direct_forward_image(const T* xpad, const T* wblock, const T* bias, T* y, bool relu,
                           const Conv2dShape& s) {
-  constexpr int OB = kConv2dDirectBlock;
   using V = typename Lanes<T, L>::V;
-  const DirectGeometry d(s);
+  const DirectGeometry d(s, OB);
   const int64_t Wp = d.Wp, plane = d.plane, Og = d.Og, Cg = d.Cg, Kg = d.Kg, blocks = d.blocks;
   const int64_t H_out = s.out_height, W_out = s.out_width, P = s.out_plane();
   for (int64_t g = 0; g < s.groups; ++g)
@@ -148,60 +161,141 @@ void direct_forward_image(const T* xpad, const T* wblock, const T* bias, T* y, b
     }
 }
 
-template <class T, int L>
-void direct_weight_grad_image(const T* xpad, const T* dyw, int64_t pitch, T* dwblock,
-                              const Conv2dShape& s) {
-  constexpr int OB = kConv2dDirectBlock;
+// L pixels at j0 of a row for QB taps: acc[t][u] += dy[u] * x[t]. `n` < L masks the row's last
+// lanes of x to 0 (not just multiplied by dy's zeros), so an Inf past W_out cannot become NaN.
+template <class T, int L, int OB, int QB>
+inline __attribute__((always_inline)) void direct_weight_grad_pixels(
+    const T* x, int64_t dw, const T* dy, int64_t n, typename Lanes<T, L>::V (&acc)[QB][OB]) {
   using V = typename Lanes<T, L>::V;
-  const DirectGeometry d(s);
-  const int64_t Wp = d.Wp, plane = d.plane, Cg = d.Cg, Kg = d.Kg, blocks = d.blocks;
-  const int64_t H_out = s.out_height, W_out = s.out_width, dy_plane = H_out * pitch;
+  V xv[QB];
+#pragma GCC unroll 8
+  for (int t = 0; t < QB; ++t) {
+    xv[t] = Lanes<T, L>::load(x + t * dw);
+    if (n < L) xv[t] = Lanes<T, L>::first(xv[t], n);
+  }
+#pragma GCC unroll 8
+  for (int u = 0; u < OB; ++u) {
+    const V d = Lanes<T, L>::load(dy + u * L);
+#pragma GCC unroll 8
+    for (int t = 0; t < QB; ++t) acc[t][u] += d * xv[t];
+  }
+}
+
+// QB taps (p, q0 .. q0 + QB - 1) of one input channel over the whole image: the accumulators
+// stay in registers across all pixels, then go into the lane partials once.
+template <class T, int L, int OB, int QB>
+void direct_weight_grad_taps(const T* src, int64_t Wp, int64_t dw, const T* dy_block,
+                             int64_t pitch, const Conv2dShape& s, T* part) {
+  using V = typename Lanes<T, L>::V;
+  const int64_t W_out = s.out_width, full = W_out / L * L;
+  V acc[QB][OB];
+#pragma GCC unroll 8
+  for (int t = 0; t < QB; ++t)
+#pragma GCC unroll 8
+    for (int u = 0; u < OB; ++u) acc[t][u] = V{};
+  for (int64_t i = 0; i < s.out_height; ++i) {
+    const T* x_row = src + i * Wp;
+    const T* dy_row = dy_block + i * pitch * OB;
+    for (int64_t j0 = 0; j0 < full; j0 += L)
+      direct_weight_grad_pixels<T, L, OB, QB>(x_row + j0, dw, dy_row + j0 * OB, L, acc);
+    if (full < W_out)
+      direct_weight_grad_pixels<T, L, OB, QB>(x_row + full, dw, dy_row + full * OB, W_out - full,
+                                              acc);
+  }
+  for (int t = 0; t < QB; ++t)
+    for (int u = 0; u < OB; ++u) {
+      T* lanes = part + (t * OB + u) * L;
+      Lanes<T, L>::store(lanes, Lanes<T, L>::load(lanes) + acc[t][u]);
+    }
+}
+
+// A kernel row's last taps, fewer than QB: the instance for exactly that many.
+template <class T, int L, int OB, int QB>
+void direct_weight_grad_tap_run(int64_t taps, const T* src, int64_t Wp, int64_t dw,
+                                const T* dy_block, int64_t pitch, const Conv2dShape& s,
+                                T* part) {
+  if constexpr (QB > 1) {
+    if (taps < QB) {
+      direct_weight_grad_tap_run<T, L, OB, QB - 1>(taps, src, Wp, dw, dy_block, pitch, s, part);
+      return;
+    }
+  }
+  direct_weight_grad_taps<T, L, OB, QB>(src, Wp, dw, dy_block, pitch, s, part);
+}
+
+// dyw[g][b][i][j / L][u][j % L] = dy[g*Og + b*OB + u, i, j], zero past W_out and past the
+// group's channels (the layout in the file comment), from one image's dy.
+template <class T, int L, int OB>
+void direct_grad_rows(const T* dy, const Conv2dShape& s, T* dyw) {
+  using V = typename Lanes<T, L>::V;
+  const DirectGeometry d(s, OB);
+  const int64_t H_out = s.out_height, W_out = s.out_width, P = s.out_plane();
+  const int64_t pitch = (W_out + L - 1) / L * L, full = W_out / L * L;
   for (int64_t g = 0; g < s.groups; ++g)
-    for (int64_t b = 0; b < blocks; ++b) {
-      const T* dy_block = dyw + (g * blocks + b) * OB * dy_plane;
-      const T* xg = xpad + g * Cg * plane;
-      T* dw = dwblock + (g * blocks + b) * Kg * OB;
-      for (int64_t c = 0; c < Cg; ++c)
+    for (int64_t o = 0; o < d.blocks * OB; ++o) {
+      T* dst = dyw + (g * d.blocks + o / OB) * OB * H_out * pitch + (o % OB) * L;
+      if (o >= d.Og) {
+        for (int64_t i = 0; i < H_out; ++i)
+          for (int64_t j0 = 0; j0 < pitch; j0 += L) Lanes<T, L>::store(dst + (i * pitch + j0) * OB, V{});
+        continue;
+      }
+      const T* src = dy + (g * d.Og + o) * P;
+      for (int64_t i = 0; i < H_out; ++i) {
+        const T* row = src + i * W_out;
+        T* out = dst + i * pitch * OB;
+        for (int64_t j0 = 0; j0 < full; j0 += L)
+          Lanes<T, L>::store(out + j0 * OB, Lanes<T, L>::load(row + j0));
+        if (full == W_out) continue;
+        if (i + 1 < H_out) {  // the next row follows in memory: read a whole vector, keep n
+          Lanes<T, L>::store(out + full * OB,
+                             Lanes<T, L>::first(Lanes<T, L>::load(row + full), W_out - full));
+        } else {  // the plane's last row may end the array
+          T tail[L] = {};
+          for (int64_t j = full; j < W_out; ++j) tail[j - full] = row[j];
+          std::memcpy(out + full * OB, tail, sizeof(tail));
+        }
+      }
+    }
+}
+
+template <class T, int L, int OB, int QB>
+void direct_weight_grad_image(const T* xpad, const T* dy_image, T* dyw, T* dwpart,
+                              const Conv2dShape& s) {
+  direct_grad_rows<T, L, OB>(dy_image, s, dyw);
+  const DirectGeometry d(s, OB);
+  const int64_t pitch = (s.out_width + L - 1) / L * L;
+  const int64_t dy_plane = s.out_height * pitch, dw = s.dilation_w;
+  for (int64_t g = 0; g < s.groups; ++g)
+    for (int64_t b = 0; b < d.blocks; ++b) {
+      const T* dy_block = dyw + (g * d.blocks + b) * OB * dy_plane;
+      const T* xg = xpad + g * d.Cg * d.plane;
+      T* part = dwpart + (g * d.blocks + b) * d.Kg * OB * L;
+      for (int64_t c = 0; c < d.Cg; ++c)
         for (int64_t p = 0; p < s.kernel_h; ++p)
-          for (int64_t q = 0; q < s.kernel_w; ++q) {
-            V acc[OB];
-#pragma GCC unroll 8
-            for (int u = 0; u < OB; ++u) acc[u] = V{};
-            for (int64_t i = 0; i < H_out; ++i) {
-              const T* src_row = xg + c * plane + (i + p * s.dilation_h) * Wp + q * s.dilation_w;
-              const T* dy_row = dy_block + i * pitch;
-              int64_t j0 = 0;
-              for (; j0 + L <= W_out; j0 += L) {
-                const V src = Lanes<T, L>::load(src_row + j0);
-#pragma GCC unroll 8
-                for (int u = 0; u < OB; ++u)
-                  acc[u] += Lanes<T, L>::load(dy_row + u * dy_plane + j0) * src;
-              }
-              if (j0 < W_out) {
-                // The row's last lanes: pixels past W_out are masked to 0 (not just multiplied
-                // by dy's zeros), so an Inf there cannot turn into NaN.
-                const V src = Lanes<T, L>::first(Lanes<T, L>::load(src_row + j0), W_out - j0);
-#pragma GCC unroll 8
-                for (int u = 0; u < OB; ++u)
-                  acc[u] += Lanes<T, L>::load(dy_row + u * dy_plane + j0) * src;
-              }
-            }
-            T* dwk = dw + ((c * s.kernel_h + p) * s.kernel_w + q) * OB;
-            for (int u = 0; u < OB; ++u) {
-              T lanes[L];
-              std::memcpy(lanes, &acc[u], sizeof(lanes));
-              T sum = T(0);
-              for (int l = 0; l < L; ++l) sum += lanes[l];
-              dwk[u] += sum;
-            }
+          for (int64_t q = 0; q < s.kernel_w; q += QB) {
+            const T* src = xg + c * d.plane + p * s.dilation_h * d.Wp + q * dw;
+            const int64_t k = (c * s.kernel_h + p) * s.kernel_w + q;
+            direct_weight_grad_tap_run<T, L, OB, QB>(std::min<int64_t>(QB, s.kernel_w - q), src,
+                                                     d.Wp, dw, dy_block, pitch, s,
+                                                     part + k * OB * L);
           }
     }
 }
 
-// L lanes per vector, R output rows per pass of the forward.
-template <class T, int L, int R>
+// How many taps the weight gradient takes per pass with `registers` vector registers: QB x OB
+// accumulators, QB pixel vectors and one of dy.
+constexpr int direct_taps_per_pass(int registers, int OB) {
+  return (registers - 1) / (OB + 1) > 1 ? (registers - 1) / (OB + 1) : 1;
+}
+
+// L lanes per vector, R output rows per pass of the forward, `registers` vector registers.
+template <class T, int L, int R, int registers>
 Conv2dDirectKernels<T> direct_kernels() {
-  return {L, direct_forward_image<T, L, R>, direct_weight_grad_image<T, L>};
+  return {L,
+          {{8, direct_forward_image<T, L, R, 8>,
+            direct_weight_grad_image<T, L, 8, direct_taps_per_pass(registers, 8)>},
+           {6, direct_forward_image<T, L, R, 6>,
+            direct_weight_grad_image<T, L, 6, direct_taps_per_pass(registers, 6)>}}};
 }
 
 }  // namespace

@@ -4,12 +4,12 @@
 namespace fastnn::cpu {
 
 const Conv2dDirectKernels<float>& conv2d_direct_kernels_avx2_float() {
-  static const Conv2dDirectKernels<float> kernels = direct_kernels<float, 32 / 4, 1>();
+  static const Conv2dDirectKernels<float> kernels = direct_kernels<float, 32 / 4, 1, 16>();
   return kernels;
 }
 
 const Conv2dDirectKernels<double>& conv2d_direct_kernels_avx2_double() {
-  static const Conv2dDirectKernels<double> kernels = direct_kernels<double, 32 / 8, 1>();
+  static const Conv2dDirectKernels<double> kernels = direct_kernels<double, 32 / 8, 1, 16>();
   return kernels;
 }
 
