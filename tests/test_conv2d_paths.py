@@ -46,6 +46,11 @@ CASES = {
     "indirect": ((2, 20, 10, 12, 24, 3, 1, 1, 1, 1), ("indirect", "indirect", "tap_views")),
     "indirect-dilated": ((2, 17, 11, 20, 19, 3, 1, 2, 2, 1), ("indirect", "indirect", "tap_views")),
     "indirect-grouped": ((3, 36, 9, 10, 40, 3, 1, 1, 1, 2), ("indirect", "indirect", "tap_views")),
+    # Output rows of 14 and 21 pixels: under AVX-512 the indirect product runs one 14- or
+    # 7-row tile per output row (gemm_row_tile) instead of wide rows.
+    "indirect-row-tiles": ((2, 20, 9, 14, 24, 3, 1, 1, 1, 1), ("indirect", "indirect", "tap_views")),
+    "indirect-row-tiles-grouped": ((3, 36, 5, 14, 40, 3, 1, 1, 1, 2), ("indirect", "indirect", "tap_views")),
+    "indirect-row-tiles-of-7": ((2, 18, 6, 21, 20, 3, 1, 1, 1, 1), ("indirect", "indirect", "tap_views")),
     # Strided: exact columns, col2im, several images per block.
     "strided": ((5, 16, 9, 9, 32, 3, 2, 1, 1, 1), ("columns", "col2im", "columns")),
     "strided-rect": ((3, 18, 11, 10, 20, (3, 2), (2, 1), (1, 0), 1, 1), ("columns", "col2im", "columns")),

@@ -428,8 +428,12 @@ void forward_images(const T* x, const T* weight, const T* packed_weight, const T
     }
     return;
   }
-  // Wide rows with the tap offsets; else the column matrix's exact rows.
-  const PixelLayout layout = pixel_layout(s, taps != nullptr);
+  // With the tap offsets: exact rows where a row tile fits W_out (gemm_row_tile: each tile
+  // reads one run of a padded row), else wide rows; without: the column matrix's exact rows.
+  const int64_t Wp = PaddedPlaneShape(s).width;
+  const GemmRowSegments segments{s.out_width, Wp};
+  const bool row_tiles = taps && gemm_row_tile<T>(s.out_width) > 0;
+  const PixelLayout layout = pixel_layout(s, taps && !row_tiles);
   const int64_t per_block = taps ? 1 : images_per_block<T>(s);
   for (int64_t n = n_begin; n < n_end; n += per_block) {
     const int64_t images = std::min(per_block, n_end - n);
@@ -452,7 +456,7 @@ void forward_images(const T* x, const T* weight, const T* packed_weight, const T
       if (taps) {
         gemm_indirect_a(layout.size(), Og, Kg, a_group, taps->k_offsets.data(),
                         packed_weight + g * gemm_packed_b_size<T>(Kg, Og), T(0), prod + g * Og,
-                        C_out, epilogue, gemm_threads(threads));
+                        C_out, epilogue, gemm_threads(threads), row_tiles ? &segments : nullptr);
       } else {
         GemmShape gs = GemmShape::dense(images * layout.size(), Og, Kg, true, true);
         gs.lda = lda, gs.ldc = C_out;

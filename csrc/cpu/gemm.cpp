@@ -27,6 +27,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <new>
+#include <stdexcept>
 
 #include "common/threading.h"
 #include "cpu/gemm_kernel.h"
@@ -88,6 +89,12 @@ struct GemmProblem {
   GemmMicroTile<T> tile;
   const int64_t* a_k_offsets;  // gemm_indirect_a's A, or null
   const T* b_prepacked;         // gemm_with_packed_b's B (gemm_pack_b's layout), or null
+  const GemmRowSegments* segments;  // gemm_indirect_a's row segments, or null
+
+  // Where row `row` of an indirect A starts.
+  int64_t a_row_offset(int64_t row) const {
+    return segments ? row / segments->length * segments->pitch + row % segments->length : row;
+  }
 };
 
 // Packs `count` rows of op(A) (or columns of op(B)) from element0 on, over K lines
@@ -157,7 +164,8 @@ void gemm_block(const GemmProblem<T>& pr, int64_t m0, int64_t m1, int64_t n0, in
   const GemmShape& s = pr.s;
   const int mr = pr.tile.mr, nr = pr.tile.nr;
   const int64_t kc_max = k_block(s.K, pr.info);
-  const int64_t mc_max = std::min<int64_t>(pr.info.mc, round_up(m1 - m0, mr));
+  // (Row segments: a multiple of the tile, which divides the segments, so tiles never straddle.)
+  const int64_t mc_max = std::min<int64_t>(pr.info.mc / mr * mr, round_up(m1 - m0, mr));
   const int64_t nc_max = std::min<int64_t>(pr.info.nc, round_up(n1 - n0, nr));
   const bool indirect = pr.a_k_offsets != nullptr;
   const bool in_place = indirect || read_a_in_place<T>(s);
@@ -200,7 +208,7 @@ void gemm_block(const GemmProblem<T>& pr, int64_t m0, int64_t m1, int64_t n0, in
           int64_t a_rs = 1, a_cs = mr;
           const int64_t* a_offsets = nullptr;
           if (indirect) {
-            a_tile = pr.a + row, a_offsets = pr.a_k_offsets + pc;
+            a_tile = pr.a + pr.a_row_offset(row), a_offsets = pr.a_k_offsets + pc;
           } else if (ir < in_place_rows) {
             a_tile = pr.a + row * rs + pc * cs, a_rs = rs, a_cs = cs;
           } else {
@@ -294,11 +302,23 @@ const GemmMicroTile<T>& tile_for(const GemmKernelInfo<T>& info, int64_t N) {
   return N <= info.narrow.nr ? info.narrow : info.wide;
 }
 
+// The row tile's kernel for segments of `length`: its full height or its larger shorter
+// variant, whichever divides length (the first that does); mr 0 where neither does, or where
+// the table's row tile is just its wide one.
+template <class T>
+GemmRowKernel<T> row_kernel(const GemmKernelInfo<T>& info, int64_t length) {
+  const GemmMicroTile<T>& rows = info.rows;
+  if (rows.mr == info.wide.mr || length <= 0) return {0, nullptr};
+  if (length % rows.mr == 0) return {rows.mr, rows.kernel};
+  if (length % rows.shorter[1].mr == 0) return rows.shorter[1];
+  return {0, nullptr};
+}
+
 // gemm and gemm_indirect_a: the thread grid over C, then the serial loop nest per chunk.
 template <class T>
 void run_gemm(const GemmShape& s, T alpha, const T* a, const int64_t* a_k_offsets, const T* b,
               const T* b_prepacked, T beta, T* c, const GemmEpilogue<T>& epilogue,
-              GemmThreads threads) {
+              GemmThreads threads, const GemmRowSegments* segments = nullptr) {
   if (s.M == 0 || s.N == 0) return;
   const bool team = threads == GemmThreads::team;
   if (s.K == 0 || alpha == T(0)) {
@@ -306,8 +326,16 @@ void run_gemm(const GemmShape& s, T alpha, const T* a, const int64_t* a_k_offset
     return;
   }
   const GemmKernelInfo<T>& info = gemm_kernel_info<T>();
-  const GemmProblem<T> pr{s,        alpha,    beta, a, b, c, epilogue, info,
-                          tile_for(info, s.N), a_k_offsets, b_prepacked};
+  GemmMicroTile<T> tile = tile_for(info, s.N);
+  if (segments) {  // one kernel of exactly the segments' tile height, for every row panel
+    const GemmRowKernel<T> k = row_kernel(info, segments->length);
+    // The caller asked gemm_row_tile first; anything else is a bug in fastnn, not bad input.
+    if (k.mr == 0 || s.M % segments->length != 0)
+      throw std::logic_error("gemm_indirect_a: row segments that no tile fits");
+    tile = {k.mr, info.rows.nr, k.kernel, {k, k}};
+  }
+  const GemmProblem<T> pr{s,    alpha,       beta,         a,       b, c, epilogue, info,
+                          tile, a_k_offsets, b_prepacked, segments};
   const int mr = pr.tile.mr, nr = pr.tile.nr;
 
   // Waking the team costs a microsecond or two while its threads still spin from the last
@@ -340,10 +368,16 @@ void gemm(const GemmShape& s, T alpha, const T* a, const T* b, T beta, T* c,
 template <class T>
 void gemm_indirect_a(int64_t M, int64_t N, int64_t K, const T* a, const int64_t* a_k_offsets,
                      const T* packed_b, T beta, T* c, int64_t ldc,
-                     const GemmEpilogue<T>& epilogue, GemmThreads threads) {
+                     const GemmEpilogue<T>& epilogue, GemmThreads threads,
+                     const GemmRowSegments* segments) {
   GemmShape s = GemmShape::dense(M, N, K, true, false);
   s.lda = 0, s.ldb = 0, s.ldc = ldc;  // A's columns are where the offsets say; B is packed
-  run_gemm<T>(s, T(1), a, a_k_offsets, nullptr, packed_b, beta, c, epilogue, threads);
+  run_gemm<T>(s, T(1), a, a_k_offsets, nullptr, packed_b, beta, c, epilogue, threads, segments);
+}
+
+template <class T>
+int gemm_row_tile(int64_t length) {
+  return row_kernel(gemm_kernel_info<T>(), length).mr;
 }
 
 template <class T>
@@ -388,9 +422,13 @@ template void gemm<double>(const GemmShape&, double, const double*, const double
                            double*, const GemmEpilogue<double>&, GemmThreads);
 template void gemm_indirect_a<float>(int64_t, int64_t, int64_t, const float*, const int64_t*,
                                      const float*, float, float*, int64_t,
-                                     const GemmEpilogue<float>&, GemmThreads);
+                                     const GemmEpilogue<float>&, GemmThreads,
+                                     const GemmRowSegments*);
+template int gemm_row_tile<float>(int64_t);
+template int gemm_row_tile<double>(int64_t);
 template void gemm_indirect_a<double>(int64_t, int64_t, int64_t, const double*, const int64_t*,
                                       const double*, double, double*, int64_t,
-                                      const GemmEpilogue<double>&, GemmThreads);
+                                      const GemmEpilogue<double>&, GemmThreads,
+                                      const GemmRowSegments*);
 
 }  // namespace fastnn::cpu

@@ -45,10 +45,25 @@ void gemm(const GemmShape& s, T alpha, const T* a, const T* b, T beta, T* c,
 // place, rows past M included up to a micro-tile (16 rows): the caller keeps them readable.
 // op(B) (K, N) comes packed by gemm_pack_b (below), so that a convolution packs its weights once
 // per call rather than once per image.
+//
+// With row segments, A's rows come in runs of `length` that lie `pitch` apart: row r of A (and
+// of C) reads from a + (r / length) * pitch + r % length, as a convolution's output rows of
+// W_out pixels read padded rows of W + 2*pad. M must be a multiple of length, and the product
+// runs a tile of exactly gemm_row_tile(length) rows (which divides length), so no tile computes
+// a pixel that is not there.
+struct GemmRowSegments {
+  int64_t length, pitch;
+};
 template <class T>
 void gemm_indirect_a(int64_t M, int64_t N, int64_t K, const T* a, const int64_t* a_k_offsets,
                      const T* packed_b, T beta, T* c, int64_t ldc,
-                     const GemmEpilogue<T>& epilogue = {}, GemmThreads threads = GemmThreads::team);
+                     const GemmEpilogue<T>& epilogue = {}, GemmThreads threads = GemmThreads::team,
+                     const GemmRowSegments* segments = nullptr);
+
+// The rows of the tile that runs row segments of `length` (a divisor of it), or 0 where the
+// SIMD level in use has no tile that fits them.
+template <class T>
+int gemm_row_tile(int64_t length);
 
 // op(B) (K, N) packed once for several products that share it (a convolution's dy, used by
 // each of its kh*kw taps; its weights, used by every image): gemm_pack_b writes gemm_packed_b_size(K, N) elements, and

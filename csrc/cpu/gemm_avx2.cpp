@@ -9,13 +9,13 @@ namespace fastnn::cpu {
 
 const GemmKernelInfo<float>& gemm_kernel_info_avx2_float() {
   static const GemmKernelInfo<float> info =
-      simd_kernel_info<Ymm8f, 6, 2, 2, 4, 12, 4, 8>(3072, 256, 512, "avx2 6x16");
+      simd_kernel_info<Ymm8f, 6, 2, 2, 4, 12, 4, 8, 6, 2, 4>(3072, 256, 512, "avx2 6x16");
   return info;
 }
 
 const GemmKernelInfo<double>& gemm_kernel_info_avx2_double() {
   static const GemmKernelInfo<double> info =
-      simd_kernel_info<Ymm4d, 6, 2, 2, 4, 12, 4, 8>(3072, 128, 256, "avx2 6x8");
+      simd_kernel_info<Ymm4d, 6, 2, 2, 4, 12, 4, 8, 6, 2, 4>(3072, 128, 256, "avx2 6x8");
   return info;
 }
 

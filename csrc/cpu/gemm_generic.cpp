@@ -55,6 +55,7 @@ GemmKernelInfo<T> generic_info(const char* name) {
   constexpr int nr = 64 / static_cast<int>(sizeof(T));  // one cache line of B per k
   return {generic_tile<T, 4, nr, 1, 2>(),
           generic_tile<T, 8, nr / 2, 2, 4>(),
+          generic_tile<T, 4, nr, 1, 2>(),
           128,
           256,
           2048,

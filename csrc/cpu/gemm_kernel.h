@@ -73,6 +73,10 @@ template <class T>
 struct GemmKernelInfo {
   GemmMicroTile<T> wide;    // the main tile
   GemmMicroTile<T> narrow;  // for products with N <= narrow.nr (a classifier's 10 outputs)
+  // For a convolution's output rows (gemm_indirect_a with row segments): mr and the larger
+  // shorter variant are the row lengths it fits exactly (14 and 7 under AVX-512: 28, 14 and 7
+  // pixel rows, MNIST's sizes). The same as `wide` where registers allow no taller tile.
+  GemmMicroTile<T> rows;
   int64_t mc, kc, nc;       // cache blocks (mc a multiple of both tiles' mr, nc of wide.nr)
   GemmPackPanels<T> pack_rows, pack_transposed;
   GemmTranspose<T> transpose;

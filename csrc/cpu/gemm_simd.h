@@ -341,12 +341,15 @@ GemmMicroTile<typename Vec::T> simd_micro_tile() {
 }
 
 // One ISA's table: a wide tile, a one-vector narrow tile (NARROW_MR rows, NS1 < NS2 for ragged
-// rows) for products with N <= one vector, packing by whole vectors and register transposes.
-template <class Vec, int MR, int NV, int S1, int S2, int NARROW_MR, int NS1, int NS2>
+// rows) for products with N <= one vector, a row tile as wide as the wide one (ROW_MR rows, RS1
+// < RS2), packing by whole vectors and register transposes.
+template <class Vec, int MR, int NV, int S1, int S2, int NARROW_MR, int NS1, int NS2, int ROW_MR,
+          int RS1, int RS2>
 GemmKernelInfo<typename Vec::T> simd_kernel_info(int64_t mc, int64_t kc, int64_t nc,
                                                   const char* name) {
   return {simd_micro_tile<Vec, MR, NV, S1, S2>(),
           simd_micro_tile<Vec, NARROW_MR, 1, NS1, NS2>(),
+          simd_micro_tile<Vec, ROW_MR, NV, RS1, RS2>(),
           mc,
           kc,
           nc,
