@@ -144,7 +144,7 @@ def test_core_results_do_not_depend_on_thread_count_in_forward(case, rng, thread
     np.testing.assert_array_equal(outs[0], outs[1])
 
 
-@pytest.mark.parametrize("case", ["indirect", "lenet-conv1", "first-layer-wide"])
+@pytest.mark.parametrize("case", ["indirect", "indirect-row-tiles", "lenet-conv1", "first-layer-wide"])
 def test_core_nonfinite_input_reaches_only_its_own_gradients(case, rng):
     """Wide rows and the direct kernels read pixels past a row's end; they must not leak: an
     Inf at the image's right edge gives the same non-finite pattern as the reference."""

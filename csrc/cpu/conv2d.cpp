@@ -6,7 +6,8 @@
 // (0 in the padding; P = H_out*W_out; group g owns rows [g*Kg, (g+1)*Kg), Kg = C_in/G*kh*kw).
 // "Wide rows" (stride 1) lay each output row out as wide as the padded input, so that all of a
 // tap's pixels are one contiguous run of the padded image, read in place; the extra columns
-// are computed and dropped (see wide_rows_pay).
+// are computed and dropped (see wide_rows_pay). Where the ISA has a row tile that fits W_out
+// (gemm_row_tile), each tile reads one output row's run instead, and nothing is dropped.
 //
 //   forward:      direct kernels (conv2d_direct.h) for a few output channels over a few input
 //                 channels; else prod (pixels, C_out) = col[g]^T @ weight[g]^T (+ bias, ReLU
@@ -19,9 +20,10 @@
 //                 dh*(kh-1) - ph), by whichever forward method fits it; otherwise
 //                 dcol = weight[g]^T @ dy[n, g] per image, then col2im adds it back.
 //   weight grad:  direct kernels for few taps; at stride 1, for each tap a product over the
-//                 padded image shifted by the tap's offset (rows = channels, in place) and dy
-//                 widened with zeros and packed once per image; otherwise dweight^T[g]
-//                 (Kg, Og) (+)= col[g] @ dy^T over blocks of images. Transposed once at the end.
+//                 padded image shifted by the tap's offset (rows = channels, in place, the
+//                 output pixels picked by offsets) and dy packed once per image; otherwise
+//                 dweight^T[g] (Kg, Og) (+)= col[g] @ dy^T over blocks of images. Transposed
+//                 once at the end.
 // Blocks take several images when one image's product is short (LeNet's 10x10 outputs), up to
 // kMaxColumnBytes of columns; 1x1 kernels at stride 1 without padding need no columns.
 //
@@ -52,7 +54,6 @@ enum WorkspaceSlot {
   kPaddedPlane,
   kPaddedImage,
   kProduct,
-  kGradWide,
   kPackedGrad,
   kDirectGrad,
   kWeightPartials,
@@ -629,39 +630,6 @@ std::vector<T> flipped_weight(const T* weight, const Conv2dShape& s) {
   return flipped;
 }
 
-// True when v[0, n) holds no Inf or NaN (x * 0 is NaN exactly for those), in one branch-free
-// pass with eight independent lanes.
-template <class T>
-bool all_finite(const T* v, int64_t n) {
-  T lanes[8] = {};
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8)
-    for (int k = 0; k < 8; ++k) lanes[k] += v[i + k] * T(0);
-  T probe = T(0);
-  for (; i < n; ++i) probe += v[i] * T(0);
-  for (int k = 0; k < 8; ++k) probe += lanes[k];
-  return probe == T(0);
-}
-
-// Images [n, n + images) of dy laid out like wide columns (layout.pitch-wide rows, image m at
-// m * layout.size() of each channel's row of length ld), the extra columns zero so that the
-// wrapped-around pixels the wide columns hold there add nothing.
-template <class T>
-void widen_grad(const T* dy, int64_t n, int64_t images, const PixelLayout& layout,
-                const Conv2dShape& s, T* dy_wide, int64_t ld) {
-  const int64_t P = s.out_plane(), W_out = s.out_width;
-  for (int64_t o = 0; o < s.out_channels; ++o)
-    for (int64_t m = 0; m < images; ++m) {
-      const T* src = dy + ((n + m) * s.out_channels + o) * P;
-      T* dst = dy_wide + o * ld + m * layout.size();
-      for (int64_t i = 0; i < layout.rows; ++i) {
-        T* row = dst + i * layout.pitch;
-        copy_short_row(src + i * W_out, row, W_out);
-        zero_short_row(row + W_out, layout.pitch - W_out);
-      }
-    }
-}
-
 // Images per block of the weight gradient's column matrix: as many as kMaxColumnBytes hold.
 template <class T>
 int64_t weight_grad_images_per_block(const Conv2dShape& s) {
@@ -672,35 +640,50 @@ int64_t weight_grad_images_per_block(const Conv2dShape& s) {
 }
 
 // At stride 1 the weight gradient needs no column matrix: for each tap (p, q),
-//   dweight^T[g][(c, p, q), :] (+)= xpad[g*Cg + c, tap's shift + w] @ dy_wide[g, :, w]^T
-// is a product whose A is the padded image itself, its rows (channels) Hp*Wp apart and shifted
-// by the tap's offset p*dh*Wp + q*dw, over the wide pixels w (dy widened with zeros, so the
-// wrapped-around pixels there add nothing). dy is packed once per image for all kh*kw taps.
+//   dweight^T[g][(c, p, q), :] (+)= xpad[g*Cg + c, shift + pixel(k)] @ dy[g, :, k]^T
+// is a product whose A is the padded image itself, read in place: its rows (channels) Hp*Wp
+// apart, shifted by the tap's offset shift = p*dh*Wp + q*dw, its columns the output pixels k
+// at pixel(k) = (k / W_out) * Wp + k % W_out (gemm_with_packed_b with offsets), so only real
+// pixels are read. dy is packed once per image for all kh*kw taps. Used where the padded rows
+// are not much wider than the output's (the products' K is then long enough to pay).
 bool tap_views_pay(const Conv2dShape& s) { return wide_rows_pay(s) && !columns_are_input(s); }
+
+// pixel(k) above for the P output pixels.
+std::vector<int64_t> output_pixel_offsets(const Conv2dShape& s) {
+  const int64_t Wp = PaddedPlaneShape(s).width;
+  std::vector<int64_t> offsets(static_cast<size_t>(s.out_plane()));
+  for (int64_t i = 0; i < s.out_height; ++i)
+    for (int64_t j = 0; j < s.out_width; ++j) offsets[i * s.out_width + j] = i * Wp + j;
+  return offsets;
+}
+
+// Elements of the padded image the tap views read: a micro-tile's rows (16 planes) past the
+// last channel too, zero (the GEMM computes, then drops, rows past M).
+int64_t tap_views_image_size(const Conv2dShape& s) {
+  constexpr int64_t kTileRows = 16;
+  return padded_image_size(s) + kTileRows * PaddedPlaneShape(s).size();
+}
 
 // One image's dweight^T (groups, Kg, Og) (beta)= the tap-view products (above).
 template <class T>
 void accumulate_weight_grad_tap_views(const T* dy, const T* x, int64_t n, T* dweight_t, T beta,
-                                      const Conv2dShape& s,
+                                      const Conv2dShape& s, const int64_t* pixel_offsets,
                                       bool first_padded, int threads) {
   const int64_t Og = s.out_channels_per_group(), Kg = s.col_rows_per_group();
-  const int64_t Cg = s.in_channels_per_group(), area = s.kernel_area();
+  const int64_t Cg = s.in_channels_per_group(), area = s.kernel_area(), P = s.out_plane();
   const PaddedPlaneShape ps(s);
-  const PixelLayout layout = pixel_layout(s, true);
-  const int64_t Pw = layout.size();
-  const T* xpad = padded_image(x, n, s, padded_image_size(s), first_padded, threads);
-  T* dy_wide = workspace<T>(kGradWide, s.out_channels * Pw);
-  widen_grad(dy, n, 1, layout, s, dy_wide, Pw);
-  T* packed = workspace<T>(kPackedGrad, gemm_packed_b_size<T>(Pw, Og));
+  const T* xpad = padded_image(x, n, s, tap_views_image_size(s), first_padded, threads);
+  const T* dy_image = dy + n * s.out_channels * P;
+  T* packed = workspace<T>(kPackedGrad, gemm_packed_b_size<T>(P, Og));
   for (int64_t g = 0; g < s.groups; ++g) {
-    gemm_pack_b(Pw, Og, dy_wide + g * Og * Pw, true, Pw, packed);
+    gemm_pack_b(P, Og, dy_image + g * Og * P, true, P, packed);
     for (int64_t p = 0; p < s.kernel_h; ++p)
       for (int64_t q = 0; q < s.kernel_w; ++q) {
-        GemmShape gs = GemmShape::dense(Cg, Og, Pw, false, false);
+        GemmShape gs = GemmShape::dense(Cg, Og, P, false, false);
         gs.lda = ps.size(), gs.ldc = area * Og;
         const T* a = xpad + g * Cg * ps.size() + p * s.dilation_h * ps.width + q * s.dilation_w;
         gemm_with_packed_b(gs, a, packed, beta, dweight_t + (g * Kg + p * s.kernel_w + q) * Og,
-                           {}, gemm_threads(threads));
+                           {}, gemm_threads(threads), pixel_offsets);
       }
   }
 }
@@ -709,14 +692,14 @@ void accumulate_weight_grad_tap_views(const T* dy, const T* x, int64_t n, T* dwe
 // The sum is formed transposed, dweight^T[g] (Kg, Og) = sum_n col[n, g] @ dy[n, g]^T, because
 // then the big operand, the column matrix (Kg, P), is the GEMM's row-major A, read in place,
 // and only the small dy (Og, P) is packed. The (Og, Kg) transpose happens once, at the end.
-// At stride 1 the tap views replace the column matrix; an image holding Inf or NaN takes the
-// column matrix instead, so a non-finite pixel only reaches the sums it belongs to.
+// At stride 1 the tap views replace the column matrix.
 template <class T>
 void accumulate_weight_grad(const T* dy, const T* x, T* dweight, T beta, int64_t n_begin,
                             int64_t n_end, const Conv2dShape& s, int threads) {
   const int64_t Og = s.out_channels_per_group(), Kg = s.col_rows_per_group(), P = s.out_plane();
-  const int64_t image_size = s.in_channels * s.in_plane();
   const bool views = tap_views_pay(s);
+  const std::vector<int64_t> pixel_offsets =
+      views ? output_pixel_offsets(s) : std::vector<int64_t>{};
   const int64_t per_block = views ? 1 : weight_grad_images_per_block<T>(s);
   T* dweight_t = workspace<T>(kWeightTransposed, s.weight_size());  // (groups, Kg, Og)
   if (n_begin == n_end) std::fill(dweight_t, dweight_t + s.weight_size(), T(0));
@@ -724,8 +707,9 @@ void accumulate_weight_grad(const T* dy, const T* x, T* dweight, T beta, int64_t
   for (int64_t n = n_begin; n < n_end; n += per_block) {
     const int64_t images = std::min(per_block, n_end - n);
     const T block_beta = n == n_begin ? T(0) : T(1);
-    if (views && all_finite(x + n * image_size, image_size)) {
-      accumulate_weight_grad_tap_views(dy, x, n, dweight_t, block_beta, s, first_padded, threads);
+    if (views) {
+      accumulate_weight_grad_tap_views(dy, x, n, dweight_t, block_beta, s, pixel_offsets.data(),
+                                       first_padded, threads);
       first_padded = false;
       continue;
     }

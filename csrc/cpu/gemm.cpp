@@ -207,8 +207,10 @@ void gemm_block(const GemmProblem<T>& pr, int64_t m0, int64_t m1, int64_t n0, in
           const T* a_tile;
           int64_t a_rs = 1, a_cs = mr;
           const int64_t* a_offsets = nullptr;
-          if (indirect) {
+          if (indirect && s.trans_a) {  // columns are runs: A(i, p) = a[i + offsets[p]]
             a_tile = pr.a + pr.a_row_offset(row), a_offsets = pr.a_k_offsets + pc;
+          } else if (indirect) {  // rows in place, columns by offsets
+            a_tile = pr.a + row * s.lda, a_rs = s.lda, a_offsets = pr.a_k_offsets + pc;
           } else if (ir < in_place_rows) {
             a_tile = pr.a + row * rs + pc * cs, a_rs = rs, a_cs = cs;
           } else {
@@ -397,8 +399,11 @@ void gemm_pack_b(int64_t K, int64_t N, const T* b, bool trans_b, int64_t ldb, T*
 
 template <class T>
 void gemm_with_packed_b(const GemmShape& s, const T* a, const T* packed_b, T beta, T* c,
-                        const GemmEpilogue<T>& epilogue, GemmThreads threads) {
-  run_gemm<T>(s, T(1), a, nullptr, nullptr, packed_b, beta, c, epilogue, threads);
+                        const GemmEpilogue<T>& epilogue, GemmThreads threads,
+                        const int64_t* a_k_offsets) {
+  if (a_k_offsets && (s.trans_a || s.lda <= 1))
+    throw std::logic_error("gemm_with_packed_b: offsets need row-major A with lda > 1");
+  run_gemm<T>(s, T(1), a, a_k_offsets, nullptr, packed_b, beta, c, epilogue, threads);
 }
 
 template <class T>
@@ -411,9 +416,11 @@ template int64_t gemm_packed_b_size<double>(int64_t, int64_t);
 template void gemm_pack_b<float>(int64_t, int64_t, const float*, bool, int64_t, float*);
 template void gemm_pack_b<double>(int64_t, int64_t, const double*, bool, int64_t, double*);
 template void gemm_with_packed_b<float>(const GemmShape&, const float*, const float*, float,
-                                        float*, const GemmEpilogue<float>&, GemmThreads);
+                                        float*, const GemmEpilogue<float>&, GemmThreads,
+                                        const int64_t*);
 template void gemm_with_packed_b<double>(const GemmShape&, const double*, const double*, double,
-                                         double*, const GemmEpilogue<double>&, GemmThreads);
+                                         double*, const GemmEpilogue<double>&, GemmThreads,
+                                         const int64_t*);
 template void transpose<float>(const float*, int64_t, int64_t, int64_t, float*, int64_t);
 template void transpose<double>(const double*, int64_t, int64_t, int64_t, double*, int64_t);
 template void gemm<float>(const GemmShape&, float, const float*, const float*, float, float*,

@@ -66,9 +66,14 @@ template <class T>
 int gemm_row_tile(int64_t length);
 
 // op(B) (K, N) packed once for several products that share it (a convolution's dy, used by
-// each of its kh*kw taps; its weights, used by every image): gemm_pack_b writes gemm_packed_b_size(K, N) elements, and
-// gemm_with_packed_b computes C = epilogue(op(A) @ op(B) + beta * C) for a shape with that K and
-// N (s.ldb unused), skipping B's packing. Same results as gemm.
+// each of its kh*kw taps; its weights, used by every image): gemm_pack_b writes
+// gemm_packed_b_size(K, N) elements, and gemm_with_packed_b computes
+// C = epilogue(op(A) @ op(B) + beta * C) for a shape with that K and N (s.ldb unused), skipping
+// B's packing. Same results as gemm.
+// With a_k_offsets, op(A) is row-major (not trans_a) and read in place with its columns picked
+// by offsets: A(i, k) = a[i * s.lda + a_k_offsets[k]], s.lda > 1 (a convolution's pixels read
+// from padded planes, skipping their borders). Rows past M, up to a micro-tile (16 rows), are
+// read too: the caller keeps them readable.
 template <class T>
 int64_t gemm_packed_b_size(int64_t K, int64_t N);
 template <class T>
@@ -76,7 +81,8 @@ void gemm_pack_b(int64_t K, int64_t N, const T* b, bool trans_b, int64_t ldb, T*
 template <class T>
 void gemm_with_packed_b(const GemmShape& s, const T* a, const T* packed_b, T beta, T* c,
                         const GemmEpilogue<T>& epilogue = {},
-                        GemmThreads threads = GemmThreads::team);
+                        GemmThreads threads = GemmThreads::team,
+                        const int64_t* a_k_offsets = nullptr);
 
 // out[c * ld_out + r] = src[r * ld + c] for r < rows, c < cols, on the calling thread, with the
 // active SIMD level's register transposes.

@@ -10,8 +10,10 @@
 //   a_row_stride == 1: column panels (a packed MR-row panel with a_col_stride == MR, or op(A)
 //                      stored column-major, i.e. A transposed, read in place);
 //   a_col_stride == 1: op(A) rows read in place (row-major A, no packing);
-// or, when a_k_offsets is not null, at a[i + a_k_offsets[p]] (an indirect A: column p is a
-// contiguous run starting anywhere, e.g. one tap of a convolution over a padded image).
+// or, when a_k_offsets is not null, at a[i * a_row_stride + a_k_offsets[p]]: with
+// a_row_stride == 1 an indirect A whose column p is a contiguous run starting anywhere (one tap
+// of a convolution over a padded image), otherwise row-major A whose columns are picked by
+// offsets (a convolution's output pixels read from padded planes, skipping their borders).
 // All rows the kernel computes must be readable (the driver packs zero-padded panels for ragged
 // edges).
 // B(p, j) lives at b[p * b_row_stride + j]: a packed panel (b_row_stride == NR) or a small

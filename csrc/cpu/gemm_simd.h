@@ -69,6 +69,24 @@ struct SimdMicroKernel {
     FASTNN_INLINE void next() { ++offsets; }
   };
 
+  // ... or row-major A whose columns are picked by offsets, A(i, p) at
+  // a[i * row_stride + offsets[p]] (a convolution's pixel rows read in place from padded
+  // planes, skipping the padding between rows): per k step each group pointer moves to the
+  // next offset.
+  struct IndirectRowMajorA {
+    static constexpr int groups = (MR + 2) / 3;
+    const T* group[groups];
+    const int64_t* offsets;
+    int64_t row_stride;
+    IndirectRowMajorA(const T* a, int64_t stride, const int64_t* k_offsets)
+        : offsets(k_offsets), row_stride(stride) {
+#pragma GCC unroll 16
+      for (int g = 0; g < groups; ++g) group[g] = a + 3 * g * stride;
+    }
+    FASTNN_INLINE T at(int i) const { return group[i / 3][(i % 3) * row_stride + *offsets]; }
+    FASTNN_INLINE void next() { ++offsets; }
+  };
+
   // Where it reads B(p, j): all NR columns (a full panel)...
   struct FullB {
     const T* b;
@@ -108,8 +126,10 @@ struct SimdMicroKernel {
   static FASTNN_INLINE void accumulate(int64_t kc, const T* a, int64_t a_row_stride,
                                        int64_t a_col_stride, const int64_t* a_k_offsets,
                                        BCols b, V (&acc)[MR][NV]) {
-    if (a_k_offsets) {
+    if (a_k_offsets && a_row_stride == 1) {
       accumulate(kc, IndirectColumnA{a, a_k_offsets}, b, acc);
+    } else if (a_k_offsets) {
+      accumulate(kc, IndirectRowMajorA(a, a_row_stride, a_k_offsets), b, acc);
     } else if (a_row_stride == 1) {
       accumulate(kc, ColumnPanelA{a, a_col_stride}, b, acc);
     } else {
