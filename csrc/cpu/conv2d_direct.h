@@ -246,10 +246,10 @@ void direct_grad_rows(const T* dy, const Conv2dShape& s, T* dyw) {
         for (int64_t j0 = 0; j0 < full; j0 += L)
           Lanes<T, L>::store(out + j0 * OB, Lanes<T, L>::load(row + j0));
         if (full == W_out) continue;
-        if (i + 1 < H_out) {  // the next row follows in memory: read a whole vector, keep n
+        if (i * W_out + full + L <= P) {  // a whole vector within the plane, keep the first n
           Lanes<T, L>::store(out + full * OB,
                              Lanes<T, L>::first(Lanes<T, L>::load(row + full), W_out - full));
-        } else {  // the plane's last row may end the array
+        } else {  // near the plane's end, which may end the array
           T tail[L] = {};
           for (int64_t j = full; j < W_out; ++j) tail[j - full] = row[j];
           std::memcpy(out + full * OB, tail, sizeof(tail));
