@@ -129,15 +129,20 @@ def make_batches(count: int, seed: int = 0):
              rng.integers(0, CLASSES, BATCH)) for _ in range(count)]
 
 
-def time_steps(step, batches, steps: int) -> float:
+def time_steps(step, batches, steps: int, warmup: int) -> float:
     wait_until_idle(0.5)  # let the other library's spinning workers go to sleep first
+    # Untimed steps first: after the idle wait this library's threads (and, on a VM, its
+    # second vCPU) are asleep, and the first steps run up to ~1.5x slower on both sides; a
+    # training loop runs its steps back to back.
+    for i in range(warmup):
+        step(*batches[i % len(batches)])
     start = time.perf_counter()
     for i in range(steps):
         step(*batches[i % len(batches)])
     return (time.perf_counter() - start) / steps
 
 
-def compare_model(name: str, rounds: int, steps: int) -> dict[str, Any]:
+def compare_model(name: str, rounds: int, steps: int, warmup: int) -> dict[str, Any]:
     import torch
 
     model = build_fastnn(name)
@@ -154,11 +159,11 @@ def compare_model(name: str, rounds: int, steps: int) -> dict[str, Any]:
     fast_times, peer_times, ratios = [], [], []
     for r in range(rounds):
         if r % 2 == 0:
-            f = time_steps(fast, batches, steps)
-            p = time_steps(peer, torch_batches, steps)
+            f = time_steps(fast, batches, steps, warmup)
+            p = time_steps(peer, torch_batches, steps, warmup)
         else:
-            p = time_steps(peer, torch_batches, steps)
-            f = time_steps(fast, batches, steps)
+            p = time_steps(peer, torch_batches, steps, warmup)
+            f = time_steps(fast, batches, steps, warmup)
         fast_times.append(f)
         peer_times.append(p)
         ratios.append(p / f)
@@ -228,6 +233,8 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=9, help="alternating rounds; medians over them")
     parser.add_argument("--steps", type=int, default=5, help="training steps per timed round")
+    parser.add_argument("--warmup", type=int, default=0,
+                        help="untimed steps before each round's timed ones (steady state)")
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--no-memory", action="store_true")
     parser.add_argument("--json", action="store_true")
@@ -244,7 +251,7 @@ def main() -> int:
     fastnn.set_num_threads(args.threads)
     torch.set_num_threads(args.threads)
     peak = measure_peak(args.threads)
-    rows = [compare_model(m, args.rounds, args.steps) for m in args.models.split(",")]
+    rows = [compare_model(m, args.rounds, args.steps, args.warmup) for m in args.models.split(",")]
     for row in rows:
         row["fastnn_fraction_of_peak"] = row["fastnn_gflops"] / peak
         row["torch_fraction_of_peak"] = row["torch_gflops"] / peak

@@ -40,6 +40,9 @@ CASES = {
     # pass of the weight gradient's taps and a shorter one).
     "direct-blocks-of-six": ((2, 1, 9, 37, 10, 5, 1, 2, 1, 1), ("direct", "col2im", "direct")),
     "direct-dilated": ((2, 2, 13, 21, 6, 3, 1, 2, 2, 1), ("direct", "col2im", "direct")),
+    # 16 output channels per group over 9-pixel rows: under AVX-512 the forward puts the
+    # channels in the lanes (the pixel-major direct kernel, as for LeNet's second layer).
+    "direct-pixel-major-grouped": ((2, 4, 11, 9, 32, 3, 1, 1, 1, 2), ("direct", "col2im", "direct")),
     # A first layer with many output channels: the product writes y in place.
     "first-layer-wide": ((3, 1, 11, 12, 20, 3, 1, 1, 1, 1), ("channel_major", "col2im", "direct")),
     # The 4-conv CNN's shapes, small: taps read through offsets, weight gradient over tap views.

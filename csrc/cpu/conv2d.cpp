@@ -515,11 +515,25 @@ int64_t direct_blocks(const Conv2dShape& s, int width) {
   return (s.out_channels_per_group() + width - 1) / width;
 }
 
-// Padded image size for the direct kernels: the planes plus a vector and the kernel's reach.
+// Padded image size for the direct kernels: the planes plus the kernel's reach and a vector or
+// a pixel run, whichever is longer (both are read whole past a row's end).
 template <class T>
 int64_t direct_image_size(const Conv2dShape& s) {
-  return s.in_channels * PaddedPlaneShape(s).size() + conv2d_direct_kernels<T>().lanes +
+  const Conv2dDirectKernels<T>& kernels = conv2d_direct_kernels<T>();
+  return s.in_channels * PaddedPlaneShape(s).size() + std::max(kernels.lanes, kernels.pixel_run) +
          (s.kernel_w - 1) * s.dilation_w;
+}
+
+// The pixel-major forward (output channels in the lanes) where it keeps more lanes busy than
+// the row-vector one: LeNet's second layer, 16 channels over 10-pixel rows (10 of 16 lanes
+// busy in a row vector, all 16 in a channel vector).
+template <class T>
+bool pixel_major_direct_pays(const Conv2dShape& s) {
+  const Conv2dDirectKernels<T>& kernels = conv2d_direct_kernels<T>();
+  const int64_t L = kernels.lanes, RW = kernels.pixel_run, OB = direct_block<T>(s).width;
+  const int64_t Og = s.out_channels_per_group(), W = s.out_width;
+  auto busy = [](int64_t n, int64_t unit) { return double(n) / double((n + unit - 1) / unit * unit); };
+  return busy(Og, L) * busy(W, RW) > busy(W, L) * busy(Og, OB);
 }
 
 // wblock[g][b][k][u] = weight[g*Og + b*OB + u, k], 0 past the group's channels.
@@ -538,6 +552,26 @@ std::vector<T> direct_weight_blocks(const T* weight, const Conv2dShape& s, int O
 template <class T>
 void direct_forward(const T* x, const T* weight, const T* bias, T* y, bool relu,
                     const Conv2dShape& s) {
+  if (pixel_major_direct_pays<T>(s)) {
+    // Each image's product pixel-major in this thread's workspace, then transposed into y.
+    const Conv2dDirectKernels<T>& kernels = conv2d_direct_kernels<T>();
+    const int L = kernels.lanes;
+    const std::vector<T> wvec = direct_weight_blocks(weight, s, L);
+    const int64_t size = direct_image_size<T>(s), P = s.out_plane(), Og = s.out_channels_per_group();
+    const int64_t group_pitch = direct_blocks(s, L) * L, pitch = s.groups * group_pitch;
+    ThreadPlan plan = plan_threads(s);
+    plan.inner_threads = 1;
+    for_each_share(s, plan, [&](int, int64_t n0, int64_t n1, int) {
+      T* prod = workspace<T>(kProduct, P * pitch);
+      for (int64_t n = n0; n < n1; ++n) {
+        kernels.forward_image_pixel_major(padded_image(x, n, s, size, n == n0, 1), wvec.data(),
+                                          bias, prod, relu, s);
+        for (int64_t g = 0; g < s.groups; ++g)
+          transpose(prod + g * group_pitch, pitch, P, Og, y + (n * s.groups + g) * Og * P, P);
+      }
+    });
+    return;
+  }
   const auto& block = direct_block<T>(s);
   const std::vector<T> wblock = direct_weight_blocks(weight, s, block.width);
   const int64_t size = direct_image_size<T>(s), y_image = s.out_channels * s.out_plane();

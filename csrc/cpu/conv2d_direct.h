@@ -49,6 +49,12 @@ struct Conv2dDirectKernels {
   };
   int lanes;  // L
   ForBlock blocks[2];  // OB = 8 and 6
+  // The forward with the output channels in the lanes (below), for planes narrower than a
+  // vector and channels that fill whole vectors: wvec = wblock with OB = L; writes the
+  // image's product pixel-major, prod[pixel * pitch + o] with pitch = Og rounded up to L.
+  void (*forward_image_pixel_major)(const T* xpad, const T* wvec, const T* bias, T* prod,
+                                    bool relu, const Conv2dShape& s);
+  int pixel_run;  // RW: pixels of a row per pass of the pixel-major forward
 };
 
 // Elements of the weight gradient's re-laid-out dy (below) for L lanes and blocks of OB.
@@ -223,6 +229,61 @@ void direct_weight_grad_tap_run(int64_t taps, const T* src, int64_t Wp, int64_t 
   direct_weight_grad_taps<T, L, OB, QB>(src, Wp, dw, dy_block, pitch, s, part);
 }
 
+// The forward with L output channels in the lanes of each accumulator and RW pixels of R rows
+// at once: per tap one vector load of the weights feeds R * RW FMAs, each with one pixel
+// broadcast from the padded image. Every lane is a real output channel where Og fills whole
+// vectors, which is what LeNet's second layer (16 channels over 10-pixel rows) needs: there the
+// row-vector forward above keeps 10 of 16 lanes busy. Pixels past the row's end (a row's last
+// run) and rows past the image's end are computed from readable padding and not stored.
+//   prod[(i * W_out + j) * pitch + b*L + l] = relu?(sum_k wvec[g][b][k][l] * xpad[c, i + p*dh,
+//                                              j + q*dw] + bias[o]),  pitch = blocks * L
+template <class T, int L, int R, int RW>
+void direct_forward_image_pixel_major(const T* xpad, const T* wvec, const T* bias, T* prod,
+                                      bool relu, const Conv2dShape& s) {
+  using V = typename Lanes<T, L>::V;
+  const DirectGeometry d(s, L);
+  const int64_t H_out = s.out_height, W_out = s.out_width, pitch = s.groups * d.blocks * L;
+  for (int64_t g = 0; g < s.groups; ++g)
+    for (int64_t b = 0; b < d.blocks; ++b) {
+      const T* w = wvec + (g * d.blocks + b) * d.Kg * L;
+      const T* xg = xpad + g * d.Cg * d.plane;
+      const int64_t o0 = g * d.Og + b * L, column = (g * d.blocks + b) * L;
+      V bias_v{};
+      for (int l = 0; l < L; ++l) bias_v[l] = bias && b * L + l < d.Og ? bias[o0 + l] : T(0);
+      for (int64_t i = 0; i < H_out; i += R) {
+        int64_t rows[R];
+        for (int r = 0; r < R; ++r) rows[r] = std::min(i + r, H_out - 1);
+        for (int64_t j0 = 0; j0 < W_out; j0 += RW) {
+          V acc[R][RW];
+#pragma GCC unroll 32
+          for (int r = 0; r < R; ++r)
+#pragma GCC unroll 32
+            for (int jj = 0; jj < RW; ++jj) acc[r][jj] = V{};
+          const T* wk = w;
+          for (int64_t c = 0; c < d.Cg; ++c)
+            for (int64_t p = 0; p < s.kernel_h; ++p) {
+              const T* base = xg + c * d.plane + p * s.dilation_h * d.Wp + j0;
+              for (int64_t q = 0; q < s.kernel_w; ++q, wk += L) {
+                const V wv = Lanes<T, L>::load(wk);
+#pragma GCC unroll 4
+                for (int r = 0; r < R; ++r) {
+                  const T* x = base + rows[r] * d.Wp + q * s.dilation_w;
+#pragma GCC unroll 32
+                  for (int jj = 0; jj < RW; ++jj) acc[r][jj] += x[jj] * wv;
+                }
+              }
+            }
+          for (int r = 0; r < R && i + r < H_out; ++r)
+            for (int jj = 0; jj < RW && j0 + jj < W_out; ++jj) {
+              V v = acc[r][jj] + bias_v;
+              if (relu) v = v < T(0) ? V{} : v;
+              Lanes<T, L>::store(prod + ((i + r) * W_out + j0 + jj) * pitch + column, v);
+            }
+        }
+      }
+    }
+}
+
 // dyw[g][b][i][j / L][u][j % L] = dy[g*Og + b*OB + u, i, j], zero past W_out and past the
 // group's channels (the layout in the file comment), from one image's dy.
 template <class T, int L, int OB>
@@ -288,14 +349,17 @@ constexpr int direct_taps_per_pass(int registers, int OB) {
   return (registers - 1) / (OB + 1) > 1 ? (registers - 1) / (OB + 1) : 1;
 }
 
-// L lanes per vector, R output rows per pass of the forward, `registers` vector registers.
+// L lanes per vector, R output rows per pass of the forward, `registers` vector registers (the
+// pixel-major forward holds R rows of (registers - 8) / R pixels).
 template <class T, int L, int R, int registers>
 Conv2dDirectKernels<T> direct_kernels() {
   return {L,
           {{8, direct_forward_image<T, L, R, 8>,
             direct_weight_grad_image<T, L, 8, direct_taps_per_pass(registers, 8)>},
            {6, direct_forward_image<T, L, R, 6>,
-            direct_weight_grad_image<T, L, 6, direct_taps_per_pass(registers, 6)>}}};
+            direct_weight_grad_image<T, L, 6, direct_taps_per_pass(registers, 6)>}},
+          direct_forward_image_pixel_major<T, L, R, (registers - 8) / R>,
+          (registers - 8) / R};
 }
 
 }  // namespace
