@@ -95,6 +95,22 @@ struct Lanes {
   }
 };
 
+// All accumulators to zero.
+template <class V, int A, int B>
+inline __attribute__((always_inline)) void zero_accumulators(V (&acc)[A][B]) {
+#pragma GCC unroll 32
+  for (int a = 0; a < A; ++a)
+#pragma GCC unroll 32
+    for (int b = 0; b < B; ++b) acc[a][b] = V{};
+}
+
+// The R output rows from i on; a last group with fewer rows repeats its last row in the spare
+// slots (computed, not stored).
+template <int R>
+inline void clamped_rows(int64_t i, int64_t H_out, int64_t (&rows)[R]) {
+  for (int r = 0; r < R; ++r) rows[r] = std::min(i + r, H_out - 1);
+}
+
 // Sizes both kernels walk by: padded planes, a group's channels and taps, channel blocks.
 struct DirectGeometry {
   int64_t Wp, plane, Og, Cg, Kg, blocks;
@@ -123,15 +139,11 @@ void direct_forward_image(const T* xpad, const T* wblock, const T* bias, T* y, b
       const int64_t o0 = g * Og + b * OB;
       const int ob = static_cast<int>(std::min<int64_t>(OB, Og - b * OB));
       for (int64_t i = 0; i < H_out; i += R) {
-        // A last group with fewer rows recomputes its last row in the spare slots (not stored).
         int64_t rows[R];
-        for (int r = 0; r < R; ++r) rows[r] = std::min(i + r, H_out - 1);
+        clamped_rows(i, H_out, rows);
         for (int64_t j0 = 0; j0 < W_out; j0 += L) {
           V acc[R][OB];
-#pragma GCC unroll 16
-          for (int r = 0; r < R; ++r)
-#pragma GCC unroll 8
-            for (int u = 0; u < OB; ++u) acc[r][u] = V{};
+          zero_accumulators(acc);
           const T* wk = w;
           for (int64_t c = 0; c < Cg; ++c)
             for (int64_t p = 0; p < s.kernel_h; ++p) {
@@ -195,10 +207,7 @@ void direct_weight_grad_taps(const T* src, int64_t Wp, int64_t dw, const T* dy_b
   using V = typename Lanes<T, L>::V;
   const int64_t W_out = s.out_width, full = W_out / L * L;
   V acc[QB][OB];
-#pragma GCC unroll 8
-  for (int t = 0; t < QB; ++t)
-#pragma GCC unroll 8
-    for (int u = 0; u < OB; ++u) acc[t][u] = V{};
+  zero_accumulators(acc);
   for (int64_t i = 0; i < s.out_height; ++i) {
     const T* x_row = src + i * Wp;
     const T* dy_row = dy_block + i * pitch * OB;
@@ -252,13 +261,10 @@ void direct_forward_image_pixel_major(const T* xpad, const T* wvec, const T* bia
       for (int l = 0; l < L; ++l) bias_v[l] = bias && b * L + l < d.Og ? bias[o0 + l] : T(0);
       for (int64_t i = 0; i < H_out; i += R) {
         int64_t rows[R];
-        for (int r = 0; r < R; ++r) rows[r] = std::min(i + r, H_out - 1);
+        clamped_rows(i, H_out, rows);
         for (int64_t j0 = 0; j0 < W_out; j0 += RW) {
           V acc[R][RW];
-#pragma GCC unroll 32
-          for (int r = 0; r < R; ++r)
-#pragma GCC unroll 32
-            for (int jj = 0; jj < RW; ++jj) acc[r][jj] = V{};
+          zero_accumulators(acc);
           const T* wk = w;
           for (int64_t c = 0; c < d.Cg; ++c)
             for (int64_t p = 0; p < s.kernel_h; ++p) {
