@@ -4,7 +4,8 @@ MLP 784-256-10, LeNet-5 and the 4-conv CNN (32-32-pool-64-64-pool-fc128).
 
 The PyTorch model is built layer for layer from the fastnn one and starts from the same weights.
 Both libraries run with the same thread count (default 2), alternating in one process: each
-round times a few steps of one, then of the other (who goes first alternates), after warm-up;
+round times a few steps of one, then of the other (who goes first alternates), after warm-up
+(and, with --warmup N, N untimed steps at the start of every round: steady state);
 the table shows median ms per step, the speed ratio (median of the rounds' paired ratios, > 1:
 fastnn faster), GFLOP/s (3x the forward multiply-adds x 2, the usual count for a training step)
 and the fraction of the machine's measured FMA peak.
@@ -257,7 +258,9 @@ def main() -> int:
         row["torch_fraction_of_peak"] = row["torch_gflops"] / peak
     memory = None if args.no_memory else measure_memory(args.threads)
     report = {"machine": machine_info(args.threads), "torch": torch.__version__, "threads": args.threads,
-              "batch": BATCH, "fma_peak_gflops": peak, "steps": rows, "memory_simple_cnn": memory}
+              "batch": BATCH, "rounds": args.rounds, "steps_per_round": args.steps,
+              "warmup_steps_per_round": args.warmup, "fma_peak_gflops": peak, "steps": rows,
+              "memory_simple_cnn": memory}
     if args.json:
         json.dump(report, sys.stdout, indent=2)
         print()
