@@ -54,6 +54,9 @@ CASES = {
     "indirect-row-tiles": ((2, 20, 9, 14, 24, 3, 1, 1, 1, 1), ("indirect", "indirect", "tap_views")),
     "indirect-row-tiles-grouped": ((3, 36, 5, 14, 40, 3, 1, 1, 1, 2), ("indirect", "indirect", "tap_views")),
     "indirect-row-tiles-of-7": ((2, 18, 6, 21, 20, 3, 1, 1, 1, 1), ("indirect", "indirect", "tap_views")),
+    # Few output channels (8: the narrow tile's product, which has no row tile) over 14-pixel
+    # rows: wide rows again.
+    "indirect-few-outputs-14": ((2, 20, 5, 14, 8, 3, 1, 1, 1, 1), ("indirect", "indirect", "tap_views")),
     # Strided: exact columns, col2im, several images per block.
     "strided": ((5, 16, 9, 9, 32, 3, 2, 1, 1, 1), ("columns", "col2im", "columns")),
     "strided-rect": ((3, 18, 11, 10, 20, (3, 2), (2, 1), (1, 0), 1, 1), ("columns", "col2im", "columns")),
@@ -163,6 +166,46 @@ def test_core_nonfinite_input_reaches_only_its_own_gradients(case, rng):
     assert_close(dw[finite], rdw[finite], FLOAT64_RTOL, f"{case} finite dweight")
     ry = reference.conv2d(x, weight, None, **args)
     np.testing.assert_array_equal(np.isfinite(y), np.isfinite(ry))
+
+
+def random_layer(rng):
+    """A random layer shape over the ranges where every method and tile is chosen: up to 24
+    input and 40 output channels per group (so the direct kernels, the narrow and wide product
+    tiles and the row tiles all occur), planes up to 30 x 40, strides, dilations, groups."""
+    groups = int(rng.choice([1, 1, 1, 2, 3]))
+    c_in, c_out = groups * int(rng.integers(1, 24)), groups * int(rng.integers(1, 40))
+    kh = int(rng.choice([1, 2, 3, 5]))
+    kw = int(rng.choice([kh, kh, 3]))
+    stride, dilation = int(rng.choice([1, 1, 1, 2])), int(rng.choice([1, 1, 2]))
+    padding = int(rng.integers(0, 3))
+    h = int(rng.integers(max(1, (kh - 1) * dilation + 1 - 2 * padding), 30))
+    w = int(rng.integers(max(1, (kw - 1) * dilation + 1 - 2 * padding), 40))
+    shape = (int(rng.integers(1, 5)), c_in, h, w, c_out, (kh, kw))
+    return shape, dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_core_random_layers_match_reference(seed, threads):
+    """Random shapes against the reference, the method and tile chosen by each shape: the named
+    cases above pin every method, this sweep reaches the combinations between them (it found a
+    row tile run over a narrow product's packing)."""
+    rng = np.random.default_rng(seed)
+    for _ in range(30):
+        (n, c_in, h, w, c_out, (kh, kw)), args = random_layer(rng)
+        fastnn.set_num_threads(int(rng.choice([1, 2])))
+        x = rng.standard_normal((n, c_in, h, w))
+        weight = rng.standard_normal((c_out, c_in // args["groups"], kh, kw)) / np.sqrt(c_in * kh * kw)
+        bias = rng.standard_normal(c_out)
+        what = f"{(n, c_in, h, w, c_out, kh, kw)} {args}"
+        ry = reference.conv2d(x, weight, bias, **args)
+        dy = rng.standard_normal(ry.shape)
+        reference_grads = reference.conv2d_backward(x, weight, dy, **args)
+        for dtype, rtol in ((np.float64, FLOAT64_RTOL), (np.float32, FLOAT32_RTOL_REDUCTION)):
+            cast = [a.astype(dtype) for a in (x, weight, bias, dy)]
+            assert_close(ops.conv2d(*cast[:3], **args), ry, rtol, f"{what} {dtype.__name__} y")
+            grads = ops.conv2d_backward(cast[0], cast[1], cast[3], **args)
+            for name, got, want in zip(("dx", "dweight", "dbias"), grads, reference_grads):
+                assert_close(got, want, rtol, f"{what} {dtype.__name__} {name}")
 
 
 @pytest.mark.parametrize("level", SIMD_LEVELS)

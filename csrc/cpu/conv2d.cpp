@@ -447,7 +447,7 @@ void forward_images(const T* x, const T* weight, const T* packed_weight, const T
   // reads one run of a padded row), else wide rows; without: the column matrix's exact rows.
   const int64_t Wp = PaddedPlaneShape(s).width;
   const GemmRowSegments segments{s.out_width, Wp};
-  const bool row_tiles = taps && gemm_row_tile<T>(s.out_width) > 0;
+  const bool row_tiles = taps && gemm_row_tile<T>(s.out_width, Og) > 0;
   const PixelLayout layout = pixel_layout(s, taps && !row_tiles);
   const int64_t per_block = taps ? 1 : images_per_block<T>(s);
   for (int64_t n = n_begin; n < n_end; n += per_block) {

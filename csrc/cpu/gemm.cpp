@@ -304,13 +304,15 @@ const GemmMicroTile<T>& tile_for(const GemmKernelInfo<T>& info, int64_t N) {
   return N <= info.narrow.nr ? info.narrow : info.wide;
 }
 
-// The row tile's kernel for segments of `length`: its full height or its larger shorter
-// variant, whichever divides length (the first that does); mr 0 where neither does, or where
-// the table's row tile is just its wide one.
+// The row tile's kernel for segments of `length` in a product with N columns: its full height
+// or its larger shorter variant, whichever divides length (the first that does); mr 0 where
+// neither does, where the table's row tile is just its wide one, or where N takes the narrow
+// tile (B is then packed in the narrow tile's panels: tile_for, gemm_packed_b_size).
 template <class T>
-GemmRowKernel<T> row_kernel(const GemmKernelInfo<T>& info, int64_t length) {
+GemmRowKernel<T> row_kernel(const GemmKernelInfo<T>& info, int64_t length, int64_t N) {
   const GemmMicroTile<T>& rows = info.rows;
-  if (rows.mr == info.wide.mr || length <= 0) return {0, nullptr};
+  if (rows.mr == info.wide.mr || length <= 0 || tile_for(info, N).nr != rows.nr)
+    return {0, nullptr};
   if (length % rows.mr == 0) return {rows.mr, rows.kernel};
   if (length % rows.shorter[1].mr == 0) return rows.shorter[1];
   return {0, nullptr};
@@ -330,7 +332,7 @@ void run_gemm(const GemmShape& s, T alpha, const T* a, const int64_t* a_k_offset
   const GemmKernelInfo<T>& info = gemm_kernel_info<T>();
   GemmMicroTile<T> tile = tile_for(info, s.N);
   if (segments) {  // one kernel of exactly the segments' tile height, for every row panel
-    const GemmRowKernel<T> k = row_kernel(info, segments->length);
+    const GemmRowKernel<T> k = row_kernel(info, segments->length, s.N);
     // The caller asked gemm_row_tile first; anything else is a bug in fastnn, not bad input.
     if (k.mr == 0 || s.M % segments->length != 0)
       throw std::logic_error("gemm_indirect_a: row segments that no tile fits");
@@ -378,8 +380,8 @@ void gemm_indirect_a(int64_t M, int64_t N, int64_t K, const T* a, const int64_t*
 }
 
 template <class T>
-int gemm_row_tile(int64_t length) {
-  return row_kernel(gemm_kernel_info<T>(), length).mr;
+int gemm_row_tile(int64_t length, int64_t N) {
+  return row_kernel(gemm_kernel_info<T>(), length, N).mr;
 }
 
 template <class T>
@@ -431,8 +433,8 @@ template void gemm_indirect_a<float>(int64_t, int64_t, int64_t, const float*, co
                                      const float*, float, float*, int64_t,
                                      const GemmEpilogue<float>&, GemmThreads,
                                      const GemmRowSegments*);
-template int gemm_row_tile<float>(int64_t);
-template int gemm_row_tile<double>(int64_t);
+template int gemm_row_tile<float>(int64_t, int64_t);
+template int gemm_row_tile<double>(int64_t, int64_t);
 template void gemm_indirect_a<double>(int64_t, int64_t, int64_t, const double*, const int64_t*,
                                       const double*, double, double*, int64_t,
                                       const GemmEpilogue<double>&, GemmThreads,

@@ -60,10 +60,11 @@ void gemm_indirect_a(int64_t M, int64_t N, int64_t K, const T* a, const int64_t*
                      const GemmEpilogue<T>& epilogue = {}, GemmThreads threads = GemmThreads::team,
                      const GemmRowSegments* segments = nullptr);
 
-// The rows of the tile that runs row segments of `length` (a divisor of it), or 0 where the
-// SIMD level in use has no tile that fits them.
+// The rows of the tile that runs row segments of `length` (a divisor of it) in a product with N
+// columns, or 0 where the SIMD level in use has no tile that fits them, or N is narrow enough
+// for the narrow tile (whose packing of B the row tile could not read).
 template <class T>
-int gemm_row_tile(int64_t length);
+int gemm_row_tile(int64_t length, int64_t N);
 
 // op(B) (K, N) packed once for several products that share it (a convolution's dy, used by
 // each of its kh*kw taps; its weights, used by every image): gemm_pack_b writes
