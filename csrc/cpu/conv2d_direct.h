@@ -7,9 +7,10 @@
 // Include only from those translation units: the templates have internal linkage, so each one
 // keeps its own ISA's code (as gemm_simd.h).
 //
-// Both kernels work on one image whose planes are padded (cpu/conv2d.cpp prepares them):
+// The kernels work on one image whose planes are padded (cpu/conv2d.cpp prepares them):
 //   xpad[c, h, w] = x[c, h - ph, w - pw] inside, 0 in the border; planes of Hp x Wp, followed
-//   by at least L + (kw-1)*dw zeros (rows are read up to a vector past their end).
+//   by at least max(L, RW) + (kw-1)*dw zeros (rows are read up to a vector, or the pixel-major
+//   forward's run of RW pixels, past their end).
 // Output channels go in blocks of OB (8, or 6 where that wastes fewer lanes: LeNet's 6
 // channels), so OB vector accumulators per lane block, with the weights re-laid out per block:
 // wblock[g][b][k][u] = weight[g*Og + b*OB + u, k] for the taps k = (c, p, q) of a group (Kg of
@@ -23,9 +24,12 @@
 //                 over dy re-laid out per block as dyw[g][b][i][j / L][u][j % L] (the OB
 //                 channels' vectors of the same pixels side by side, at fixed offsets from one
 //                 pointer), rows of `pitch` = W_out rounded up to L, zero past W_out (the pixels
-//                 there are masked out too) and for u past the group's channels. The sums stay L lanes wide across images (the caller adds the
-//                 lanes once, at the end, in a fixed order), and QB taps of a kernel row share
-//                 each load of dy: per L pixels, OB + QB loads feed OB * QB FMAs.
+//                 there are masked out too) and for u past the group's channels. The sums
+//                 stay L lanes wide across images (the caller adds the lanes once, at the
+//                 end, in a fixed order), and QB taps of a kernel row share each load of dy:
+//                 per L pixels, OB + QB loads feed OB * QB FMAs.
+//   forward, pixel-major (narrow planes): the same sums with the L lanes holding L output
+//                 channels instead of L pixels (see direct_forward_image_pixel_major).
 #pragma once
 
 #include <algorithm>
@@ -51,7 +55,8 @@ struct Conv2dDirectKernels {
   ForBlock blocks[2];  // OB = 8 and 6
   // The forward with the output channels in the lanes (below), for planes narrower than a
   // vector and channels that fill whole vectors: wvec = wblock with OB = L; writes the
-  // image's product pixel-major, prod[pixel * pitch + o] with pitch = Og rounded up to L.
+  // image's product pixel-major, prod[pixel * pitch + column] with pitch = groups * blocks * L
+  // (each group's Og rounded up to L).
   void (*forward_image_pixel_major)(const T* xpad, const T* wvec, const T* bias, T* prod,
                                     bool relu, const Conv2dShape& s);
   int pixel_run;  // RW: pixels of a row per pass of the pixel-major forward
