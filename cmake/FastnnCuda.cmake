@@ -1,5 +1,6 @@
 # The optional CUDA backend: a static library of kernels (csrc/cuda/*.cu) and the pybind11
-# extension fastnn._cuda (csrc/bindings_cuda/*.cpp) that links it.
+# extension fastnn._cuda that links it: the shared bindings (csrc/bindings/*.cpp, compiled with
+# FASTNN_BIND_CUDA) plus the CuPy policy and the GPU-only entry points (csrc/bindings/cuda/).
 #
 # FASTNN_CUDA=AUTO (default) builds it when CMake finds a CUDA compiler, ON fails the configure
 # without one, OFF never builds it. The environment variable of the same name, when set, wins
@@ -96,12 +97,14 @@ target_compile_options(fastnn_cuda_core PRIVATE
   $<$<COMPILE_LANGUAGE:CUDA>:-O3 -Xcompiler=-Wall -Xptxas=-warn-spills>)
 
 file(GLOB FASTNN_CUDA_BINDING_SOURCES CONFIGURE_DEPENDS
-     ${CMAKE_CURRENT_SOURCE_DIR}/csrc/bindings_cuda/*.cpp)
+     ${CMAKE_CURRENT_SOURCE_DIR}/csrc/bindings/*.cpp
+     ${CMAKE_CURRENT_SOURCE_DIR}/csrc/bindings/cuda/*.cpp)
 pybind11_add_module(_cuda MODULE ${FASTNN_CUDA_BINDING_SOURCES})
 target_link_libraries(_cuda PRIVATE fastnn_cuda_core CUDA::cudart_static)
 target_compile_options(_cuda PRIVATE -O2 -Wall)
 string(REPLACE ";" " " _fastnn_archs_text "${FASTNN_CUDA_ARCHS}")
 target_compile_definitions(_cuda PRIVATE
+  FASTNN_BIND_CUDA=1
   FASTNN_CUDA_ARCHS="${_fastnn_archs_text}"
   FASTNN_NVCC_VERSION="${CMAKE_CUDA_COMPILER_VERSION}")
 if(CMAKE_SYSTEM_NAME STREQUAL "Linux")

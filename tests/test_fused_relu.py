@@ -160,17 +160,3 @@ def test_relu_used_alone_after_fusion_still_works(rng):
     v = rng.standard_normal((2, 6)).astype(np.float32)
     np.testing.assert_array_equal(relu(v), np.maximum(v, 0))
     np.testing.assert_array_equal(relu.backward(np.ones_like(v)), (v > 0).astype(np.float32))
-
-
-def test_backends_without_a_fused_epilogue_get_a_separate_relu():
-    # The CUDA backend's forward kernels take no relu argument: ops apply ops.relu after them.
-    from types import SimpleNamespace
-
-    from fastnn.ops.activation import forward_with_relu
-
-    calls = []
-    backend = SimpleNamespace(linear_forward=lambda *args: calls.append(len(args)) or args[0] - 1.0)
-    x = np.array([[0.5, 2.0]], np.float32)
-    np.testing.assert_array_equal(forward_with_relu(backend, "linear_forward", x, None, relu=True), [[0.0, 1.0]])
-    np.testing.assert_array_equal(forward_with_relu(backend, "linear_forward", x, None, relu=False), [[-0.5, 1.0]])
-    assert calls == [2, 2]

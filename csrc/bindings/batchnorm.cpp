@@ -1,19 +1,20 @@
-// Bindings for cpu/batchnorm.h.
-#include <algorithm>
-
-#include "bindings/arrays.h"
-#include "bindings/batchnorm_args.h"
-#include "cpu/batchnorm.h"
+// Bindings of the batch-norm kernels (cpu/batchnorm.h, cuda/batchnorm.h).
+#include "bindings/backend.h"
+#include "common/shapes/batchnorm.h"
 
 namespace fastnn::bind {
 
 namespace {
 
-// A per-channel (C,) array with x's dtype, distinct from x's memory (nullable).
-ArrayArg channel_array(const char* op, const char* name, py::object obj, const ArrayArg& x,
-                       const BatchNormShape& s, Access access = Access::read) {
-  ArrayArg a = optional_float_array(op, name, obj, -1, access);
-  if (a) check_channel_array(op, a, x, s);
+// A per-channel (C,) array with x's dtype, distinct from x's memory (absent for None).
+Array channel_array(const char* op, const char* name, py::object obj, const Array& x,
+                    const BatchNormShape& s, Access access = Access::read) {
+  Array a = optional_float_array(op, name, obj, -1, access);
+  if (a) {
+    require_same_dtype(op, x, a);
+    require_dims(op, a, {s.channels}, "(one value per channel, C = x.shape[1])");
+    require_no_overlap(op, a, x);
+  }
   return a;
 }
 
@@ -21,55 +22,55 @@ ArrayArg channel_array(const char* op, const char* name, py::object obj, const A
 py::tuple batch_norm_train(py::object x_obj, py::object w_obj, py::object b_obj,
                            py::object rm_obj, py::object rv_obj, double momentum, double eps) {
   const char* op = "batch_norm_train";
-  ArrayArg x = float_array(op, "x", x_obj);
+  const Array x = float_array(op, "x", x_obj);
   const BatchNormShape s = BatchNormShape::from(op, x.dims, /*training=*/true);
   BatchNormShape::validate_hyperparameters(op, momentum, eps);
-  ArrayArg w = channel_array(op, "weight", w_obj, x, s);
-  ArrayArg b = channel_array(op, "bias", b_obj, x, s);
-  ArrayArg rm = channel_array(op, "running_mean", rm_obj, x, s, Access::write);
-  ArrayArg rv = channel_array(op, "running_var", rv_obj, x, s, Access::write);
-  require_running_stats_together(op, bool(rm), bool(rv));
+  const Array w = channel_array(op, "weight", w_obj, x, s);
+  const Array b = channel_array(op, "bias", b_obj, x, s);
+  const Array rm = channel_array(op, "running_mean", rm_obj, x, s, Access::write);
+  const Array rv = channel_array(op, "running_var", rv_obj, x, s, Access::write);
+  if (bool(rm) != bool(rv))
+    throw_value_error("fastnn.", op,
+                      ": arguments 'running_mean' and 'running_var' must be given together; got ",
+                      rm ? "running_mean only" : "running_var only");
   require_no_overlap(op, rm, rv);
-  py::array y = new_array(op, x.dtype, x.dims);
-  py::array save_mean = new_array(op, x.dtype, {s.channels});
-  py::array save_inv_std = new_array(op, x.dtype, {s.channels});
+  const Array y = new_array(op, "y", x.dtype, x.dims);
+  const Array save_mean = new_array(op, "save_mean", x.dtype, {s.channels});
+  const Array save_inv_std = new_array(op, "save_inv_std", x.dtype, {s.channels});
+  const Backend::Context context;
   dispatch_float(x.dtype, [&](auto zero) {
     using T = decltype(zero);
-    const T* px = x.data<T>();
-    const T *pw = data_or_null<T>(w), *pb = data_or_null<T>(b);
-    T *prm = data_or_null<T>(rm), *prv = data_or_null<T>(rv);
-    T* py_ = static_cast<T*>(y.mutable_data());
-    T* pmean = static_cast<T*>(save_mean.mutable_data());
-    T* pinv = static_cast<T*>(save_inv_std.mutable_data());
     py::gil_scoped_release release;
-    cpu::batch_norm_train_forward<T>(px, pw, pb, py_, pmean, pinv, prm, prv, momentum, eps, s);
+    kernels::batch_norm_train_forward<T>(x.data<T>(), data_or_null<T>(w), data_or_null<T>(b),
+                                         y.data<T>(), save_mean.data<T>(), save_inv_std.data<T>(),
+                                         data_or_null<T>(rm), data_or_null<T>(rv), momentum, eps, s,
+                                         context.exec());
   });
-  return py::make_tuple(y, save_mean, save_inv_std);
+  return py::make_tuple(y.object, save_mean.object, save_inv_std.object);
 }
 
-py::array batch_norm_eval(py::object x_obj, py::object w_obj, py::object b_obj,
-                          py::object rm_obj, py::object rv_obj, double eps) {
+py::object batch_norm_eval(py::object x_obj, py::object w_obj, py::object b_obj,
+                           py::object rm_obj, py::object rv_obj, double eps) {
   const char* op = "batch_norm_eval";
-  ArrayArg x = float_array(op, "x", x_obj);
+  const Array x = float_array(op, "x", x_obj);
   const BatchNormShape s = BatchNormShape::from(op, x.dims, /*training=*/false);
   BatchNormShape::validate_hyperparameters(op, 0.0, eps);
-  ArrayArg w = channel_array(op, "weight", w_obj, x, s);
-  ArrayArg b = channel_array(op, "bias", b_obj, x, s);
+  const Array w = channel_array(op, "weight", w_obj, x, s);
+  const Array b = channel_array(op, "bias", b_obj, x, s);
   if (rm_obj.is_none() || rv_obj.is_none())
     throw_value_error("fastnn.", op, ": arguments 'running_mean' and 'running_var' are required");
-  ArrayArg rm = channel_array(op, "running_mean", rm_obj, x, s);
-  ArrayArg rv = channel_array(op, "running_var", rv_obj, x, s);
-  py::array y = new_array(op, x.dtype, x.dims);
+  const Array rm = channel_array(op, "running_mean", rm_obj, x, s);
+  const Array rv = channel_array(op, "running_var", rv_obj, x, s);
+  const Array y = new_array(op, "y", x.dtype, x.dims);
+  const Backend::Context context;
   dispatch_float(x.dtype, [&](auto zero) {
     using T = decltype(zero);
-    const T* px = x.data<T>();
-    const T *pw = data_or_null<T>(w), *pb = data_or_null<T>(b);
-    const T *prm = rm.data<T>(), *prv = rv.data<T>();
-    T* py_ = static_cast<T*>(y.mutable_data());
     py::gil_scoped_release release;
-    cpu::batch_norm_eval_forward<T>(px, pw, pb, prm, prv, py_, eps, s);
+    kernels::batch_norm_eval_forward<T>(x.data<T>(), data_or_null<T>(w), data_or_null<T>(b),
+                                        rm.data<T>(), rv.data<T>(), y.data<T>(), eps, s,
+                                        context.exec());
   });
-  return y;
+  return y.object;
 }
 
 // Returns (dx or None, dweight or None, dbias or None). Parameter gradients are computed when
@@ -79,23 +80,24 @@ py::tuple batch_norm_backward(py::object dy_obj, py::object x_obj, py::object w_
                               py::object mean_obj, py::object inv_std_obj, py::object dw_obj,
                               py::object db_obj, bool training, bool compute_dx) {
   const char* op = "batch_norm_backward";
-  ArrayArg x = float_array(op, "x", x_obj);
+  const Array x = float_array(op, "x", x_obj);
   const BatchNormShape s = BatchNormShape::from(op, x.dims, training);
-  ArrayArg dy = float_array(op, "grad_out", dy_obj);
+  const Array dy = float_array(op, "grad_out", dy_obj);
   require_same_dtype(op, x, dy);
   require_dims(op, dy, x.dims, "(the shape of x)");
-  ArrayArg w = channel_array(op, "weight", w_obj, x, s);
-  ArrayArg mean = channel_array(op, "mean", mean_obj, x, s);
-  ArrayArg inv_std = channel_array(op, "inv_std", inv_std_obj, x, s);
+  const Array w = channel_array(op, "weight", w_obj, x, s);
+  const Array mean = channel_array(op, "mean", mean_obj, x, s);
+  const Array inv_std = channel_array(op, "inv_std", inv_std_obj, x, s);
   if (!mean || !inv_std)
     throw_value_error("fastnn.", op, ": arguments 'mean' and 'inv_std' are required");
-  ArrayArg dw, db;
+  Array dw, db;
   const bool param_grads = bool(w);
   bool accumulate = false;
+  const Backend::Context context;
   if (param_grads) {
     dw = channel_array(op, "grad_weight", dw_obj, x, s, Access::write);
     db = channel_array(op, "grad_bias", db_obj, x, s, Access::write);
-    for (const ArrayArg* g : {&dw, &db}) {
+    for (const Array* g : {&dw, &db}) {
       if (!*g) continue;
       require_no_overlap(op, *g, dy);
       require_no_overlap(op, *g, w);
@@ -104,33 +106,21 @@ py::tuple batch_norm_backward(py::object dy_obj, py::object x_obj, py::object w_
     }
     require_no_overlap(op, dw, db);
     accumulate = dw || db;
-    for (ArrayArg* g : {&dw, &db}) {
+    for (Array* g : {&dw, &db}) {
       if (*g) continue;
-      g->array = new_array(op, x.dtype, {s.channels});
-      g->present = true;
-      if (accumulate) {
-        dispatch_float(x.dtype, [&](auto zero) {
-          using T = decltype(zero);
-          std::fill(g->data<T>(), g->data<T>() + s.channels, T(0));
-        });
-      }
+      *g = new_array(op, g == &dw ? "grad_weight" : "grad_bias", x.dtype, {s.channels});
+      if (accumulate) Backend::zero(*g, context);
     }
   }
-  py::array dx;
-  if (compute_dx) dx = new_array(op, x.dtype, x.dims);
+  const Array dx = compute_dx ? new_array(op, "dx", x.dtype, x.dims) : Array{};
   dispatch_float(x.dtype, [&](auto zero) {
     using T = decltype(zero);
-    const T *pdy = dy.data<T>(), *px = x.data<T>(), *pw = data_or_null<T>(w);
-    const T *pmean = mean.data<T>(), *pinv = inv_std.data<T>();
-    T* pdx = compute_dx ? static_cast<T*>(dx.mutable_data()) : nullptr;
-    T *pdw = data_or_null<T>(dw), *pdb = data_or_null<T>(db);
     py::gil_scoped_release release;
-    cpu::batch_norm_backward<T>(pdy, px, pw, pmean, pinv, pdx, pdw, pdb, accumulate, training, s);
+    kernels::batch_norm_backward<T>(dy.data<T>(), x.data<T>(), data_or_null<T>(w), mean.data<T>(),
+                                    inv_std.data<T>(), data_or_null<T>(dx), data_or_null<T>(dw),
+                                    data_or_null<T>(db), accumulate, training, s, context.exec());
   });
-  py::object dx_out = compute_dx ? py::object(dx) : py::none();
-  py::object dw_out = param_grads ? py::object(dw.array) : py::none();
-  py::object db_out = param_grads ? py::object(db.array) : py::none();
-  return py::make_tuple(dx_out, dw_out, db_out);
+  return py::make_tuple(dx.result(), dw.result(), db.result());
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
-// Argument checks shared by the CPU bindings (NumPy arrays, arrays.h) and the CUDA bindings
-// (CuPy arrays, bindings_cuda/device_arrays.h), so both backends reject bad input with the same
-// exception and the same words. No Python and no CUDA here: only dtypes, dims and messages.
+// The words of every argument check, used by both array policies (bindings/cpu/numpy_backend.cpp,
+// bindings/cuda/cupy_backend.cpp) and by bindings/array.h, so both backends reject bad input
+// with the same exception and the same message. No Python and no CUDA here: only dtypes, dims
+// and messages.
 #pragma once
 
 #include <cstdint>

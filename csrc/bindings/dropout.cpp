@@ -1,8 +1,8 @@
-// Bindings for cpu/dropout.h.
-#include "bindings/arrays.h"
+// Bindings of the dropout kernels (cpu/dropout.h, cuda/dropout.h): the same seed drops the same
+// elements on both backends (common/dropout_mask.h).
+#include "bindings/backend.h"
 #include "bindings/seed.h"
 #include "common/shapes/dropout.h"
-#include "cpu/dropout.h"
 
 namespace fastnn::bind {
 
@@ -11,40 +11,36 @@ namespace {
 // Returns (y, mask): mask is uint8 0/1 of x's shape, the input of dropout_backward.
 py::tuple dropout_forward(py::object x_obj, double p, py::object seed_obj) {
   const char* op = "dropout";
-  ArrayArg x = float_array(op, "x", x_obj);
+  const Array x = float_array(op, "x", x_obj);
   validate_dropout_probability(op, p);
   const uint64_t seed = seed_arg(op, seed_obj);
-  py::array y = new_array(op, x.dtype, x.dims);
-  py::array mask = new_array(op, Dtype::uint8, x.dims);
+  const Array y = new_array(op, "y", x.dtype, x.dims);
+  const Array mask = new_array(op, "mask", Dtype::uint8, x.dims);
+  const Backend::Context context;
   dispatch_float(x.dtype, [&](auto zero) {
     using T = decltype(zero);
-    const T* px = x.data<T>();
-    T* py_ = static_cast<T*>(y.mutable_data());
-    uint8_t* pm = static_cast<uint8_t*>(mask.mutable_data());
-    const int64_t n = x.numel;
     py::gil_scoped_release release;
-    cpu::dropout_forward<T>(px, py_, pm, n, p, seed);
+    kernels::dropout_forward<T>(x.data<T>(), y.data<T>(), mask.data<uint8_t>(), x.numel, p, seed,
+                                context.exec());
   });
-  return py::make_tuple(y, mask);
+  return py::make_tuple(y.object, mask.object);
 }
 
-py::array dropout_backward(py::object dy_obj, py::object mask_obj, double p) {
+py::object dropout_backward(py::object dy_obj, py::object mask_obj, double p) {
   const char* op = "dropout_backward";
-  ArrayArg dy = float_array(op, "grad_out", dy_obj);
-  ArrayArg mask = byte_array(op, "mask", mask_obj);
+  const Array dy = float_array(op, "grad_out", dy_obj);
+  const Array mask = byte_array(op, "mask", mask_obj);
   require_dims(op, mask, dy.dims, "(the shape of grad_out)");
   validate_dropout_probability(op, p);
-  py::array dx = new_array(op, dy.dtype, dy.dims);
+  const Array dx = new_array(op, "dx", dy.dtype, dy.dims);
+  const Backend::Context context;
   dispatch_float(dy.dtype, [&](auto zero) {
     using T = decltype(zero);
-    const T* pdy = dy.data<T>();
-    const uint8_t* pm = mask.data<uint8_t>();
-    T* pdx = static_cast<T*>(dx.mutable_data());
-    const int64_t n = dy.numel;
     py::gil_scoped_release release;
-    cpu::dropout_backward<T>(pdy, pm, pdx, n, p);
+    kernels::dropout_backward<T>(dy.data<T>(), mask.data<uint8_t>(), dx.data<T>(), dy.numel, p,
+                                 context.exec());
   });
-  return dx;
+  return dx.object;
 }
 
 }  // namespace

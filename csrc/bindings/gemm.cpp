@@ -1,6 +1,6 @@
-// Binding for cpu/gemm.h: matmul with transposes, alpha, beta and the fused epilogue.
-#include "bindings/arrays.h"
-#include "cpu/gemm.h"
+// Binding of the gemm kernels (cpu/gemm.h, cuda/gemm.h): matmul with transposes, alpha, beta and
+// the fused epilogue (common/shapes/gemm.h).
+#include "bindings/backend.h"
 
 namespace fastnn::bind {
 
@@ -10,18 +10,16 @@ py::object matmul(py::object a_obj, py::object b_obj, bool trans_a, bool trans_b
                   double beta, py::object out_obj, py::object bias_per_col_obj,
                   py::object bias_per_row_obj, bool relu) {
   const char* op = "matmul";
-  ArrayArg a = float_array(op, "a", a_obj, 2);
-  ArrayArg b = float_array(op, "b", b_obj, 2);
+  const Array a = float_array(op, "a", a_obj, 2);
+  const Array b = float_array(op, "b", b_obj, 2);
   require_same_dtype(op, a, b);
   const GemmShape s = GemmShape::for_matmul(op, a.dims, b.dims, trans_a, trans_b);
-  ArrayArg out;
+  Array out;
   if (out_obj.is_none()) {
     if (beta != 0.0)
       throw_value_error("fastnn.", op, ": argument 'out' is required when beta != 0 (got beta=",
                         beta, ")");
-    out.array = new_array(op, a.dtype, {s.M, s.N});
-    out.dtype = a.dtype;
-    out.present = true;
+    out = new_array(op, "out", a.dtype, {s.M, s.N});
   } else {
     out = float_array(op, "out", out_obj, 2, Access::write);
     require_same_dtype(op, a, out);
@@ -30,7 +28,7 @@ py::object matmul(py::object a_obj, py::object b_obj, bool trans_a, bool trans_b
     require_no_overlap(op, out, b);
   }
   auto bias_arg = [&](const py::object& obj, const char* name, int64_t length, const char* why) {
-    ArrayArg bias = optional_float_array(op, name, obj, 1);
+    Array bias = optional_float_array(op, name, obj, 1);
     if (bias) {
       require_same_dtype(op, a, bias);
       require_dims(op, bias, {length}, why);
@@ -38,23 +36,22 @@ py::object matmul(py::object a_obj, py::object b_obj, bool trans_a, bool trans_b
     }
     return bias;
   };
-  const ArrayArg bias_col =
+  const Array bias_col =
       bias_arg(bias_per_col_obj, "bias_per_col", s.N, "(one per column of the product)");
-  const ArrayArg bias_row =
+  const Array bias_row =
       bias_arg(bias_per_row_obj, "bias_per_row", s.M, "(one per row of the product)");
+  const Backend::Context context;
   dispatch_float(a.dtype, [&](auto zero) {
     using T = decltype(zero);
-    const T* pa = a.data<T>();
-    const T* pb = b.data<T>();
-    T* pc = out.data<T>();
-    cpu::GemmEpilogue<T> epilogue;
-    epilogue.bias_per_col = bias_col ? bias_col.data<T>() : nullptr;
-    epilogue.bias_per_row = bias_row ? bias_row.data<T>() : nullptr;
+    GemmEpilogue<T> epilogue;
+    epilogue.bias_per_col = data_or_null<T>(bias_col);
+    epilogue.bias_per_row = data_or_null<T>(bias_row);
     epilogue.relu = relu;
     py::gil_scoped_release release;
-    cpu::gemm<T>(s, static_cast<T>(alpha), pa, pb, static_cast<T>(beta), pc, epilogue);
+    kernels::gemm<T>(s, static_cast<T>(alpha), a.data<T>(), b.data<T>(), static_cast<T>(beta),
+                     out.data<T>(), epilogue, context.exec());
   });
-  return out.array;
+  return out.object;
 }
 
 }  // namespace

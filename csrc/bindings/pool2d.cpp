@@ -1,5 +1,10 @@
-// Bindings for cpu/pool2d.h. Window parameters arrive as (h, w) ints; fastnn.ops.pool2d turns
-// PyTorch-style ints / pairs and stride=None into them.
+// Bindings of the pooling kernels (cpu/pool2d.h, cuda/pool2d.h). Window parameters arrive as
+// (h, w) ints; fastnn.ops.pool2d turns PyTorch-style ints / pairs and stride=None into them.
+//
+// max_pool2d_backward takes the forward's window when the caller has it (nn.MaxPool2d passes
+// it): the GPU then gathers each input's gradient through the window; without it, the gradients
+// are scattered plane by plane through the indices. Bad indices raise the same ValueError on
+// both backends: checked on the host before the CPU kernel, flagged by the GPU's scatter.
 #include <array>
 #include <optional>
 #include <string>
@@ -7,21 +12,17 @@
 
 #include <pybind11/stl.h>
 
-#include "bindings/arrays.h"
+#include "bindings/backend.h"
 #include "common/shapes/pool2d.h"
-#include "cpu/pool2d.h"
 
 namespace fastnn::bind {
 
 namespace {
 
-template <class T>
-T* data_of(py::array& a) {
-  return static_cast<T*>(a.mutable_data());
-}
+using Window = std::array<int64_t, 6>;  // kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w
 
 // grad_out must be what the forward produced for an input of `input_dims`: same N and C.
-void require_grad_of(const char* op, const ArrayArg& dy, const std::vector<int64_t>& input_dims,
+void require_grad_of(const char* op, const Array& dy, const std::vector<int64_t>& input_dims,
                      const std::vector<int64_t>& output_dims) {
   require_dims(op, dy, output_dims,
                cat("(the forward output for input_shape ", shape_str(input_dims), ")").c_str());
@@ -37,114 +38,125 @@ py::tuple max_pool2d_forward(py::object x_obj, int64_t kh, int64_t kw, int64_t s
                              int64_t ph, int64_t pw, const std::string& index_dtype) {
   const char* op = "max_pool2d";
   const Dtype index_type = parse_index_dtype(op, index_dtype);
-  ArrayArg x = float_array(op, "x", x_obj);
+  const Array x = float_array(op, "x", x_obj);
   const Pool2dShape s = Pool2dShape::from(op, "x", x.dims, kh, kw, sh, sw, ph, pw);
   if (index_type == Dtype::int32 && s.in_plane() > INT32_MAX)
     throw_value_error("fastnn.", op, ": int32 indices cannot address a plane of ", s.in_plane(),
                       " elements; use index_dtype int64");
-  py::array y = new_array(op, x.dtype, s.output_dims());
-  py::array indices = new_array(op, index_type, s.output_dims());
+  const Array y = new_array(op, "y", x.dtype, s.output_dims());
+  const Array indices = new_array(op, "indices", index_type, s.output_dims());
+  const Backend::Context context;
   dispatch_float(x.dtype, [&](auto zero) {
     using T = decltype(zero);
-    const T* px = x.data<T>();
-    T* py_ = data_of<T>(y);
-    if (index_type == Dtype::int32) {
-      int32_t* pi = data_of<int32_t>(indices);
+    dispatch_index(index_type, [&](auto index_zero) {
+      using Index = decltype(index_zero);
       py::gil_scoped_release release;
-      cpu::max_pool2d_forward<T, int32_t>(px, py_, pi, s);
-    } else {
-      int64_t* pi = data_of<int64_t>(indices);
-      py::gil_scoped_release release;
-      cpu::max_pool2d_forward<T, int64_t>(px, py_, pi, s);
-    }
+      kernels::max_pool2d_forward<T, Index>(x.data<T>(), y.data<T>(), indices.data<Index>(), s,
+                                            context.exec());
+    });
   });
-  return py::make_tuple(y, indices);
+  return py::make_tuple(y.object, indices.object);
 }
 
-// `window` (optional) is the forward's; the indices alone say where gradients go, so it only
-// checks grad_out's shape here (the CUDA backend gathers through it).
-py::array max_pool2d_backward(py::object dy_obj, py::object indices_obj,
-                              const std::vector<int64_t>& input_shape,
-                              const std::optional<std::array<int64_t, 6>>& window) {
+py::object max_pool2d_backward(py::object dy_obj, py::object indices_obj,
+                               const std::vector<int64_t>& input_shape,
+                               const std::optional<Window>& window) {
   const char* op = "max_pool2d_backward";
-  const Pool2dShape in = window ? Pool2dShape::from(op, "input_shape", input_shape, *window)
-                                : Pool2dShape::global(op, "input_shape", input_shape);
-  ArrayArg dy = float_array(op, "grad_out", dy_obj, 4);
+  const Pool2dShape s = window ? Pool2dShape::from(op, "input_shape", input_shape, *window)
+                               : Pool2dShape::global(op, "input_shape", input_shape);
+  const Array dy = float_array(op, "grad_out", dy_obj, 4);
   require_grad_of(op, dy, input_shape,
-                  window ? in.output_dims() : std::vector<int64_t>{in.batch, in.channels, dy.dims[2], dy.dims[3]});
-  ArrayArg indices = index_array(op, "indices", indices_obj);
+                  window ? s.output_dims() : std::vector<int64_t>{s.batch, s.channels, dy.dims[2], dy.dims[3]});
+  const Array indices = index_array(op, "indices", indices_obj);
   require_dims(op, indices, dy.dims, "(the shape of grad_out)");
-  const int64_t planes = in.planes(), in_plane = in.in_plane(), out_plane = dy.dims[2] * dy.dims[3];
-  py::array dx = new_array(op, dy.dtype, input_shape);
+  const int64_t out_plane = dy.dims[2] * dy.dims[3];
+  if constexpr (Backend::host_memory) {
+    dispatch_index(indices.dtype, [&](auto index_zero) {
+      validate_pool_indices(op, indices.data<decltype(index_zero)>(), indices.numel, s.in_plane());
+    });
+  }
+  const Array dx = new_array(op, "dx", dy.dtype, input_shape);
+  int64_t first_invalid = -1;
+  const Backend::Context context;
   dispatch_float(dy.dtype, [&](auto zero) {
     using T = decltype(zero);
-    const T* pdy = dy.data<T>();
-    T* pdx = data_of<T>(dx);
-    auto run = [&](auto* pi) {
-      validate_pool_indices(op, pi, indices.numel, in_plane);
+    dispatch_index(indices.dtype, [&](auto index_zero) {
+      using Index = decltype(index_zero);
       py::gil_scoped_release release;
-      cpu::max_pool2d_backward(pdy, pi, pdx, planes, in_plane, out_plane);
-    };
-    if (indices.dtype == Dtype::int32) run(indices.data<int32_t>());
-    else run(indices.data<int64_t>());
+      if (window)
+        kernels::max_pool2d_backward<T, Index>(dy.data<T>(), indices.data<Index>(), dx.data<T>(), s,
+                                               context.exec());
+      else
+        first_invalid = kernels::max_pool2d_backward_scatter<T, Index>(
+            dy.data<T>(), indices.data<Index>(), dx.data<T>(), s.planes(), s.in_plane(), out_plane,
+            context.exec());
+    });
   });
-  return dx;
+  if (first_invalid >= 0) {
+    dispatch_index(indices.dtype, [&](auto index_zero) {
+      throw_bad_pool_index(op, s.in_plane(), first_invalid,
+                           Backend::read<decltype(index_zero)>(indices, first_invalid));
+    });
+  }
+  return dx.object;
 }
 
-// A new array of `out_dims` filled by kernel(in, out, s): every pooling kernel but max's.
+// A new array of `out_dims` filled by kernel(in, out, s, exec): every pooling kernel but max's.
 template <class Kernel>
-py::array run_into_new(const char* op, const ArrayArg& in, const std::vector<int64_t>& out_dims,
-                       const Pool2dShape& s, Kernel kernel) {
-  py::array out = new_array(op, in.dtype, out_dims);
+py::object run_into_new(const char* op, const Array& in, const std::vector<int64_t>& out_dims,
+                        const Pool2dShape& s, Kernel kernel) {
+  const Array out = new_array(op, "y", in.dtype, out_dims);
+  const Backend::Context context;
   dispatch_float(in.dtype, [&](auto zero) {
     using T = decltype(zero);
-    const T* pin = in.data<T>();
-    T* pout = data_of<T>(out);
     py::gil_scoped_release release;
-    kernel(pin, pout, s);
+    kernel(in.data<T>(), out.data<T>(), s, context.exec());
   });
-  return out;
+  return out.object;
 }
 
-py::array avg_pool2d_forward(py::object x_obj, int64_t kh, int64_t kw, int64_t sh, int64_t sw,
-                             int64_t ph, int64_t pw) {
+py::object avg_pool2d_forward(py::object x_obj, int64_t kh, int64_t kw, int64_t sh, int64_t sw,
+                              int64_t ph, int64_t pw) {
   const char* op = "avg_pool2d";
-  ArrayArg x = float_array(op, "x", x_obj);
+  const Array x = float_array(op, "x", x_obj);
   const Pool2dShape s = Pool2dShape::from(op, "x", x.dims, kh, kw, sh, sw, ph, pw);
-  return run_into_new(op, x, s.output_dims(), s, [](auto* in, auto* out, const Pool2dShape& s) {
-    cpu::avg_pool2d_forward(in, out, s);
+  return run_into_new(op, x, s.output_dims(), s, [](auto* in, auto* out, const Pool2dShape& s,
+                                                     const auto& exec) {
+    kernels::avg_pool2d_forward(in, out, s, exec);
   });
 }
 
-py::array avg_pool2d_backward(py::object dy_obj, const std::vector<int64_t>& input_shape,
-                              int64_t kh, int64_t kw, int64_t sh, int64_t sw, int64_t ph,
-                              int64_t pw) {
+py::object avg_pool2d_backward(py::object dy_obj, const std::vector<int64_t>& input_shape,
+                               int64_t kh, int64_t kw, int64_t sh, int64_t sw, int64_t ph,
+                               int64_t pw) {
   const char* op = "avg_pool2d_backward";
   const Pool2dShape s = Pool2dShape::from(op, "input_shape", input_shape, kh, kw, sh, sw, ph, pw);
-  ArrayArg dy = float_array(op, "grad_out", dy_obj);
+  const Array dy = float_array(op, "grad_out", dy_obj);
   require_grad_of(op, dy, input_shape, s.output_dims());
-  return run_into_new(op, dy, input_shape, s, [](auto* in, auto* out, const Pool2dShape& s) {
-    cpu::avg_pool2d_backward(in, out, s);
+  return run_into_new(op, dy, input_shape, s, [](auto* in, auto* out, const Pool2dShape& s,
+                                                 const auto& exec) {
+    kernels::avg_pool2d_backward(in, out, s, exec);
   });
 }
 
-py::array global_avg_pool2d_forward(py::object x_obj) {
+py::object global_avg_pool2d_forward(py::object x_obj) {
   const char* op = "global_avg_pool2d";
-  ArrayArg x = float_array(op, "x", x_obj);
+  const Array x = float_array(op, "x", x_obj);
   const Pool2dShape s = Pool2dShape::global(op, "x", x.dims);
-  const std::vector<int64_t> out_dims{s.batch, s.channels};
-  return run_into_new(op, x, out_dims, s, [](auto* in, auto* out, const Pool2dShape& s) {
-    cpu::global_avg_pool2d_forward(in, out, s);
+  return run_into_new(op, x, {s.batch, s.channels}, s, [](auto* in, auto* out,
+                                                          const Pool2dShape& s, const auto& exec) {
+    kernels::global_avg_pool2d_forward(in, out, s, exec);
   });
 }
 
-py::array global_avg_pool2d_backward(py::object dy_obj, const std::vector<int64_t>& input_shape) {
+py::object global_avg_pool2d_backward(py::object dy_obj, const std::vector<int64_t>& input_shape) {
   const char* op = "global_avg_pool2d_backward";
   const Pool2dShape s = Pool2dShape::global(op, "input_shape", input_shape);
-  ArrayArg dy = float_array(op, "grad_out", dy_obj);
+  const Array dy = float_array(op, "grad_out", dy_obj);
   require_grad_of(op, dy, input_shape, {s.batch, s.channels});
-  return run_into_new(op, dy, input_shape, s, [](auto* in, auto* out, const Pool2dShape& s) {
-    cpu::global_avg_pool2d_backward(in, out, s);
+  return run_into_new(op, dy, input_shape, s, [](auto* in, auto* out, const Pool2dShape& s,
+                                                 const auto& exec) {
+    kernels::global_avg_pool2d_backward(in, out, s, exec);
   });
 }
 

@@ -37,7 +37,7 @@ inline T normal_cdf(T x) {
 }  // namespace
 
 template <class T>
-void activation_forward(Activation act, const T* x, T* y, int64_t n, T negative_slope) {
+void activation_forward(Activation act, const T* x, T* y, int64_t n, T negative_slope, const Exec&) {
   switch (act) {
     case Activation::relu:
       // NaN stays NaN (as PyTorch's relu and the GEMM epilogue's fused ReLU).
@@ -62,7 +62,7 @@ void activation_forward(Activation act, const T* x, T* y, int64_t n, T negative_
 
 template <class T>
 void activation_backward(Activation act, const T* saved, const T* dy, T* dx, int64_t n,
-                         T negative_slope) {
+                         T negative_slope, const Exec&) {
   switch (act) {
     case Activation::relu:
       // dy[i] is loaded whatever the sign, so the select vectorises; written as
@@ -96,11 +96,11 @@ void activation_backward(Activation act, const T* saved, const T* dy, T* dx, int
   }
 }
 
-template void activation_forward<float>(Activation, const float*, float*, int64_t, float);
-template void activation_forward<double>(Activation, const double*, double*, int64_t, double);
+template void activation_forward<float>(Activation, const float*, float*, int64_t, float, const Exec&);
+template void activation_forward<double>(Activation, const double*, double*, int64_t, double, const Exec&);
 template void activation_backward<float>(Activation, const float*, const float*, float*, int64_t,
-                                         float);
+                                         float, const Exec&);
 template void activation_backward<double>(Activation, const double*, const double*, double*,
-                                          int64_t, double);
+                                          int64_t, double, const Exec&);
 
 }  // namespace fastnn::cpu

@@ -12,14 +12,15 @@
 #include <cstdint>
 
 #include "common/shapes/activation.h"
+#include "cpu/exec.h"
 
 namespace fastnn::cpu {
 
 template <class T>
-void activation_forward(Activation act, const T* x, T* y, int64_t n, T negative_slope);
+void activation_forward(Activation act, const T* x, T* y, int64_t n, T negative_slope, const Exec&);
 
 template <class T>
 void activation_backward(Activation act, const T* saved, const T* dy, T* dx, int64_t n,
-                         T negative_slope);
+                         T negative_slope, const Exec&);
 
 }  // namespace fastnn::cpu

@@ -56,7 +56,7 @@ void normalize_channel(const T* x, const T* weight, const T* bias, T* y, T mean,
 template <class T>
 void batch_norm_train_forward(const T* x, const T* weight, const T* bias, T* y, T* save_mean,
                               T* save_inv_std, T* running_mean, T* running_var, double momentum,
-                              double eps, const BatchNormShape& s) {
+                              double eps, const BatchNormShape& s, const Exec&) {
   const double count = static_cast<double>(s.values_per_channel());
   for_each_channel(s, [&](int64_t c) {
     // Two passes (mean, then squared deviations) so a large mean cannot cancel the variance.
@@ -78,7 +78,7 @@ void batch_norm_train_forward(const T* x, const T* weight, const T* bias, T* y, 
 
 template <class T>
 void batch_norm_eval_forward(const T* x, const T* weight, const T* bias, const T* running_mean,
-                             const T* running_var, T* y, double eps, const BatchNormShape& s) {
+                             const T* running_var, T* y, double eps, const BatchNormShape& s, const Exec&) {
   for_each_channel(s, [&](int64_t c) {
     const T inv_std = static_cast<T>(1.0 / std::sqrt(static_cast<double>(running_var[c]) + eps));
     normalize_channel(x, weight, bias, y, running_mean[c], inv_std, s, c);
@@ -88,7 +88,7 @@ void batch_norm_eval_forward(const T* x, const T* weight, const T* bias, const T
 template <class T>
 void batch_norm_backward(const T* dy, const T* x, const T* weight, const T* mean,
                          const T* inv_std, T* dx, T* dweight, T* dbias, bool accumulate,
-                         bool training, const BatchNormShape& s) {
+                         bool training, const BatchNormShape& s, const Exec&) {
   const bool need_sums = training || dweight || dbias;
   const double count = static_cast<double>(s.values_per_channel());
   for_each_channel(s, [&](int64_t c) {
@@ -137,11 +137,11 @@ void batch_norm_backward(const T* dy, const T* x, const T* weight, const T* mean
 
 #define FASTNN_INSTANTIATE(T)                                                                   \
   template void batch_norm_train_forward<T>(const T*, const T*, const T*, T*, T*, T*, T*, T*,  \
-                                            double, double, const BatchNormShape&);             \
+                                            double, double, const BatchNormShape&, const Exec&);             \
   template void batch_norm_eval_forward<T>(const T*, const T*, const T*, const T*, const T*,   \
-                                           T*, double, const BatchNormShape&);                  \
+                                           T*, double, const BatchNormShape&, const Exec&);                  \
   template void batch_norm_backward<T>(const T*, const T*, const T*, const T*, const T*, T*,   \
-                                       T*, T*, bool, bool, const BatchNormShape&);
+                                       T*, T*, bool, bool, const BatchNormShape&, const Exec&);
 FASTNN_INSTANTIATE(float)
 FASTNN_INSTANTIATE(double)
 #undef FASTNN_INSTANTIATE

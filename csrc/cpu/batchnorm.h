@@ -21,6 +21,7 @@
 #include <cstdint>
 
 #include "common/shapes/batchnorm.h"
+#include "cpu/exec.h"
 
 namespace fastnn::cpu {
 
@@ -29,17 +30,17 @@ namespace fastnn::cpu {
 template <class T>
 void batch_norm_train_forward(const T* x, const T* weight, const T* bias, T* y, T* save_mean,
                               T* save_inv_std, T* running_mean, T* running_var, double momentum,
-                              double eps, const BatchNormShape& s);
+                              double eps, const BatchNormShape& s, const Exec&);
 
 template <class T>
 void batch_norm_eval_forward(const T* x, const T* weight, const T* bias, const T* running_mean,
-                             const T* running_var, T* y, double eps, const BatchNormShape& s);
+                             const T* running_var, T* y, double eps, const BatchNormShape& s, const Exec&);
 
 // mean, inv_std: (C,), as saved by the training forward (or running statistics in eval).
 // dx, dweight, dbias are each nullable (not computed).
 template <class T>
 void batch_norm_backward(const T* dy, const T* x, const T* weight, const T* mean,
                          const T* inv_std, T* dx, T* dweight, T* dbias, bool accumulate,
-                         bool training, const BatchNormShape& s);
+                         bool training, const BatchNormShape& s, const Exec&);
 
 }  // namespace fastnn::cpu

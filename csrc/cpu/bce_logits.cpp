@@ -11,8 +11,8 @@
 namespace fastnn::cpu {
 
 template <class T>
-double bce_with_logits(const T* x, const T* t, const T* pos_weight, T* grad, int64_t n,
-                       int64_t classes) {
+LossResult bce_with_logits(const T* x, const T* t, const T* pos_weight, T* grad, int64_t n,
+                       int64_t classes, const Exec&) {
   constexpr int64_t kChunk = 4096;
   const int64_t n_chunks = (n + kChunk - 1) / kChunk;
   std::vector<double> chunk_loss(static_cast<size_t>(n_chunks));
@@ -39,12 +39,12 @@ double bce_with_logits(const T* x, const T* t, const T* pos_weight, T* grad, int
   }
   double total = 0;
   for (double l : chunk_loss) total += l;
-  return total / static_cast<double>(n);
+  return {total / static_cast<double>(n), -1};
 }
 
-template double bce_with_logits<float>(const float*, const float*, const float*, float*, int64_t,
-                                       int64_t);
-template double bce_with_logits<double>(const double*, const double*, const double*, double*,
-                                        int64_t, int64_t);
+template LossResult bce_with_logits<float>(const float*, const float*, const float*, float*, int64_t,
+                                       int64_t, const Exec&);
+template LossResult bce_with_logits<double>(const double*, const double*, const double*, double*,
+                                        int64_t, int64_t, const Exec&);
 
 }  // namespace fastnn::cpu

@@ -9,10 +9,13 @@
 
 #include <cstdint>
 
+#include "common/loss_result.h"
+#include "cpu/exec.h"
+
 namespace fastnn::cpu {
 
 template <class T>
-double bce_with_logits(const T* logits, const T* targets, const T* pos_weight /* nullable */,
-                       T* grad /* nullable */, int64_t n, int64_t classes);
+LossResult bce_with_logits(const T* logits, const T* targets, const T* pos_weight /* nullable */,
+                       T* grad /* nullable */, int64_t n, int64_t classes, const Exec&);
 
 }  // namespace fastnn::cpu

@@ -831,12 +831,12 @@ Conv2dPlan conv2d_plan(const Conv2dShape& s) {
 
 template <class T>
 void conv2d_forward(const T* x, const T* weight, const T* bias, T* y, const Conv2dShape& s,
-                    bool relu) {
+                    bool relu, const Exec&) {
   forward(x, weight, bias, y, relu, s);
 }
 
 template <class T>
-void conv2d_backward_input(const T* dy, const T* weight, T* dx, const Conv2dShape& s) {
+void conv2d_backward_input(const T* dy, const T* weight, T* dx, const Conv2dShape& s, const Exec&) {
   if (input_grad_is_convolution(s)) {
     const std::vector<T> flipped = flipped_weight(weight, s);
     forward<T>(dy, flipped.data(), nullptr, dx, false, input_grad_shape(s));
@@ -864,7 +864,7 @@ void conv2d_backward_input(const T* dy, const T* weight, T* dx, const Conv2dShap
 
 template <class T>
 void conv2d_backward_weight(const T* dy, const T* x, T* dweight, bool accumulate,
-                            const Conv2dShape& s) {
+                            const Conv2dShape& s, const Exec&) {
   if (direct_weight_grad_pays(s)) {
     direct_weight_grad(dy, x, dweight, accumulate, s);
     return;
@@ -897,7 +897,7 @@ void conv2d_backward_weight(const T* dy, const T* x, T* dweight, bool accumulate
 }
 
 template <class T>
-void conv2d_backward_bias(const T* dy, T* dbias, bool accumulate, const Conv2dShape& s) {
+void conv2d_backward_bias(const T* dy, T* dbias, bool accumulate, const Conv2dShape& s, const Exec&) {
   // One output channel per task, summing plane by plane over images in order: the result does
   // not depend on the thread count.
   const int64_t P = s.out_plane();
@@ -914,10 +914,10 @@ void conv2d_backward_bias(const T* dy, T* dbias, bool accumulate, const Conv2dSh
 #define FASTNN_INSTANTIATE(T)                                                                  \
   template Conv2dPlan conv2d_plan<T>(const Conv2dShape&);                                      \
   template void conv2d_forward<T>(const T*, const T*, const T*, T*, const Conv2dShape&,     \
-                                   bool);                                                    \
-  template void conv2d_backward_input<T>(const T*, const T*, T*, const Conv2dShape&);         \
-  template void conv2d_backward_weight<T>(const T*, const T*, T*, bool, const Conv2dShape&);  \
-  template void conv2d_backward_bias<T>(const T*, T*, bool, const Conv2dShape&);
+                                   bool, const Exec&);                                                    \
+  template void conv2d_backward_input<T>(const T*, const T*, T*, const Conv2dShape&, const Exec&);         \
+  template void conv2d_backward_weight<T>(const T*, const T*, T*, bool, const Conv2dShape&, const Exec&);  \
+  template void conv2d_backward_bias<T>(const T*, T*, bool, const Conv2dShape&, const Exec&);
 FASTNN_INSTANTIATE(float)
 FASTNN_INSTANTIATE(double)
 #undef FASTNN_INSTANTIATE

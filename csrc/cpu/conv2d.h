@@ -22,6 +22,7 @@
 #pragma once
 
 #include "common/shapes/conv2d.h"
+#include "cpu/exec.h"
 
 namespace fastnn::cpu {
 
@@ -41,16 +42,16 @@ Conv2dPlan conv2d_plan(const Conv2dShape& s);
 
 template <class T>
 void conv2d_forward(const T* x, const T* weight, const T* bias /* nullable */, T* y,
-                    const Conv2dShape& s, bool relu = false);
+                    const Conv2dShape& s, bool relu, const Exec&);
 
 template <class T>
-void conv2d_backward_input(const T* dy, const T* weight, T* dx, const Conv2dShape& s);
+void conv2d_backward_input(const T* dy, const T* weight, T* dx, const Conv2dShape& s, const Exec&);
 
 template <class T>
 void conv2d_backward_weight(const T* dy, const T* x, T* dweight, bool accumulate,
-                            const Conv2dShape& s);
+                            const Conv2dShape& s, const Exec&);
 
 template <class T>
-void conv2d_backward_bias(const T* dy, T* dbias, bool accumulate, const Conv2dShape& s);
+void conv2d_backward_bias(const T* dy, T* dbias, bool accumulate, const Conv2dShape& s, const Exec&);
 
 }  // namespace fastnn::cpu

@@ -10,13 +10,14 @@
 #include <cstdint>
 
 #include "common/dropout_mask.h"
+#include "cpu/exec.h"
 
 namespace fastnn::cpu {
 
 template <class T>
-void dropout_forward(const T* x, T* y, uint8_t* mask, int64_t n, double p, uint64_t seed);
+void dropout_forward(const T* x, T* y, uint8_t* mask, int64_t n, double p, uint64_t seed, const Exec&);
 
 template <class T>
-void dropout_backward(const T* dy, const uint8_t* mask, T* dx, int64_t n, double p);
+void dropout_backward(const T* dy, const uint8_t* mask, T* dx, int64_t n, double p, const Exec&);
 
 }  // namespace fastnn::cpu

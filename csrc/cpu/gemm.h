@@ -23,21 +23,24 @@
 #include <cstdint>
 
 #include "common/shapes/gemm.h"
+#include "cpu/exec.h"
 
 namespace fastnn::cpu {
 
-template <class T>
-struct GemmEpilogue {
-  const T* bias_per_col = nullptr;  // (N,) added to every row, or null
-  const T* bias_per_row = nullptr;  // (M,) added to every column, or null
-  bool relu = false;                // max(x, 0) last (NaN stays NaN)
-};
+using fastnn::GemmEpilogue;
 
 enum class GemmThreads { team, caller };
 
 template <class T>
 void gemm(const GemmShape& s, T alpha, const T* a, const T* b, T beta, T* c,
           const GemmEpilogue<T>& epilogue = {}, GemmThreads threads = GemmThreads::team);
+
+// The signature of cuda::gemm, which the bindings call (bindings/gemm.cpp).
+template <class T>
+void gemm(const GemmShape& s, T alpha, const T* a, const T* b, T beta, T* c,
+          const GemmEpilogue<T>& epilogue, const Exec&) {
+  gemm(s, alpha, a, b, beta, c, epilogue, GemmThreads::team);
+}
 
 // C = epilogue(A @ op(B) + beta * C) with an indirect A (M, K): A(i, k) = a[a_k_offsets[k] + i],
 // column k a contiguous run starting anywhere. A convolution at stride 1 reads its taps

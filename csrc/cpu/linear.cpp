@@ -11,7 +11,7 @@ namespace fastnn::cpu {
 
 template <class T>
 void linear_forward(const T* x, const T* weight, const T* bias, T* y, const LinearShape& s,
-                    bool relu) {
+                    bool relu, const Exec&) {
   // y = x @ W^T, with the bias added per column (and the ReLU) by the GEMM's epilogue while
   // each tile of y is still in registers.
   GemmEpilogue<T> epilogue;
@@ -22,20 +22,20 @@ void linear_forward(const T* x, const T* weight, const T* bias, T* y, const Line
 }
 
 template <class T>
-void linear_backward_input(const T* dy, const T* weight, T* dx, const LinearShape& s) {
+void linear_backward_input(const T* dy, const T* weight, T* dx, const LinearShape& s, const Exec&) {
   gemm(GemmShape::dense(s.batch, s.in_features, s.out_features, false, false), T(1), dy, weight,
        T(0), dx);
 }
 
 template <class T>
 void linear_backward_weight(const T* dy, const T* x, T* dweight, bool accumulate,
-                            const LinearShape& s) {
+                            const LinearShape& s, const Exec&) {
   gemm(GemmShape::dense(s.out_features, s.in_features, s.batch, true, false), T(1), dy, x,
        accumulate ? T(1) : T(0), dweight);
 }
 
 template <class T>
-void bias_backward_rows(const T* dy, T* dbias, int64_t rows, int64_t features, bool accumulate) {
+void bias_backward_rows(const T* dy, T* dbias, int64_t rows, int64_t features, bool accumulate, const Exec&) {
   // Column sums. Threads split the feature axis, each summing its columns over all rows in
   // order, so the result does not depend on the thread count.
   const int nt = threads_for(rows * features);
@@ -55,10 +55,10 @@ void bias_backward_rows(const T* dy, T* dbias, int64_t rows, int64_t features, b
 }
 
 #define FASTNN_INSTANTIATE(T)                                                                  \
-  template void linear_forward<T>(const T*, const T*, const T*, T*, const LinearShape&, bool);      \
-  template void linear_backward_input<T>(const T*, const T*, T*, const LinearShape&);         \
-  template void linear_backward_weight<T>(const T*, const T*, T*, bool, const LinearShape&);  \
-  template void bias_backward_rows<T>(const T*, T*, int64_t, int64_t, bool);
+  template void linear_forward<T>(const T*, const T*, const T*, T*, const LinearShape&, bool, const Exec&);      \
+  template void linear_backward_input<T>(const T*, const T*, T*, const LinearShape&, const Exec&);         \
+  template void linear_backward_weight<T>(const T*, const T*, T*, bool, const LinearShape&, const Exec&);  \
+  template void bias_backward_rows<T>(const T*, T*, int64_t, int64_t, bool, const Exec&);
 FASTNN_INSTANTIATE(float)
 FASTNN_INSTANTIATE(double)
 #undef FASTNN_INSTANTIATE

@@ -10,22 +10,23 @@
 #pragma once
 
 #include "common/shapes/linear.h"
+#include "cpu/exec.h"
 
 namespace fastnn::cpu {
 
 template <class T>
 void linear_forward(const T* x, const T* weight, const T* bias /* nullable */, T* y,
-                    const LinearShape& s, bool relu = false);
+                    const LinearShape& s, bool relu, const Exec&);
 
 template <class T>
-void linear_backward_input(const T* dy, const T* weight, T* dx, const LinearShape& s);
+void linear_backward_input(const T* dy, const T* weight, T* dx, const LinearShape& s, const Exec&);
 
 template <class T>
 void linear_backward_weight(const T* dy, const T* x, T* dweight, bool accumulate,
-                            const LinearShape& s);
+                            const LinearShape& s, const Exec&);
 
 // dbias[o] (+)= sum over rows of dy (N, out): shared by every layer with a per-feature bias.
 template <class T>
-void bias_backward_rows(const T* dy, T* dbias, int64_t rows, int64_t features, bool accumulate);
+void bias_backward_rows(const T* dy, T* dbias, int64_t rows, int64_t features, bool accumulate, const Exec&);
 
 }  // namespace fastnn::cpu

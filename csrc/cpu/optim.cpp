@@ -7,8 +7,10 @@
 
 namespace fastnn::cpu {
 
+namespace {
+
 template <class T>
-void sgd_step(T* p, const T* grad, T* buf, int64_t n, const SgdConfig& cfg) {
+void sgd_update(T* p, const T* grad, T* buf, int64_t n, const SgdConfig& cfg) {
   const T lr = static_cast<T>(cfg.lr), mu = static_cast<T>(cfg.momentum),
           wd = static_cast<T>(cfg.weight_decay), damp = T(1) - static_cast<T>(cfg.dampening);
   const bool use_momentum = cfg.momentum != 0.0, nesterov = cfg.nesterov,
@@ -27,7 +29,7 @@ void sgd_step(T* p, const T* grad, T* buf, int64_t n, const SgdConfig& cfg) {
 }
 
 template <class T>
-void adam_step(T* p, const T* grad, T* m, T* v, int64_t n, const AdamConfig& cfg) {
+void adam_update(T* p, const T* grad, T* m, T* v, int64_t n, const AdamConfig& cfg) {
   const double bias1 = 1.0 - std::pow(cfg.beta1, static_cast<double>(cfg.step));
   const double bias2 = 1.0 - std::pow(cfg.beta2, static_cast<double>(cfg.step));
   const T b1 = static_cast<T>(cfg.beta1), b2 = static_cast<T>(cfg.beta2);
@@ -50,10 +52,23 @@ void adam_step(T* p, const T* grad, T* m, T* v, int64_t n, const AdamConfig& cfg
   }
 }
 
-template void sgd_step<float>(float*, const float*, float*, int64_t, const SgdConfig&);
-template void sgd_step<double>(double*, const double*, double*, int64_t, const SgdConfig&);
-template void adam_step<float>(float*, const float*, float*, float*, int64_t, const AdamConfig&);
-template void adam_step<double>(double*, const double*, double*, double*, int64_t,
-                                const AdamConfig&);
+}  // namespace
+
+template <class T>
+void sgd_step(const std::vector<OptimTensor<T>>& tensors, const SgdConfig& cfg, const Exec&) {
+  for (const OptimTensor<T>& t : tensors) sgd_update(t.param, t.grad, t.state0, t.numel, cfg);
+}
+
+template <class T>
+void adam_step(const std::vector<OptimTensor<T>>& tensors, const AdamConfig& cfg, const Exec&) {
+  for (const OptimTensor<T>& t : tensors)
+    adam_update(t.param, t.grad, t.state0, t.state1, t.numel, cfg);
+}
+
+template void sgd_step<float>(const std::vector<OptimTensor<float>>&, const SgdConfig&, const Exec&);
+template void sgd_step<double>(const std::vector<OptimTensor<double>>&, const SgdConfig&, const Exec&);
+template void adam_step<float>(const std::vector<OptimTensor<float>>&, const AdamConfig&, const Exec&);
+template void adam_step<double>(const std::vector<OptimTensor<double>>&, const AdamConfig&,
+                                const Exec&);
 
 }  // namespace fastnn::cpu

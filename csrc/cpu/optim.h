@@ -16,17 +16,20 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "common/shapes/optim.h"
+#include "cpu/exec.h"
 
 namespace fastnn::cpu {
 
+// Each updates every tensor of the list in turn (one threaded pass per tensor; the CUDA twin
+// updates the whole list in one launch). SGD reads state0 as the momentum buffer (null when
+// momentum == 0); Adam reads state0 / state1 as exp_avg / exp_avg_sq.
 template <class T>
-void sgd_step(T* param, const T* grad, T* momentum_buffer /* nullable when momentum == 0 */,
-              int64_t n, const SgdConfig& cfg);
+void sgd_step(const std::vector<OptimTensor<T>>& tensors, const SgdConfig& cfg, const Exec&);
 
 template <class T>
-void adam_step(T* param, const T* grad, T* exp_avg, T* exp_avg_sq, int64_t n,
-               const AdamConfig& cfg);
+void adam_step(const std::vector<OptimTensor<T>>& tensors, const AdamConfig& cfg, const Exec&);
 
 }  // namespace fastnn::cpu

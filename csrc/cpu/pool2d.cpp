@@ -140,7 +140,7 @@ void avg_pool2d_backward_2x2_plane(const T* dyp, T* dxp, int64_t H, int64_t W, i
 }  // namespace
 
 template <class T, class Index>
-void max_pool2d_forward(const T* x, T* y, Index* indices, const Pool2dShape& s) {
+void max_pool2d_forward(const T* x, T* y, Index* indices, const Pool2dShape& s, const Exec&) {
   const int64_t W = s.in_w;
   if constexpr (std::is_same_v<T, float>) {
     // (Both 2x2 kernels compute window offsets in int32.)
@@ -181,8 +181,8 @@ void max_pool2d_forward(const T* x, T* y, Index* indices, const Pool2dShape& s) 
 }
 
 template <class T, class Index>
-void max_pool2d_backward(const T* dy, const Index* indices, T* dx, int64_t planes,
-                         int64_t in_plane, int64_t out_plane) {
+int64_t max_pool2d_backward_scatter(const T* dy, const Index* indices, T* dx, int64_t planes,
+                                    int64_t in_plane, int64_t out_plane, const Exec&) {
   // A plane fits in L1, so zeroing it and scattering into it costs one pass over dx in memory.
   // (A one-pass 2x2 path writing each dx element from its window's index was slower: rows of
   // 14 outputs leave the vector loop mostly tails.)
@@ -194,10 +194,11 @@ void max_pool2d_backward(const T* dy, const Index* indices, T* dx, int64_t plane
     // Overlapping windows may share a winner: add, in output order.
     for (int64_t o = 0; o < out_plane; ++o) dxp[ip[o]] += dyp[o];
   });
+  return -1;
 }
 
 template <class T>
-void avg_pool2d_forward(const T* x, T* y, const Pool2dShape& s) {
+void avg_pool2d_forward(const T* x, T* y, const Pool2dShape& s, const Exec&) {
   const T inv_area = T(1) / static_cast<T>(s.kernel_h * s.kernel_w);
   const int64_t W = s.in_w;
   if (is_2x2_stride_2(s)) {
@@ -220,7 +221,7 @@ void avg_pool2d_forward(const T* x, T* y, const Pool2dShape& s) {
 }
 
 template <class T>
-void avg_pool2d_backward(const T* dy, T* dx, const Pool2dShape& s) {
+void avg_pool2d_backward(const T* dy, T* dx, const Pool2dShape& s, const Exec&) {
   const T inv_area = T(1) / static_cast<T>(s.kernel_h * s.kernel_w);
   const int64_t W = s.in_w;
   const bool fast = is_2x2_stride_2(s);
@@ -243,7 +244,7 @@ void avg_pool2d_backward(const T* dy, T* dx, const Pool2dShape& s) {
 }
 
 template <class T>
-void global_avg_pool2d_forward(const T* x, T* y, const Pool2dShape& s) {
+void global_avg_pool2d_forward(const T* x, T* y, const Pool2dShape& s, const Exec&) {
   const int64_t plane_size = s.in_plane();
   for_each_plane(s.planes(), plane_size, [&](int64_t p) {
     const T* xp = x + p * plane_size;
@@ -255,7 +256,7 @@ void global_avg_pool2d_forward(const T* x, T* y, const Pool2dShape& s) {
 }
 
 template <class T>
-void global_avg_pool2d_backward(const T* dy, T* dx, const Pool2dShape& s) {
+void global_avg_pool2d_backward(const T* dy, T* dx, const Pool2dShape& s, const Exec&) {
   const int64_t plane_size = s.in_plane();
   const T inv_size = T(1) / static_cast<T>(plane_size);
   for_each_plane(s.planes(), plane_size, [&](int64_t p) {
@@ -264,16 +265,16 @@ void global_avg_pool2d_backward(const T* dy, T* dx, const Pool2dShape& s) {
 }
 
 #define FASTNN_INSTANTIATE_MAX(T, Index)                                                  \
-  template void max_pool2d_forward<T, Index>(const T*, T*, Index*, const Pool2dShape&);   \
-  template void max_pool2d_backward<T, Index>(const T*, const Index*, T*, int64_t, int64_t, \
-                                              int64_t);
+  template void max_pool2d_forward<T, Index>(const T*, T*, Index*, const Pool2dShape&, const Exec&);   \
+  template int64_t max_pool2d_backward_scatter<T, Index>(const T*, const Index*, T*, int64_t,  \
+                                                         int64_t, int64_t, const Exec&);
 #define FASTNN_INSTANTIATE(T)                                                             \
   FASTNN_INSTANTIATE_MAX(T, int32_t)                                                      \
   FASTNN_INSTANTIATE_MAX(T, int64_t)                                                      \
-  template void avg_pool2d_forward<T>(const T*, T*, const Pool2dShape&);                  \
-  template void avg_pool2d_backward<T>(const T*, T*, const Pool2dShape&);                 \
-  template void global_avg_pool2d_forward<T>(const T*, T*, const Pool2dShape&);           \
-  template void global_avg_pool2d_backward<T>(const T*, T*, const Pool2dShape&);
+  template void avg_pool2d_forward<T>(const T*, T*, const Pool2dShape&, const Exec&);                  \
+  template void avg_pool2d_backward<T>(const T*, T*, const Pool2dShape&, const Exec&);                 \
+  template void global_avg_pool2d_forward<T>(const T*, T*, const Pool2dShape&, const Exec&);           \
+  template void global_avg_pool2d_backward<T>(const T*, T*, const Pool2dShape&, const Exec&);
 FASTNN_INSTANTIATE(float)
 FASTNN_INSTANTIATE(double)
 #undef FASTNN_INSTANTIATE

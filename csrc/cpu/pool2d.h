@@ -19,30 +19,41 @@
 #include <cstdint>
 
 #include "common/shapes/pool2d.h"
+#include "cpu/exec.h"
 
 namespace fastnn::cpu {
 
 // x: (N, C, H, W)  y, indices: (N, C, out_h, out_w); Index is int32_t or int64_t.
 template <class T, class Index>
-void max_pool2d_forward(const T* x, T* y, Index* indices, const Pool2dShape& s);
+void max_pool2d_forward(const T* x, T* y, Index* indices, const Pool2dShape& s, const Exec&);
 
 // dy, indices: planes x out_plane  dx: planes x in_plane. Needs only the plane sizes: the
-// indices already say where each gradient goes (validate them first: validate_pool_indices).
+// indices already say where each gradient goes. The caller validates them first
+// (validate_pool_indices: the CPU bindings check data on the host), so this returns -1, the
+// "no invalid index" of cuda::max_pool2d_backward_scatter, which flags them on the device.
 template <class T, class Index>
-void max_pool2d_backward(const T* dy, const Index* indices, T* dx, int64_t planes,
-                         int64_t in_plane, int64_t out_plane);
+int64_t max_pool2d_backward_scatter(const T* dy, const Index* indices, T* dx, int64_t planes,
+                                    int64_t in_plane, int64_t out_plane, const Exec&);
+
+// The same for the forward's window `s` (the CUDA twin gathers through it; here the indices
+// suffice).
+template <class T, class Index>
+void max_pool2d_backward(const T* dy, const Index* indices, T* dx, const Pool2dShape& s,
+                         const Exec& exec) {
+  max_pool2d_backward_scatter(dy, indices, dx, s.planes(), s.in_plane(), s.out_plane(), exec);
+}
 
 template <class T>
-void avg_pool2d_forward(const T* x, T* y, const Pool2dShape& s);
+void avg_pool2d_forward(const T* x, T* y, const Pool2dShape& s, const Exec&);
 
 template <class T>
-void avg_pool2d_backward(const T* dy, T* dx, const Pool2dShape& s);
+void avg_pool2d_backward(const T* dy, T* dx, const Pool2dShape& s, const Exec&);
 
 // x: (N, C, H, W)  y: (N, C); `s` from Pool2dShape::global.
 template <class T>
-void global_avg_pool2d_forward(const T* x, T* y, const Pool2dShape& s);
+void global_avg_pool2d_forward(const T* x, T* y, const Pool2dShape& s, const Exec&);
 
 template <class T>
-void global_avg_pool2d_backward(const T* dy, T* dx, const Pool2dShape& s);
+void global_avg_pool2d_backward(const T* dy, T* dx, const Pool2dShape& s, const Exec&);
 
 }  // namespace fastnn::cpu

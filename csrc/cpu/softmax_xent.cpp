@@ -37,7 +37,7 @@ void for_each_row(const RowsShape& s, F f) {
 }  // namespace
 
 template <class T>
-void softmax_forward(const T* x, T* y, const RowsShape& s) {
+void softmax_forward(const T* x, T* y, const RowsShape& s, const Exec&) {
   for_each_row(s, [&](int64_t n) {
     const T* xr = x + n * s.cols;
     T* yr = y + n * s.cols;
@@ -50,7 +50,7 @@ void softmax_forward(const T* x, T* y, const RowsShape& s) {
 }
 
 template <class T>
-void log_softmax_forward(const T* x, T* y, const RowsShape& s) {
+void log_softmax_forward(const T* x, T* y, const RowsShape& s, const Exec&) {
   for_each_row(s, [&](int64_t n) {
     const T* xr = x + n * s.cols;
     T* yr = y + n * s.cols;
@@ -61,7 +61,7 @@ void log_softmax_forward(const T* x, T* y, const RowsShape& s) {
 }
 
 template <class T>
-void softmax_backward(const T* y, const T* dy, T* dx, const RowsShape& s) {
+void softmax_backward(const T* y, const T* dy, T* dx, const RowsShape& s, const Exec&) {
   for_each_row(s, [&](int64_t n) {
     const T* yr = y + n * s.cols;
     const T* dyr = dy + n * s.cols;
@@ -75,7 +75,7 @@ void softmax_backward(const T* y, const T* dy, T* dx, const RowsShape& s) {
 }
 
 template <class T>
-void log_softmax_backward(const T* y, const T* dy, T* dx, const RowsShape& s) {
+void log_softmax_backward(const T* y, const T* dy, T* dx, const RowsShape& s, const Exec&) {
   for_each_row(s, [&](int64_t n) {
     const T* yr = y + n * s.cols;
     const T* dyr = dy + n * s.cols;
@@ -88,8 +88,8 @@ void log_softmax_backward(const T* y, const T* dy, T* dx, const RowsShape& s) {
 }
 
 template <class T, class Label>
-double softmax_cross_entropy(const T* logits, const Label* labels, T label_smoothing, T* grad,
-                             const RowsShape& s) {
+LossResult softmax_cross_entropy(const T* logits, const Label* labels, T label_smoothing, T* grad,
+                             const RowsShape& s, const Exec&) {
   std::vector<double> row_loss(static_cast<size_t>(s.rows));
   const double eps = label_smoothing;
   const double off_target = eps / static_cast<double>(s.cols);
@@ -118,18 +118,18 @@ double softmax_cross_entropy(const T* logits, const Label* labels, T label_smoot
   });
   double total = 0;
   for (double l : row_loss) total += l;
-  return total / static_cast<double>(s.rows);
+  return {total / static_cast<double>(s.rows), -1};
 }
 
 #define FASTNN_INSTANTIATE(T)                                                        \
-  template void softmax_forward<T>(const T*, T*, const RowsShape&);                 \
-  template void log_softmax_forward<T>(const T*, T*, const RowsShape&);             \
-  template void softmax_backward<T>(const T*, const T*, T*, const RowsShape&);      \
-  template void log_softmax_backward<T>(const T*, const T*, T*, const RowsShape&);  \
-  template double softmax_cross_entropy<T, int32_t>(const T*, const int32_t*, T, T*, \
-                                                    const RowsShape&);               \
-  template double softmax_cross_entropy<T, int64_t>(const T*, const int64_t*, T, T*, \
-                                                    const RowsShape&);
+  template void softmax_forward<T>(const T*, T*, const RowsShape&, const Exec&);                 \
+  template void log_softmax_forward<T>(const T*, T*, const RowsShape&, const Exec&);             \
+  template void softmax_backward<T>(const T*, const T*, T*, const RowsShape&, const Exec&);      \
+  template void log_softmax_backward<T>(const T*, const T*, T*, const RowsShape&, const Exec&);  \
+  template LossResult softmax_cross_entropy<T, int32_t>(const T*, const int32_t*, T, T*, \
+                                                    const RowsShape&, const Exec&);               \
+  template LossResult softmax_cross_entropy<T, int64_t>(const T*, const int64_t*, T, T*, \
+                                                    const RowsShape&, const Exec&);
 FASTNN_INSTANTIATE(float)
 FASTNN_INSTANTIATE(double)
 #undef FASTNN_INSTANTIATE

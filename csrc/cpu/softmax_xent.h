@@ -14,22 +14,24 @@
 #include <cstdint>
 
 #include "common/shapes/rows.h"
+#include "common/loss_result.h"
+#include "cpu/exec.h"
 
 namespace fastnn::cpu {
 
 template <class T>
-void softmax_forward(const T* x, T* y, const RowsShape& s);
+void softmax_forward(const T* x, T* y, const RowsShape& s, const Exec&);
 template <class T>
-void log_softmax_forward(const T* x, T* y, const RowsShape& s);
+void log_softmax_forward(const T* x, T* y, const RowsShape& s, const Exec&);
 template <class T>
-void softmax_backward(const T* y, const T* dy, T* dx, const RowsShape& s);
+void softmax_backward(const T* y, const T* dy, T* dx, const RowsShape& s, const Exec&);
 template <class T>
-void log_softmax_backward(const T* y, const T* dy, T* dx, const RowsShape& s);
+void log_softmax_backward(const T* y, const T* dy, T* dx, const RowsShape& s, const Exec&);
 
 // Returns the mean loss (accumulated in double); labels are int32 or int64, already checked to
 // lie in [0, C).
 template <class T, class Label>
-double softmax_cross_entropy(const T* logits, const Label* labels, T label_smoothing,
-                             T* grad /* nullable */, const RowsShape& s);
+LossResult softmax_cross_entropy(const T* logits, const Label* labels, T label_smoothing,
+                             T* grad /* nullable */, const RowsShape& s, const Exec&);
 
 }  // namespace fastnn::cpu

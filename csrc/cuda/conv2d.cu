@@ -42,7 +42,7 @@ __device__ inline void tile_origin(int tiles_m, int tiles_n, int bm, int bn, int
 template <class T, class Tile>
 __global__ void __launch_bounds__(Tile::THREADS)
 conv2d_forward_kernel(const T* x, const T* weight, const T* bias, T* y, ConvDims d, int64_t g,
-                      int tiles_m, int tiles_n, bool vec_weight) {
+                      int tiles_m, int tiles_n, bool vec_weight, bool relu) {
   int64_t m0, n0;  // output channel within the group, output pixel over the batch
   tile_origin(tiles_m, tiles_n, Tile::BM, Tile::BN, &m0, &n0);
   DenseOperand<T, Tile::BM, Tile::BK, Tile::THREADS, false> a(weight + g * d.Og * d.Kg, d.Kg, m0, d.Og,
@@ -62,7 +62,9 @@ conv2d_forward_kernel(const T* x, const T* weight, const T* bias, T* y, ConvDims
     for (int j = 0; j < Tile::TN; ++j) {
       const int64_t pix = n0 + TT::col(j);
       if (pix >= d.N * d.P) continue;
-      y[conv_maps::output_index(d, g, o, pix)] = acc[i][j] + b0;
+      const T v = acc[i][j] + b0;
+      // v < 0 is false for NaN: NaN stays NaN, as in the CPU epilogue.
+      y[conv_maps::output_index(d, g, o, pix)] = relu && v < T(0) ? T(0) : v;
     }
   }
 }
@@ -147,7 +149,7 @@ bool aligned16(const void* ptr, int64_t ld, size_t elem) {
 
 template <class T>
 void conv2d_forward(const T* x, const T* weight, const T* bias, T* y, const Conv2dShape& s,
-                    const Exec& exec) {
+                    bool relu, const Exec& exec) {
   const ConvDims d = ConvDims::of(s);
   if (d.N * d.P == 0) return;
   with_tile<T>(d.Og, [&](auto tile) {
@@ -156,7 +158,8 @@ void conv2d_forward(const T* x, const T* weight, const T* bias, T* y, const Conv
     const bool vec = aligned16(weight, d.Kg, sizeof(T));
     for (int64_t g = 0; g < s.groups; ++g) {
       conv2d_forward_kernel<T, Tile><<<static_cast<unsigned>(tm) * tn, Tile::THREADS, 0, exec.stream>>>(
-          x, weight, bias, y, d, g, tm, tn, vec && aligned16(weight + g * d.Og * d.Kg, d.Kg, sizeof(T)));
+          x, weight, bias, y, d, g, tm, tn, vec && aligned16(weight + g * d.Og * d.Kg, d.Kg, sizeof(T)),
+          relu);
       check_launch("conv2d_forward");
     }
   });
@@ -222,7 +225,7 @@ void conv2d_backward_bias(const T* dy, T* dbias, bool accumulate, const Conv2dSh
 }
 
 #define FASTNN_INSTANTIATE(T)                                                                          \
-  template void conv2d_forward<T>(const T*, const T*, const T*, T*, const Conv2dShape&, const Exec&);   \
+  template void conv2d_forward<T>(const T*, const T*, const T*, T*, const Conv2dShape&, bool, const Exec&);   \
   template void conv2d_backward_input<T>(const T*, const T*, T*, const Conv2dShape&, const Exec&);      \
   template void conv2d_backward_weight<T>(const T*, const T*, T*, bool, const Conv2dShape&, const Exec&); \
   template void conv2d_backward_bias<T>(const T*, T*, bool, const Conv2dShape&, const Exec&);

@@ -53,7 +53,7 @@ gemm_exact_kernel(GemmParams<T> p) {
     for (int j = 0; j < TN; ++j) gemm_store(p, m0 + TT::row(i), n0 + TT::col(j), acc[i][j]);
 }
 
-// C = sum over splits of partial (in split order) + beta * C + bias.
+// C = the epilogue of (sum over splits of partial, in split order).
 template <class T>
 __global__ void gemm_reduce_splits_kernel(GemmParams<T> p, int splits) {
   const int64_t total = p.M * p.N;
@@ -61,11 +61,7 @@ __global__ void gemm_reduce_splits_kernel(GemmParams<T> p, int splits) {
   for (int64_t i = gs.first; i < total; i += gs.stride) {
     T v = T(0);
     for (int z = 0; z < splits; ++z) v += p.partial[z * total + i];
-    const int64_t m = i / p.N, n = i % p.N;
-    T* c = p.c + m * p.ldc + n;
-    if (p.beta != T(0)) v += p.beta * *c;
-    if (p.bias) v += p.bias[n];
-    *c = v;
+    gemm_finish(p, i / p.N, i % p.N, v);
   }
 }
 
@@ -154,12 +150,14 @@ template void reduce_splits<double>(const GemmParams<double>&, int, const Exec&)
 }  // namespace detail
 
 template <class T>
-void gemm(const GemmShape& s, T alpha, const T* a, const T* b, T beta, T* c, const T* bias,
-          const Exec& exec) {
+void gemm(const GemmShape& s, T alpha, const T* a, const T* b, T beta, T* c,
+          const GemmEpilogue<T>& epilogue, const Exec& exec) {
   using namespace detail;
   if (s.M == 0 || s.N == 0) return;
   GemmParams<T> p{};
-  p.a = a, p.b = b, p.c = c, p.bias = bias, p.partial = nullptr;
+  p.a = a, p.b = b, p.c = c, p.partial = nullptr;
+  p.bias_per_col = epilogue.bias_per_col, p.bias_per_row = epilogue.bias_per_row;
+  p.relu = epilogue.relu;
   p.M = s.M, p.N = s.N, p.K = s.K, p.lda = s.lda, p.ldb = s.ldb, p.ldc = s.ldc;
   p.alpha = alpha, p.beta = beta;
   p.vec_a = aligned16(a, s.lda, sizeof(T));
@@ -186,8 +184,8 @@ void gemm(const GemmShape& s, T alpha, const T* a, const T* b, T beta, T* c, con
 }
 
 template void gemm<float>(const GemmShape&, float, const float*, const float*, float, float*,
-                          const float*, const Exec&);
+                          const GemmEpilogue<float>&, const Exec&);
 template void gemm<double>(const GemmShape&, double, const double*, const double*, double, double*,
-                           const double*, const Exec&);
+                           const GemmEpilogue<double>&, const Exec&);
 
 }  // namespace fastnn::cuda

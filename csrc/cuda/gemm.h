@@ -1,8 +1,9 @@
-// General matrix product on the GPU, row-major, the contract of cpu/gemm.h plus a fused bias:
-//   C = alpha * op(A) @ op(B) + beta * C  (+ bias[n] added to every row when bias is not null)
+// General matrix product on the GPU, row-major, the contract of cpu/gemm.h with its epilogue
+// (common/shapes/gemm.h: a bias per column and per row, then ReLU):
+//   C = epilogue(alpha * op(A) @ op(B) + beta * C)
 //   op(A): (M, K), stored as A (M, K) with lda >= K, or A (K, M) with lda >= M when trans_a
 //   op(B): (K, N), stored as B (K, N) with ldb >= N, or B (N, K) with ldb >= K when trans_b
-//   C: (M, N) with ldc >= N;  bias: (N,)
+//   C: (M, N) with ldc >= N
 // beta == 0 writes C without reading it; beta == 1 accumulates (parameter gradients).
 //
 // Two kernels (gemm.cu, gemm_tf32.cu), both tiled over shared memory:
@@ -32,6 +33,6 @@ MatmulPrecision matmul_precision();
 
 template <class T>
 void gemm(const GemmShape& s, T alpha, const T* a, const T* b, T beta, T* c,
-          const T* bias /* nullable, (N,) */, const Exec& exec);
+          const GemmEpilogue<T>& epilogue, const Exec& exec);
 
 }  // namespace fastnn::cuda

@@ -1,6 +1,6 @@
 // Pieces shared by the GEMM kernels (gemm.cu: exact CUDA-core kernel, plan, split-K reduction;
 // gemm_tf32.cu: tensor-core kernel): the launch parameters, the block -> tile mapping and the
-// epilogue that applies alpha, beta and bias.
+// epilogue that applies alpha, beta, the biases and the ReLU.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -16,7 +16,9 @@ struct GemmParams {
   const T* a;
   const T* b;
   T* c;
-  const T* bias;     // (N,) or null
+  const T* bias_per_col;  // (N,) added to every row, or null
+  const T* bias_per_row;  // (M,) added to every column, or null
+  bool relu;              // max(v, 0) last; NaN stays NaN, as on the CPU
   T* partial;        // split-K: (splits, M, N) scratch, written instead of c; else null
   int64_t M, N, K, lda, ldb, ldc;
   T alpha, beta;
@@ -45,7 +47,19 @@ __device__ inline void split_range(const GemmParams<T>& p, int64_t* k_begin, int
   *k_end = min(p.K, *k_begin + p.k_per_split);
 }
 
-// Writes one finished element of C: alpha * acc (+ beta * C) (+ bias), or the split's partial
+// The epilogue of cpu/gemm.h for one element of C, whose scaled sum is v: + beta * C, + the
+// biases, then the ReLU (v < 0 is false for NaN, so NaN stays NaN).
+template <class T>
+__host__ __device__ inline void gemm_finish(const GemmParams<T>& p, int64_t m, int64_t n, T v) {
+  T* c = p.c + m * p.ldc + n;
+  if (p.beta != T(0)) v += p.beta * *c;
+  if (p.bias_per_col) v += p.bias_per_col[n];
+  if (p.bias_per_row) v += p.bias_per_row[m];
+  if (p.relu && v < T(0)) v = T(0);
+  *c = v;
+}
+
+// Writes one finished element of C (gemm_finish of alpha * acc), or the split's partial
 // product alpha * acc, which gemm_reduce_splits finishes.
 template <class T>
 __device__ inline void gemm_store(const GemmParams<T>& p, int64_t m, int64_t n, T acc) {
@@ -54,11 +68,7 @@ __device__ inline void gemm_store(const GemmParams<T>& p, int64_t m, int64_t n, 
     p.partial[(static_cast<int64_t>(blockIdx.z) * p.M + m) * p.N + n] = p.alpha * acc;
     return;
   }
-  T* c = p.c + m * p.ldc + n;
-  T v = p.alpha * acc;
-  if (p.beta != T(0)) v += p.beta * *c;
-  if (p.bias) v += p.bias[n];
-  *c = v;
+  gemm_finish(p, m, n, p.alpha * acc);
 }
 
 // Launches the tensor-core kernel for p when it applies (float32, "high" precision, a GPU of

@@ -18,23 +18,26 @@ namespace fastnn::cuda {
 
 template <class T>
 void linear_forward(const T* x, const T* weight, const T* bias, T* y, const LinearShape& s,
-                    const Exec& exec) {
+                    bool relu, const Exec& exec) {
+  GemmEpilogue<T> epilogue;
+  epilogue.bias_per_col = bias;
+  epilogue.relu = relu;
   gemm(GemmShape::dense(s.batch, s.out_features, s.in_features, false, true), T(1), x, weight,
-       T(0), y, bias, exec);
+       T(0), y, epilogue, exec);
 }
 
 template <class T>
 void linear_backward_input(const T* dy, const T* weight, T* dx, const LinearShape& s,
                            const Exec& exec) {
   gemm(GemmShape::dense(s.batch, s.in_features, s.out_features, false, false), T(1), dy, weight,
-       T(0), dx, static_cast<const T*>(nullptr), exec);
+       T(0), dx, GemmEpilogue<T>{}, exec);
 }
 
 template <class T>
 void linear_backward_weight(const T* dy, const T* x, T* dweight, bool accumulate,
                             const LinearShape& s, const Exec& exec) {
   gemm(GemmShape::dense(s.out_features, s.in_features, s.batch, true, false), T(1), dy, x,
-       accumulate ? T(1) : T(0), dweight, static_cast<const T*>(nullptr), exec);
+       accumulate ? T(1) : T(0), dweight, GemmEpilogue<T>{}, exec);
 }
 
 namespace {
@@ -86,7 +89,7 @@ void bias_backward_rows(const T* dy, T* dbias, int64_t rows, int64_t features, b
 }
 
 #define FASTNN_INSTANTIATE(T)                                                                       \
-  template void linear_forward<T>(const T*, const T*, const T*, T*, const LinearShape&, const Exec&); \
+  template void linear_forward<T>(const T*, const T*, const T*, T*, const LinearShape&, bool, const Exec&); \
   template void linear_backward_input<T>(const T*, const T*, T*, const LinearShape&, const Exec&);    \
   template void linear_backward_weight<T>(const T*, const T*, T*, bool, const LinearShape&,           \
                                           const Exec&);                                               \

@@ -1,8 +1,8 @@
 // Fully connected layer on the GPU; the math and layout of cpu/linear.h:
-//   forward:  y = x @ weight^T + bias        x: (N, in)  weight: (out, in)  y: (N, out)
+//   forward:  y = relu?(x @ weight^T + bias)  x: (N, in)  weight: (out, in)  y: (N, out)
 //   backward: dx = dy @ weight               (written)
 //             dweight (+)= dy^T @ x          dbias (+)= sum_n dy[n, :]   (accumulate flag)
-// Forward is one GEMM with the bias fused into its epilogue; backward is two GEMMs and a column
+// Forward is one GEMM with the bias and the optional ReLU fused into its epilogue; backward is two GEMMs and a column
 // sum (bias_backward_rows). All run on exec.stream.
 #pragma once
 
@@ -13,7 +13,7 @@ namespace fastnn::cuda {
 
 template <class T>
 void linear_forward(const T* x, const T* weight, const T* bias /* nullable */, T* y,
-                    const LinearShape& s, const Exec& exec);
+                    const LinearShape& s, bool relu, const Exec& exec);
 
 template <class T>
 void linear_backward_input(const T* dy, const T* weight, T* dx, const LinearShape& s,

@@ -7,14 +7,12 @@
 
 #include <cstdint>
 
+#include "common/loss_result.h"
 #include "cuda/launch.h"
 
 namespace fastnn::cuda {
 
-struct LossResult {
-  double loss = 0;
-  int64_t first_invalid = -1;  // flat index of the first bad label/target, -1 when all are valid
-};
+using fastnn::LossResult;
 
 // Device scratch of a loss: the result and the "first invalid index" word (all ones = none),
 // which loss kernels lower with atomicMin (the minimum does not depend on thread order).

@@ -18,14 +18,7 @@ namespace fastnn::cuda {
 
 // One parameter and its state: state0 is the momentum buffer (SGD, may be null when momentum is
 // 0) or exp_avg (Adam); state1 is exp_avg_sq (Adam) or null.
-template <class T>
-struct OptimTensor {
-  T* param;
-  const T* grad;
-  T* state0;
-  T* state1;
-  int64_t numel;
-};
+using fastnn::OptimTensor;
 
 template <class T>
 void sgd_step(const std::vector<OptimTensor<T>>& tensors, const SgdConfig& cfg, const Exec& exec);

@@ -9,6 +9,16 @@
 
 namespace fastnn {
 
+// What a product does to each element after the whole K sum, while the tile is still in
+// registers (cpu/gemm.h and cuda/gemm.h honour all three):
+//   c[i, j] = relu?( ... + bias_per_col[j] + bias_per_row[i] )
+template <class T>
+struct GemmEpilogue {
+  const T* bias_per_col = nullptr;  // (N,) added to every row, or null
+  const T* bias_per_row = nullptr;  // (M,) added to every column, or null
+  bool relu = false;                // max(x, 0) last (NaN stays NaN)
+};
+
 struct GemmShape {
   int64_t M = 0, N = 0, K = 0;
   bool trans_a = false, trans_b = false;

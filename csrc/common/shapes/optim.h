@@ -17,4 +17,15 @@ struct AdamConfig {
   bool decoupled_weight_decay;  // true: AdamW
 };
 
+// One parameter of a list update: its values, gradient and state arrays (numel elements each).
+// state0 is SGD's momentum buffer or Adam's exp_avg (null when unused), state1 Adam's exp_avg_sq.
+template <class T>
+struct OptimTensor {
+  T* param;
+  const T* grad;
+  T* state0;
+  T* state1;
+  int64_t numel;
+};
+
 }  // namespace fastnn

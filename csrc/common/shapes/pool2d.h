@@ -104,6 +104,12 @@ struct Pool2dShape {
   }
 };
 
+[[noreturn]] inline void throw_bad_pool_index(const char* op, int64_t in_plane, int64_t index,
+                                              int64_t value) {
+  throw_value_error("fastnn.", op, ": argument 'indices' must lie in [0, H * W = ", in_plane,
+                    "); got indices.flat[", index, "] = ", value);
+}
+
 // Max-pool argmax indices (flat h * W + w within their (n, c) plane) must address the plane:
 // ValueError naming the first offender otherwise, so a forged index cannot write out of bounds.
 template <class Index>
@@ -122,9 +128,7 @@ void validate_pool_indices(const char* op, const Index* indices, int64_t n, int6
   if (lowest >= 0 && static_cast<int64_t>(highest) < in_plane) return;
   for (int64_t i = 0; i < n; ++i) {
     const int64_t v = static_cast<int64_t>(indices[i]);
-    if (v < 0 || v >= in_plane)
-      throw_value_error("fastnn.", op, ": argument 'indices' must lie in [0, H * W = ", in_plane,
-                        "); got indices.flat[", i, "] = ", v);
+    if (v < 0 || v >= in_plane) throw_bad_pool_index(op, in_plane, i, v);
   }
 }
 

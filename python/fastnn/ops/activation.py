@@ -6,10 +6,6 @@ leaky_relu and gelu, the forward *output* ``y`` for sigmoid and tanh.
 
 from __future__ import annotations
 
-from types import ModuleType
-from typing import Any
-
-from fastnn import _cpu
 from fastnn._backend import Array, backend_for
 
 
@@ -19,17 +15,6 @@ def _forward(name: str, x: Array, negative_slope: float = 0.0) -> Array:
 
 def _backward(name: str, saved: Array, grad_out: Array, negative_slope: float = 0.0) -> Array:
     return backend_for(name, saved).activation_backward(name, saved, grad_out, float(negative_slope))
-
-
-def forward_with_relu(backend: ModuleType, kernel: str, *args: Any, relu: bool) -> Array:
-    """``backend.<kernel>(*args)`` (a GEMM-based forward), then ReLU when ``relu`` is set: the CPU
-    kernels apply it in the GEMM epilogue; the CUDA backend has no fused epilogue, so a
-    separate :func:`relu` pass follows there."""
-    forward = getattr(backend, kernel)
-    if backend is _cpu:
-        return forward(*args, relu=relu)
-    y = forward(*args)
-    return _forward("relu", y) if relu else y
 
 
 def relu(x: Array) -> Array:

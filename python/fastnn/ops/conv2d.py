@@ -7,7 +7,6 @@ from typing import Union
 import numpy as np
 
 from fastnn._backend import Array, backend_for
-from fastnn.ops.activation import forward_with_relu
 
 IntPair = Union[int, tuple[int, int]]
 
@@ -68,11 +67,11 @@ def conv2d(
     and H_out = (H + 2*ph - dh*(kh - 1) - 1) // sh + 1 (W_out likewise). ``stride``,
     ``padding`` and ``dilation`` are ints or (h, w) pairs. Raises ValueError naming the numbers
     when channels, groups and weight disagree or the dilated kernel exceeds the padded input.
-    With ``relu``, returns ``max(y, 0)``, on the CPU applied by the GEMM's epilogue (as
+    With ``relu``, returns ``max(y, 0)``, applied in the product's epilogue on either backend (as
     :func:`fastnn.ops.linear`).
     """
     hyper = _hyper_parameters("conv2d", stride, padding, dilation, groups)
-    return forward_with_relu(backend_for("conv2d", x), "conv2d_forward", x, weight, bias, *hyper, relu=relu)
+    return backend_for("conv2d", x).conv2d_forward(x, weight, bias, *hyper, bool(relu))
 
 
 def conv2d_backward(

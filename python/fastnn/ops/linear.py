@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 from fastnn._backend import Array, backend_for
-from fastnn.ops.activation import forward_with_relu
 
 
 def linear(x: Array, weight: Array, bias: Array | None = None, *, relu: bool = False) -> Array:
     """``x @ weight.T + bias``; x: (N, in), weight: (out, in), bias: (out,) or None -> (N, out).
 
-    With ``relu``, returns ``max(y, 0)``: on the CPU applied by the GEMM while each tile is in
-    registers (no second pass over y; a NaN stays NaN), elsewhere by :func:`fastnn.ops.relu`.
+    With ``relu``, returns ``max(y, 0)``, applied by the GEMM while each tile is in registers (no
+    second pass over y; a NaN stays NaN), on either backend.
     """
-    return forward_with_relu(backend_for("linear", x), "linear_forward", x, weight, bias, relu=relu)
+    return backend_for("linear", x).linear_forward(x, weight, bias, bool(relu))
 
 
 def linear_backward(

@@ -1,4 +1,4 @@
-#include "bindings_cuda/device_arrays.h"
+#include "bindings/cuda/cupy_backend.h"
 
 #include <pybind11/gil_safe_call_once.h>
 
@@ -72,13 +72,15 @@ void check_device_memory(const char* op, const char* arg, uintptr_t address) {
                       attributes.device, "):`)");
 }
 
-DeviceArray as_device_array(const char* op, const char* arg, const py::handle& obj, Kind kind, int ndim,
-                            Access access, const char* what = "") {
+}  // namespace
+
+Array CupyBackend::take(const char* op, const char* arg, const py::handle& obj, Kind kind, int ndim,
+                         Access access, const char* what) {
   if (!py::hasattr(obj, "__cuda_array_interface__"))
     throw_type_error("fastnn.", op, ": argument '", arg,
                      "' must be a cupy.ndarray (the other arguments are on the GPU); got ", type_name(obj));
   const py::dict cai = obj.attr("__cuda_array_interface__");
-  DeviceArray out;
+  Array out;
   out.object = py::reinterpret_borrow<py::object>(obj);
   out.name = arg;
   out.present = true;
@@ -100,52 +102,10 @@ DeviceArray as_device_array(const char* op, const char* arg, const py::handle& o
   return out;
 }
 
-}  // namespace
 
-DeviceArray device_float_array(const char* op, const char* arg, const py::handle& obj, int ndim,
-                               Access access) {
-  return as_device_array(op, arg, obj, Kind::floats, ndim, access);
-}
-
-DeviceArray optional_device_float_array(const char* op, const char* arg, const py::handle& obj,
-                                        int ndim, Access access) {
-  if (obj.is_none()) {
-    DeviceArray none;
-    none.name = arg;
-    return none;
-  }
-  return as_device_array(op, arg, obj, Kind::floats, ndim, access);
-}
-
-DeviceArray device_label_array(const char* op, const char* arg, const py::handle& obj) {
-  return as_device_array(op, arg, obj, Kind::indices, 1, Access::read, " labels");
-}
-
-DeviceArray device_index_array(const char* op, const char* arg, const py::handle& obj, int ndim) {
-  return as_device_array(op, arg, obj, Kind::indices, ndim, Access::read);
-}
-
-DeviceArray device_byte_array(const char* op, const char* arg, const py::handle& obj, int ndim) {
-  return as_device_array(op, arg, obj, Kind::bytes, ndim, Access::read);
-}
-
-void require_same_dtype(const char* op, const DeviceArray& a, const DeviceArray& b) {
-  check_same_dtype(op, a.name, a.dtype, b.name, b.dtype);
-}
-
-void require_dims(const char* op, const DeviceArray& b, const std::vector<int64_t>& dims,
-                  const char* why) {
-  check_dims(op, b.name, b.dims, dims, why);
-}
-
-void require_no_overlap(const char* op, const DeviceArray& out, const DeviceArray& in) {
-  if (!out || !in) return;
-  check_no_overlap(op, out.name, out.address, out.nbytes(), in.name, in.address, in.nbytes());
-}
-
-DeviceArray new_device_array(const char* op, const char* name, Dtype dtype,
-                             const std::vector<int64_t>& dims) {
-  DeviceArray out;
+Array CupyBackend::empty(const char* op, const char* name, Dtype dtype,
+                         const std::vector<int64_t>& dims) {
+  Array out;
   out.numel = checked_numel(dims, op);
   checked_mul(out.numel, dtype_size(dtype), op);
   py::tuple shape(dims.size());
@@ -159,10 +119,17 @@ DeviceArray new_device_array(const char* op, const char* name, Dtype dtype,
   return out;
 }
 
+void CupyBackend::zero(const Array& a, const Context& context) {
+  if (a.nbytes() == 0) return;
+  cuda::check_cuda(cudaMemsetAsync(reinterpret_cast<void*>(a.address), 0, a.nbytes(),
+                                   context.exec().stream),
+                   "zeroing an array");
+}
+
 template <class T>
-T read_element(const DeviceArray& a, int64_t index) {
+T CupyBackend::read(const Array& a, int64_t index) {
   T value{};
-  const OpContext context;
+  const Context context;
   cuda::check_cuda(cudaMemcpyAsync(&value, a.data<T>() + index, sizeof(T), cudaMemcpyDeviceToHost,
                                    context.exec().stream),
                    "reading an element");
@@ -170,19 +137,19 @@ T read_element(const DeviceArray& a, int64_t index) {
   return value;
 }
 
-template float read_element<float>(const DeviceArray&, int64_t);
-template double read_element<double>(const DeviceArray&, int64_t);
-template int32_t read_element<int32_t>(const DeviceArray&, int64_t);
-template int64_t read_element<int64_t>(const DeviceArray&, int64_t);
+template float CupyBackend::read<float>(const Array&, int64_t);
+template double CupyBackend::read<double>(const Array&, int64_t);
+template int32_t CupyBackend::read<int32_t>(const Array&, int64_t);
+template int64_t CupyBackend::read<int64_t>(const Array&, int64_t);
 
-OpContext::OpContext() {
+CupyBackend::Context::Context() {
   exec_.stream = reinterpret_cast<cudaStream_t>(cupy().get_current_stream().attr("ptr").cast<uintptr_t>());
   exec_.workspace = this;
 }
 
-OpContext::~OpContext() = default;
+CupyBackend::Context::~Context() = default;
 
-void* OpContext::allocate(size_t bytes) {
+void* CupyBackend::Context::allocate(size_t bytes) {
   py::gil_scoped_acquire gil;
   py::object block = cupy().empty(py::make_tuple(bytes), "uint8");
   void* address = reinterpret_cast<void*>(block.attr("data").attr("ptr").cast<uintptr_t>());

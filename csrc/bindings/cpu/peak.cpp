@@ -1,9 +1,13 @@
 // Binding for cpu/peak.h: the measured FMA peak the benchmarks divide by.
-#include "bindings/arrays.h"
+#include <pybind11/pybind11.h>
+
+#include "common/errors.h"
 #include "common/threading.h"
 #include "cpu/peak.h"
 
 namespace fastnn::bind {
+
+namespace py = pybind11;
 
 namespace {
 

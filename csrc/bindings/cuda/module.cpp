@@ -1,5 +1,6 @@
-// The fastnn._cuda extension module: every op family's CUDA bindings, the TypeError translation,
-// and what Python needs to know about the build and the machine (devices, driver, archs).
+// The fastnn._cuda extension module: the ops shared with fastnn._cpu (bindings/module.cpp, over
+// the CuPy policy), and what only the GPU has: devices, driver, architectures and the matmul
+// precision.
 //
 // Importing it needs no GPU and no driver: the CUDA runtime is linked statically and loads the
 // driver lazily, so on a machine without one, device_count() is 0 and driver_error() says why.
@@ -8,20 +9,10 @@
 
 #include <string>
 
-#include "bindings_cuda/device_arrays.h"
-
-namespace fastnn::bind {
-void init_gemm(py::module_& m);
-void init_linear(py::module_& m);
-void init_activation(py::module_& m);
-void init_softmax_xent(py::module_& m);
-void init_bce_logits(py::module_& m);
-void init_optim(py::module_& m);
-void init_conv2d(py::module_& m);
-void init_pool2d(py::module_& m);
-void init_batchnorm(py::module_& m);
-void init_dropout(py::module_& m);
-}  // namespace fastnn::bind
+#include "bindings/module.h"
+#include "common/errors.h"
+#include "cuda/gemm.h"
+#include "cuda/launch.h"
 
 namespace {
 
@@ -61,28 +52,29 @@ py::dict build_info() {
   return info;
 }
 
+void set_matmul_precision(const std::string& precision) {
+  namespace cuda = fastnn::cuda;
+  if (precision == "highest") cuda::set_matmul_precision(cuda::MatmulPrecision::highest);
+  else if (precision == "high") cuda::set_matmul_precision(cuda::MatmulPrecision::high);
+  else
+    fastnn::throw_value_error(
+        "fastnn.set_matmul_precision: argument 'precision' must be 'highest' or 'high'; got '",
+        precision, "'");
+}
+
+std::string get_matmul_precision() {
+  namespace cuda = fastnn::cuda;
+  return cuda::matmul_precision() == cuda::MatmulPrecision::high ? "high" : "highest";
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_cuda, m) {
   m.doc() = "fastnn CUDA kernels (CuPy arrays in and out). Use fastnn.ops; this module is internal.";
-  py::register_exception_translator([](std::exception_ptr p) {
-    try {
-      if (p) std::rethrow_exception(p);
-    } catch (const fastnn::TypeError& e) {
-      PyErr_SetString(PyExc_TypeError, e.what());
-    }
-  });
+  fastnn::bind::init_ops(m);
   m.def("probe_devices", &probe_devices);
   m.def("device_properties", &device_properties, py::arg("device"));
   m.def("build_info", &build_info);
-  fastnn::bind::init_gemm(m);
-  fastnn::bind::init_linear(m);
-  fastnn::bind::init_activation(m);
-  fastnn::bind::init_softmax_xent(m);
-  fastnn::bind::init_bce_logits(m);
-  fastnn::bind::init_optim(m);
-  fastnn::bind::init_conv2d(m);
-  fastnn::bind::init_pool2d(m);
-  fastnn::bind::init_batchnorm(m);
-  fastnn::bind::init_dropout(m);
+  m.def("set_matmul_precision", &set_matmul_precision, py::arg("precision"));
+  m.def("get_matmul_precision", &get_matmul_precision);
 }

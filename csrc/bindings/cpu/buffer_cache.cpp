@@ -1,5 +1,5 @@
 // The output buffer cache; see buffer_cache.h.
-#include "bindings/buffer_cache.h"
+#include "bindings/cpu/buffer_cache.h"
 
 #include <algorithm>
 #include <cstdlib>
