@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import fastnn
-from fastnn.__main__ import main
+from fastnn.cli import main
 
 from dataset_files import http_root, write_mnist  # noqa: F401 (fixture)
 

@@ -78,7 +78,7 @@ def test_default_cnn_reaches_97_percent_on_digits(tmp_path, monkeypatch):
     (seeds 0-5 have ranged over 96.9-98.3%).
     """
     pytest.importorskip("sklearn", reason="the digits data ships inside scikit-learn")
-    from fastnn.__main__ import main
+    from fastnn.cli import main
 
     monkeypatch.chdir(tmp_path)
     threads = fastnn.get_num_threads()
