@@ -14,9 +14,10 @@ import numpy as np
 import pytest
 
 import fastnn
+from fastnn import recipes
 from fastnn.cli import main
 
-from dataset_files import http_root, write_mnist  # noqa: F401 (fixture)
+from dataset_files import http_root, small_cifar10, write_mnist  # noqa: F401 (fixture)
 
 pytest.importorskip("sklearn", reason="the default dataset (digits) ships inside scikit-learn")
 
@@ -160,3 +161,68 @@ def test_python_dash_m_entry_point(in_tmp):
     bad = subprocess.run([sys.executable, "-m", "fastnn", "train", "--batch-size", "x"], capture_output=True,
                          text=True, env=env, timeout=60)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "--batch-size" in bad.stderr
+
+
+def _small_digits(monkeypatch, side: int | None = None) -> None:
+    """The digits cut to 100 training / 40 test images (and to side x side pixels if given), so
+    that every model trains an epoch in a moment."""
+    full = fastnn.data.digits
+
+    def small(seed: int = 0, test_fraction: float = 0.2):
+        parts = []
+        for part, n in zip(full(seed=seed, test_fraction=test_fraction), (100, 40)):
+            x = part.x[:n] if side is None else np.ascontiguousarray(part.x[:n, :, :side, :side])
+            parts.append(fastnn.data.ArrayDataset(x, part.y[:n], classes=part.classes))
+        return tuple(parts)
+
+    monkeypatch.setattr(fastnn.data, "digits", small)
+
+
+def _dataset_args(dataset: str, root: Path) -> list[str]:
+    if dataset == "digits":
+        return []
+    if dataset in ("mnist", "fashion-mnist"):
+        write_mnist(root / dataset, n_train=12, n_test=6)
+    else:
+        small_cifar10(root / dataset, archive=False, n=2)
+    return ["--dataset", dataset, "--data-dir", str(root / dataset)]
+
+
+@pytest.mark.parametrize("dataset", ["digits", "mnist", "fashion-mnist", "cifar10"])
+@pytest.mark.parametrize("model", recipes.MODEL_NAMES)
+def test_every_model_trains_on_every_dataset(in_tmp, capsys, monkeypatch, model, dataset):
+    """Issue 17 item 1: each --model x --dataset pair trains and evaluates (LeNet-5 pads the 8x8
+    digits up), on the bundled digits (cut short) and on small files in the published formats."""
+    _small_digits(monkeypatch)
+    argv = ["train", "--model", model, "--epochs", "1", "--threads", "1", "--batch-size", "50", "--out", "run",
+            *_dataset_args(dataset, in_tmp)]
+    assert main(argv) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert f"training {model}" in out and "test accuracy" in out
+    assert main(["eval", "run/checkpoint.fastnn", "--threads", "1", *argv[-2:]] if dataset != "digits"
+                else ["eval", "run/checkpoint.fastnn", "--threads", "1"]) == 0
+    assert f"{model} on {dataset} test set" in capsys.readouterr().out
+
+
+def test_model_that_does_not_fit_is_one_line_naming_the_models_that_do(in_tmp, capsys, monkeypatch):
+    """Issue 17 item 1: a builder's refusal is the CLI's one-line error, not a traceback."""
+    _small_digits(monkeypatch, side=3)
+    assert main(["train", "--model", "simple_cnn", "--threads", "1"]) == 1
+    line = one_line_error(capsys, "--model simple_cnn does not fit --dataset digits",
+                          "needs images of at least 4x4 pixels, not 3x3", "the models that take 1x3x3 images: mlp, lenet5")
+    assert "resnet" not in line
+    assert not Path("runs").exists()
+
+
+def test_builder_errors_never_escape_as_tracebacks(in_tmp, capsys, monkeypatch):
+    """Whatever a model builder raises for a shape the recipes believed it takes comes out as
+    the one-line error too."""
+    import fastnn.models
+
+    def refuses(*args, **kwargs):
+        raise ValueError("fastnn.models.mlp: argument 'input_size' is odd today")
+
+    monkeypatch.setattr(fastnn.models, "mlp", refuses)
+    _small_digits(monkeypatch)
+    assert main(["train", "--model", "mlp", "--threads", "1"]) == 1
+    one_line_error(capsys, "--model mlp does not fit --dataset digits", "is odd today")

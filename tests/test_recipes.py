@@ -31,6 +31,32 @@ def test_name_lists_match_the_tables():
         assert set(recipes.optimizer_defaults(name)) == {"lr", "weight_decay"}
     assert recipes.models_for((1, 28, 28)) == list(recipes.MODEL_NAMES)  # every model takes MNIST
     assert recipes.models_for((3, 32, 32)) == list(recipes.MODEL_NAMES)  # and CIFAR
+    assert recipes.models_for((1, 8, 8)) == list(recipes.MODEL_NAMES)  # and the digits (LeNet-5 pads them)
+
+
+@pytest.mark.parametrize("dataset", recipes.DATASET_NAMES)
+@pytest.mark.parametrize("model", recipes.MODEL_NAMES)
+def test_every_model_builds_for_every_dataset(model, dataset):
+    """Issue 17 item 1: every --model x --dataset pair builds and runs forward and backward
+    (the CLI test trains each pair for an epoch)."""
+    recipe = recipes.dataset_recipe(dataset)
+    recipes.check_model(model, recipe.input_shape)
+    net = recipes.build_model(model, recipe.input_shape, recipe.num_classes)
+    x = np.random.default_rng(0).random((2, *recipe.input_shape), dtype=np.float32)
+    out = net(x)
+    assert out.shape == (2, recipe.num_classes)
+    net.backward(np.ones_like(out))
+    assert all(p.grad is not None and np.isfinite(p.grad).all() for p in net.parameters())
+
+
+@pytest.mark.parametrize("side", [1, 3, 8, 11, 12, 28, 32, 40])
+def test_lenet5_pads_small_inputs(side):
+    """LeNet-5 takes any size: smaller than 32 pixels, its first convolution pads up to 32 (31
+    for odd sizes), so the 8x8 digits train too."""
+    net = recipes.build_model("lenet5", (1, side, side), 10)
+    assert net(np.zeros((3, 1, side, side), np.float32)).shape == (3, 10)
+    conv = net[0]
+    assert side + 2 * conv.padding[0] == (max(side, 32) if side % 2 == 0 or side > 32 else 31)
 
 
 @pytest.mark.parametrize("call, fragment", [

@@ -130,7 +130,7 @@ class _ModelSpec:
 
 _MODELS: dict[str, _ModelSpec] = {
     "mlp": _ModelSpec("mlp", (), 1),
-    "lenet5": _ModelSpec("lenet5", (), 12),
+    "lenet5": _ModelSpec("lenet5", (), 1),
     "simple_cnn": _ModelSpec("simple_cnn", (), 4),
     "resnet20": _ModelSpec("resnet", (20,), 4),
 }
@@ -153,8 +153,8 @@ def _fits(spec: _ModelSpec, shape: tuple[int, int, int]) -> bool:
 def models_for(input_shape: Iterable[int]) -> list[str]:
     """The names in :data:`MODEL_NAMES` whose model takes images of ``input_shape``
     (channels, height, width). Every model takes any number of channels and needs square
-    images; ``simple_cnn`` and the ResNets need at least 4x4 pixels, ``lenet5`` 12x12, and
-    ``mlp`` takes any size."""
+    images; ``simple_cnn`` and the ResNets need at least 4x4 pixels, ``mlp`` and ``lenet5`` take
+    any size (LeNet-5 pads smaller images up to 32 pixels, see :func:`fastnn.models.lenet5`)."""
     shape = _image_shape(input_shape)
     return [name for name, spec in _MODELS.items() if _fits(spec, shape)]
 

@@ -118,9 +118,23 @@ def image_shape(config: dict) -> tuple[int, int, int]:
     return config["in_channels"], config["input_size"], config["input_size"]
 
 
+def check_model(config: dict, shape: tuple[int, int, int]) -> None:
+    """CLIError naming ``--model`` and ``--dataset`` (and the models that do fit) unless the
+    run's model can be built for images of ``shape``."""
+    try:
+        recipes.check_model(config["model"], shape)
+    except recipes.RecipeError as e:
+        raise CLIError(f"--model {config['model']} does not fit --dataset {config['dataset']}: {e}") from None
+
+
 def build_model(config: dict) -> nn.Module:
-    """The run's freshly initialised ``--model`` for its images and classes."""
-    return recipes.build_model(config["model"], image_shape(config), config["num_classes"])
+    """The run's freshly initialised ``--model`` for its images and classes; CLIError (see
+    :func:`check_model`) when it cannot be built for them."""
+    check_model(config, image_shape(config))
+    try:
+        return recipes.build_model(config["model"], image_shape(config), config["num_classes"])
+    except recipes.RecipeError as e:
+        raise CLIError(f"--model {config['model']} does not fit --dataset {config['dataset']}: {e}") from None
 
 
 def print_lines(quiet: bool, *lines: str) -> None:
@@ -137,6 +151,6 @@ def fail(message: str, code: int) -> int:
     return code
 
 
-__all__ = ["CHECKPOINT_NAME", "CLIError", "Parser", "build_model", "device", "device_text", "fail",
+__all__ = ["CHECKPOINT_NAME", "CLIError", "Parser", "build_model", "check_model", "device", "device_text", "fail",
            "image_shape", "int_at_least", "load_data", "non_negative_float", "positive_float",
            "print_lines", "require_device"]

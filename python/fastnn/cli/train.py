@@ -13,7 +13,7 @@ import numpy as np
 
 import fastnn
 from fastnn import data, metrics, nn, recipes, report
-from fastnn.cli.common import (CHECKPOINT_NAME, CLIError, build_model, device, device_text, int_at_least,
+from fastnn.cli.common import (CHECKPOINT_NAME, CLIError, build_model, check_model, device, device_text, int_at_least,
                                load_data, non_negative_float, positive_float, print_lines, require_device)
 
 # Options that define a run; on --resume they come from the checkpoint and may not change.
@@ -115,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         config, ck = _config_from_args(args), None
         run_dir = Path(args.out) if args.out else _new_run_dir(config)
-    recipes.check_model(config["model"], recipes.dataset_recipe(config["dataset"]).input_shape)
+    check_model(config, recipes.dataset_recipe(config["dataset"]).input_shape)  # before any download
     require_device(args.device)
 
     t0 = time.perf_counter()
