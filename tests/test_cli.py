@@ -226,3 +226,13 @@ def test_builder_errors_never_escape_as_tracebacks(in_tmp, capsys, monkeypatch):
     _small_digits(monkeypatch)
     assert main(["train", "--model", "mlp", "--threads", "1"]) == 1
     one_line_error(capsys, "--model mlp does not fit --dataset digits", "is odd today")
+
+
+def test_deeper_resnets_by_name(in_tmp, capsys, monkeypatch):
+    """Issue 17 item 16: --model resnet32 (and 44, 56, 110) build the ResNet of that depth."""
+    _small_digits(monkeypatch)
+    assert main(["train", "--model", "resnet32", "--epochs", "1", "--threads", "1", "--out", "r32"]) == 0
+    assert "training resnet32 (466,618 parameters)" in capsys.readouterr().out
+    assert json.loads(Path("r32/report.json").read_text())["config"]["model"] == "resnet32"
+    assert main(["train", "--model", "resnet30"]) == 2
+    one_line_error(capsys, "invalid choice: 'resnet30'", "resnet110")

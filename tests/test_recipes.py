@@ -165,3 +165,15 @@ def test_digits_recipe_fits_every_model():
     for name in recipes.models_for(shape):
         model = recipes.build_model(name, shape, train_set.num_classes)
         assert model(train_set.x[:2]).shape == (2, 10), name
+
+
+def test_resnet_depths():
+    """Issue 17 item 16: --model resnet20|32|44|56|110 are the CIFAR ResNets of those depths:
+    3 stages of (depth - 2) / 6 residual blocks, two convolutions each, plus the stem and the
+    classifier."""
+    for depth in (20, 32, 44, 56, 110):
+        net = recipes.build_model(f"resnet{depth}", (3, 32, 32), 10)
+        blocks = [m for m in net if isinstance(m, nn.Sequential) and isinstance(m[0], nn.Residual)]
+        assert len(blocks) == 3 * (depth - 2) // 6, depth
+        convs = [m for m in net.modules() if isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3)]
+        assert len(convs) + 1 == depth, depth  # 3x3 convolutions + the Linear classifier
