@@ -236,3 +236,34 @@ def test_deeper_resnets_by_name(in_tmp, capsys, monkeypatch):
     assert json.loads(Path("r32/report.json").read_text())["config"]["model"] == "resnet32"
     assert main(["train", "--model", "resnet30"]) == 2
     one_line_error(capsys, "invalid choice: 'resnet30'", "resnet110")
+
+
+def test_out_refuses_a_folder_with_files_unless_overwrite(in_tmp, capsys, monkeypatch):
+    """Issue 17 item 8: --out never silently overwrites an earlier run."""
+    _small_digits(monkeypatch)
+    run = ["train", *FAST, "--epochs", "1", "--quiet", "--out", "run"]
+    Path("empty").mkdir()
+    assert main([*run[:-1], "empty"]) == 0  # an empty folder is as good as a new one
+    assert main(run) == 0
+    first = Path("run/report.json").read_text()
+    Path("run/notes.txt").write_text("mine")
+
+    assert main([*run, "--seed", "1"]) == 1
+    one_line_error(capsys, "--out run already holds files", "--overwrite")
+    assert Path("run/report.json").read_text() == first  # untouched
+
+    stale = Path("run/curves.png")
+    stale.write_bytes(b"an old picture")
+    monkeypatch.setattr(fastnn.report, "plot_curves", lambda *args, **kwargs: False)  # as without matplotlib
+    assert main([*run, "--seed", "1", "--overwrite"]) == 0
+    report = json.loads(Path("run/report.json").read_text())
+    assert report["config"]["seed"] == 1 and "--overwrite" in report["command"]
+    assert not stale.exists()  # the old run's files are gone, not mixed with the new ones
+    assert Path("run/notes.txt").read_text() == "mine"  # and nothing else is touched
+
+    Path("file").write_text("x")
+    assert main([*run[:-1], "file", "--overwrite"]) == 1
+    one_line_error(capsys, "--out file is a file, not a folder")
+
+    # Resuming carries on in the checkpoint's own folder without --overwrite.
+    assert main(["train", "--resume", "run/checkpoint.fastnn", "--quiet"]) == 0

@@ -16,6 +16,9 @@ from fastnn import data, metrics, nn, recipes, report
 from fastnn.cli.common import (CHECKPOINT_NAME, CLIError, build_model, check_model, device, device_text, int_at_least,
                                load_data, non_negative_float, positive_float, print_lines, require_device)
 
+# The files a run writes into its folder.
+RUN_FILES = (CHECKPOINT_NAME, "report.json", "curves.png", "confusion.png")
+
 # Options that define a run; on --resume they come from the checkpoint and may not change.
 RUN_DEFINING = ("dataset", "model", "optimizer", "batch_size", "lr", "weight_decay", "schedule", "augment", "seed")
 
@@ -39,7 +42,10 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     train.add_argument("--device", type=device, default="cpu",
                        help="cpu (default), cuda or cuda:<index>: where the whole training loop runs")
     train.add_argument("--seed", type=int_at_least(0), help="seed of initialisation, order and augmentation (default 0)")
-    train.add_argument("--out", help="run folder (default: a new runs/<dataset>-<model>-<time>/)")
+    train.add_argument("--out", help="run folder (default: a new runs/<dataset>-<model>-<time>/); "
+                                     "an existing one must be empty, unless --overwrite")
+    train.add_argument("--overwrite", action="store_true",
+                       help="let --out name a folder that holds files: the run files in it are replaced")
     train.add_argument("--resume", metavar="CHECKPOINT", help="continue the run saved in CHECKPOINT")
     train.add_argument("--quiet", action="store_true", help="print nothing")
     train.set_defaults(handler=run)
@@ -53,6 +59,24 @@ def _new_run_dir(config: dict) -> Path:
         n += 1
         run_dir = base.with_name(f"{base.name}-{n}")
     return run_dir
+
+
+def _check_run_dir(run_dir: Path, args: argparse.Namespace) -> list[str]:
+    """CLIError unless the run may write into ``run_dir``: a new or empty folder, the folder of
+    the checkpoint being resumed, or (with --overwrite) any folder. Returns the files of an
+    earlier run there that --overwrite replaces (deleted once training starts)."""
+    if not run_dir.exists():
+        return []
+    if not run_dir.is_dir():
+        raise CLIError(f"--out {run_dir} is a file, not a folder")
+    if args.resume and Path(args.resume).resolve().parent == run_dir.resolve():
+        return []  # a resumed run carries on in its own folder
+    if not any(run_dir.iterdir()):
+        return []
+    if not args.overwrite:
+        raise CLIError(f"--out {run_dir} already holds files (an earlier run?); choose another --out, "
+                       "or add --overwrite to replace the run files in it")
+    return [name for name in RUN_FILES if (run_dir / name).exists()]
 
 
 def _config_from_args(args: argparse.Namespace) -> dict[str, Any]:
@@ -115,6 +139,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         config, ck = _config_from_args(args), None
         run_dir = Path(args.out) if args.out else _new_run_dir(config)
+    replaced = _check_run_dir(run_dir, args)
     check_model(config, recipes.dataset_recipe(config["dataset"]).input_shape)  # before any download
     require_device(args.device)
 
@@ -138,6 +163,8 @@ def run(args: argparse.Namespace) -> int:
     opt = recipes.build_optimizer(config["optimizer"], model.parameters(), config["lr"], config["weight_decay"])
     train_loader, test_loader = _loaders(config, train_set, test_set, args.device)
     schedule = recipes.build_schedule(config["schedule"], opt, config["epochs"], len(train_loader))
+    for name in replaced:  # --overwrite: no file of the old run may be mistaken for the new one's
+        (run_dir / name).unlink(missing_ok=True)
     run_dir.mkdir(parents=True, exist_ok=True)
     checkpoint = run_dir / CHECKPOINT_NAME
     n_params = sum(p.size for p in model.parameters())
