@@ -267,3 +267,30 @@ def test_out_refuses_a_folder_with_files_unless_overwrite(in_tmp, capsys, monkey
 
     # Resuming carries on in the checkpoint's own folder without --overwrite.
     assert main(["train", "--resume", "run/checkpoint.fastnn", "--quiet"]) == 0
+
+
+def test_errors_name_flags_not_python_arguments(in_tmp, capsys, monkeypatch):
+    """Issue 17 item 10: the CLI's advice names its flags (--download, --lr), never the Python
+    API's (download=True, checkpoint=), and a NaN loss says whether the data or the weights were
+    to blame."""
+    assert main(["train", *FAST, "--dataset", "fashion-mnist", "--data-dir", "nowhere"]) == 1
+    line = one_line_error(capsys, "nowhere does not exist", "add --download")
+    assert "download=True" not in line
+
+    assert main(["train", *FAST, "--lr", "1e30", "--schedule", "none", "--epochs", "2", "--out", "big"]) == 1
+    line = one_line_error(capsys, "the training loss became nan at epoch 1", "the weights diverged",
+                          "nothing was saved", "a lower --lr than 1e+30")
+    assert "checkpoint=" not in line and "learning rate" not in line
+
+    _small_digits(monkeypatch)
+    clean = fastnn.data.digits
+
+    def with_a_nan(seed: int = 0, test_fraction: float = 0.2):
+        train_set, test_set = clean(seed=seed, test_fraction=test_fraction)
+        train_set.x[train_set.y == train_set.y[0]] = np.nan  # every image of one class
+        return train_set, test_set
+
+    monkeypatch.setattr(fastnn.data, "digits", with_a_nan)
+    assert main(["train", *FAST, "--epochs", "1", "--out", "nan"]) == 1
+    line = one_line_error(capsys, "input images of that batch hold NaN or infinite values", "--data-dir")
+    assert "--lr" not in line

@@ -50,7 +50,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.handler(args)
     except CLIError as e:
         return fail(str(e), e.code)
-    except (DatasetError, CheckpointError, NonFiniteLossError, RecipeError, FileNotFoundError, PermissionError) as e:
+    except DatasetError as e:  # the loaders' advice is for Python callers: name the flag instead
+        return fail(str(e).replace("pass download=True", "add --download"), 1)
+    except (CheckpointError, NonFiniteLossError, RecipeError, FileNotFoundError, PermissionError) as e:
         return fail(str(e), 1)
     except KeyboardInterrupt:
         return fail("interrupted", 130)

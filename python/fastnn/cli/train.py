@@ -13,6 +13,7 @@ import numpy as np
 
 import fastnn
 from fastnn import data, metrics, nn, recipes, report
+from fastnn.train import NonFiniteLossError
 from fastnn.cli.common import (CHECKPOINT_NAME, CLIError, build_model, check_model, device, device_text, int_at_least,
                                load_data, non_negative_float, positive_float, print_lines, require_device)
 
@@ -176,10 +177,13 @@ def run(args: argparse.Namespace) -> int:
 
     resume_from = Path(args.resume) if ck else None
     t0 = time.perf_counter()
-    history = fastnn.train.fit(model, nn.SoftmaxCrossEntropy(), opt, train_loader, config["epochs"],
-                               val_loader=test_loader, scheduler=schedule, checkpoint=checkpoint,
-                               checkpoint_extra={"config": config}, resume_from=resume_from, quiet=args.quiet,
-                               device=args.device)
+    try:
+        history = fastnn.train.fit(model, nn.SoftmaxCrossEntropy(), opt, train_loader, config["epochs"],
+                                   val_loader=test_loader, scheduler=schedule, checkpoint=checkpoint,
+                                   checkpoint_extra={"config": config}, resume_from=resume_from, quiet=args.quiet,
+                                   device=args.device)
+    except NonFiniteLossError as e:
+        raise CLIError(_non_finite_text(e, config)) from None
 
     result = fastnn.train.evaluate(model, test_loader, nn.SoftmaxCrossEntropy(), k=3, device=args.device)
     timing = {"data_seconds": data_seconds, "fit_seconds": time.perf_counter() - t0,
@@ -200,6 +204,20 @@ def run(args: argparse.Namespace) -> int:
     lines.append(f"run folder: {run_dir}  ({', '.join([CHECKPOINT_NAME, *files])})")
     print_lines(args.quiet, *lines)
     return 0
+
+
+def _non_finite_text(e: NonFiniteLossError, config: dict) -> str:
+    """fit's NonFiniteLossError told in the CLI's terms: what was non-finite, what was saved, and
+    which flag to change (resuming would only diverge again: a resumed run keeps its --lr)."""
+    where = f"the training loss became {e.loss} at epoch {e.epoch}, step {e.step} of {e.steps}"
+    saved = (f"the last good state, after epoch {e.saved_epoch}, is {e.checkpoint}" if e.checkpoint is not None
+             else "no epoch had finished, so nothing was saved")
+    if e.source == "inputs":
+        return (f"{where}: the input images of that batch hold NaN or infinite values, so the dataset's files "
+                f"are damaged ({saved}); check the files (--data-dir) or fetch them again (--download)")
+    cause = ("the model's outputs became non-finite: the weights diverged" if e.source == "outputs"
+             else "the model's outputs were finite but the loss was not")
+    return f"{where}: {cause} ({saved}); start a new run with a lower --lr than {config['lr']:g}"
 
 
 def _write_run_folder(run_dir: Path, config: dict, records: list[dict], result: dict, timing: dict,
