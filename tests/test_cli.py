@@ -154,6 +154,23 @@ def test_info_and_bench(in_tmp, capsys):
         one_line_error(capsys, "fastnn.bench")
 
 
+def test_console_script_and_shim_reach_the_cli():
+    """pyproject's `fastnn` script and `python -m fastnn` (a two-line __main__.py) both run
+    fastnn.cli.main, and importing fastnn does not load the CLI."""
+    import re
+
+    pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
+    if pyproject.exists():
+        module, function = re.search(r'^fastnn = "([\w.]+):(\w+)"$', pyproject.read_text(), re.M).groups()
+        assert getattr(importlib.import_module(module), function) is main
+    shim = Path(fastnn.__file__).with_name("__main__.py")
+    assert len(shim.read_text().splitlines()) == 2
+    code = "import sys, fastnn; print('fastnn.cli' in sys.modules, 'fastnn.recipes' in sys.modules)"
+    env = dict(os.environ, PYTHONPATH=str(Path(fastnn.__file__).parents[1]))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    assert out.stdout.split() == ["False", "False"], out.stderr
+
+
 def test_python_dash_m_entry_point(in_tmp):
     env = dict(os.environ, PYTHONPATH=str(Path(fastnn.__file__).parents[1]))
     ok = subprocess.run([sys.executable, "-m", "fastnn", "info"], capture_output=True, text=True, env=env, timeout=60)

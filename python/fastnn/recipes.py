@@ -138,7 +138,7 @@ _MODELS: dict[str, _ModelSpec] = {
 
 def _image_shape(input_shape: Iterable[int]) -> tuple[int, int, int]:
     shape = tuple(input_shape)
-    if len(shape) != 3 or not all(isinstance(s, int) or hasattr(s, "__index__") for s in shape):
+    if len(shape) != 3 or not all(hasattr(s, "__index__") for s in shape):  # ints, NumPy ints
         raise RecipeError(f"input_shape must be one image's (channels, height, width); got {shape}")
     c, h, w = (int(s) for s in shape)
     if min(c, h, w) < 1:

@@ -13,10 +13,9 @@ are built by name through :mod:`fastnn.recipes`, which scripts can call too.
 
 from __future__ import annotations
 
+import argparse
 import sys
 from typing import Sequence
-
-import argparse
 
 import fastnn
 from fastnn.checkpoint import CheckpointError

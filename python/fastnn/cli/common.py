@@ -5,7 +5,6 @@ the argument types, the ``--device`` checks, and loading a run's data and model 
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Callable, NoReturn
 
 from fastnn import data, nn, recipes
