@@ -13,7 +13,7 @@ import math
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Literal
 
 import numpy as np
 
@@ -37,7 +37,7 @@ class NonFiniteLossError(FloatingPointError):
     """
 
     def __init__(self, message: str, *, loss: float = math.nan, epoch: int = 0, step: int = 0, steps: int = 0,
-                 source: str = "loss", checkpoint: Path | None = None, saved_epoch: int | None = None) -> None:
+                 source: Literal["inputs", "outputs", "loss"] = "loss", checkpoint: Path | None = None, saved_epoch: int | None = None) -> None:
         super().__init__(message)
         self.loss, self.epoch, self.step, self.steps = loss, epoch, step, steps
         self.source, self.checkpoint, self.saved_epoch = source, checkpoint, saved_epoch
