@@ -14,9 +14,10 @@ import numpy as np
 import pytest
 
 import fastnn
-from fastnn.__main__ import main
+from fastnn import recipes
+from fastnn.cli import main
 
-from dataset_files import http_root, write_mnist  # noqa: F401 (fixture)
+from dataset_files import http_root, small_cifar10, write_mnist  # noqa: F401 (fixture)
 
 pytest.importorskip("sklearn", reason="the default dataset (digits) ships inside scikit-learn")
 
@@ -153,6 +154,23 @@ def test_info_and_bench(in_tmp, capsys):
         one_line_error(capsys, "fastnn.bench")
 
 
+def test_console_script_and_shim_reach_the_cli():
+    """pyproject's `fastnn` script and `python -m fastnn` (a two-line __main__.py) both run
+    fastnn.cli.main, and importing fastnn does not load the CLI."""
+    import re
+
+    pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
+    if pyproject.exists():
+        module, function = re.search(r'^fastnn = "([\w.]+):(\w+)"$', pyproject.read_text(), re.M).groups()
+        assert getattr(importlib.import_module(module), function) is main
+    shim = Path(fastnn.__file__).with_name("__main__.py")
+    assert len(shim.read_text().splitlines()) == 2
+    code = "import sys, fastnn; print('fastnn.cli' in sys.modules, 'fastnn.recipes' in sys.modules)"
+    env = dict(os.environ, PYTHONPATH=str(Path(fastnn.__file__).parents[1]))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    assert out.stdout.split() == ["False", "False"], out.stderr
+
+
 def test_python_dash_m_entry_point(in_tmp):
     env = dict(os.environ, PYTHONPATH=str(Path(fastnn.__file__).parents[1]))
     ok = subprocess.run([sys.executable, "-m", "fastnn", "info"], capture_output=True, text=True, env=env, timeout=60)
@@ -160,3 +178,136 @@ def test_python_dash_m_entry_point(in_tmp):
     bad = subprocess.run([sys.executable, "-m", "fastnn", "train", "--batch-size", "x"], capture_output=True,
                          text=True, env=env, timeout=60)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "--batch-size" in bad.stderr
+
+
+def _small_digits(monkeypatch, side: int | None = None) -> None:
+    """The digits cut to 100 training / 40 test images (and to side x side pixels if given), so
+    that every model trains an epoch in a moment."""
+    full = fastnn.data.digits
+
+    def small(seed: int = 0, test_fraction: float = 0.2):
+        parts = []
+        for part, n in zip(full(seed=seed, test_fraction=test_fraction), (100, 40)):
+            x = part.x[:n] if side is None else np.ascontiguousarray(part.x[:n, :, :side, :side])
+            parts.append(fastnn.data.ArrayDataset(x, part.y[:n], classes=part.classes))
+        return tuple(parts)
+
+    monkeypatch.setattr(fastnn.data, "digits", small)
+
+
+def _dataset_args(dataset: str, root: Path) -> list[str]:
+    if dataset == "digits":
+        return []
+    if dataset in ("mnist", "fashion-mnist"):
+        write_mnist(root / dataset, n_train=12, n_test=6)
+    else:
+        small_cifar10(root / dataset, archive=False, n=2)
+    return ["--dataset", dataset, "--data-dir", str(root / dataset)]
+
+
+@pytest.mark.parametrize("dataset", ["digits", "mnist", "fashion-mnist", "cifar10"])
+@pytest.mark.parametrize("model", recipes.MODEL_NAMES)
+def test_every_model_trains_on_every_dataset(in_tmp, capsys, monkeypatch, model, dataset):
+    """Issue 17 item 1: each --model x --dataset pair trains and evaluates (LeNet-5 pads the 8x8
+    digits up), on the bundled digits (cut short) and on small files in the published formats."""
+    _small_digits(monkeypatch)
+    argv = ["train", "--model", model, "--epochs", "1", "--threads", "1", "--batch-size", "50", "--out", "run",
+            *_dataset_args(dataset, in_tmp)]
+    assert main(argv) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert f"training {model}" in out and "test accuracy" in out
+    assert main(["eval", "run/checkpoint.fastnn", "--threads", "1", *argv[-2:]] if dataset != "digits"
+                else ["eval", "run/checkpoint.fastnn", "--threads", "1"]) == 0
+    assert f"{model} on {dataset} test set" in capsys.readouterr().out
+
+
+def test_model_that_does_not_fit_is_one_line_naming_the_models_that_do(in_tmp, capsys, monkeypatch):
+    """Issue 17 item 1: a builder's refusal is the CLI's one-line error, not a traceback."""
+    _small_digits(monkeypatch, side=3)
+    assert main(["train", "--model", "simple_cnn", "--threads", "1"]) == 1
+    line = one_line_error(capsys, "--model simple_cnn does not fit --dataset digits",
+                          "needs images of at least 4x4 pixels, not 3x3", "the models that take 1x3x3 images: mlp, lenet5")
+    assert "resnet" not in line
+    assert not Path("runs").exists()
+
+
+def test_builder_errors_never_escape_as_tracebacks(in_tmp, capsys, monkeypatch):
+    """Whatever a model builder raises for a shape the recipes believed it takes comes out as
+    the one-line error too."""
+    import fastnn.models
+
+    def refuses(*args, **kwargs):
+        raise ValueError("fastnn.models.mlp: argument 'input_size' is odd today")
+
+    monkeypatch.setattr(fastnn.models, "mlp", refuses)
+    _small_digits(monkeypatch)
+    assert main(["train", "--model", "mlp", "--threads", "1"]) == 1
+    one_line_error(capsys, "--model mlp does not fit --dataset digits", "is odd today")
+
+
+def test_deeper_resnets_by_name(in_tmp, capsys, monkeypatch):
+    """Issue 17 item 16: --model resnet32 (and 44, 56, 110) build the ResNet of that depth."""
+    _small_digits(monkeypatch)
+    assert main(["train", "--model", "resnet32", "--epochs", "1", "--threads", "1", "--out", "r32"]) == 0
+    assert "training resnet32 (466,618 parameters)" in capsys.readouterr().out
+    assert json.loads(Path("r32/report.json").read_text())["config"]["model"] == "resnet32"
+    assert main(["train", "--model", "resnet30"]) == 2
+    one_line_error(capsys, "invalid choice: 'resnet30'", "resnet110")
+
+
+def test_out_refuses_a_folder_with_files_unless_overwrite(in_tmp, capsys, monkeypatch):
+    """Issue 17 item 8: --out never silently overwrites an earlier run."""
+    _small_digits(monkeypatch)
+    run = ["train", *FAST, "--epochs", "1", "--quiet", "--out", "run"]
+    Path("empty").mkdir()
+    assert main([*run[:-1], "empty"]) == 0  # an empty folder is as good as a new one
+    assert main(run) == 0
+    first = Path("run/report.json").read_text()
+    Path("run/notes.txt").write_text("mine")
+
+    assert main([*run, "--seed", "1"]) == 1
+    one_line_error(capsys, "--out run already holds files", "--overwrite")
+    assert Path("run/report.json").read_text() == first  # untouched
+
+    stale = Path("run/curves.png")
+    stale.write_bytes(b"an old picture")
+    monkeypatch.setattr(fastnn.report, "plot_curves", lambda *args, **kwargs: False)  # as without matplotlib
+    assert main([*run, "--seed", "1", "--overwrite"]) == 0
+    report = json.loads(Path("run/report.json").read_text())
+    assert report["config"]["seed"] == 1 and "--overwrite" in report["command"]
+    assert not stale.exists()  # the old run's files are gone, not mixed with the new ones
+    assert Path("run/notes.txt").read_text() == "mine"  # and nothing else is touched
+
+    Path("file").write_text("x")
+    assert main([*run[:-1], "file", "--overwrite"]) == 1
+    one_line_error(capsys, "--out file is a file, not a folder")
+
+    # Resuming carries on in the checkpoint's own folder without --overwrite.
+    assert main(["train", "--resume", "run/checkpoint.fastnn", "--quiet"]) == 0
+
+
+def test_errors_name_flags_not_python_arguments(in_tmp, capsys, monkeypatch):
+    """Issue 17 item 10: the CLI's advice names its flags (--download, --lr), never the Python
+    API's (download=True, checkpoint=), and a NaN loss says whether the data or the weights were
+    to blame."""
+    assert main(["train", *FAST, "--dataset", "fashion-mnist", "--data-dir", "nowhere"]) == 1
+    line = one_line_error(capsys, "nowhere does not exist", "add --download")
+    assert "download=True" not in line
+
+    assert main(["train", *FAST, "--lr", "1e30", "--schedule", "none", "--epochs", "2", "--out", "big"]) == 1
+    line = one_line_error(capsys, "the training loss became nan at epoch 1", "the weights diverged",
+                          "nothing was saved", "a lower --lr than 1e+30")
+    assert "checkpoint=" not in line and "learning rate" not in line
+
+    _small_digits(monkeypatch)
+    clean = fastnn.data.digits
+
+    def with_a_nan(seed: int = 0, test_fraction: float = 0.2):
+        train_set, test_set = clean(seed=seed, test_fraction=test_fraction)
+        train_set.x[train_set.y == train_set.y[0]] = np.nan  # every image of one class
+        return train_set, test_set
+
+    monkeypatch.setattr(fastnn.data, "digits", with_a_nan)
+    assert main(["train", *FAST, "--epochs", "1", "--out", "nan"]) == 1
+    line = one_line_error(capsys, "input images of that batch hold NaN or infinite values", "--data-dir")
+    assert "--lr" not in line

@@ -18,7 +18,8 @@ import pytest
 
 import fastnn
 from fastnn import cuda, data, nn, optim
-from fastnn.__main__ import _arch_text, main
+from fastnn.cli import main
+from fastnn.cuda import _arch_text
 
 needs_no_gpu = pytest.mark.skipif(cuda.is_available(), reason="a GPU is present: tests/cuda covers it")
 

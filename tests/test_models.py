@@ -45,7 +45,7 @@ def test_small_resnet_gradcheck():
 
 @pytest.mark.parametrize("call,fragment", [
     (lambda: models.resnet(21), "6n + 2"),
-    (lambda: models.lenet5(input_size=8), "'input_size' must be >= 12"),
+    (lambda: models.lenet5(input_size=0), "'input_size' must be >= 1"),
     (lambda: models.simple_cnn(input_size=2), "'input_size' must be >= 4"),
 ])
 def test_model_arguments_are_checked(call, fragment):
@@ -78,7 +78,7 @@ def test_default_cnn_reaches_97_percent_on_digits(tmp_path, monkeypatch):
     (seeds 0-5 have ranged over 96.9-98.3%).
     """
     pytest.importorskip("sklearn", reason="the digits data ships inside scikit-learn")
-    from fastnn.__main__ import main
+    from fastnn.cli import main
 
     monkeypatch.chdir(tmp_path)
     threads = fastnn.get_num_threads()

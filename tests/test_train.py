@@ -116,6 +116,35 @@ def test_non_finite_loss_names_epoch_step_and_checkpoint(tmp_path):
         fit(model, NanAt(2), opt, loader, 3, quiet=True)
 
 
+def test_non_finite_loss_says_what_was_non_finite(tmp_path):
+    """Issue 17 item 10: the error tells bad inputs from diverged weights from a bad loss, as
+    text and as attributes, and only advises a lower learning rate where that could help."""
+    model, opt, loader, _ = run("sgd")
+    with pytest.raises(NonFiniteLossError) as info:  # finite inputs and outputs, NaN loss
+        fit(model, NanAt(2), opt, loader, 3, quiet=True)
+    e = info.value
+    assert (e.source, e.epoch, e.step, e.steps, e.checkpoint, e.saved_epoch) == ("loss", 1, 2, len(loader), None, None)
+    assert "the loss itself was not" in str(e) and np.isnan(e.loss)
+
+    bad = synthetic()
+    bad.x[5, 0, 1, 1] = np.nan
+    model, opt, _, _ = run("sgd")
+    with pytest.raises(NonFiniteLossError, match=r"inputs hold NaN or infinite values .*Fix the data\.$") as info:
+        fit(model, nn.SoftmaxCrossEntropy(), opt, data.DataLoader(bad, batch_size=16), 2, quiet=True)
+    assert info.value.source == "inputs" and info.value.step == 1 and "learning rate" not in str(info.value)
+
+    model, opt, loader, _ = run("sgd")
+    model[2].weight.data[...] = np.inf  # diverged weights
+    with pytest.raises(NonFiniteLossError, match="outputs became non-finite on finite inputs.*lower learning rate"):
+        fit(model, nn.SoftmaxCrossEntropy(), opt, loader, 2, quiet=True)
+
+    model, opt, loader, _ = run("sgd")
+    steps = len(loader)
+    with pytest.raises(NonFiniteLossError) as info:
+        fit(model, NanAt(steps + 1), opt, loader, 3, checkpoint=tmp_path / "ck.fastnn", quiet=True)
+    assert info.value.checkpoint == tmp_path / "ck.fastnn" and info.value.saved_epoch == 1
+
+
 def test_output_lines_and_quiet(capsys):
     model, opt, loader, _ = run("sgd", epochs=2)
     fit(model, nn.SoftmaxCrossEntropy(), opt, loader, 2, val_loader=loader, progress=False)

@@ -151,6 +151,16 @@ def _cuda_version_text(version: int) -> str:
     return f"{version // 1000}.{version % 1000 // 10}"
 
 
+def _arch_text(arch: str) -> str:
+    """A CMAKE_CUDA_ARCHITECTURES entry of :func:`info`'s ``"architectures"`` in words:
+    "90-real" -> sm_90 (machine code), "90" -> sm_90 + PTX (machine code and PTX the driver can
+    compile for newer GPUs), "90-virtual" -> PTX only."""
+    base, _, kind = arch.partition("-")
+    if not base.isdigit():
+        return arch  # "native", "all"...
+    return {"real": f"sm_{base}", "virtual": f"PTX {base}"}.get(kind, f"sm_{base} + PTX")
+
+
 __all__ = [
     "backend",
     "device_count",

@@ -13,19 +13,34 @@ import math
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Literal
 
 import numpy as np
 
 from fastnn import metrics
+from fastnn._backend import is_cupy_array
 from fastnn._device import parse_device, to_device
 
 Callback = Callable[[int, dict], Any]
 
 
 class NonFiniteLossError(FloatingPointError):
-    """The training loss became NaN or infinite. The message names the epoch and step and the
-    checkpoint to resume from, if one was saved."""
+    """The training loss became NaN or infinite. The message names the epoch and step, what was
+    non-finite, and the checkpoint to resume from, if one was saved.
+
+    The same facts are attributes, for callers that phrase their own advice (the CLI names its
+    flags): ``loss``, ``epoch``, ``step``, ``steps`` (per epoch); ``source``: ``"inputs"`` when
+    the batch's inputs held NaN or infinity, ``"outputs"`` when the inputs were finite but the
+    model's outputs were not (the weights diverged), ``"loss"`` when only the loss was;
+    ``checkpoint`` and ``saved_epoch``: the last good state's file and epoch (None when none was
+    saved yet).
+    """
+
+    def __init__(self, message: str, *, loss: float = math.nan, epoch: int = 0, step: int = 0, steps: int = 0,
+                 source: Literal["inputs", "outputs", "loss"] = "loss", checkpoint: Path | None = None, saved_epoch: int | None = None) -> None:
+        super().__init__(message)
+        self.loss, self.epoch, self.step, self.steps = loss, epoch, step, steps
+        self.source, self.checkpoint, self.saved_epoch = source, checkpoint, saved_epoch
 
 
 class History:
@@ -134,14 +149,35 @@ def evaluate(model: Any, loader: Iterable, loss_fn: Any = None, k: int = 3, devi
     }
 
 
-def _non_finite(loss: float, epoch: int, step: int, steps: int, saved: tuple[Path, int] | None) -> NonFiniteLossError:
+def _all_finite(array: Any) -> bool:
+    """Whether every element of a NumPy or CuPy array is finite (one reduction, on its device)."""
+    if not hasattr(array, "dtype") or array.dtype.kind not in "fc":
+        return True
+    if is_cupy_array(array):
+        import cupy
+
+        return bool(cupy.isfinite(array).all())
+    return bool(np.isfinite(array).all())
+
+
+def _non_finite(loss: float, epoch: int, step: int, steps: int, saved: tuple[Path, int] | None,
+                x: Any, logits: Any) -> NonFiniteLossError:
     where = f"fastnn.train.fit: the loss became {loss} at epoch {epoch}, step {step} of {steps}"
+    if not _all_finite(x):
+        source, cause = "inputs", "the batch's inputs hold NaN or infinite values (check the data and its transforms)"
+    elif not _all_finite(logits):
+        source, cause = "outputs", "the model's outputs became non-finite on finite inputs: the weights diverged"
+    else:
+        source, cause = "loss", "the inputs and the model's outputs were finite: the loss itself was not"
+    facts = dict(loss=loss, epoch=epoch, step=step, steps=steps, source=source)
+    advice = "Fix the data." if source == "inputs" else "Try a lower learning rate."
     if saved is None:
-        return NonFiniteLossError(f"{where}; no checkpoint was saved yet (checkpoint= keeps one per epoch). "
-                                  "Try a lower learning rate.")
+        return NonFiniteLossError(f"{where}; {cause}; no checkpoint was saved yet (checkpoint= keeps one per "
+                                  f"epoch). {advice}", **facts)
     path, saved_epoch = saved
-    return NonFiniteLossError(f"{where}; the last good state is {path} (saved after epoch {saved_epoch}): resume "
-                              "from it, or start again with a lower learning rate.")
+    advice = "fix the data" if source == "inputs" else "start again with a lower learning rate"
+    return NonFiniteLossError(f"{where}; {cause}; the last good state is {path} (saved after epoch {saved_epoch}): "
+                              f"resume from it, or {advice}.", checkpoint=path, saved_epoch=saved_epoch, **facts)
 
 
 def _format_record(r: dict, epochs: int) -> str:
@@ -168,7 +204,7 @@ def _train_epoch(model, loss_fn, optimizer, loader, scheduler, per_batch: bool, 
             logits = model(x)
             loss = float(loss_fn(logits, y))  # waits for the GPU: the step's one synchronisation
             if not math.isfinite(loss):
-                raise _non_finite(loss, epoch, step, steps, saved)
+                raise _non_finite(loss, epoch, step, steps, saved, x, logits)
             if classified and logits.ndim == 2 and y.ndim == 1:
                 # Predicted labels copied back (N integers), compared on the host.
                 predicted = to_device(logits.argmax(axis=1), "cpu")

@@ -120,7 +120,7 @@ def test_gpu_cnn_with_batchnorm_pooling_dropout_matches_cpu():
 
 
 def test_cli_trains_and_evaluates_on_the_gpu(tmp_path, monkeypatch, capsys):
-    from fastnn.__main__ import main
+    from fastnn.cli import main
 
     monkeypatch.chdir(tmp_path)
     assert main(["train", "--model", "simple_cnn", "--epochs", "2", "--device", "cuda", "--out", "run"]) == 0

@@ -1,0 +1,64 @@
+"""``fastnn eval CHECKPOINT``: accuracy, top-k accuracy and confusion matrix of a saved model on
+a test set."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import fastnn
+from fastnn import data, metrics, nn, recipes, report
+from fastnn.cli.common import CLIError, build_model, device, image_shape, int_at_least, load_data, require_device
+
+
+def add_parser(sub: Any) -> argparse.ArgumentParser:
+    """Adds ``eval`` and its options to the subcommands ``sub``."""
+    ev = sub.add_parser("eval", help="evaluate a saved model on a test set",
+                        description="Accuracy, top-k accuracy and confusion matrix of a checkpoint on a test set.")
+    ev.add_argument("checkpoint")
+    ev.add_argument("--dataset", choices=list(recipes.DATASET_NAMES),
+                    help="default: the dataset the model was trained on")
+    ev.add_argument("--data-dir")
+    ev.add_argument("--download", action="store_true")
+    ev.add_argument("--batch-size", type=int_at_least(1), default=256)
+    ev.add_argument("--top-k", type=int_at_least(1), default=3)
+    ev.add_argument("--threads", type=int_at_least(1))
+    ev.add_argument("--device", type=device, default="cpu", help="cpu (default), cuda or cuda:<index>")
+    ev.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    ev.set_defaults(handler=run)
+    return ev
+
+
+def run(args: argparse.Namespace) -> int:
+    """Runs ``fastnn eval``; returns the exit status."""
+    if args.threads is not None:
+        fastnn.set_num_threads(args.threads)
+    require_device(args.device)
+    ck = fastnn.load(args.checkpoint)
+    config = ck.get("config")
+    if not isinstance(config, dict):
+        raise CLIError(f"{args.checkpoint} holds no run configuration (it was not written by `fastnn train`)")
+    config = dict(config, dataset=args.dataset or config["dataset"], data_dir=args.data_dir)
+    _, test_set = load_data(config, args.download)
+    shape = image_shape(config)
+    if test_set.x.shape[1:] != shape or test_set.num_classes != config["num_classes"]:
+        raise CLIError(f"{config['dataset']} has {test_set.num_classes} classes of {test_set.x.shape[1:]} images; "
+                       f"the checkpoint's model takes {shape} and predicts {config['num_classes']}")
+    model = build_model(config)
+    fastnn.restore(ck, model, rng=False)
+    loader = data.DataLoader(test_set, args.batch_size,
+                             transform=data.Normalize(config["normalize_mean"], config["normalize_std"]),
+                             device=args.device)
+    result = fastnn.train.evaluate(model, loader, nn.SoftmaxCrossEntropy(), k=args.top_k, device=args.device)
+    print(f"{config['model']} on {config['dataset']} test set ({result['images']:,} images): "
+          f"accuracy {100 * result['accuracy']:.2f}%   top-{args.top_k} {100 * result['top_k_accuracy']:.2f}%   "
+          f"loss {result['loss']:.4f}")
+    if test_set.num_classes <= 20:
+        print(report.format_confusion(result["confusion_matrix"], test_set.classes))
+    if args.json:
+        per_class = metrics.precision_recall_f1(result["confusion_matrix"])
+        report.write_json(Path(args.json), {"checkpoint": str(args.checkpoint), "dataset": config["dataset"],
+                                            **{k: v for k, v in result.items() if k != "seconds"},
+                                            "per_class": per_class})
+    return 0

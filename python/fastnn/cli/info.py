@@ -1,0 +1,66 @@
+"""``fastnn info``: version, compiler, SIMD level, threads, the CUDA backend and GPUs, Python and
+the optional extras (``--json`` for all of :func:`fastnn.build_info`)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import platform
+from typing import Any
+
+import numpy as np
+
+import fastnn
+
+
+def add_parser(sub: Any) -> argparse.ArgumentParser:
+    """Adds ``info`` and its options to the subcommands ``sub``."""
+    info = sub.add_parser("info", help="version, compiler, SIMD level, threads, CUDA backend and GPUs")
+    info.add_argument("--json", action="store_true")
+    info.set_defaults(handler=run)
+    return info
+
+
+def _cuda_rows() -> list[tuple[str, str]]:
+    """What `info` says about the GPU side: the CUDA backend (built or not, for which GPU
+    architectures) and each GPU (name, compute capability, memory), or why there is none."""
+    from fastnn import cuda
+
+    try:
+        facts = cuda.info()
+    except Exception as e:  # a driver problem is information here, not a crash
+        return [("CUDA backend", f"unusable ({e})")]
+    if not facts["built"]:
+        return [("CUDA backend", "not built (a CPU-only install; docs/GPU.md: FASTNN_CUDA=ON pip install .)")]
+    archs = ", ".join(cuda._arch_text(a) for a in str(facts["architectures"]).replace(";", " ").split())
+    driver = f"driver {facts['driver_version']}" if facts.get("driver_version") else "no driver"
+    rows = [("CUDA backend", f"built for {archs} (CUDA runtime {facts['runtime_version']}, {driver})")]
+    for gpu in facts["devices"]:
+        major, minor = gpu["compute_capability"]
+        rows.append((f"GPU {gpu['index']}", f"{gpu['name']}, compute capability {major}.{minor}, "
+                                            f"{gpu['total_memory'] / 2**30:.1f} GiB, {gpu['multiprocessors']} SMs"))
+    if not facts["available"]:
+        rows.append(("GPU", f"not usable: {facts['reason']}" if facts["devices"] else f"none ({facts['reason']})"))
+    return rows
+
+
+def run(args: argparse.Namespace) -> int:
+    """Runs ``fastnn info``; returns the exit status."""
+    info = fastnn.build_info()
+    extras = {name: importlib.util.find_spec(module) is not None
+              for name, module in (("scikit-learn", "sklearn"), ("tqdm", "tqdm"), ("matplotlib", "matplotlib"))}
+    rows = [("fastnn", info.get("version", fastnn.__version__)),
+            ("compiler", f"{info.get('compiler')} ({info.get('build_type')}), OpenMP {info.get('openmp')}"),
+            ("SIMD", f"{info.get('simd')} in use (CPU supports {info.get('simd_detected')})"),
+            ("GEMM kernel", f"{info.get('gemm_kernel_float32')} (float32)"),
+            ("threads", str(info.get("threads"))),
+            *_cuda_rows(),
+            ("python", f"{platform.python_version()}, NumPy {np.__version__}"),
+            ("extras", ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in extras.items()))]
+    if args.json:
+        print(json.dumps({**info, "extras": extras}, indent=2, default=str))  # info["cuda"]: fastnn.cuda.info()
+    else:
+        for key, value in rows:
+            print(f"{key + ':':<14}{value}")
+    return 0
