@@ -28,3 +28,18 @@ def backend_for(op: str, x: Any) -> ModuleType:
         return cuda.backend(op)
     # The CPU binding names the op and argument in its TypeError.
     return _cpu
+
+
+#: Entry points that exist in one extension only. Every other function of ``fastnn._cpu`` and
+#: ``fastnn._cuda`` is the same binding compiled for both backends (csrc/bindings/*.cpp), with the
+#: same name, parameters, defaults and docstring; tests/test_cuda_contract.py holds them to it.
+CPU_ONLY = frozenset({
+    "get_num_threads", "set_num_threads",            # the OpenMP team of the CPU kernels
+    "buffer_cache_info", "free_cached_buffers",      # NumPy outputs' memory (CuPy has its pool)
+    "fma_peak_gflops",                                # the CPU peak the benchmarks divide by
+    "_conv2d_plan",                                   # the CPU conv2d's method choice (tests)
+})
+CUDA_ONLY = frozenset({
+    "probe_devices", "device_properties",             # what GPUs the driver sees
+    "set_matmul_precision", "get_matmul_precision",   # TF32 tensor cores or exact float32
+})
