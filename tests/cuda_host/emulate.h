@@ -1,0 +1,194 @@
+// Runs the CUDA kernels' own code on the host, so CI without a GPU executes whole launches of the
+// real kernel templates (operand loaders, tiled main loop, epilogues, grid-stride loops) and can
+// compare their outputs with direct loops. Include this before any csrc/cuda header.
+//
+// Model: a launch runs its blocks one after another; inside a block every thread is a fiber
+// (ucontext) that runs until it reaches a barrier. __syncthreads() waits for every live thread
+// of the block, a warp shuffle for every live lane of its warp (exchanged through a per-warp
+// mailbox), so barrier-ordered shared memory and butterfly reductions behave as on the GPU.
+// Fibers never preempt each other, which makes atomics trivially atomic. __shared__ becomes
+// `static`: blocks run one at a time, so one copy per kernel instantiation is enough.
+// A barrier that some live threads can never reach (a divergent __syncthreads) aborts the run
+// instead of hanging.
+#pragma once
+
+#include <cuda_runtime.h>
+#include <ucontext.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <vector>
+
+namespace emu {
+
+inline uint3 thread_idx, block_idx;
+inline dim3 block_dim, grid_dim;
+
+enum class State { ready, at_block_barrier, at_warp_barrier, done };
+
+struct Fiber {
+  ucontext_t context;
+  std::vector<char> stack;
+  State state = State::ready;
+};
+
+struct Block {
+  ucontext_t scheduler;
+  std::vector<Fiber> fibers;
+  int current = 0;
+  std::function<void()> body;
+  std::vector<unsigned char> mailbox;  // 8 bytes per thread: the values a shuffle exchanges
+};
+
+inline Block& block() {
+  static Block b;
+  return b;
+}
+
+inline void set_thread(int t) {
+  const unsigned x = block_dim.x, y = block_dim.y;
+  thread_idx = {unsigned(t) % x, (unsigned(t) / x) % y, unsigned(t) / (x * y)};
+}
+
+inline void yield(State why) {
+  Block& b = block();
+  b.fibers[b.current].state = why;
+  swapcontext(&b.fibers[b.current].context, &b.scheduler);
+}
+
+inline void fiber_main() {
+  Block& b = block();
+  b.body();
+  b.fibers[b.current].state = State::done;
+  // returning resumes uc_link, the scheduler
+}
+
+// Releases a barrier once every live thread it concerns has reached it; false when nothing can
+// move (a deadlock) and threads remain.
+inline bool release_barriers() {
+  Block& b = block();
+  const int n = static_cast<int>(b.fibers.size());
+  bool any_live = false, released = false;
+  for (const Fiber& f : b.fibers) any_live |= f.state != State::done;
+  if (!any_live) return true;
+  bool all_at_block = true;
+  for (const Fiber& f : b.fibers)
+    if (f.state != State::done && f.state != State::at_block_barrier) all_at_block = false;
+  if (all_at_block) {
+    for (Fiber& f : b.fibers)
+      if (f.state == State::at_block_barrier) f.state = State::ready;
+    return true;
+  }
+  for (int w = 0; w < n; w += 32) {
+    bool all_at_warp = true, some = false;
+    for (int t = w; t < std::min(n, w + 32); ++t) {
+      if (b.fibers[t].state == State::done) continue;
+      some = true;
+      if (b.fibers[t].state != State::at_warp_barrier) all_at_warp = false;
+    }
+    if (some && all_at_warp) {
+      for (int t = w; t < std::min(n, w + 32); ++t)
+        if (b.fibers[t].state == State::at_warp_barrier) b.fibers[t].state = State::ready;
+      released = true;
+    }
+  }
+  return released;
+}
+
+// Runs kernel(args...) over grid x block, as `kernel<<<grid, block>>>(args...)` would.
+template <class Kernel, class... Args>
+void launch(dim3 grid, dim3 threads, Kernel kernel, Args... args) {
+  constexpr size_t kStack = 128 * 1024;
+  Block& b = block();
+  const int n = static_cast<int>(threads.x * threads.y * threads.z);
+  b.fibers.resize(n);
+  b.mailbox.assign(static_cast<size_t>(n) * 8, 0);
+  b.body = [&] { kernel(args...); };
+  grid_dim = grid, block_dim = threads;
+  for (unsigned z = 0; z < grid.z; ++z)
+    for (unsigned y = 0; y < grid.y; ++y)
+      for (unsigned x = 0; x < grid.x; ++x) {
+        block_idx = {x, y, z};
+        for (int t = 0; t < n; ++t) {
+          Fiber& f = b.fibers[t];
+          f.stack.resize(kStack);
+          getcontext(&f.context);
+          f.context.uc_stack.ss_sp = f.stack.data();
+          f.context.uc_stack.ss_size = kStack;
+          f.context.uc_link = &b.scheduler;
+          makecontext(&f.context, fiber_main, 0);
+          f.state = State::ready;
+        }
+        for (;;) {
+          bool ran = false;
+          for (int t = 0; t < n; ++t) {
+            if (b.fibers[t].state != State::ready) continue;
+            b.current = t;
+            set_thread(t);
+            swapcontext(&b.scheduler, &b.fibers[t].context);
+            ran = true;
+          }
+          bool live = false;
+          for (const Fiber& f : b.fibers) live |= f.state != State::done;
+          if (!live) break;
+          if (!release_barriers() && !ran) {
+            std::fprintf(stderr, "emulated kernel deadlocked at a barrier (block %u,%u,%u)\n", x, y, z);
+            std::abort();
+          }
+        }
+      }
+}
+
+// The lane-exchange behind the warp shuffles: publish, wait for the warp, read, wait again (so
+// no lane overwrites its slot before every lane has read it).
+template <class T>
+T shuffle_xor(T v, int lane_mask) {
+  static_assert(sizeof(T) <= 8, "shuffled values are at most 8 bytes");
+  Block& b = block();
+  const int self = b.current, lane = self % 32, partner = (self - lane) + (lane ^ lane_mask);
+  std::memcpy(&b.mailbox[static_cast<size_t>(self) * 8], &v, sizeof(T));
+  yield(State::at_warp_barrier);
+  T out = v;
+  if (partner < static_cast<int>(b.fibers.size())) std::memcpy(&out, &b.mailbox[static_cast<size_t>(partner) * 8], sizeof(T));
+  yield(State::at_warp_barrier);
+  return out;
+}
+
+}  // namespace emu
+
+#undef __global__
+#undef __device__
+#undef __host__
+#undef __shared__
+#undef __launch_bounds__
+#define __global__
+#define __device__
+#define __host__
+#define __shared__ static
+#define __launch_bounds__(...)
+#define threadIdx emu::thread_idx
+#define blockIdx emu::block_idx
+#define blockDim emu::block_dim
+#define gridDim emu::grid_dim
+#define __syncthreads() emu::yield(emu::State::at_block_barrier)
+#define __shfl_xor_sync(mask, v, lane_mask) emu::shuffle_xor((v), (lane_mask))
+
+template <class T>
+T atomicMin(T* address, T value) {
+  const T old = *address;
+  if (value < old) *address = value;
+  return old;
+}
+template <class T>
+T atomicAdd(T* address, T value) {
+  const T old = *address;
+  *address = old + value;
+  return old;
+}
+using std::max;
+using std::min;
