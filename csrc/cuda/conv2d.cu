@@ -46,7 +46,8 @@ void conv2d_forward(const T* x, const T* weight, const T* bias, T* y, const Conv
     const int tm = static_cast<int>(ceil_div(d.Og, Tile::BM)), tn = static_cast<int>(ceil_div(d.N * d.P, Tile::BN));
     const bool vec = aligned16(weight, d.Kg, sizeof(T));
     for (int64_t g = 0; g < s.groups; ++g) {
-      conv2d_forward_kernel<T, Tile><<<static_cast<unsigned>(tm) * tn, Tile::THREADS, 0, exec.stream>>>(
+      FASTNN_LAUNCH(static_cast<unsigned>(tm) * tn, Tile::THREADS, 0, exec.stream,
+                    conv2d_forward_kernel<T, Tile>)(
           x, weight, bias, y, d, g, tm, tn, vec && aligned16(weight + g * d.Og * d.Kg, d.Kg, sizeof(T)));
       check_launch("conv2d_forward");
     }
@@ -61,7 +62,8 @@ void conv2d_backward_input(const T* dy, const T* weight, T* dx, const Conv2dShap
     using Tile = decltype(tile);
     const int tm = static_cast<int>(ceil_div(d.Cg, Tile::BM)), tn = static_cast<int>(ceil_div(d.N * d.HW, Tile::BN));
     for (int64_t g = 0; g < s.groups; ++g) {
-      conv2d_backward_input_kernel<T, Tile><<<static_cast<unsigned>(tm) * tn, Tile::THREADS, 0, exec.stream>>>(
+      FASTNN_LAUNCH(static_cast<unsigned>(tm) * tn, Tile::THREADS, 0, exec.stream,
+                    conv2d_backward_input_kernel<T, Tile>)(
           dy, weight, dx, d, g, tm, tn);
       check_launch("conv2d_backward_input");
     }
@@ -85,7 +87,8 @@ void conv2d_backward_weight(const T* dy, const T* x, T* dweight, bool accumulate
       // gradient has too few tiles to fill the GPU (the usual case).
       const int splits = detail::plan_split_k(p, static_cast<int64_t>(p.tiles_m) * p.tiles_n, Tile::BK, exec);
       const dim3 grid(static_cast<unsigned>(p.tiles_m) * p.tiles_n, 1, static_cast<unsigned>(splits));
-      conv2d_backward_weight_kernel<T, Tile><<<grid, Tile::THREADS, 0, exec.stream>>>(dy, x, p, d, g);
+      FASTNN_LAUNCH(grid, Tile::THREADS, 0, exec.stream, conv2d_backward_weight_kernel<T, Tile>)(
+          dy, x, p, d, g);
       check_launch("conv2d_backward_weight");
       if (splits > 1) detail::reduce_splits(p, splits, exec);
     }
@@ -102,12 +105,14 @@ void conv2d_backward_bias(const T* dy, T* dbias, bool accumulate, const Conv2dSh
   const int64_t bands = std::max<int64_t>(1, ceil_div(d.N, band_images));
   constexpr int threads = 256;
   if (bands == 1) {
-    conv2d_bias_kernel<T><<<dim3(d.Cout, 1), threads, 0, exec.stream>>>(dy, d, band_images, prior, dbias);
+    FASTNN_LAUNCH(dim3(d.Cout, 1), threads, 0, exec.stream, conv2d_bias_kernel<T>)(
+        dy, d, band_images, prior, dbias);
     check_launch("conv2d_backward_bias");
     return;
   }
   T* band_sums = static_cast<T*>(exec.scratch(bands * d.Cout * sizeof(T), "conv2d_backward_bias"));
-  conv2d_bias_kernel<T><<<dim3(d.Cout, bands), threads, 0, exec.stream>>>(dy, d, band_images, nullptr, band_sums);
+  FASTNN_LAUNCH(dim3(d.Cout, bands), threads, 0, exec.stream, conv2d_bias_kernel<T>)(
+      dy, d, band_images, nullptr, band_sums);
   check_launch("conv2d_backward_bias");
   add_band_sums(band_sums, bands, d.Cout, prior, dbias, exec);
 }

@@ -39,7 +39,8 @@ void launch_exact(GemmParams<T> p, const Exec& exec) {
   const int splits = plan_split_k(p, tiles, C::BK, exec);
   const dim3 grid(static_cast<unsigned>(tiles), 1, static_cast<unsigned>(splits));
   constexpr int threads = (C::BM / C::TM) * (C::BN / C::TN);
-  gemm_exact_kernel<T, C::BM, C::BN, C::BK, C::TM, C::TN, TA, TB><<<grid, threads, 0, exec.stream>>>(p);
+  FASTNN_LAUNCH(grid, threads, 0, exec.stream,
+                gemm_exact_kernel<T, C::BM, C::BN, C::BK, C::TM, C::TN, TA, TB>)(p);
   check_launch("gemm_exact");
   if (splits > 1) reduce_splits(p, splits, exec);
 }
@@ -82,7 +83,8 @@ int plan_split_k(GemmParams<T>& p, int64_t tiles, int bk, const Exec& exec) {
 template <class T>
 void reduce_splits(const GemmParams<T>& p, int splits, const Exec& exec) {
   constexpr int threads = 256;
-  gemm_reduce_splits_kernel<T><<<blocks_for(p.M * p.N, threads), threads, 0, exec.stream>>>(p, splits);
+  FASTNN_LAUNCH(blocks_for(p.M * p.N, threads), threads, 0, exec.stream, gemm_reduce_splits_kernel<T>)(
+      p, splits);
   check_launch("gemm_reduce_splits");
 }
 

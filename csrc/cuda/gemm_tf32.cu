@@ -220,7 +220,7 @@ void launch_tf32(GemmParams<float> p, const Exec& exec) {
   p.tiles_n = static_cast<int>(tiles_n);
   const int splits = plan_split_k(p, tiles_m * tiles_n, kBK, exec);
   const dim3 grid(static_cast<unsigned>(tiles_m * tiles_n), 1, static_cast<unsigned>(splits));
-  kernel<<<grid, WARPS_M * WARPS_N * 32, L::SMEM_BYTES, exec.stream>>>(p);
+  FASTNN_LAUNCH(grid, WARPS_M * WARPS_N * 32, L::SMEM_BYTES, exec.stream, kernel)(p);
   check_launch("gemm_tf32");
   if (splits > 1) reduce_splits(p, splits, exec);
 }

@@ -25,7 +25,7 @@ template <class T, class Index>
 void max_pool2d_forward(const T* x, T* y, Index* indices, const Pool2dShape& s, const Exec& exec) {
   const int64_t total = s.planes() * s.out_plane();
   if (total == 0) return;
-  max_pool2d_forward_kernel<T, Index><<<blocks_for(total, kThreads), kThreads, 0, exec.stream>>>(
+  FASTNN_LAUNCH(blocks_for(total, kThreads), kThreads, 0, exec.stream, max_pool2d_forward_kernel<T, Index>)(
       x, y, indices, PoolDims::of(s), total);
   check_launch("max_pool2d_forward");
 }
@@ -34,7 +34,7 @@ template <class T, class Index>
 void max_pool2d_backward(const T* dy, const Index* indices, T* dx, const Pool2dShape& s, const Exec& exec) {
   const int64_t total = s.planes() * s.in_plane();
   if (total == 0) return;
-  max_pool2d_backward_kernel<T, Index><<<blocks_for(total, kThreads), kThreads, 0, exec.stream>>>(
+  FASTNN_LAUNCH(blocks_for(total, kThreads), kThreads, 0, exec.stream, max_pool2d_backward_kernel<T, Index>)(
       dy, indices, dx, PoolDims::of(s), total);
   check_launch("max_pool2d_backward");
 }
@@ -46,7 +46,8 @@ int64_t max_pool2d_backward_scatter(const T* dy, const Index* indices, T* dx, in
   auto* first_invalid = static_cast<unsigned long long*>(exec.scratch(sizeof(unsigned long long), "max_pool2d_backward"));
   check_cuda(cudaMemsetAsync(first_invalid, 0xff, sizeof(unsigned long long), exec.stream),
              "clearing max_pool2d_backward's index check");
-  max_pool2d_backward_scatter_kernel<T, Index><<<blocks_for(planes, kThreads), kThreads, 0, exec.stream>>>(
+  FASTNN_LAUNCH(blocks_for(planes, kThreads), kThreads, 0, exec.stream,
+                max_pool2d_backward_scatter_kernel<T, Index>)(
       dy, indices, dx, planes, in_plane, out_plane, first_invalid);
   check_launch("max_pool2d_backward_scatter");
   unsigned long long host = 0;
@@ -60,7 +61,7 @@ template <class T>
 void avg_pool2d_forward(const T* x, T* y, const Pool2dShape& s, const Exec& exec) {
   const int64_t total = s.planes() * s.out_plane();
   if (total == 0) return;
-  avg_pool2d_forward_kernel<T><<<blocks_for(total, kThreads), kThreads, 0, exec.stream>>>(
+  FASTNN_LAUNCH(blocks_for(total, kThreads), kThreads, 0, exec.stream, avg_pool2d_forward_kernel<T>)(
       x, y, PoolDims::of(s), inverse_area<T>(s), total);
   check_launch("avg_pool2d_forward");
 }
@@ -69,7 +70,7 @@ template <class T>
 void avg_pool2d_backward(const T* dy, T* dx, const Pool2dShape& s, const Exec& exec) {
   const int64_t total = s.planes() * s.in_plane();
   if (total == 0) return;
-  avg_pool2d_backward_kernel<T><<<blocks_for(total, kThreads), kThreads, 0, exec.stream>>>(
+  FASTNN_LAUNCH(blocks_for(total, kThreads), kThreads, 0, exec.stream, avg_pool2d_backward_kernel<T>)(
       dy, dx, PoolDims::of(s), inverse_area<T>(s), total);
   check_launch("avg_pool2d_backward");
 }
@@ -78,7 +79,8 @@ template <class T>
 void global_avg_pool2d_forward(const T* x, T* y, const Pool2dShape& s, const Exec& exec) {
   const int64_t planes = s.planes();
   if (planes == 0) return;
-  global_avg_pool2d_forward_kernel<T><<<blocks_for(planes * kWarpSize, kThreads), kThreads, 0, exec.stream>>>(
+  FASTNN_LAUNCH(blocks_for(planes * kWarpSize, kThreads), kThreads, 0, exec.stream,
+                global_avg_pool2d_forward_kernel<T>)(
       x, y, planes, s.in_plane());
   check_launch("global_avg_pool2d_forward");
 }
@@ -87,7 +89,7 @@ template <class T>
 void global_avg_pool2d_backward(const T* dy, T* dx, const Pool2dShape& s, const Exec& exec) {
   const int64_t total = s.planes() * s.in_plane();
   if (total == 0) return;
-  global_avg_pool2d_backward_kernel<T><<<blocks_for(total, kThreads), kThreads, 0, exec.stream>>>(
+  FASTNN_LAUNCH(blocks_for(total, kThreads), kThreads, 0, exec.stream, global_avg_pool2d_backward_kernel<T>)(
       dy, dx, s.in_plane(), T(1) / static_cast<T>(s.in_plane()), total);
   check_launch("global_avg_pool2d_backward");
 }
