@@ -58,3 +58,16 @@ double worst_error(const Guarded<T>& got, const std::vector<double>& want, const
   }
   return worst;
 }
+
+// |got - want| <= atol + rtol * |want| for every element (NaN only where want is NaN); returns the
+// number of elements outside, printing the first few under `what`.
+template <class Got>
+int count_mismatches(const char* what, const Got* got, const std::vector<double>& want, double rtol, double atol) {
+  int bad = 0;
+  for (size_t i = 0; i < want.size(); ++i) {
+    const double g = static_cast<double>(got[i]), w = want[i];
+    const bool ok = std::isnan(w) ? std::isnan(g) : std::fabs(g - w) <= atol + rtol * std::fabs(w);
+    if (!ok && bad++ < 3) std::printf("%s: element %zu is %.17g, want %.17g\n", what, i, g, w);
+  }
+  return bad;
+}

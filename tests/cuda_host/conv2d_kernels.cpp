@@ -10,9 +10,10 @@
 //   bias gradient (block reduction), one band with a prior and several bands;
 // at 32 x 32 tiles in float64 and float32 and 64 x 64 tiles in float32 (the launchers' choices),
 // on shapes with groups, depthwise, dilation, stride 2, padding wider than the input, odd sizes
-// and more channels than one tile. Tolerances: |got - want| <= rtol * sum of |terms|, rtol 1e-13
-// for float64 (the sums differ only in order) and 2e-6 for float32 (a few ulps per term for
-// K up to a few hundred).
+// and more channels than one tile. Then the same through the public entry points of conv2d.cu,
+// its launchers compiled as host code too (tile choice, split-K plan, bias bands).
+// Tolerances: |got - want| <= rtol * sum of |terms|, rtol 1e-13 for float64 (the sums differ
+// only in order) and 2e-6 for float32 (a few ulps per term for K up to a few hundred).
 // Built and run by tests/test_cuda_index_maps.py.
 #include "emulate.h"  // first: turns the CUDA keywords into host code
 
@@ -20,8 +21,10 @@
 #include <type_traits>
 
 #include "buffers.h"
+#include "cuda/conv2d.h"
 #include "cuda/conv2d_kernels.cuh"
 #include "cuda/gemm_exact.cuh"
+#include "workspace.h"
 
 using namespace fastnn;
 using namespace fastnn::cuda;
@@ -182,6 +185,49 @@ void run(const Conv2dShape& s, const std::vector<double>& x64, const std::vector
   }
 }
 
+// The public entry points of conv2d.cu on top: the launchers' tile choice (64 x 64 tiles for
+// float32 groups of more than 32 channels), group loop and vector-load rule, the weight
+// gradient's split-K plan (the emulated GPU has one multiprocessor, so it splits) with its
+// scratch, and the bias gradient's bands (reduction_bands, add_band_sums).
+template <class T>
+void entry_points(const Conv2dShape& s, const std::vector<double>& x64, const std::vector<double>& w64,
+                  const std::vector<double>& b64, const std::vector<double>& dy64, const char* config) {
+  const ConvDims d = ConvDims::of(s);
+  const size_t guard = 16 * (x64.size() + dy64.size() + w64.size()) + 4096;
+  Guarded<T> x(x64.size(), guard), w(w64.size(), guard), b(b64.size(), guard), dy(dy64.size(), guard);
+  load(x, x64), load(w, w64), load(b, b64), load(dy, dy64);
+  std::vector<double> xr(x64.size()), wr(w64.size()), br(b64.size()), dyr(dy64.size());
+  for (size_t i = 0; i < xr.size(); ++i) xr[i] = x[i];
+  for (size_t i = 0; i < wr.size(); ++i) wr[i] = w[i];
+  for (size_t i = 0; i < br.size(); ++i) br[i] = b[i];
+  for (size_t i = 0; i < dyr.size(); ++i) dyr[i] = dy[i];
+  const Reference ref = direct(d, xr, wr, br, dyr);
+  HostWorkspace ws;
+  const Exec exec{nullptr, &ws};
+
+  Guarded<T> y(dy64.size(), guard), dx(x64.size(), guard), dw(w64.size(), guard), db(b64.size(), guard);
+  conv2d_forward(x.data(), w.data(), b.data(), y.data(), s, exec);
+  expect("conv2d_forward", config, y, ref.y, ref.y_scale);
+  conv2d_backward_input(dy.data(), w.data(), dx.data(), s, exec);
+  expect("conv2d_backward_input", config, dx, ref.dx, ref.dx_scale);
+  // accumulate = true into a prior of ones
+  for (size_t i = 0; i < dw.size(); ++i) dw[i] = T(1);
+  for (size_t i = 0; i < db.size(); ++i) db[i] = T(1);
+  std::vector<double> want_dw = ref.dw, scale_dw = ref.dw_scale, want_db = ref.db, scale_db = ref.db_scale;
+  for (double& v : want_dw) v += 1;
+  for (double& v : scale_dw) v += 1;
+  for (double& v : want_db) v += 1;
+  for (double& v : scale_db) v += 1;
+  conv2d_backward_weight(dy.data(), x.data(), dw.data(), true, s, exec);
+  expect("conv2d_backward_weight (accumulate)", config, dw, want_dw, scale_dw);
+  conv2d_backward_bias(dy.data(), db.data(), true, s, exec);
+  expect("conv2d_backward_bias (accumulate)", config, db, want_db, scale_db);
+  conv2d_backward_weight(dy.data(), x.data(), dw.data(), false, s, exec);
+  expect("conv2d_backward_weight", config, dw, ref.dw, ref.dw_scale);
+  conv2d_backward_bias(dy.data(), db.data(), false, s, exec);
+  expect("conv2d_backward_bias", config, db, ref.db, ref.db_scale);
+}
+
 void check(int64_t N, int64_t C, int64_t H, int64_t W, int64_t Co, int64_t kh, int64_t kw, int64_t sh,
            int64_t sw, int64_t ph, int64_t pw, int64_t dh, int64_t dw, int64_t G) {
   Conv2dParams prm;
@@ -201,6 +247,8 @@ void check(int64_t N, int64_t C, int64_t H, int64_t W, int64_t Co, int64_t kh, i
   run<double, 32>(s, x, w, b, dy, config);
   run<float, 32>(s, x, w, b, dy, config);
   run<float, 64>(s, x, w, b, dy, config);
+  entry_points<double>(s, x, w, b, dy, config);
+  entry_points<float>(s, x, w, b, dy, config);
 }
 
 int main() {
@@ -221,6 +269,7 @@ int main() {
   check(2, 3, 10, 11, 4, 3, 3, 3, 2, 1, 2, 2, 1, 1);  // stride 3 x 2, dilation
   check(1, 36, 5, 5, 40, 3, 3, 1, 1, 1, 1, 1, 1, 1);  // more than a 32-row tile of channels both ways
   check(2, 8, 5, 7, 70, 3, 3, 2, 1, 1, 1, 1, 1, 2);   // 35 output channels per group
+  check(4, 3, 6, 5, 2, 3, 3, 1, 1, 1, 1, 1, 1, 1);    // two output channels: the bias gradient in bands
   std::printf(fails ? "FAILED (%d)\n" : "conv2d kernels, emulated launches: ok\n", fails);
   return fails != 0;
 }

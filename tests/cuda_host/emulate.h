@@ -10,6 +10,10 @@
 // `static`: blocks run one at a time, so one copy per kernel instantiation is enough.
 // A barrier that some live threads can never reach (a divergent __syncthreads) aborts the run
 // instead of hanging.
+//
+// FASTNN_LAUNCH (cuda/launch.h) becomes emu::launch, so the .cu files themselves compile as host
+// C++ (g++ -x c++ -include emulate.h) and their launchers run synchronously on the host, with
+// device memory being host memory; runtime.cpp supplies the CUDA runtime calls they make.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -31,14 +35,71 @@ inline dim3 block_dim, grid_dim;
 
 enum class State { ready, at_block_barrier, at_warp_barrier, done };
 
+// Switching fibers. On x86-64 a minimal switch (callee-saved registers and the stack pointer):
+// glibc's swapcontext also saves the signal mask with a system call per switch, and kernels with
+// warp shuffles switch dozens of times per thread (conv2d_kernels ran 6x longer on swapcontext).
+// Elsewhere, or with FASTNN_EMULATE_UCONTEXT defined, ucontext.
+// (The minimal switch does not follow a CET shadow stack: tests/test_cuda_index_maps.py builds
+// with -fcf-protection=none, so the programs never run with one.)
+#if defined(__x86_64__) && !defined(FASTNN_EMULATE_UCONTEXT)
+extern "C" void fastnn_emu_switch(void** save_sp, void* load_sp);
+asm(R"(
+  .text
+  .weak fastnn_emu_switch
+  .type fastnn_emu_switch, @function
+fastnn_emu_switch:
+  pushq %rbp
+  pushq %rbx
+  pushq %r12
+  pushq %r13
+  pushq %r14
+  pushq %r15
+  movq %rsp, (%rdi)
+  movq %rsi, %rsp
+  popq %r15
+  popq %r14
+  popq %r13
+  popq %r12
+  popq %rbx
+  popq %rbp
+  ret
+  .size fastnn_emu_switch, .-fastnn_emu_switch
+)");
+struct Context {
+  void* sp = nullptr;
+};
+// A context that starts entry() on the given stack (entry must never return).
+inline void make_context(Context& c, char* stack, size_t size, void (*entry)()) {
+  const uintptr_t top = (reinterpret_cast<uintptr_t>(stack) + size) & ~uintptr_t(15);
+  void** sp = reinterpret_cast<void**>(top - 64);  // six registers, entry as the return address
+  for (int i = 0; i < 6; ++i) sp[i] = nullptr;
+  sp[6] = reinterpret_cast<void*>(entry);  // entered with rsp = top - 8, as after a call
+  sp[7] = nullptr;
+  c.sp = sp;
+}
+inline void switch_context(Context& from, Context& to) { fastnn_emu_switch(&from.sp, to.sp); }
+#else
+struct Context {
+  ucontext_t uc;
+};
+inline void make_context(Context& c, char* stack, size_t size, void (*entry)()) {
+  getcontext(&c.uc);
+  c.uc.uc_stack.ss_sp = stack;
+  c.uc.uc_stack.ss_size = size;
+  c.uc.uc_link = nullptr;
+  makecontext(&c.uc, entry, 0);
+}
+inline void switch_context(Context& from, Context& to) { swapcontext(&from.uc, &to.uc); }
+#endif
+
 struct Fiber {
-  ucontext_t context;
+  Context context;
   std::vector<char> stack;
   State state = State::ready;
 };
 
 struct Block {
-  ucontext_t scheduler;
+  Context scheduler;
   std::vector<Fiber> fibers;
   int current = 0;
   std::function<void()> body;
@@ -58,14 +119,15 @@ inline void set_thread(int t) {
 inline void yield(State why) {
   Block& b = block();
   b.fibers[b.current].state = why;
-  swapcontext(&b.fibers[b.current].context, &b.scheduler);
+  switch_context(b.fibers[b.current].context, b.scheduler);
 }
 
-inline void fiber_main() {
+[[noreturn]] inline void fiber_main() {
   Block& b = block();
   b.body();
   b.fibers[b.current].state = State::done;
-  // returning resumes uc_link, the scheduler
+  switch_context(b.fibers[b.current].context, b.scheduler);
+  std::abort();  // a finished fiber is never resumed
 }
 
 // Releases a barrier once every live thread it concerns has reached it; false when nothing can
@@ -117,11 +179,7 @@ void launch(dim3 grid, dim3 threads, Kernel kernel, Args... args) {
         for (int t = 0; t < n; ++t) {
           Fiber& f = b.fibers[t];
           f.stack.resize(kStack);
-          getcontext(&f.context);
-          f.context.uc_stack.ss_sp = f.stack.data();
-          f.context.uc_stack.ss_size = kStack;
-          f.context.uc_link = &b.scheduler;
-          makecontext(&f.context, fiber_main, 0);
+          make_context(f.context, f.stack.data(), kStack, fiber_main);
           f.state = State::ready;
         }
         for (;;) {
@@ -130,7 +188,7 @@ void launch(dim3 grid, dim3 threads, Kernel kernel, Args... args) {
             if (b.fibers[t].state != State::ready) continue;
             b.current = t;
             set_thread(t);
-            swapcontext(&b.scheduler, &b.fibers[t].context);
+            switch_context(b.scheduler, b.fibers[t].context);
             ran = true;
           }
           bool live = false;
@@ -159,7 +217,25 @@ T shuffle_xor(T v, int lane_mask) {
   return out;
 }
 
+template <class Kernel>
+struct Launcher {
+  dim3 grid, threads;
+  Kernel kernel;
+  template <class... Args>
+  void operator()(Args... args) const {
+    launch(grid, threads, kernel, args...);
+  }
+};
+template <class Kernel>
+Launcher<Kernel> launcher(dim3 grid, dim3 threads, Kernel kernel) {
+  return {grid, threads, kernel};
+}
+
 }  // namespace emu
+
+// Dynamic shared memory (shared_bytes) has no host equivalent here: the kernels that use it
+// (gemm_tf32.cu, mma.sync) are not compiled for the host.
+#define FASTNN_LAUNCH(grid, block, shared_bytes, stream, ...) emu::launcher((grid), (block), __VA_ARGS__)
 
 #undef __global__
 #undef __device__

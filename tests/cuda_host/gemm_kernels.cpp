@@ -3,7 +3,8 @@
 // loads, leading dimensions wider than the matrix, partial edge tiles), the tiled main loop, the
 // block -> tile walk, gemm_store's alpha / beta / bias, and split-K partials summed by the
 // reduction kernel. C is compared in full with a float64 direct loop, for each tile shape gemm.cu
-// launches (large / medium / small in float32, medium in float64) and all four transposes.
+// launches (large / medium / small in float32, medium in float64) and all four transposes; then
+// through cuda::gemm itself (gemm.cu compiled as host code: its plan, split-K and scratch).
 // Tolerance: |got - want| <= rtol * (sum of |terms|), rtol 1e-13 for float64, 2e-6 for float32.
 // Built and run by tests/test_cuda_index_maps.py.
 #include "emulate.h"  // first: turns the CUDA keywords into host code
@@ -12,7 +13,9 @@
 #include <type_traits>
 
 #include "buffers.h"
+#include "cuda/gemm.h"
 #include "cuda/gemm_exact.cuh"
+#include "workspace.h"
 
 using namespace fastnn::cuda::detail;
 
@@ -21,7 +24,8 @@ int fails = 0;
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 template <class T, Tile TILE, bool TA, bool TB>
-void check(int64_t M, int64_t N, int64_t K, int splits_wanted, bool with_bias, double beta, bool pad_ld) {
+void check(int64_t M, int64_t N, int64_t K, int splits_wanted, bool with_bias, double beta, bool pad_ld,
+           bool via_gemm = false) {
   using C = ExactConfig<T, TILE>;
   constexpr int threads = (C::BM / C::TM) * (C::BN / C::TN);
   // A stored (M, K) or, TA, (K, M); B stored (K, N) or, TB, (N, K). Padded leading dimensions
@@ -52,6 +56,20 @@ void check(int64_t M, int64_t N, int64_t K, int splits_wanted, bool with_bias, d
       scale[ci] = abs_sum + std::fabs(beta * static_cast<double>(c[ci])) + (with_bias ? std::fabs(double(bias[n])) : 0.0);
     }
 
+  if (via_gemm) {  // the public entry point: gemm.cu's plan picks the tile shape and the splits
+    fastnn::GemmShape gs;
+    gs.M = M, gs.N = N, gs.K = K, gs.trans_a = TA, gs.trans_b = TB, gs.lda = lda, gs.ldb = ldb, gs.ldc = ldc;
+    HostWorkspace ws;
+    fastnn::cuda::gemm(gs, alpha, a.data(), b.data(), static_cast<T>(beta), c.data(), with_bias ? bias.data() : nullptr,
+                       fastnn::cuda::Exec{nullptr, &ws});
+    const double rtol = std::is_same_v<T, double> ? 1e-13 : 2e-6;
+    const double err = worst_error(c, want, scale);
+    if (!(err <= rtol && c.guards_intact()) && fails++ < 20)
+      std::printf("cuda::gemm %s TA%d TB%d M%ld N%ld K%ld bias %d beta %g: worst error %.3g%s\n",
+                  std::is_same_v<T, double> ? "float64" : "float32", TA, TB, (long)M, (long)N, (long)K, with_bias, beta,
+                  err, c.guards_intact() ? "" : ", wrote outside C");
+    return;
+  }
   GemmParams<T> p{};
   p.a = a.data(), p.b = b.data(), p.c = c.data(), p.bias = with_bias ? bias.data() : nullptr;
   p.M = M, p.N = N, p.K = K, p.lda = lda, p.ldb = ldb, p.ldc = ldc;
@@ -75,11 +93,12 @@ void check(int64_t M, int64_t N, int64_t K, int splits_wanted, bool with_bias, d
 }
 
 template <class T, Tile TILE>
-void all_transposes(int64_t M, int64_t N, int64_t K, int splits, bool bias, double beta, bool pad) {
-  check<T, TILE, false, false>(M, N, K, splits, bias, beta, pad);
-  check<T, TILE, false, true>(M, N, K, splits, bias, beta, pad);
-  check<T, TILE, true, false>(M, N, K, splits, bias, beta, pad);
-  check<T, TILE, true, true>(M, N, K, splits, bias, beta, pad);
+void all_transposes(int64_t M, int64_t N, int64_t K, int splits, bool bias, double beta, bool pad,
+                    bool via_gemm = false) {
+  check<T, TILE, false, false>(M, N, K, splits, bias, beta, pad, via_gemm);
+  check<T, TILE, false, true>(M, N, K, splits, bias, beta, pad, via_gemm);
+  check<T, TILE, true, false>(M, N, K, splits, bias, beta, pad, via_gemm);
+  check<T, TILE, true, true>(M, N, K, splits, bias, beta, pad, via_gemm);
 }
 
 int main() {
@@ -93,6 +112,11 @@ int main() {
   all_transposes<double, Tile::medium>(70, 68, 37, 1, true, 1.0, false);
   all_transposes<double, Tile::medium>(5, 97, 90, 3, false, 0.0, true);
   all_transposes<double, Tile::medium>(1, 1, 1, 1, true, 0.0, false);
+  // Through cuda::gemm (one emulated multiprocessor: small products split K).
+  all_transposes<float, Tile::large>(150, 133, 37, 1, true, 0.0, false, true);
+  all_transposes<float, Tile::large>(20, 30, 300, 1, false, 1.0, true, true);
+  all_transposes<double, Tile::medium>(70, 68, 37, 1, true, 0.5, true, true);
+  all_transposes<double, Tile::medium>(9, 5, 200, 1, false, 0.0, false, true);
   std::printf(fails ? "FAILED (%d)\n" : "gemm kernels, emulated launches: ok\n", fails);
   return fails != 0;
 }

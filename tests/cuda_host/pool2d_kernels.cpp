@@ -5,7 +5,9 @@
 // (which also reports the first forged index), average pooling forward and backward, and the
 // global average (warp per plane, butterfly sums) forward and backward. Every output is compared
 // in full with a float64 direct loop over the definition: max-pool values and indices exactly,
-// sums within rtol * (sum of |terms|), rtol 1e-13 for float64 and 1e-6 for float32.
+// sums within rtol * (sum of |terms|), rtol 1e-13 for float64 and 1e-6 for float32. Then all of
+// it again through the public entry points of pool2d.cu (its launchers compiled as host code:
+// grid sizes from blocks_for, the scatter's flag cleared, read back and decoded).
 // Built and run by tests/test_cuda_index_maps.py.
 #include "emulate.h"  // first: turns the CUDA keywords into host code
 
@@ -14,7 +16,9 @@
 #include <type_traits>
 
 #include "buffers.h"
+#include "cuda/pool2d.h"
 #include "cuda/pool2d_kernels.cuh"
+#include "workspace.h"
 
 using namespace fastnn;
 using namespace fastnn::cuda;
@@ -35,7 +39,7 @@ void expect(const char* what, const Guarded<T>& got, const std::vector<double>& 
 const dim3 kGrid(3), kThreads(64);  // 192 threads: smaller than every total below but the tiniest
 
 template <class T, class Index>
-void check_max(const Pool2dShape& s, std::mt19937& rng, bool with_nan) {
+void check_max(const Pool2dShape& s, std::mt19937& rng, bool with_nan, bool via_entry_points) {
   const PoolDims d = PoolDims::of(s);
   const int64_t planes = s.planes(), in_plane = s.in_plane(), out_plane = s.out_plane();
   const int64_t in_total = planes * in_plane, out_total = planes * out_plane;
@@ -46,8 +50,13 @@ void check_max(const Pool2dShape& s, std::mt19937& rng, bool with_nan) {
   for (size_t i = 0; i < dy.size(); ++i) dy[i] = static_cast<T>(normal(rng));
   std::vector<Index> idx_store(out_total + 2048, Index(-7));
   Index* indices = idx_store.data() + 1024;
-  emu::launch(kGrid, kThreads, pool_kernels::max_pool2d_forward_kernel<T, Index>, (const T*)x.data(), y.data(), indices,
-              d, out_total);
+  HostWorkspace ws;
+  const Exec exec{nullptr, &ws};
+  if (via_entry_points)
+    max_pool2d_forward(x.data(), y.data(), indices, s, exec);
+  else
+    emu::launch(kGrid, kThreads, pool_kernels::max_pool2d_forward_kernel<T, Index>, (const T*)x.data(), y.data(),
+                indices, d, out_total);
 
   // The definition: scan the window's real elements in order; strictly greater replaces, the
   // first NaN wins.
@@ -86,8 +95,11 @@ void check_max(const Pool2dShape& s, std::mt19937& rng, bool with_nan) {
     want[target] += dy[i], scale[target] += std::fabs(static_cast<double>(dy[i]));
   }
   Guarded<T> dx(in_total, 1024);
-  emu::launch(kGrid, kThreads, pool_kernels::max_pool2d_backward_kernel<T, Index>, (const T*)dy.data(),
-              (const Index*)indices, dx.data(), d, in_total);
+  if (via_entry_points)
+    max_pool2d_backward(dy.data(), (const Index*)indices, dx.data(), s, exec);
+  else
+    emu::launch(kGrid, kThreads, pool_kernels::max_pool2d_backward_kernel<T, Index>, (const T*)dy.data(),
+                (const Index*)indices, dx.data(), d, in_total);
   expect("max_pool2d_backward (gather)", dx, want, scale);
 
   // The scatter, once with the true indices and once with a forged one in the last plane (skipped,
@@ -103,8 +115,14 @@ void check_max(const Pool2dShape& s, std::mt19937& rng, bool with_nan) {
       indices[forged_at] = static_cast<Index>(in_plane);  // one past the plane
       want_s[(planes - 1) * in_plane + saved] -= dy[forged_at];
     }
-    emu::launch(dim3(1), dim3(32), pool_kernels::max_pool2d_backward_scatter_kernel<T, Index>, (const T*)dy.data(),
-                (const Index*)indices, dxs.data(), planes, in_plane, out_plane, &first_invalid);
+    if (via_entry_points) {  // the launcher clears its flag, launches, and reads the flag back
+      const int64_t first = max_pool2d_backward_scatter(dy.data(), (const Index*)indices, dxs.data(), planes, in_plane,
+                                                        out_plane, exec);
+      first_invalid = first < 0 ? ULLONG_MAX : static_cast<unsigned long long>(first);
+    } else {
+      emu::launch(dim3(1), dim3(32), pool_kernels::max_pool2d_backward_scatter_kernel<T, Index>, (const T*)dy.data(),
+                  (const Index*)indices, dxs.data(), planes, in_plane, out_plane, &first_invalid);
+    }
     indices[forged_at] = saved;
     expect(forge ? "max_pool2d_backward (scatter, forged index)" : "max_pool2d_backward (scatter)", dxs, want_s, scale);
     const unsigned long long want_invalid = forge ? static_cast<unsigned long long>(forged_at) : ULLONG_MAX;
@@ -114,7 +132,7 @@ void check_max(const Pool2dShape& s, std::mt19937& rng, bool with_nan) {
 }
 
 template <class T>
-void check_avg(const Pool2dShape& s, std::mt19937& rng) {
+void check_avg(const Pool2dShape& s, std::mt19937& rng, bool via_entry_points) {
   const PoolDims d = PoolDims::of(s);
   const int64_t planes = s.planes(), in_plane = s.in_plane(), out_plane = s.out_plane();
   const int64_t in_total = planes * in_plane, out_total = planes * out_plane;
@@ -124,10 +142,17 @@ void check_avg(const Pool2dShape& s, std::mt19937& rng) {
   for (size_t i = 0; i < dy.size(); ++i) dy[i] = static_cast<T>(normal(rng));
   const T inv_area = T(1) / static_cast<T>(d.kh * d.kw);  // pool2d.cu's inverse_area: padding counts
   const double area = static_cast<double>(d.kh * d.kw);
-  emu::launch(kGrid, kThreads, pool_kernels::avg_pool2d_forward_kernel<T>, (const T*)x.data(), y.data(), d, inv_area,
-              out_total);
-  emu::launch(kGrid, kThreads, pool_kernels::avg_pool2d_backward_kernel<T>, (const T*)dy.data(), dx.data(), d, inv_area,
-              in_total);
+  HostWorkspace ws;
+  const Exec exec{nullptr, &ws};
+  if (via_entry_points) {
+    avg_pool2d_forward(x.data(), y.data(), s, exec);
+    avg_pool2d_backward(dy.data(), dx.data(), s, exec);
+  } else {
+    emu::launch(kGrid, kThreads, pool_kernels::avg_pool2d_forward_kernel<T>, (const T*)x.data(), y.data(), d, inv_area,
+                out_total);
+    emu::launch(kGrid, kThreads, pool_kernels::avg_pool2d_backward_kernel<T>, (const T*)dy.data(), dx.data(), d,
+                inv_area, in_total);
+  }
   std::vector<double> y_want(out_total, 0.0), y_scale(out_total, 0.0), dx_want(in_total, 0.0), dx_scale(in_total, 0.0);
   for (int64_t pl = 0; pl < planes; ++pl)
     for (int64_t oh = 0; oh < d.Ho; ++oh)
@@ -146,10 +171,15 @@ void check_avg(const Pool2dShape& s, std::mt19937& rng) {
 
   // Global average over each plane.
   Guarded<T> g(planes, 1024), gdx(in_total, 1024);
-  emu::launch(dim3(2), dim3(256), pool_kernels::global_avg_pool2d_forward_kernel<T>, (const T*)x.data(), g.data(),
-              planes, in_plane);
-  emu::launch(kGrid, kThreads, pool_kernels::global_avg_pool2d_backward_kernel<T>, (const T*)dy.data(), gdx.data(),
-              in_plane, T(1) / static_cast<T>(in_plane), in_total);
+  if (via_entry_points) {
+    global_avg_pool2d_forward(x.data(), g.data(), s, exec);
+    global_avg_pool2d_backward(dy.data(), gdx.data(), s, exec);
+  } else {
+    emu::launch(dim3(2), dim3(256), pool_kernels::global_avg_pool2d_forward_kernel<T>, (const T*)x.data(), g.data(),
+                planes, in_plane);
+    emu::launch(kGrid, kThreads, pool_kernels::global_avg_pool2d_backward_kernel<T>, (const T*)dy.data(), gdx.data(),
+                in_plane, T(1) / static_cast<T>(in_plane), in_total);
+  }
   std::vector<double> g_want(planes, 0.0), g_scale(planes, 0.0), gdx_want(in_total), gdx_scale(in_total);
   for (int64_t i = 0; i < in_total; ++i) {
     g_want[i / in_plane] += x[i] / double(in_plane), g_scale[i / in_plane] += std::fabs(double(x[i])) / double(in_plane);
@@ -165,12 +195,14 @@ void check(int64_t N, int64_t C, int64_t H, int64_t W, int64_t kh, int64_t kw, i
   std::snprintf(config, sizeof config, "N%ld C%ld %ldx%ld k%ldx%ld s%ldx%ld p%ldx%ld", (long)N, (long)C, (long)H,
                 (long)W, (long)kh, (long)kw, (long)sh, (long)sw, (long)ph, (long)pw);
   std::mt19937 rng(static_cast<unsigned>(H * 31 + W * 7 + kh + sh));
-  for (bool with_nan : {false, true}) {
-    check_max<float, int64_t>(s, rng, with_nan);
-    check_max<double, int32_t>(s, rng, with_nan);
+  for (bool via_entry_points : {false, true}) {
+    for (bool with_nan : {false, true}) {
+      check_max<float, int64_t>(s, rng, with_nan, via_entry_points);
+      check_max<double, int32_t>(s, rng, with_nan, via_entry_points);
+    }
+    check_avg<float>(s, rng, via_entry_points);
+    check_avg<double>(s, rng, via_entry_points);
   }
-  check_avg<float>(s, rng);
-  check_avg<double>(s, rng);
 }
 
 int main() {
