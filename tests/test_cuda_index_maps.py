@@ -1,18 +1,20 @@
-"""The CUDA kernels' index arithmetic, checked on the CPU (no GPU needed): small C++ programs in
-tests/cuda_host compile the kernels' code as host code and check it.
+"""The CUDA code, checked on the CPU (no GPU needed): small C++ programs in tests/cuda_host compile
+it as host code and check it.
 
 - The index maps on their own: the GEMM tile loaders and thread mapping (csrc/cuda/gemm_tiles.cuh,
   with CUDA's headers), the implicit-GEMM convolution's gathers and output addresses
   (csrc/cuda/conv2d_maps.cuh), the pooling windows, scans and backward gathers
   (csrc/cuda/pool2d_maps.cuh, against the CPU's scatter bit for bit).
-- Whole launches of the real kernels (csrc/cuda/*_kernels.cuh, gemm_exact.cuh), run by
-  tests/cuda_host/emulate.h (each thread a fiber, barriers and warp shuffles emulated): the
-  convolutions forward / input gradient / weight gradient (split-K too) / bias gradient through
-  the real GatherOperand and DenseOperand loaders, the exact GEMM with every transpose and tile
-  shape, and the pooling kernels; every output compared in full with a float64 direct loop.
+- Whole launches, emulated by tests/cuda_host/emulate.h (each thread a fiber; barriers, warp
+  shuffles and atomics emulated; FASTNN_LAUNCH run on the host): the kernels of every
+  csrc/cuda/*.cu except the TF32 GEMM (inline PTX), launched directly with chosen tiles and
+  splits (conv2d, gemm, pool2d) and through the public entry points, launchers included
+  (tile choice, split-K, banding, chunk tables, loss finish, flags read back), on an emulated
+  GPU with one multiprocessor. Every output is compared in full with a float64 direct loop;
+  each program states its tolerances.
 
-Skipped without a C++ compiler (or, where marked, the CUDA headers). The kernels' arithmetic on a
-GPU runs in tests/cuda."""
+Skipped without a C++ compiler (or, where marked, the CUDA headers). The kernels on a GPU run in
+tests/cuda."""
 
 from __future__ import annotations
 
@@ -39,6 +41,12 @@ PROGRAMS: dict[str, list[str] | None] = {
     "gemm_kernels": ["gemm", "launch"],
     "pool2d_kernels": ["pool2d", "launch"],
     "softmax_xent": ["softmax_xent", "loss_result", "launch"],
+    "bce_logits": ["bce_logits", "loss_result", "launch"],
+    "batchnorm": ["batchnorm", "band_sums", "launch"],
+    "linear": ["linear", "gemm", "band_sums", "launch"],
+    "optim": ["optim", "launch"],
+    "activation": ["activation", "launch"],
+    "dropout": ["dropout", "launch"],
 }
 NEEDS_CUDA_HEADERS = {"tile_maps"} | {name for name, sources in PROGRAMS.items() if sources is not None}
 

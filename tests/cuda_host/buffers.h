@@ -71,3 +71,19 @@ int count_mismatches(const char* what, const Got* got, const std::vector<double>
   }
   return bad;
 }
+
+// |got - want| <= rtol * scale for every element (scale: the size of the terms the result is
+// made of, where it cancels; NaN only where want is NaN); returns the number outside, printing
+// the first few under `what`.
+template <class Got>
+int count_outside(const char* what, const Got* got, const std::vector<double>& want, const std::vector<double>& scale,
+                  double rtol) {
+  int bad = 0;
+  for (size_t i = 0; i < want.size(); ++i) {
+    const double g = static_cast<double>(got[i]);
+    const bool ok = std::isnan(want[i]) ? std::isnan(g) : std::fabs(g - want[i]) <= rtol * scale[i];
+    if (!ok && bad++ < 3)
+      std::printf("%s: element %zu is %.17g, want %.17g\n", what, i, g, want[i]);
+  }
+  return bad;
+}
