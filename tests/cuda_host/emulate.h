@@ -2,8 +2,8 @@
 // real kernel templates (operand loaders, tiled main loop, epilogues, grid-stride loops) and can
 // compare their outputs with direct loops. Include this before any csrc/cuda header.
 //
-// Model: a launch runs its blocks one after another; inside a block every thread is a fiber
-// (ucontext) that runs until it reaches a barrier. __syncthreads() waits for every live thread
+// Model: a launch runs its blocks one after another; inside a block every thread is a fiber (own
+// stack, switched by hand; see switch_context) that runs until it reaches a barrier. __syncthreads() waits for every live thread
 // of the block, a warp shuffle for every live lane of its warp (exchanged through a per-warp
 // mailbox), so barrier-ordered shared memory and butterfly reductions behave as on the GPU.
 // Fibers never preempt each other, which makes atomics trivially atomic. __shared__ becomes
@@ -26,6 +26,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <memory>
 #include <vector>
 
 namespace emu {
@@ -94,7 +95,7 @@ inline void switch_context(Context& from, Context& to) { swapcontext(&from.uc, &
 
 struct Fiber {
   Context context;
-  std::vector<char> stack;
+  std::unique_ptr<char[]> stack;  // uninitialised: only the pages a thread touches get mapped
   State state = State::ready;
 };
 
@@ -178,8 +179,8 @@ void launch(dim3 grid, dim3 threads, Kernel kernel, Args... args) {
         block_idx = {x, y, z};
         for (int t = 0; t < n; ++t) {
           Fiber& f = b.fibers[t];
-          f.stack.resize(kStack);
-          make_context(f.context, f.stack.data(), kStack, fiber_main);
+          if (!f.stack) f.stack.reset(new char[kStack]);
+          make_context(f.context, f.stack.get(), kStack, fiber_main);
           f.state = State::ready;
         }
         for (;;) {
