@@ -14,6 +14,7 @@
 // FASTNN_LAUNCH (cuda/launch.h) becomes emu::launch, so the .cu files themselves compile as host
 // C++ (g++ -x c++ -include emulate.h) and their launchers run synchronously on the host, with
 // device memory being host memory; runtime.cpp supplies the CUDA runtime calls they make.
+// FASTNN_HOST_EMULATION tells gemm_tf32.cu to use the emulated PTX below.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -105,6 +106,7 @@ struct Block {
   int current = 0;
   std::function<void()> body;
   std::vector<unsigned char> mailbox;  // 8 bytes per thread: the values a shuffle exchanges
+  std::vector<uint32_t> mma_box;       // 6 words per thread: the fragments mma.sync exchanges
 };
 
 inline Block& block() {
@@ -218,25 +220,98 @@ T shuffle_xor(T v, int lane_mask) {
   return out;
 }
 
+// The launch's dynamic shared memory (extern __shared__), filled with 0x7f bytes at each launch:
+// a kernel reading it before writing it sees huge values, not zeros.
+inline std::vector<double>& dynamic_shared_memory() {
+  static std::vector<double> memory;
+  return memory;
+}
+template <class T>
+T* dynamic_shared() {
+  return reinterpret_cast<T*>(dynamic_shared_memory().data());
+}
+
 template <class Kernel>
 struct Launcher {
   dim3 grid, threads;
+  size_t shared_bytes;
   Kernel kernel;
   template <class... Args>
   void operator()(Args... args) const {
+    std::vector<double>& shared = dynamic_shared_memory();
+    shared.assign((shared_bytes + 7) / 8, 0.0);
+    std::memset(shared.data(), 0x7f, shared.size() * sizeof(double));
     launch(grid, threads, kernel, args...);
   }
 };
 template <class Kernel>
-Launcher<Kernel> launcher(dim3 grid, dim3 threads, Kernel kernel) {
-  return {grid, threads, kernel};
+Launcher<Kernel> launcher(dim3 grid, dim3 threads, size_t shared_bytes, Kernel kernel) {
+  return {grid, threads, shared_bytes, kernel};
 }
+
+// The PTX that gemm_tf32.cu uses, with its semantics on the emulated GPU.
+
+// cp.async.cg 16 bytes, src_bytes of them read and the rest zero. Synchronous here: the copy has
+// landed when the wait that follows it returns, as on the GPU.
+inline void cp_async_16(void* dst, const void* src, int src_bytes) {
+  std::memset(dst, 0, 16);
+  if (src_bytes > 0) std::memcpy(dst, src, static_cast<size_t>(src_bytes));
+}
+
+// cvt.rna.tf32.f32: keep 10 mantissa bits, rounding to nearest with ties away from zero (finite
+// inputs; the low 13 bits of the result are zero).
+inline uint32_t to_tf32(float x) {
+  uint32_t bits;
+  std::memcpy(&bits, &x, 4);
+  return (bits + 0x1000u) & 0xffffe000u;
+}
+
+inline float value_of_tf32(uint32_t bits) {
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+
+// mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32, D = A (16 x 8) B (8 x 8) + D, called by all
+// 32 lanes of a warp with the fragments of the PTX ISA (g = lane / 4, q = lane % 4):
+//   A: a0 = (g, q)  a1 = (g + 8, q)  a2 = (g, q + 4)  a3 = (g + 8, q + 4)
+//   B: b0 = (k = q, n = g)  b1 = (k = q + 4, n = g)
+//   D: d0 = (g, 2q)  d1 = (g, 2q + 1)  d2 = (g + 8, 2q)  d3 = (g + 8, 2q + 1)
+// Each lane publishes its fragments, the warp meets, each lane computes its four results from
+// everyone's (products of TF32 values are exact in float32; sums in k order), the warp meets.
+inline void mma_m16n8k8_tf32(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
+  Block& blk = block();
+  const int self = blk.current, lane = self % 32, warp0 = self - lane;
+  if (blk.mma_box.size() < blk.fibers.size() * 6) blk.mma_box.resize(blk.fibers.size() * 6);
+  for (int i = 0; i < 4; ++i) blk.mma_box[self * 6 + i] = a[i];
+  for (int i = 0; i < 2; ++i) blk.mma_box[self * 6 + 4 + i] = b[i];
+  yield(State::at_warp_barrier);
+  auto a_at = [&](int row, int k) {  // held by lane (row % 8) * 4 + k % 4
+    return value_of_tf32(blk.mma_box[(warp0 + (row % 8) * 4 + k % 4) * 6 + (row >= 8) + 2 * (k >= 4)]);
+  };
+  auto b_at = [&](int k, int n) {  // held by lane n * 4 + k % 4
+    return value_of_tf32(blk.mma_box[(warp0 + n * 4 + k % 4) * 6 + 4 + (k >= 4)]);
+  };
+  const int g = lane / 4, q = lane % 4;
+  for (int r = 0; r < 4; ++r) {
+    const int row = g + (r / 2) * 8, col = 2 * q + r % 2;
+    float sum = d[r];
+    for (int k = 0; k < 8; ++k) sum += a_at(row, k) * b_at(k, col);
+    d[r] = sum;
+  }
+  yield(State::at_warp_barrier);
+}
+
+// The device cudaGetDevice reports (runtime.cpp): 0, one multiprocessor (small products split,
+// grid-stride loops wrap), or 1, 132 multiprocessors like an H100 (the launchers' choices for a
+// full-size GPU). Launchers cache device facts per device, so switching is safe.
+inline int current_device = 0;
 
 }  // namespace emu
 
-// Dynamic shared memory (shared_bytes) has no host equivalent here: the kernels that use it
-// (gemm_tf32.cu, mma.sync) are not compiled for the host.
-#define FASTNN_LAUNCH(grid, block, shared_bytes, stream, ...) emu::launcher((grid), (block), __VA_ARGS__)
+#define FASTNN_HOST_EMULATION 1
+#define FASTNN_LAUNCH(grid, block, shared_bytes, stream, ...) \
+  emu::launcher((grid), (block), (shared_bytes), __VA_ARGS__)
 
 #undef __global__
 #undef __device__
@@ -254,6 +329,12 @@ Launcher<Kernel> launcher(dim3 grid, dim3 threads, Kernel kernel) {
 #define gridDim emu::grid_dim
 #define __syncthreads() emu::yield(emu::State::at_block_barrier)
 #define __shfl_xor_sync(mask, v, lane_mask) emu::shuffle_xor((v), (lane_mask))
+
+// cuda_runtime.h declares this C++ overload for nvcc only.
+template <class Function>
+cudaError_t cudaFuncSetAttribute(Function* entry, cudaFuncAttribute attr, int value) {
+  return cudaFuncSetAttribute(reinterpret_cast<const void*>(entry), attr, value);
+}
 
 template <class T>
 T atomicMin(T* address, T value) {

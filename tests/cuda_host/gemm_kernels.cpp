@@ -4,7 +4,10 @@
 // block -> tile walk, gemm_store's alpha / beta / bias, and split-K partials summed by the
 // reduction kernel. C is compared in full with a float64 direct loop, for each tile shape gemm.cu
 // launches (large / medium / small in float32, medium in float64) and all four transposes; then
-// through cuda::gemm itself (gemm.cu compiled as host code: its plan, split-K and scratch).
+// through cuda::gemm itself (gemm.cu compiled as host code: its plan, split-K and scratch), and
+// with "high" precision through the TF32 kernel of gemm_tf32.cu (its cp.async pipeline, fragment
+// layouts and mma.sync emulated by emulate.h) at both of its tile shapes, against a reference of
+// the TF32-rounded operands.
 // Tolerance: |got - want| <= rtol * (sum of |terms|), rtol 1e-13 for float64, 2e-6 for float32.
 // Built and run by tests/test_cuda_index_maps.py.
 #include "emulate.h"  // first: turns the CUDA keywords into host code
@@ -25,13 +28,19 @@ int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 template <class T, Tile TILE, bool TA, bool TB>
 void check(int64_t M, int64_t N, int64_t K, int splits_wanted, bool with_bias, double beta, bool pad_ld,
-           bool via_gemm = false) {
+           bool via_gemm = false, bool tf32 = false, int device = 0) {
   using C = ExactConfig<T, TILE>;
   constexpr int threads = (C::BM / C::TM) * (C::BN / C::TN);
   // A stored (M, K) or, TA, (K, M); B stored (K, N) or, TB, (N, K). Padded leading dimensions
-  // (not a multiple of 16 bytes) force the scalar path; unpadded ones multiple of 4 the vector path.
+  // (not a multiple of 16 bytes) force the scalar path (and decline TF32); otherwise rows are
+  // rounded up to whole 16-byte vectors, for the vector loads and cp.async.
   const int64_t a_rows = TA ? K : M, a_cols = TA ? M : K, b_rows = TB ? N : K, b_cols = TB ? K : N;
-  const int64_t lda = a_cols + (pad_ld ? 3 : 0), ldb = b_cols + (pad_ld ? 1 : 0), ldc = N + 2;
+  const int64_t lda = pad_ld ? a_cols + 3 : (a_cols + 3) / 4 * 4, ldb = pad_ld ? b_cols + 1 : (b_cols + 3) / 4 * 4;
+  const int64_t ldc = N + 2;
+  // TF32 runs where both operands allow 16-byte copies (gemm_tf32's condition); its operands are
+  // rounded to TF32 first, so the reference rounds them the same way.
+  const bool uses_tf32 = tf32 && !pad_ld;
+  auto operand = [&](T v) { return uses_tf32 ? double(emu::value_of_tf32(emu::to_tf32(float(v)))) : double(v); };
   std::mt19937 rng(static_cast<unsigned>(M * 7 + N * 3 + K));
   std::normal_distribution<double> normal;
   const size_t guard = 4096;
@@ -49,7 +58,7 @@ void check(int64_t M, int64_t N, int64_t K, int splits_wanted, bool with_bias, d
       if (n >= N) continue;
       double sum = 0, abs_sum = 0;
       for (int64_t k = 0; k < K; ++k) {
-        const double av = TA ? a[k * lda + m] : a[m * lda + k], bv = TB ? b[n * ldb + k] : b[k * ldb + n];
+        const double av = operand(TA ? a[k * lda + m] : a[m * lda + k]), bv = operand(TB ? b[n * ldb + k] : b[k * ldb + n]);
         sum += av * bv, abs_sum += std::fabs(av * bv);
       }
       want[ci] = double(alpha) * sum + beta * static_cast<double>(c[ci]) + (with_bias ? double(bias[n]) : 0.0);
@@ -60,14 +69,18 @@ void check(int64_t M, int64_t N, int64_t K, int splits_wanted, bool with_bias, d
     fastnn::GemmShape gs;
     gs.M = M, gs.N = N, gs.K = K, gs.trans_a = TA, gs.trans_b = TB, gs.lda = lda, gs.ldb = ldb, gs.ldc = ldc;
     HostWorkspace ws;
+    emu::current_device = device;
+    if (tf32) fastnn::cuda::set_matmul_precision(fastnn::cuda::MatmulPrecision::high);
     fastnn::cuda::gemm(gs, alpha, a.data(), b.data(), static_cast<T>(beta), c.data(), with_bias ? bias.data() : nullptr,
                        fastnn::cuda::Exec{nullptr, &ws});
+    fastnn::cuda::set_matmul_precision(fastnn::cuda::MatmulPrecision::highest);
+    emu::current_device = 0;
     const double rtol = std::is_same_v<T, double> ? 1e-13 : 2e-6;
     const double err = worst_error(c, want, scale);
     if (!(err <= rtol && c.guards_intact()) && fails++ < 20)
-      std::printf("cuda::gemm %s TA%d TB%d M%ld N%ld K%ld bias %d beta %g: worst error %.3g%s\n",
-                  std::is_same_v<T, double> ? "float64" : "float32", TA, TB, (long)M, (long)N, (long)K, with_bias, beta,
-                  err, c.guards_intact() ? "" : ", wrote outside C");
+      std::printf("cuda::gemm %s%s on device %d TA%d TB%d M%ld N%ld K%ld bias %d beta %g: worst error %.3g%s\n",
+                  std::is_same_v<T, double> ? "float64" : "float32", uses_tf32 ? " (TF32)" : "", device, TA, TB, (long)M,
+                  (long)N, (long)K, with_bias, beta, err, c.guards_intact() ? "" : ", wrote outside C");
     return;
   }
   GemmParams<T> p{};
@@ -94,11 +107,11 @@ void check(int64_t M, int64_t N, int64_t K, int splits_wanted, bool with_bias, d
 
 template <class T, Tile TILE>
 void all_transposes(int64_t M, int64_t N, int64_t K, int splits, bool bias, double beta, bool pad,
-                    bool via_gemm = false) {
-  check<T, TILE, false, false>(M, N, K, splits, bias, beta, pad, via_gemm);
-  check<T, TILE, false, true>(M, N, K, splits, bias, beta, pad, via_gemm);
-  check<T, TILE, true, false>(M, N, K, splits, bias, beta, pad, via_gemm);
-  check<T, TILE, true, true>(M, N, K, splits, bias, beta, pad, via_gemm);
+                    bool via_gemm = false, bool tf32 = false, int device = 0) {
+  check<T, TILE, false, false>(M, N, K, splits, bias, beta, pad, via_gemm, tf32, device);
+  check<T, TILE, false, true>(M, N, K, splits, bias, beta, pad, via_gemm, tf32, device);
+  check<T, TILE, true, false>(M, N, K, splits, bias, beta, pad, via_gemm, tf32, device);
+  check<T, TILE, true, true>(M, N, K, splits, bias, beta, pad, via_gemm, tf32, device);
 }
 
 int main() {
@@ -117,6 +130,12 @@ int main() {
   all_transposes<float, Tile::large>(20, 30, 300, 1, false, 1.0, true, true);
   all_transposes<double, Tile::medium>(70, 68, 37, 1, true, 0.5, true, true);
   all_transposes<double, Tile::medium>(9, 5, 200, 1, false, 0.0, false, true);
+  // TF32 ("high" precision): 128 x 128 tiles and split K on device 0, 64 x 64 tiles on device 1
+  // (132 multiprocessors); padded operands decline it and run exact.
+  all_transposes<float, Tile::large>(150, 133, 37, 1, true, 0.0, false, true, true, 0);
+  all_transposes<float, Tile::large>(20, 30, 300, 1, false, 1.0, false, true, true, 0);
+  all_transposes<float, Tile::large>(70, 68, 45, 1, true, 0.5, false, true, true, 1);
+  all_transposes<float, Tile::large>(33, 9, 16, 1, false, 0.0, true, true, true, 1);
   std::printf(fails ? "FAILED (%d)\n" : "gemm kernels, emulated launches: ok\n", fails);
   return fails != 0;
 }
