@@ -6,12 +6,12 @@ it as host code and check it.
   (csrc/cuda/conv2d_maps.cuh), the pooling windows, scans and backward gathers
   (csrc/cuda/pool2d_maps.cuh, against the CPU's scatter bit for bit).
 - Whole launches, emulated by tests/cuda_host/emulate.h (each thread a fiber; barriers, warp
-  shuffles and atomics emulated; FASTNN_LAUNCH run on the host): the kernels of every
-  csrc/cuda/*.cu except the TF32 GEMM (inline PTX), launched directly with chosen tiles and
-  splits (conv2d, gemm, pool2d) and through the public entry points, launchers included
-  (tile choice, split-K, banding, chunk tables, loss finish, flags read back), on an emulated
-  GPU with one multiprocessor. Every output is compared in full with a float64 direct loop;
-  each program states its tolerances.
+  shuffles, atomics and the TF32 kernel's PTX emulated; FASTNN_LAUNCH run on the host): the
+  kernels of every csrc/cuda/*.cu, launched directly with chosen tiles and splits (conv2d, gemm,
+  pool2d) and through the public entry points, launchers included (tile choice, split-K,
+  banding, chunk tables, loss finish, flags read back), on an emulated GPU with one
+  multiprocessor (and one with 132 for the TF32 GEMM's other tile shape). Every output is
+  compared in full with a float64 direct loop; each program states its tolerances.
 
 Skipped without a C++ compiler (or, where marked, the CUDA headers). The kernels on a GPU run in
 tests/cuda."""
