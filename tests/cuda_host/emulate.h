@@ -310,8 +310,9 @@ inline int current_device = 0;
 }  // namespace emu
 
 #define FASTNN_HOST_EMULATION 1
+// (the stream is evaluated and dropped: every emulated launch runs to completion at once)
 #define FASTNN_LAUNCH(grid, block, shared_bytes, stream, ...) \
-  emu::launcher((grid), (block), (shared_bytes), __VA_ARGS__)
+  emu::launcher(((void)(stream), (grid)), (block), (shared_bytes), __VA_ARGS__)
 
 #undef __global__
 #undef __device__
