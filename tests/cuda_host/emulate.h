@@ -40,10 +40,10 @@ enum class State { ready, at_block_barrier, at_warp_barrier, done };
 // Switching fibers. On x86-64 a minimal switch (callee-saved registers and the stack pointer):
 // glibc's swapcontext also saves the signal mask with a system call per switch, and kernels with
 // warp shuffles switch dozens of times per thread (conv2d_kernels ran 6x longer on swapcontext).
-// Elsewhere, or with FASTNN_EMULATE_UCONTEXT defined, ucontext.
+// Elsewhere (other CPUs, non-ELF assemblers), or with FASTNN_EMULATE_UCONTEXT defined, ucontext.
 // (The minimal switch does not follow a CET shadow stack: tests/test_cuda_index_maps.py builds
 // with -fcf-protection=none, so the programs never run with one.)
-#if defined(__x86_64__) && !defined(FASTNN_EMULATE_UCONTEXT)
+#if defined(__x86_64__) && defined(__ELF__) && !defined(FASTNN_EMULATE_UCONTEXT)
 extern "C" void fastnn_emu_switch(void** save_sp, void* load_sp);
 asm(R"(
   .text
