@@ -4,8 +4,8 @@ once with one clear line naming the entry point and the reason, and ``fastnn inf
 the CUDA side is; and the DataLoader's asynchronous host-to-GPU feed, driven through a stand-in
 for CuPy that records every stream operation, stages, copies and orders batches as documented
 (pinned slots reused only after their copy finished, the copy of batch k + 1 queued before
-batch k is handed out, compute waiting on each copy). With a GPU, tests/cuda runs the real
-thing."""
+batch k is handed out, compute waiting on each copy, and a loop left early by break or exception
+waiting for the copy still in flight). With a GPU, tests/cuda runs the real thing."""
 
 from __future__ import annotations
 
@@ -208,6 +208,55 @@ def test_device_feed_orders_copies_as_documented(monkeypatch):
     assert [e[0] for e in log].count("pin") == 2
     syncs = [i for i, e in enumerate(log) if e[0] == "sync"]
     assert len(syncs) == len(batches) - 2 and all(s < copies[2 * (k + 2)] for k, s in enumerate(syncs))
+
+
+def _consume_until(log: _Log, stop_after: int, how: str) -> None:
+    """Takes batches from to_gpu_async until batch ``stop_after`` and then leaves the loop by
+    ``how``: "break" or an exception raised in the loop body (as fit's NonFiniteLossError is)."""
+    from fastnn.data.device_feed import to_gpu_async
+
+    rng = np.random.default_rng(2)
+    batches = [(rng.standard_normal((4, 1, 3, 3)).astype(np.float32), rng.integers(0, 9, 4)) for _ in range(5)]
+
+    class Stop(Exception):
+        pass
+
+    try:
+        for k, _ in enumerate(to_gpu_async(iter(batches))):
+            log.add("handed", k)
+            if k == stop_after:
+                if how == "break":
+                    break
+                raise Stop
+    except Stop:
+        pass
+    log.add("left")
+
+
+@pytest.mark.parametrize("how", ["break", "exception"])
+@pytest.mark.parametrize("stop_after", [0, 2])
+def test_device_feed_waits_for_the_copy_in_flight_when_abandoned(monkeypatch, how, stop_after):
+    # When the loop stops at batch k, batch k + 1's copy has been queued and never waited on:
+    # closing the feed must wait for it before the arrays and pinned slot can be reused.
+    log = _Log()
+    monkeypatch.setitem(sys.modules, "cupy", _fake_cupy(log))
+    _consume_until(log, stop_after, how)
+    handed = log.index(("handed", stop_after))
+    # the event recorded on the copy stream after batch k + 1's copies, which came before batch k
+    # was handed out
+    copies = [i for i, e in enumerate(log) if e[0] == "copy"]
+    in_flight = next(e[2] for e in log[copies[2 * stop_after + 3]:] if e[0] == "record" and e[1] == "copy")
+    assert ("wait", "compute", in_flight) not in log  # never handed out, so compute never waited
+    assert log.index(("sync", in_flight)) in range(handed, log.index(("left",)))
+    assert ("handed", stop_after + 1) not in log and len(copies) == 2 * (stop_after + 2)
+
+
+def test_device_feed_finished_epoch_waits_for_nothing_more(monkeypatch):
+    log = _Log()
+    monkeypatch.setitem(sys.modules, "cupy", _fake_cupy(log))
+    _consume_until(log, -1, "break")  # runs to the end
+    last = log.index(("handed", 4))
+    assert not any(e[0] == "sync" for e in log[last:])
 
 
 def test_loader_on_cuda_yields_the_cpu_batches(monkeypatch):

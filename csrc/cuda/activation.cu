@@ -75,7 +75,7 @@ template <class T>
 void activation_forward(Activation act, const T* x, T* y, int64_t n, T negative_slope,
                         const Exec& exec) {
   if (n == 0) return;
-  activation_forward_kernel<T><<<blocks_for(n, kThreads), kThreads, 0, exec.stream>>>(
+  FASTNN_LAUNCH(blocks_for(n, kThreads), kThreads, 0, exec.stream, activation_forward_kernel<T>)(
       Forward<T>{act, negative_slope}, x, y, n);
   check_launch("activation_forward");
 }
@@ -84,7 +84,7 @@ template <class T>
 void activation_backward(Activation act, const T* saved, const T* dy, T* dx, int64_t n,
                          T negative_slope, const Exec& exec) {
   if (n == 0) return;
-  activation_backward_kernel<T><<<blocks_for(n, kThreads), kThreads, 0, exec.stream>>>(
+  FASTNN_LAUNCH(blocks_for(n, kThreads), kThreads, 0, exec.stream, activation_backward_kernel<T>)(
       Backward<T>{act, negative_slope}, saved, dy, dx, n);
   check_launch("activation_backward");
 }

@@ -25,7 +25,7 @@ template <class T>
 void add_band_sums(const T* band_sums, int64_t bands, int64_t features, const T* prior, T* out,
                    const Exec& exec) {
   constexpr int threads = 256;
-  add_band_sums_kernel<T><<<blocks_for(features, threads), threads, 0, exec.stream>>>(
+  FASTNN_LAUNCH(blocks_for(features, threads), threads, 0, exec.stream, add_band_sums_kernel<T>)(
       band_sums, bands, features, prior, out);
   check_launch("add_band_sums");
 }

@@ -70,7 +70,8 @@ Banding banding(const BnDims& d) {
 template <class Term>
 double* channel_band_sums(const BnDims& d, const Banding& b, Term term, const char* name, const Exec& exec) {
   auto* partial = static_cast<double*>(exec.scratch(d.C * b.bands * 2 * sizeof(double), name));
-  channel_band_sums_kernel<Term><<<static_cast<unsigned>(d.C * b.bands), kThreads, 0, exec.stream>>>(
+  FASTNN_LAUNCH(static_cast<unsigned>(d.C * b.bands), kThreads, 0, exec.stream,
+                channel_band_sums_kernel<Term>)(
       d, b.bands, b.length, term, partial);
   check_launch(name);
   return partial;
@@ -181,8 +182,8 @@ void normalize(const T* x, const T* weight, const T* bias, const T* mean, const 
                const BnDims& d, const Exec& exec) {
   const int64_t total = d.N * d.C * d.S;
   if (total == 0) return;
-  normalize_kernel<T><<<blocks_for(total, kThreads), kThreads, 0, exec.stream>>>(x, weight, bias, mean, inv_std,
-                                                                                 y, d, total);
+  FASTNN_LAUNCH(blocks_for(total, kThreads), kThreads, 0, exec.stream, normalize_kernel<T>)(
+      x, weight, bias, mean, inv_std, y, d, total);
   check_launch("batch_norm_normalize");
 }
 
@@ -198,10 +199,11 @@ void batch_norm_train_forward(const T* x, const T* weight, const T* bias, T* y, 
   const unsigned channel_blocks = blocks_for(d.C, kThreads);
   auto* mean = static_cast<double*>(exec.scratch(d.C * sizeof(double), "batch_norm_train"));
   const double* sums = channel_band_sums(d, b, ValueTerm<T>{x}, "batch_norm_mean", exec);
-  finish_mean_kernel<<<channel_blocks, kThreads, 0, exec.stream>>>(sums, b.bands, d.C, count, mean);
+  FASTNN_LAUNCH(channel_blocks, kThreads, 0, exec.stream, finish_mean_kernel)(
+      sums, b.bands, d.C, count, mean);
   check_launch("batch_norm_finish_mean");
   const double* squares = channel_band_sums(d, b, SquaredDeviationTerm<T>{x, mean}, "batch_norm_variance", exec);
-  finish_train_stats_kernel<T><<<channel_blocks, kThreads, 0, exec.stream>>>(
+  FASTNN_LAUNCH(channel_blocks, kThreads, 0, exec.stream, finish_train_stats_kernel<T>)(
       squares, b.bands, d.C, count, mean, momentum, eps, save_mean, save_inv_std, running_mean, running_var);
   check_launch("batch_norm_finish_stats");
   // Normalise with the saved (rounded) statistics, the ones backward will see.
@@ -214,7 +216,8 @@ void batch_norm_eval_forward(const T* x, const T* weight, const T* bias, const T
                              const Exec& exec) {
   const BnDims d = dims_of(s);
   auto* inv_std = static_cast<T*>(exec.scratch(d.C * sizeof(T), "batch_norm_eval"));
-  eval_inv_std_kernel<T><<<blocks_for(d.C, kThreads), kThreads, 0, exec.stream>>>(running_var, eps, d.C, inv_std);
+  FASTNN_LAUNCH(blocks_for(d.C, kThreads), kThreads, 0, exec.stream, eval_inv_std_kernel<T>)(
+      running_var, eps, d.C, inv_std);
   check_launch("batch_norm_eval_inv_std");
   normalize(x, weight, bias, running_mean, inv_std, y, d, exec);
 }
@@ -231,14 +234,14 @@ void batch_norm_backward(const T* dy, const T* x, const T* weight, const T* mean
       need_sums && d.count() > 0 ? channel_band_sums(d, b, GradTerms<T>{dy, x, mean}, "batch_norm_backward_sums", exec)
                                  : nullptr;
   T* coefficients = dx ? static_cast<T*>(exec.scratch(3 * d.C * sizeof(T), "batch_norm_backward")) : nullptr;
-  finish_backward_kernel<T><<<blocks_for(d.C, kThreads), kThreads, 0, exec.stream>>>(
+  FASTNN_LAUNCH(blocks_for(d.C, kThreads), kThreads, 0, exec.stream, finish_backward_kernel<T>)(
       sums, b.bands, d.C, static_cast<double>(d.count()), weight, inv_std, training, accumulate, dweight, dbias,
       coefficients);
   check_launch("batch_norm_finish_backward");
   const int64_t total = d.N * d.C * d.S;
   if (!dx || total == 0) return;
-  backward_input_kernel<T><<<blocks_for(total, kThreads), kThreads, 0, exec.stream>>>(dy, x, mean, coefficients,
-                                                                                      dx, d, total);
+  FASTNN_LAUNCH(blocks_for(total, kThreads), kThreads, 0, exec.stream, backward_input_kernel<T>)(
+      dy, x, mean, coefficients, dx, d, total);
   check_launch("batch_norm_backward_input");
 }
 

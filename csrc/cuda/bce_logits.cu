@@ -42,7 +42,7 @@ LossResult bce_with_logits(const T* logits, const T* targets, const T* pos_weigh
   const unsigned int blocks = blocks_for(n, kThreads);
   auto* block_sums = static_cast<double*>(exec.scratch(blocks * sizeof(double), "bce_with_logits"));
   LossScratch* scratch = new_loss_scratch(exec);
-  bce_with_logits_kernel<T><<<blocks, kThreads, 0, exec.stream>>>(
+  FASTNN_LAUNCH(blocks, kThreads, 0, exec.stream, bce_with_logits_kernel<T>)(
       logits, targets, pos_weight, grad, n, classes, block_sums, &scratch->first_invalid);
   check_launch("bce_with_logits");
   return finish_loss(block_sums, blocks, static_cast<double>(n), scratch, exec);

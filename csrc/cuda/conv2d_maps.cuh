@@ -2,6 +2,10 @@
 // one of the products in conv2d.h into the tensor element it stands for, zero where that is
 // padding. Host and device code alike, so tests/cuda_host/conv2d_maps.cpp checks them on the CPU
 // against direct loops over the definition in cpu/conv2d.h.
+//
+// Every gather functor is called as element(mn, k), the order GatherOperand::load uses (mn: the
+// operand's row of A or column of B; k: the reduction index), so each operator() takes its
+// arguments in that order whatever the operand's side.
 #pragma once
 
 #include <cstdint>
@@ -80,14 +84,14 @@ struct WeightTransposed {
 
 // The output gradient reaching input pixel (n, h, w) through tap (p, q) of output channel o:
 // dy[n, g*Og + o, i, j] where (h, w) = (i*sh - ph + p*dh, j*sw - pw + q*dw), zero when no output
-// position (i, j) reads (h, w) through that tap. As (kk = o*KK + p*kw + q, pix = n*H*W + h*W + w):
-// backward input, B side.
+// position (i, j) reads (h, w) through that tap. Backward input, B side, so called as
+// (mn = pix = n*H*W + h*W + w, k = kk = o*KK + p*kw + q): the pixel first.
 template <class T>
 struct GradOutTaps {
   const T* dy;
   ConvDims d;
   int64_t g;
-  __host__ __device__ inline T operator()(int64_t kk, int64_t pix) const {
+  __host__ __device__ inline T operator()(int64_t pix, int64_t kk) const {
     const int64_t o = kk / d.KK, r = kk - o * d.KK;
     const int64_t p = r / d.kw, q = r - p * d.kw;
     const int64_t n = pix / d.HW, hw = pix - n * d.HW;

@@ -33,7 +33,7 @@ template <class T>
 void dropout_forward(const T* x, T* y, uint8_t* mask, int64_t n, double p, uint64_t seed,
                      const Exec& exec) {
   if (n == 0) return;
-  dropout_forward_kernel<T><<<blocks_for(n, kThreads), kThreads, 0, exec.stream>>>(
+  FASTNN_LAUNCH(blocks_for(n, kThreads), kThreads, 0, exec.stream, dropout_forward_kernel<T>)(
       x, y, mask, n, dropout_key(seed), dropout_drop_threshold(p), static_cast<T>(dropout_keep_scale(p)));
   check_launch("dropout_forward");
 }
@@ -41,7 +41,7 @@ void dropout_forward(const T* x, T* y, uint8_t* mask, int64_t n, double p, uint6
 template <class T>
 void dropout_backward(const T* dy, const uint8_t* mask, T* dx, int64_t n, double p, const Exec& exec) {
   if (n == 0) return;
-  dropout_backward_kernel<T><<<blocks_for(n, kThreads), kThreads, 0, exec.stream>>>(
+  FASTNN_LAUNCH(blocks_for(n, kThreads), kThreads, 0, exec.stream, dropout_backward_kernel<T>)(
       dy, mask, dx, n, static_cast<T>(dropout_keep_scale(p)));
   check_launch("dropout_backward");
 }

@@ -31,6 +31,12 @@ constexpr int kStages = 3;
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
 #define FASTNN_TF32_DEVICE 1
 #endif
+// FASTNN_HOST_EMULATION: compiled as host C++ by tests/cuda_host (emulate.h), where the PTX below
+// is replaced by emu:: functions with the same semantics (per-lane fragments of mma.sync
+// exchanged across the emulated warp), so the tiling and fragment index math run on the CPU.
+#if defined(FASTNN_TF32_DEVICE) || defined(FASTNN_HOST_EMULATION)
+#define FASTNN_TF32_KERNEL 1
+#endif
 
 // 16 bytes global -> shared, asynchronously; `src_bytes` < 16 zero-fills the rest (0 reads
 // nothing, so `src` need only be a valid address).
@@ -38,6 +44,8 @@ __device__ inline void cp_async_16(void* smem, const void* src, int src_bytes) {
 #ifdef FASTNN_TF32_DEVICE
   const unsigned dst = static_cast<unsigned>(__cvta_generic_to_shared(smem));
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(src_bytes));
+#elif defined(FASTNN_HOST_EMULATION)
+  emu::cp_async_16(smem, src, src_bytes);
 #endif
 }
 
@@ -59,6 +67,8 @@ __device__ inline uint32_t to_tf32(float x) {
   uint32_t r = 0;
 #ifdef FASTNN_TF32_DEVICE
   asm("cvt.rna.tf32.f32 %0, %1;\n" : "=r"(r) : "f"(x));
+#elif defined(FASTNN_HOST_EMULATION)
+  r = emu::to_tf32(x);
 #endif
   return r;
 }
@@ -70,6 +80,8 @@ __device__ inline void mma_tf32(float (&d)[4], const uint32_t (&a)[4], const uin
       "{%0,%1,%2,%3};\n"
       : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+#elif defined(FASTNN_HOST_EMULATION)
+  emu::mma_m16n8k8_tf32(d, a, b);
 #endif
 }
 
@@ -107,12 +119,16 @@ struct Tf32Layout {
 template <int BM, int BN, int WARPS_M, int WARPS_N, bool TA, bool TB>
 __global__ void __launch_bounds__(WARPS_M * WARPS_N * 32)
 gemm_tf32_kernel(GemmParams<float> p) {
-#ifdef FASTNN_TF32_DEVICE
+#ifdef FASTNN_TF32_KERNEL
   constexpr int THREADS = WARPS_M * WARPS_N * 32;
   constexpr int WM = BM / WARPS_M, WN = BN / WARPS_N;  // warp sub-tile
   constexpr int MI = WM / 16, NI = WN / 8;             // mma tiles per warp
   using L = Tf32Layout<BM, BN, TA, TB>;
+#ifdef FASTNN_HOST_EMULATION
+  float* const smem = emu::dynamic_shared<float>();
+#else
   extern __shared__ __align__(16) float smem[];
+#endif
   float* const As = smem;
   float* const Bs = smem + kStages * L::A_STAGE;
 
@@ -220,7 +236,7 @@ void launch_tf32(GemmParams<float> p, const Exec& exec) {
   p.tiles_n = static_cast<int>(tiles_n);
   const int splits = plan_split_k(p, tiles_m * tiles_n, kBK, exec);
   const dim3 grid(static_cast<unsigned>(tiles_m * tiles_n), 1, static_cast<unsigned>(splits));
-  kernel<<<grid, WARPS_M * WARPS_N * 32, L::SMEM_BYTES, exec.stream>>>(p);
+  FASTNN_LAUNCH(grid, WARPS_M * WARPS_N * 32, L::SMEM_BYTES, exec.stream, kernel)(p);
   check_launch("gemm_tf32");
   if (splits > 1) reduce_splits(p, splits, exec);
 }

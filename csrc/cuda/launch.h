@@ -2,9 +2,10 @@
 // memory comes from (Workspace), launch checks that raise errors naming the kernel, and cached
 // facts about the current device. Plain C++ over the CUDA runtime API: the bindings include it.
 //
-// Launch rule: every kernel launch is followed by check_launch("<kernel name>"), which raises
-// CudaError (RuntimeError in Python) with the kernel's name and CUDA's message. Kernels run
-// asynchronously on Exec::stream; an error inside a running kernel surfaces at the next check.
+// Launch rule: every kernel launch is written FASTNN_LAUNCH(grid, block, shared_bytes, stream,
+// kernel)(args...) and followed by check_launch("<kernel name>"), which raises CudaError
+// (RuntimeError in Python) with the kernel's name and CUDA's message. Kernels run asynchronously
+// on Exec::stream; an error inside a running kernel surfaces at the next check.
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -12,6 +13,13 @@
 #include <cstddef>
 #include <cstdint>
 #include <stdexcept>
+
+// kernel<<<grid, block, shared_bytes, stream>>>, spelt as a macro so that tests/cuda_host can
+// compile the launchers as plain C++ and run the launches on the host (tests/cuda_host/emulate.h
+// defines it first).
+#ifndef FASTNN_LAUNCH
+#define FASTNN_LAUNCH(grid, block, shared_bytes, stream, ...) __VA_ARGS__<<<(grid), (block), (shared_bytes), (stream)>>>
+#endif
 
 namespace fastnn::cuda {
 

@@ -78,12 +78,14 @@ void bias_backward_rows(const T* dy, T* dbias, int64_t rows, int64_t features, b
   const T* prior = accumulate ? dbias : nullptr;
   const dim3 block(kColumns, kRowThreads);
   if (bands == 1) {
-    column_sums_kernel<T><<<dim3(column_blocks, 1), block, 0, exec.stream>>>(dy, rows, features, band_rows, prior, dbias);
+    FASTNN_LAUNCH(dim3(column_blocks, 1), block, 0, exec.stream, column_sums_kernel<T>)(
+        dy, rows, features, band_rows, prior, dbias);
     check_launch("column_sums");
     return;
   }
   T* band_sums = static_cast<T*>(exec.scratch(bands * features * sizeof(T), "bias_backward_rows"));
-  column_sums_kernel<T><<<dim3(column_blocks, bands), block, 0, exec.stream>>>(dy, rows, features, band_rows, nullptr, band_sums);
+  FASTNN_LAUNCH(dim3(column_blocks, bands), block, 0, exec.stream, column_sums_kernel<T>)(
+      dy, rows, features, band_rows, nullptr, band_sums);
   check_launch("column_sums");
   add_band_sums(band_sums, bands, features, prior, dbias, exec);
 }

@@ -31,7 +31,7 @@ LossScratch* new_loss_scratch(const Exec& exec) {
 
 LossResult finish_loss(const double* terms, int64_t count, double divisor, LossScratch* scratch,
                        const Exec& exec) {
-  finish_loss_kernel<<<1, kThreads, 0, exec.stream>>>(terms, count, divisor, scratch);
+  FASTNN_LAUNCH(1, kThreads, 0, exec.stream, finish_loss_kernel)(terms, count, divisor, scratch);
   check_launch("finish_loss");
   LossScratch host;
   check_cuda(cudaMemcpyAsync(&host, scratch, sizeof(host), cudaMemcpyDeviceToHost, exec.stream),

@@ -83,7 +83,7 @@ void multi_tensor_apply(const std::vector<OptimTensor<T>>& tensors, const Rule& 
   int n_tensors = 0, n_blocks = 0;
   auto launch = [&] {
     if (n_blocks == 0) return;
-    multi_tensor_kernel<T, Rule><<<n_blocks, kThreads, 0, exec.stream>>>(table, rule);
+    FASTNN_LAUNCH(n_blocks, kThreads, 0, exec.stream, multi_tensor_kernel<T, Rule>)(table, rule);
     check_launch(kernel);
     n_blocks = 0;
   };

@@ -144,28 +144,28 @@ constexpr int kThreads = kWarpsPerBlock * kWarpSize;
 template <class T>
 void softmax_forward(const T* x, T* y, const RowsShape& s, const Exec& exec) {
   if (s.rows == 0) return;
-  softmax_forward_kernel<T><<<row_blocks(s.rows), kThreads, 0, exec.stream>>>(x, y, s);
+  FASTNN_LAUNCH(row_blocks(s.rows), kThreads, 0, exec.stream, softmax_forward_kernel<T>)(x, y, s);
   check_launch("softmax_forward");
 }
 
 template <class T>
 void log_softmax_forward(const T* x, T* y, const RowsShape& s, const Exec& exec) {
   if (s.rows == 0) return;
-  log_softmax_forward_kernel<T><<<row_blocks(s.rows), kThreads, 0, exec.stream>>>(x, y, s);
+  FASTNN_LAUNCH(row_blocks(s.rows), kThreads, 0, exec.stream, log_softmax_forward_kernel<T>)(x, y, s);
   check_launch("log_softmax_forward");
 }
 
 template <class T>
 void softmax_backward(const T* y, const T* dy, T* dx, const RowsShape& s, const Exec& exec) {
   if (s.rows == 0) return;
-  softmax_backward_kernel<T><<<row_blocks(s.rows), kThreads, 0, exec.stream>>>(y, dy, dx, s);
+  FASTNN_LAUNCH(row_blocks(s.rows), kThreads, 0, exec.stream, softmax_backward_kernel<T>)(y, dy, dx, s);
   check_launch("softmax_backward");
 }
 
 template <class T>
 void log_softmax_backward(const T* y, const T* dy, T* dx, const RowsShape& s, const Exec& exec) {
   if (s.rows == 0) return;
-  log_softmax_backward_kernel<T><<<row_blocks(s.rows), kThreads, 0, exec.stream>>>(y, dy, dx, s);
+  FASTNN_LAUNCH(row_blocks(s.rows), kThreads, 0, exec.stream, log_softmax_backward_kernel<T>)(y, dy, dx, s);
   check_launch("log_softmax_backward");
 }
 
@@ -174,7 +174,7 @@ LossResult softmax_cross_entropy(const T* logits, const Label* labels, T label_s
                                  const RowsShape& s, const Exec& exec) {
   auto* row_loss = static_cast<double*>(exec.scratch(s.rows * sizeof(double), "softmax_cross_entropy"));
   LossScratch* scratch = new_loss_scratch(exec);
-  softmax_cross_entropy_kernel<T, Label><<<row_blocks(s.rows), kThreads, 0, exec.stream>>>(
+  FASTNN_LAUNCH(row_blocks(s.rows), kThreads, 0, exec.stream, softmax_cross_entropy_kernel<T, Label>)(
       logits, labels, static_cast<double>(label_smoothing), grad, s, row_loss, &scratch->first_invalid);
   check_launch("softmax_cross_entropy");
   return finish_loss(row_loss, s.rows, static_cast<double>(s.rows), scratch, exec);

@@ -66,7 +66,7 @@ void check(int64_t N, int64_t C, int64_t H, int64_t W, int64_t Co, int64_t kh, i
     for (int64_t c = 0; c < d.Cg; ++c)
       for (int64_t pix = 0; pix < N * d.HW; ++pix) {
         double acc = 0;
-        for (int64_t kk = 0; kk < d.Og * d.KK; ++kk) acc += w_t(c, kk) * taps(kk, pix);
+        for (int64_t kk = 0; kk < d.Og * d.KK; ++kk) acc += w_t(c, kk) * taps(pix, kk);
         dx2[input_index(d, g, c, pix)] = acc;
       }
     for (int64_t o = 0; o < d.Og; ++o)

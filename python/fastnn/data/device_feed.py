@@ -11,7 +11,11 @@ on batch k (double buffering). Ordering, stream by stream:
 - the compute stream waits for the copy's event before the batch is handed out, so kernels
   queued on it never read a half-copied batch (the host thread itself does not wait);
 - a pinned buffer is overwritten only after the copy that last read it has finished (its event
-  synchronised on the host).
+  synchronised on the host);
+- when the consumer stops early (a ``break``, an exception in the training loop, a
+  NonFiniteLossError), batch k + 1's copy is still in flight: closing the generator waits for it
+  on the host before the feed lets go of it. Otherwise its device arrays would go back to CuPy's
+  pool, and its pinned slot to the pinned pool, while the copy still writes or reads them.
 """
 
 from __future__ import annotations
@@ -84,18 +88,27 @@ def to_gpu_async(batches: Iterable[tuple[np.ndarray, ...]], device_index: int | 
 
     context = cupy.cuda.Device(device_index) if device_index is not None else contextlib.nullcontext()
     iterator = iter(batches)
-    with context:
-        feeder = _Feeder(cupy)
-        first = next(iterator, None)
-        if first is None:
-            return
-        pending = feeder.start_copy(first)
-    for batch in iterator:
+    pending = None  # (device arrays, copy event) queued but not yet handed out
+    try:
         with context:
-            ahead = feeder.start_copy(batch)  # batch k + 1 copies while batch k computes
+            feeder = _Feeder(cupy)
+            first = next(iterator, None)
+            if first is None:
+                return
+            pending = feeder.start_copy(first)
+        for batch in iterator:
+            with context:
+                ahead = feeder.start_copy(batch)  # batch k + 1 copies while batch k computes
+                ready = feeder.hand_out(*pending)
+            pending = ahead
+            yield ready
+        with context:
             ready = feeder.hand_out(*pending)
+        pending = None
         yield ready
-        pending = ahead
-    with context:
-        ready = feeder.hand_out(*pending)
-    yield ready
+    finally:
+        # Runs on generator close too (the consumer's loop ended by break or exception): the copy
+        # queued ahead must finish before its arrays and pinned slot can be reused.
+        if pending is not None:
+            with context:
+                pending[1].synchronize()
