@@ -21,6 +21,7 @@ import fastnn
 from fastnn import nn, ops, reference
 from opinfo import CONV2D_CONFIGS, conv2d_case
 
+
 @pytest.fixture
 def restore_threads():
     before = fastnn.get_num_threads()
