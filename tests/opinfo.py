@@ -154,7 +154,13 @@ class OpInfo:
 
 
 def randn(rng, shape, dtype, scale=1.0, shift=0.0):
-    return (rng.standard_normal(shape) * scale + shift).astype(dtype)
+    """Normal samples drawn directly in ``dtype``, times scale plus shift."""
+    x = rng.standard_normal(shape, dtype=dtype)
+    if scale != 1.0:
+        x *= dtype(scale)
+    if shift != 0.0:
+        x += dtype(shift)
+    return x
 
 
 def _readonly(xp, shape, dtype):
@@ -387,9 +393,9 @@ def _with_relu(y, sample):
     return ref.relu(y) if sample.op_kwargs.get("relu") else y
 
 
-# (N, in, out): odd sizes, an MNIST-sized layer, K tails past the GEMM's K blocks (256 / 128), an
+# (N, in, out): odd sizes, a mid-sized layer, K tails past the GEMM's K blocks (256 / 128), an
 # empty batch.
-LINEAR_SHAPES = [(1, 1, 1), (3, 7, 17), (17, 33, 65), (65, 17, 3), (64, 784, 40), (33, 300, 10), (7, 1, 65),
+LINEAR_SHAPES = [(1, 1, 1), (3, 7, 17), (17, 33, 65), (65, 17, 3), (9, 520, 17), (33, 300, 10), (7, 1, 65),
                  (5, 257, 6), (5, 1025, 6), (0, 5, 3)]
 
 
@@ -427,8 +433,7 @@ def _linear_backward_inputs(s, fwd):
 
 # (N, C_in, H, W, C_out, kernel, stride, padding, dilation, groups, bias): 1x1, strides,
 # rectangular kernels and strides, dilation, groups, depthwise, a 1x1 output, padding wider
-# than the input, K = C_in*kh*kw past the GEMM's K block, an empty batch, and layers large
-# enough to run threaded (images split across threads, threads inside one image).
+# than the input, K = C_in*kh*kw past the GEMM's K block, an empty batch.
 CONV2D_CONFIGS = {
     "1x1": (2, 3, 5, 6, 7, 1, 1, 0, 1, 1, True),
     "1x1-stride2": (2, 3, 7, 7, 5, 1, 2, 0, 1, 1, False),
@@ -447,6 +452,10 @@ CONV2D_CONFIGS = {
     "pad-larger-than-input": (1, 2, 2, 3, 3, 3, 1, 2, 1, 1, True),
     "deep-K297": (2, 33, 6, 6, 17, 3, 1, 1, 1, 1, True),
     "empty-batch": (0, 3, 5, 5, 4, 3, 1, 1, 1, 1, True),
+}
+# Layers large enough to run threaded on the CPU (images split across threads, threads inside one
+# image): tests/test_conv2d.py runs them on two threads.
+CONV2D_THREADED_CONFIGS = {
     "threaded-batch": (8, 5, 12, 12, 8, 3, 1, 1, 1, 1, True),
     "threaded-one-image": (1, 16, 16, 16, 16, 3, 1, 1, 1, 1, True),
     "threaded-uneven-batch": (3, 8, 12, 12, 8, 3, 1, 1, 1, 1, True),

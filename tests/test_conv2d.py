@@ -1,8 +1,9 @@
-"""conv2d: the reference against finite differences, the CPU kernels on two threads, extreme
-hyper-parameters, determinism, and nn.Conv2d (gradcheck, PyTorch, bad arguments). The kernels
-against the reference over a grid of shapes and hyper-parameters (tests/opinfo.py
-CONV2D_CONFIGS), their accumulation into given gradients and their bad input are the conv2d entry
-of tests/opinfo.py; the plan each layer gets is tests/test_conv2d_paths.py.
+"""conv2d: the reference against finite differences, the CPU kernels on two threads (layers
+larger than the registry's), extreme hyper-parameters, determinism, and nn.Conv2d (gradcheck,
+PyTorch, bad arguments). The kernels against the reference over a grid of shapes and
+hyper-parameters (tests/opinfo.py CONV2D_CONFIGS), their accumulation into given gradients and
+their bad input are the conv2d entry of tests/opinfo.py; the plan each layer gets is
+tests/test_conv2d_paths.py.
 
 Tolerances (relative Frobenius error, see conftest): float64 kernels must match the reference
 to FLOAT64_RTOL (1e-12). float32 outputs are sums of K products (K = C_in/groups*kh*kw for y
@@ -19,7 +20,7 @@ from conftest import FLOAT32_RTOL_REDUCTION, FLOAT64_RTOL, assert_close, numeric
 
 import fastnn
 from fastnn import nn, ops, reference
-from opinfo import CONV2D_CONFIGS, conv2d_case
+from opinfo import CONV2D_THREADED_CONFIGS, conv2d_case
 
 
 @pytest.fixture
@@ -78,12 +79,11 @@ def test_reference_matches_direct_sum(rng):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("name", [name for name in CONV2D_CONFIGS if name.startswith("threaded")])
+@pytest.mark.parametrize("name", list(CONV2D_THREADED_CONFIGS))
 def test_threaded_paths_match_reference(name, dtype, rng, restore_threads):
-    # The registry runs these layers on the default thread count; here on two threads even on a
-    # one-core runner: images split across threads, and threads inside one image.
+    # Two threads even on a one-core runner: images split across threads, threads inside one image.
     fastnn.set_num_threads(2)
-    x, weight, bias, args = conv2d_case(CONV2D_CONFIGS[name], dtype, rng)
+    x, weight, bias, args = conv2d_case(CONV2D_THREADED_CONFIGS[name], dtype, rng)
     rtol = FLOAT32_RTOL_REDUCTION if dtype == np.float32 else FLOAT64_RTOL
     y = ops.conv2d(x, weight, bias, **args)
     assert_close(y, reference.conv2d(x, weight, bias, **args), rtol, f"{name} y")
@@ -109,7 +109,7 @@ def test_extreme_hyper_parameters_stay_in_range(rng):
 
 
 def test_deterministic_and_thread_count_independent_up_to_rounding(rng, restore_threads):
-    x, weight, bias, args = conv2d_case(CONV2D_CONFIGS["threaded-batch"], np.float32, rng)
+    x, weight, bias, args = conv2d_case(CONV2D_THREADED_CONFIGS["threaded-batch"], np.float32, rng)
     dy = rng.standard_normal((8, 8, 12, 12)).astype(np.float32)
     results = {}
     for threads in (1, 2):
