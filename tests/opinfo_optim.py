@@ -93,6 +93,8 @@ def _optim_errors(name):
                        f"fastnn.{name}", "'exp_avg'", "(3,)")
             yield err("int grad", lambda xp: op(a(xp), xp.ones(3, np.int32), a(xp), a(xp), step=1, lr=0.1), TypeError,
                        f"fastnn.{name}", "'grad'")
+            yield err("strided exp_avg_sq", lambda xp: op(a(xp), a(xp), a(xp), a(xp, 6)[::2], step=1, lr=0.1), ValueError,
+                       f"fastnn.{name}", "'exp_avg_sq'", "C-contiguous")
     return errors
 
 
@@ -167,6 +169,8 @@ def _multi_errors(name):
         yield err("grad shape", lambda xp: op(xp, [a(xp), a(xp)], [a(xp), a(xp, 2)]), ValueError,
                    f"fastnn.{single}: argument 'grad' must have shape (3,)")
         yield err("int param", lambda xp: op(xp, [xp.ones(3, np.int32)], [a(xp)]), TypeError, f"fastnn.{single}: argument 'param'", "int32")
+        yield err("strided grad", lambda xp: op(xp, [a(xp), a(xp)], [a(xp), a(xp, 6)[::2]]), ValueError,
+                  f"fastnn.{single}: argument 'grad' must be C-contiguous")
         if name == "sgd_step_multi":
             yield err("missing buffers", lambda xp: op(xp, [a(xp)], [a(xp)], momentum=0.9), ValueError, "'momentum_buffer' is required")
         else:

@@ -112,6 +112,8 @@ def _global_pool_errors(dtype):
     yield err("input_shape not ints", lambda xp: ops.global_avg_pool2d_backward(xp.ones((1, 2), dtype), "abc"), TypeError, "input_shape")
     yield err("grad_out shape", lambda xp: ops.global_avg_pool2d_backward(xp.ones((2, 2), dtype), (1, 2, 5, 5)), ValueError,
                "grad_out", "(1, 2)")
+    yield err("strided", lambda xp: ops.global_avg_pool2d(xp.zeros((1, 2, 5, 10), dtype)[..., ::2]), ValueError,
+              "global_avg_pool2d", "'x'", "C-contiguous")
 
 
 # ---- batch norm -------------------------------------------------------------------------------
@@ -199,6 +201,7 @@ def _bn_eval_errors(dtype):
     yield err("eval without running stats", lambda xp: ev(X4(xp), C(xp), C(xp), None, None), ValueError, "batch_norm_eval", "required")
     yield err("eval running_var 2-D", lambda xp: ev(X4(xp), C(xp), C(xp), C(xp), xp.ones((3, 1), dtype)), ValueError, "running_var", "(3, 1)")
     yield err("eval int x", lambda xp: ev(X4(xp).astype(np.int32), C(xp), C(xp), C(xp), C(xp)), TypeError, "batch_norm_eval", "'x'", "int32")
+    yield err("eval strided x", lambda xp: ev(X4(xp)[:, :, ::2], C(xp), C(xp), C(xp), C(xp)), ValueError, "batch_norm_eval", "'x'", "C-contiguous")
     yield err("eval eps < 0", lambda xp: ev(X4(xp), C(xp), C(xp), C(xp), C(xp), eps=-1.0), ValueError, "batch_norm_eval", "eps")
     yield err("eval backward inv_std shape", lambda xp: bwd(X4(xp), X4(xp), C(xp), C(xp), C(xp, 4), training=False), ValueError,
                "batch_norm_backward", "inv_std", "(4,)")

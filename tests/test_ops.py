@@ -205,3 +205,9 @@ def test_every_op_has_one_entry():
         assert entry.tol.why and (entry.grad_tol is None or entry.grad_tol.why), entry.name
         assert (entry.backward is None) == (entry.backward_ref is None) == (entry.backward_inputs is None), entry.name
         assert set(entry.backends) <= set(BACKENDS)
+        # Each class of bad input: a wrong dtype (TypeError), a wrong shape and a non-contiguous
+        # array (ValueError).
+        errors = list(entry.error_inputs(np.float32))
+        assert any(e.exc is TypeError for e in errors), f"{entry.name}: no wrong-dtype case"
+        assert any(e.exc is ValueError and "C-contiguous" not in " ".join(e.fragments) for e in errors), entry.name
+        assert any("C-contiguous" in " ".join(e.fragments) for e in errors), f"{entry.name}: no non-contiguous case"
