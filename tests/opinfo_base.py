@@ -165,7 +165,7 @@ def tree_map(fn, obj):
         return [tree_map(fn, v) for v in obj]
     if isinstance(obj, dict):
         return {k: tree_map(fn, v) for k, v in obj.items()}
-    if hasattr(obj, "__array_interface__") or hasattr(obj, "__cuda_array_interface__"):
+    if isinstance(obj, np.ndarray) or hasattr(obj, "__cuda_array_interface__"):  # not NumPy scalars
         return fn(obj)
     return obj
 
