@@ -69,6 +69,8 @@ def as_dict(result, names: tuple[str, ...]) -> dict:
 
 @dataclass
 class OpInfo:
+    """One op of fastnn.ops: what to call, what it must equal, how to feed it, what it rejects."""
+
     name: str
     op: Callable
     ref: Callable
@@ -151,7 +153,6 @@ def err(desc, call, exc, *fragments, backends=BACKENDS) -> ErrorInput:
 
 def other_dtype(dtype):
     return np.float64 if np.dtype(dtype) == np.float32 else np.float32
-
 
 
 # ---- moving samples between backends -----------------------------------------------------------

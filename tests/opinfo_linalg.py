@@ -49,40 +49,40 @@ def _matmul_errors(dtype):
     op = ops.matmul
     a = lambda xp, *shape: xp.ones(shape, dtype)  # noqa: E731
     yield err("int", lambda xp: op(xp.ones((2, 2), np.int32), a(xp, 2, 2)), TypeError,
-               "fastnn.matmul: argument 'a' must be float32 or float64; got int32")
+              "fastnn.matmul: argument 'a' must be float32 or float64; got int32")
     yield err("mixed", lambda xp: op(a(xp, 2, 2), xp.ones((2, 2), other_dtype(dtype))), TypeError, "argument 'b' must have the dtype of 'a'")
     yield err("float16", lambda xp: op(xp.ones((2, 2), np.float16), a(xp, 2, 2)), TypeError, "got float16")
     yield err("byteswapped", lambda xp: op(np.ones((2, 2), np.dtype(dtype).newbyteorder()), a(xp, 2, 2)), TypeError,
-               "argument 'a'", backends=CPU_ONLY)
+              "argument 'a'", backends=CPU_ONLY)
     yield err("list", lambda xp: op([[1.0]], a(xp, 1, 1)), TypeError, "must be a numpy.ndarray; got list")
     yield err("other backend's array", lambda xp: op(a(xp, 2, 3), np.ones((3, 2), dtype)), TypeError,
-               "fastnn.matmul: argument 'b' must be a cupy.ndarray", backends=("cuda",))
+              "fastnn.matmul: argument 'b' must be a cupy.ndarray", backends=("cuda",))
     yield err("1-D", lambda xp: op(a(xp, 3), a(xp, 3, 1)), ValueError, "fastnn.matmul: argument 'a' must be 2-D; got shape (3,)")
     yield err("inner", lambda xp: op(a(xp, 2, 3), a(xp, 4, 2)), ValueError, "inner dimensions differ")
     yield err("out shape", lambda xp: op(a(xp, 2, 3), a(xp, 3, 2), out=a(xp, 3, 2)), ValueError, "argument 'out' must have shape (2, 2)")
     yield err("transposed view", lambda xp: op(a(xp, 3, 2).T, a(xp, 3, 2)), ValueError, "argument 'a' must be C-contiguous")
     yield err("strided columns", lambda xp: op(a(xp, 4, 4)[:, ::2], a(xp, 2, 2)), ValueError, "argument 'a' must be C-contiguous")
     yield err("read-only out", lambda xp: op(a(xp, 2, 2), a(xp, 2, 2), out=readonly(xp, (2, 2), dtype)), ValueError,
-               "argument 'out' is updated in place and must be writeable", backends=CPU_ONLY)
+              "argument 'out' is updated in place and must be writeable", backends=CPU_ONLY)
     yield err("aliasing out", lambda xp: (lambda m: op(m, a(xp, 2, 2), out=m))(a(xp, 2, 2)), ValueError,
-               "argument 'out' must not share memory with 'a'")
+              "argument 'out' must not share memory with 'a'")
     yield err("beta without out", lambda xp: op(a(xp, 2, 2), a(xp, 2, 2), beta=1.0), ValueError, "'out' is required when beta != 0")
     if dtype == np.float32:
         yield err("misaligned", lambda xp: op(misaligned(6).reshape(2, 3), a(xp, 3, 2)), ValueError,
-                   "fastnn.matmul: argument 'a' must be aligned", backends=CPU_ONLY)
+                  "fastnn.matmul: argument 'a' must be aligned", backends=CPU_ONLY)
     # The fused epilogue's own checks.
     m25, m53 = (lambda xp: a(xp, 2, 5)), (lambda xp: a(xp, 5, 3))
     yield err("bias_per_col shape", lambda xp: op(m25(xp), m53(xp), bias_per_col=a(xp, 4)), ValueError,
-               "fastnn.matmul: ", "argument 'bias_per_col' must have shape (3,)")
+              "fastnn.matmul: ", "argument 'bias_per_col' must have shape (3,)")
     yield err("bias_per_row shape", lambda xp: op(m25(xp), m53(xp), bias_per_row=a(xp, 3)), ValueError,
-               "fastnn.matmul: ", "argument 'bias_per_row' must have shape (2,)")
+              "fastnn.matmul: ", "argument 'bias_per_row' must have shape (2,)")
     yield err("bias 2-D", lambda xp: op(m25(xp), m53(xp), bias_per_col=a(xp, 1, 3)), ValueError, "argument 'bias_per_col' must be 1-D")
     yield err("bias dtype", lambda xp: op(m25(xp), m53(xp), bias_per_col=xp.ones(3, other_dtype(dtype))), TypeError,
-               "argument 'bias_per_col' must have the dtype of 'a'")
+              "argument 'bias_per_col' must have the dtype of 'a'")
     yield err("bias strided", lambda xp: op(m25(xp), m53(xp), bias_per_row=a(xp, 4)[::2]), ValueError,
-               "argument 'bias_per_row' must be C-contiguous")
+              "argument 'bias_per_row' must be C-contiguous")
     yield err("bias aliasing out", lambda xp: (lambda o: op(a(xp, 3, 2), a(xp, 2, 3), out=o, bias_per_col=o[0]))(xp.zeros((3, 3), dtype)),
-               ValueError, "must not share memory")
+              ValueError, "must not share memory")
 
 
 def _with_relu(y, sample):
@@ -112,14 +112,14 @@ def _linear_errors(dtype):
     yield err("bias", lambda xp: ops.linear(a(xp, 2, 3), a(xp, 4, 3), a(xp, 5)), ValueError, "argument 'bias' must have shape (4,)")
     yield err("x transposed", lambda xp: ops.linear(a(xp, 3, 2).T, a(xp, 4, 3)), ValueError, "argument 'x' must be C-contiguous")
     yield err("grad_out", lambda xp: ops.linear_backward(a(xp, 2, 3), a(xp, 4, 3), a(xp, 2, 5)), ValueError,
-               "fastnn.linear_backward: argument 'grad_out' must have shape (2, 4)")
+              "fastnn.linear_backward: argument 'grad_out' must have shape (2, 4)")
     yield err("grad_weight", lambda xp: ops.linear_backward(a(xp, 2, 3), a(xp, 4, 3), a(xp, 2, 4), grad_weight=a(xp, 3, 4)),
-               ValueError, "argument 'grad_weight' must have shape (4, 3)")
+              ValueError, "argument 'grad_weight' must have shape (4, 3)")
     yield err("grad_bias dtype", lambda xp: ops.linear_backward(a(xp, 2, 3), a(xp, 4, 3), a(xp, 2, 4),
                                                                 grad_bias=xp.ones(4, other_dtype(dtype))), TypeError, "'grad_bias'")
     yield err("read-only grad_weight", lambda xp: ops.linear_backward(a(xp, 2, 3), a(xp, 4, 3), a(xp, 2, 4),
                                                                       grad_weight=readonly(xp, (4, 3), dtype)),
-               ValueError, "'grad_weight'", "writeable", backends=CPU_ONLY)
+              ValueError, "'grad_weight'", "writeable", backends=CPU_ONLY)
 
 
 def _linear_backward_inputs(s, fwd):
@@ -209,15 +209,15 @@ def _conv2d_errors(dtype):
     yield err("padding overflows", lambda xp: op(z(xp, 0, 1, 1, 1), z(xp, 1, 1, 1, 1), padding=2**62), ValueError, "overflows")
     yield err("columns overflow", lambda xp: op(z(xp, 0, 1, 1, 1), z(xp, 1, 1, 1, 1), padding=2**31), ValueError, "overflows")
     yield err("grad_out shape", lambda xp: bwd(x(xp), w(xp), z(xp, 2, 6, 4, 5)), ValueError,
-               "fastnn.conv2d_backward", "'grad_out'", "(2, 6, 4, 4)", "(2, 6, 4, 5)")
+              "fastnn.conv2d_backward", "'grad_out'", "(2, 6, 4, 4)", "(2, 6, 4, 5)")
     yield err("grad_weight shape", lambda xp: bwd(x(xp), w(xp), z(xp, 2, 6, 4, 4), grad_weight=z(xp, 6, 4, 3, 2)), ValueError,
-               "'grad_weight'", "(6, 4, 3, 3)")
+              "'grad_weight'", "(6, 4, 3, 3)")
     yield err("grad_bias dtype", lambda xp: bwd(x(xp), w(xp), z(xp, 2, 6, 4, 4), grad_bias=z(xp, 6, t=other_dtype(dtype))),
-               TypeError, "'grad_bias'")
+              TypeError, "'grad_bias'")
     yield err("read-only grad_weight", lambda xp: bwd(x(xp), w(xp), z(xp, 2, 6, 4, 4), grad_weight=readonly(xp, (6, 4, 3, 3), dtype)),
-               ValueError, "'grad_weight'", "writeable", backends=CPU_ONLY)
+              ValueError, "'grad_weight'", "writeable", backends=CPU_ONLY)
     yield err("grad_weight aliases weight", lambda xp: (lambda wt: bwd(x(xp), wt, z(xp, 2, 6, 4, 4), grad_weight=wt))(w(xp)),
-               ValueError, "'grad_weight'", "share memory")
+              ValueError, "'grad_weight'", "share memory")
 
 
 def _conv2d_backward_inputs(s, fwd):

@@ -76,25 +76,25 @@ def _optim_errors(name):
         a = lambda xp, n=3: xp.ones(n, dtype)  # noqa: E731
         if name == "sgd_step":
             yield err("int param", lambda xp: ops.sgd_step(xp.zeros(3, np.int64), a(xp), None, lr=0.1), TypeError,
-                       "fastnn.sgd_step: argument 'param'")
+                      "fastnn.sgd_step: argument 'param'")
             yield err("grad shape", lambda xp: ops.sgd_step(a(xp), a(xp, 4), None, lr=0.1), ValueError, "argument 'grad' must have shape (3,)")
             yield err("grad dtype", lambda xp: ops.sgd_step(a(xp), xp.ones(3, other_dtype(dtype)), None, lr=0.1), TypeError, "argument 'grad'")
             yield err("missing buffer", lambda xp: ops.sgd_step(a(xp), a(xp), None, lr=0.1, momentum=0.9), ValueError,
-                       "'momentum_buffer' is required")
+                      "'momentum_buffer' is required")
             yield err("strided grad", lambda xp: ops.sgd_step(a(xp), a(xp, 6)[::2], None, lr=0.1), ValueError, "'grad'", "C-contiguous")
             yield err("read-only param", lambda xp: ops.sgd_step(readonly(xp, 3, dtype), a(xp), None, lr=0.1), ValueError,
-                       "must be writeable", backends=CPU_ONLY)
+                      "must be writeable", backends=CPU_ONLY)
         else:
             op = getattr(ops, name)
             yield err("step 0", lambda xp: op(a(xp), a(xp), a(xp), a(xp), step=0, lr=0.1), ValueError, "argument 'step' must be >= 1")
             yield err("aliased state", lambda xp: (lambda s: op(a(xp), a(xp), s, s, step=1, lr=0.1))(a(xp)), ValueError,
-                       "must not share memory")
+                      "must not share memory")
             yield err("exp_avg shape", lambda xp: op(a(xp), a(xp), a(xp, 4), a(xp), step=1, lr=0.1), ValueError,
-                       f"fastnn.{name}", "'exp_avg'", "(3,)")
+                      f"fastnn.{name}", "'exp_avg'", "(3,)")
             yield err("int grad", lambda xp: op(a(xp), xp.ones(3, np.int32), a(xp), a(xp), step=1, lr=0.1), TypeError,
-                       f"fastnn.{name}", "'grad'")
+                      f"fastnn.{name}", "'grad'")
             yield err("strided exp_avg_sq", lambda xp: op(a(xp), a(xp), a(xp), a(xp, 6)[::2], step=1, lr=0.1), ValueError,
-                       f"fastnn.{name}", "'exp_avg_sq'", "C-contiguous")
+                      f"fastnn.{name}", "'exp_avg_sq'", "C-contiguous")
     return errors
 
 
@@ -165,9 +165,9 @@ def _multi_errors(name):
                 params, grads, bufs or [a(xp, p.size) for p in params], [a(xp, p.size) * 2 for p in params], **{"step": 1, "lr": 0.1, **kw})
         # The kernels name the single-tensor op and the list item.
         yield err("list lengths", lambda xp: op(xp, [a(xp)], [a(xp), a(xp)]), ValueError,
-                   f"fastnn.{single}: argument 'grads' must have one array per parameter (1); got 2")
+                  f"fastnn.{single}: argument 'grads' must have one array per parameter (1); got 2")
         yield err("grad shape", lambda xp: op(xp, [a(xp), a(xp)], [a(xp), a(xp, 2)]), ValueError,
-                   f"fastnn.{single}: argument 'grad' must have shape (3,)")
+                  f"fastnn.{single}: argument 'grad' must have shape (3,)")
         yield err("int param", lambda xp: op(xp, [xp.ones(3, np.int32)], [a(xp)]), TypeError, f"fastnn.{single}: argument 'param'", "int32")
         yield err("strided grad", lambda xp: op(xp, [a(xp), a(xp)], [a(xp), a(xp, 6)[::2]]), ValueError,
                   f"fastnn.{single}: argument 'grad' must be C-contiguous")

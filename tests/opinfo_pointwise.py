@@ -48,9 +48,9 @@ def _activation_errors(name):
         yield err("strided", lambda xp: op(xp.ones(10, dtype)[::2]), ValueError, f"fastnn.{name}: argument 'x' must be C-contiguous")
         yield err("negative stride", lambda xp: op(xp.ones(10, dtype)[::-1]), ValueError, "C-contiguous")
         yield err("backward shape", lambda xp: bwd(xp.ones((2, 3), dtype), xp.ones((3, 2), dtype)), ValueError,
-                   f"fastnn.{name}_backward: argument 'grad_out' must have shape (2, 3)")
+                  f"fastnn.{name}_backward: argument 'grad_out' must have shape (2, 3)")
         yield err("backward mixed dtypes", lambda xp: bwd(xp.ones(3, dtype), xp.ones(3, other_dtype(dtype))), TypeError,
-                   f"fastnn.{name}_backward: argument 'grad_out'")
+                  f"fastnn.{name}_backward: argument 'grad_out'")
         if name == "relu" and dtype == np.float32:
             yield err("misaligned", lambda xp: op(misaligned(8)), ValueError, "must be aligned", backends=CPU_ONLY)
 
@@ -89,7 +89,7 @@ def _softmax_errors(name):
         yield err("int", lambda xp: op(xp.ones((2, 3), np.int32)), TypeError, f"fastnn.{name}: argument 'x'", "int32")
         yield err("transposed", lambda xp: op(xp.ones((3, 2), dtype).T), ValueError, "argument 'x' must be C-contiguous")
         yield err("backward shape", lambda xp: bwd(xp.ones((2, 3), dtype), xp.ones((2, 4), dtype)), ValueError,
-                   f"fastnn.{name}_backward: argument 'grad_out' must have shape (2, 3)")
+                  f"fastnn.{name}_backward: argument 'grad_out' must have shape (2, 3)")
 
     return errors
 
@@ -122,7 +122,7 @@ def _xent_errors(dtype):
     x = lambda xp: xp.ones((2, 3), dtype)  # noqa: E731
     yield err("float labels", lambda xp: op(x(xp), xp.zeros(2, dtype)), TypeError, "argument 'labels' must be int64 or int32")
     yield err("int logits", lambda xp: op(xp.ones((2, 3), np.int32), xp.zeros(2, np.int64)), TypeError,
-               "fastnn.softmax_cross_entropy: argument 'logits'")
+              "fastnn.softmax_cross_entropy: argument 'logits'")
     yield err("label count", lambda xp: op(x(xp), xp.zeros(3, np.int64)), ValueError, "argument 'labels' must have shape (2,)")
     yield err("empty batch", lambda xp: op(xp.ones((0, 3), dtype), xp.zeros(0, np.int64)), ValueError, "at least one row")
     yield err("1-D logits", lambda xp: op(xp.ones(3, dtype), xp.zeros(3, np.int64)), ValueError, "argument 'logits' must be 2-D")
@@ -135,7 +135,7 @@ def _xent_errors(dtype):
         yield err(f"label negative {np.dtype(label_dtype)}", lambda xp, t=label_dtype: op(
             x(xp), xp.asarray(np.array([-1, 0], t))), ValueError, "got labels[0] = -1")
     yield err("smoothing", lambda xp: op(x(xp), xp.asarray(np.array([0, 1])), 1.5), ValueError,
-               "label_smoothing' must lie in [0, 1]")
+              "label_smoothing' must lie in [0, 1]")
 
 
 def _bce_samples(rng, dtype):
@@ -154,7 +154,7 @@ def _bce_errors(dtype):
     a = lambda xp, *shape: xp.ones(shape, dtype)  # noqa: E731
     yield err("targets shape", lambda xp: op(a(xp, 2, 3), a(xp, 3, 2)), ValueError, "argument 'targets' must have shape (2, 3)")
     yield err("pos_weight shape", lambda xp: op(a(xp, 2, 3), a(xp, 2, 3), a(xp, 2)), ValueError,
-               "argument 'pos_weight' must have shape (3,)")
+              "argument 'pos_weight' must have shape (3,)")
     yield err("empty", lambda xp: op(a(xp, 0), a(xp, 0)), ValueError, "at least one element")
     yield err("int logits", lambda xp: op(xp.ones((2, 2), np.int32), a(xp, 2, 2)), TypeError, "fastnn.bce_with_logits: argument 'logits'")
     yield err("mixed targets", lambda xp: op(a(xp, 2, 2), xp.ones((2, 2), other_dtype(dtype))), TypeError, "argument 'targets'")
@@ -162,7 +162,7 @@ def _bce_errors(dtype):
     for bad, shown in ((2.0, "2"), (-0.5, "-0.5"), (np.nan, "nan")):
         t = np.array([[0, 1], [bad, 0]], dtype)
         yield err(f"target {bad}", lambda xp, t=t: op(a(xp, 2, 2), xp.asarray(t)), ValueError,
-                   f"fastnn.bce_with_logits: argument 'targets' must lie in [0, 1]; got targets.flat[2] = {shown}")
+                  f"fastnn.bce_with_logits: argument 'targets' must lie in [0, 1]; got targets.flat[2] = {shown}")
 
 
 # ---- dropout ----------------------------------------------------------------------------------
@@ -186,7 +186,7 @@ def _dropout_errors(dtype):
     yield err("int x", lambda xp: ops.dropout(X(xp).astype(np.int32), 0.5, 0), TypeError, "fastnn.dropout", "'x'", "int32")
     yield err("list x", lambda xp: ops.dropout([1.0, 2.0], 0.5, 0), TypeError, "fastnn.dropout", "numpy.ndarray", "list")
     yield err("bool mask", lambda xp: ops.dropout_backward(X(xp), M(xp).astype(bool), 0.5), TypeError,
-               "dropout_backward", "mask", "uint8", "bool")
+              "dropout_backward", "mask", "uint8", "bool")
     yield err("float mask", lambda xp: ops.dropout_backward(X(xp), X(xp), 0.5), TypeError, "dropout_backward: argument 'mask' must be uint8")
     yield err("mask shape", lambda xp: ops.dropout_backward(X(xp), M(xp)[:1], 0.5), ValueError, "dropout_backward", "mask", "(1, 3)")
     yield err("p < 0", lambda xp: ops.dropout_backward(X(xp), M(xp), -0.5), ValueError, "dropout_backward", "'p'", "-0.5")

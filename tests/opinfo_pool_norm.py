@@ -75,17 +75,17 @@ def _pool_errors(dtype):
     yield err("strided", lambda xp: ops.max_pool2d(X(xp)[:, :, ::2], 2), ValueError, "C-contiguous")
     bwd = ops.max_pool2d_backward
     yield err("index too big", lambda xp: bwd(g(xp, 1, 2, 2, 2), xp.full((1, 2, 2, 2), 25, np.int64), (1, 2, 5, 5)),
-               ValueError, "max_pool2d_backward", "indices", "25")
+              ValueError, "max_pool2d_backward", "indices", "25")
     yield err("index negative", lambda xp: bwd(g(xp, 1, 2, 2, 2), xp.full((1, 2, 2, 2), -1, np.int64), (1, 2, 5, 5)),
-               ValueError, "indices", "-1")
+              ValueError, "indices", "-1")
     yield err("indices shape", lambda xp: bwd(g(xp, 1, 2, 2, 2), xp.zeros((1, 2, 2, 1), np.int64), (1, 2, 5, 5)),
-               ValueError, "indices", "(1, 2, 2, 1)")
+              ValueError, "indices", "(1, 2, 2, 1)")
     yield err("float indices", lambda xp: bwd(g(xp, 1, 2, 2, 2), xp.zeros((1, 2, 2, 2), np.float32), (1, 2, 5, 5)),
-               TypeError, "indices", "int64")
+              TypeError, "indices", "int64")
     yield err("grad_out channels", lambda xp: bwd(g(xp, 1, 3, 2, 2), xp.zeros((1, 3, 2, 2), np.int64), (1, 2, 5, 5)),
-               ValueError, "grad_out", "(1, 3, 2, 2)")
+              ValueError, "grad_out", "(1, 3, 2, 2)")
     yield err("grad_out vs window", lambda xp: bwd(g(xp, 1, 2, 3, 3), xp.zeros((1, 2, 3, 3), np.int64), (1, 2, 5, 5), 2),
-               ValueError, "max_pool2d_backward: argument 'grad_out' must have shape")
+              ValueError, "max_pool2d_backward: argument 'grad_out' must have shape")
 
 
 def _avg_pool_errors(dtype):
@@ -95,10 +95,10 @@ def _avg_pool_errors(dtype):
     yield err("window past input", lambda xp: ops.avg_pool2d(X(xp), 7), ValueError, "avg_pool2d", "(5, 5)", "(7, 7)")
     yield err("int", lambda xp: ops.avg_pool2d(X(xp).astype(np.int64), 2), TypeError, "avg_pool2d", "int64")
     yield err("grad_out shape", lambda xp: ops.avg_pool2d_backward(g(xp, 1, 2, 3, 3), (1, 2, 5, 5), 2), ValueError,
-               "avg_pool2d_backward", "grad_out", "(1, 2, 2, 2)")
+              "avg_pool2d_backward", "grad_out", "(1, 2, 2, 2)")
     yield err("input_shape 3-D", lambda xp: ops.avg_pool2d_backward(g(xp, 1, 2, 2, 2), (1, 2, 5), 2), ValueError, "input_shape", "4-D")
     yield err("strided grad_out", lambda xp: ops.avg_pool2d_backward(g(xp, 1, 2, 2, 4)[..., ::2], (1, 2, 5, 5), 2),
-               ValueError, "grad_out", "C-contiguous")
+              ValueError, "grad_out", "C-contiguous")
 
 
 def _global_pool_samples(rng, dtype):
@@ -111,7 +111,7 @@ def _global_pool_errors(dtype):
     yield err("int", lambda xp: ops.global_avg_pool2d(xp.zeros((1, 2, 5, 5), np.int32)), TypeError, "global_avg_pool2d", "int32")
     yield err("input_shape not ints", lambda xp: ops.global_avg_pool2d_backward(xp.ones((1, 2), dtype), "abc"), TypeError, "input_shape")
     yield err("grad_out shape", lambda xp: ops.global_avg_pool2d_backward(xp.ones((2, 2), dtype), (1, 2, 5, 5)), ValueError,
-               "grad_out", "(1, 2)")
+              "grad_out", "(1, 2)")
     yield err("strided", lambda xp: ops.global_avg_pool2d(xp.zeros((1, 2, 5, 10), dtype)[..., ::2]), ValueError,
               "global_avg_pool2d", "'x'", "C-contiguous")
 
@@ -175,10 +175,10 @@ def _bn_train_errors(dtype):
     train, ev, bwd = ops.batch_norm_train, ops.batch_norm_eval, ops.batch_norm_backward
     yield err("1-D", lambda xp: train(xp.zeros(4, dtype), C(xp), C(xp), None, None), ValueError, "batch_norm_train", "(N, C)", "(4,)")
     yield err("one value per channel", lambda xp: train(xp.zeros((1, 3), dtype), C(xp), C(xp), None, None), ValueError,
-               "batch_norm_train", "more than 1 value per channel", "(1, 3)")
+              "batch_norm_train", "more than 1 value per channel", "(1, 3)")
     yield err("int x", lambda xp: train(X4(xp).astype(np.int64), C(xp), C(xp), None, None), TypeError, "batch_norm_train", "'x'", "int64")
     yield err("weight dtype", lambda xp: train(X4(xp), xp.ones(3, other_dtype(dtype)), C(xp), None, None), TypeError,
-               "batch_norm_train", "weight", np.dtype(other_dtype(dtype)).name)
+              "batch_norm_train", "weight", np.dtype(other_dtype(dtype)).name)
     yield err("weight shape", lambda xp: train(X4(xp), C(xp, 4), C(xp), None, None), ValueError, "batch_norm_train", "weight", "(3,)", "(4,)")
     yield err("running stats apart", lambda xp: train(X4(xp), C(xp), C(xp), C(xp), None), ValueError, "running_mean", "running_var", "together")
     yield err("momentum < 0", lambda xp: train(X4(xp), C(xp), C(xp), C(xp), C(xp), momentum=-0.1), ValueError, "momentum", "-0.1")
@@ -186,12 +186,12 @@ def _bn_train_errors(dtype):
     yield err("momentum str", lambda xp: train(X4(xp), C(xp), C(xp), C(xp), C(xp), momentum="x"), TypeError, "batch_norm_train", "momentum")
     yield err("strided running_var", lambda xp: train(X4(xp), C(xp), C(xp), C(xp), C(xp, 6)[::2]), ValueError, "running_var", "C-contiguous")
     yield err("read-only running_mean", lambda xp: train(X4(xp), C(xp), C(xp), readonly(xp, 3, dtype), C(xp)), ValueError,
-               "running_mean", "writeable", backends=CPU_ONLY)
+              "running_mean", "writeable", backends=CPU_ONLY)
     yield err("backward grad_out", lambda xp: bwd(X4(xp)[:1], X4(xp), C(xp), C(xp), C(xp)), ValueError,
-               "batch_norm_backward", "grad_out", "(1, 3, 4, 4)")
+              "batch_norm_backward", "grad_out", "(1, 3, 4, 4)")
     yield err("backward without mean", lambda xp: bwd(X4(xp), X4(xp), C(xp), None, C(xp)), ValueError, "batch_norm_backward", "mean", "required")
     yield err("backward grad_weight", lambda xp: bwd(X4(xp), X4(xp), C(xp), C(xp), C(xp), grad_weight=C(xp, 2)), ValueError,
-               "grad_weight", "(2,)")
+              "grad_weight", "(2,)")
 
 
 def _bn_eval_errors(dtype):
@@ -204,7 +204,7 @@ def _bn_eval_errors(dtype):
     yield err("eval strided x", lambda xp: ev(X4(xp)[:, :, ::2], C(xp), C(xp), C(xp), C(xp)), ValueError, "batch_norm_eval", "'x'", "C-contiguous")
     yield err("eval eps < 0", lambda xp: ev(X4(xp), C(xp), C(xp), C(xp), C(xp), eps=-1.0), ValueError, "batch_norm_eval", "eps")
     yield err("eval backward inv_std shape", lambda xp: bwd(X4(xp), X4(xp), C(xp), C(xp), C(xp, 4), training=False), ValueError,
-               "batch_norm_backward", "inv_std", "(4,)")
+              "batch_norm_backward", "inv_std", "(4,)")
 
 
 def _bn_eval_backward_inputs(s, fwd):
