@@ -41,20 +41,29 @@ POOL2D_CONFIGS = [
 ]
 
 
-def _pool_samples(rounded: bool):
+def _pool_samples(max_pool: bool):
     def samples(rng, dtype):
         for i, (shape, kernel_size, stride, padding) in enumerate(POOL2D_CONFIGS):
             x = randn(rng, shape, dtype, 2.0)
-            if rounded and i % 2:
-                x = np.round(x)  # many ties: the first maximum in scan order wins
-            y_shape = ref.avg_pool2d(np.zeros(shape), kernel_size, stride, padding).shape
             window = (kernel_size, stride, padding)
-            yield Sample(f"{shape} k={kernel_size} s={stride} p={padding}", (x, *window),
-                         op_kwargs={"index_dtype": ("int64", "int32")[i % 2]} if rounded else {},
-                         grad_out=randn(rng, y_shape, dtype),
-                         # max_pool2d_backward: with the window (a gather on the GPU) and without
-                         bwd_op_kwargs=dict(zip(("kernel_size", "stride", "padding"), window)) if rounded and i % 3 else {})
+            s = Sample(f"{shape} k={kernel_size} s={stride} p={padding}", (x, *window),
+                       grad_out=randn(rng, ref.avg_pool2d(np.zeros(shape), *window).shape, dtype))
+            if max_pool:
+                if i % 2:
+                    x[...] = np.round(x)  # many ties: the first maximum in scan order wins
+                s.op_kwargs = [{}, {"index_dtype": "int32"}, {"index_dtype": np.int64}][i % 3]
+                if i % 4 in (1, 2):  # max_pool2d_backward with the window (a gather on the GPU) or without
+                    s.bwd_op_kwargs = dict(zip(("kernel_size", "stride", "padding"), window))
+            yield s
+
     return samples
+
+
+def _max_pool_call(entry, s):
+    y, indices = ops.max_pool2d(*s.args, **s.kwargs, **s.op_kwargs)
+    # int64 unless asked otherwise.
+    assert indices.dtype == np.dtype(s.op_kwargs.get("index_dtype", "int64")), f"indices {indices.dtype}, {s.op_kwargs}"
+    return {"y": y, "indices": indices}
 
 
 POOL_GRAD = Tol(FLOAT32_RTOL, "each input gradient sums at most ceil(k/s)^2 float32 terms (a few ulps)")
@@ -219,11 +228,11 @@ def _bn_train_grad_scale(s, args):
 
 
 op_db: list[OpInfo] = [
-    OpInfo("max_pool2d", ops.max_pool2d, ref.max_pool2d, _pool_samples(rounded=True), _pool_errors,
-           tol=EXACT, grad_tol=POOL_GRAD, outputs=("y", "indices"),
+    OpInfo("max_pool2d", ops.max_pool2d, ref.max_pool2d, _pool_samples(max_pool=True), _pool_errors,
+           tol=EXACT, grad_tol=POOL_GRAD, outputs=("y", "indices"), call_op=_max_pool_call,
            backward=ops.max_pool2d_backward, backward_ref=ref.max_pool2d_backward,
            backward_inputs=lambda s, fwd: ((s.grad_out, fwd["indices"], s.args[0].shape), {})),
-    OpInfo("avg_pool2d", ops.avg_pool2d, ref.avg_pool2d, _pool_samples(rounded=False), _avg_pool_errors,
+    OpInfo("avg_pool2d", ops.avg_pool2d, ref.avg_pool2d, _pool_samples(max_pool=False), _avg_pool_errors,
            tol=Tol(FLOAT32_RTOL, "each output sums kh*kw (<= 25) float32 terms: a few ulps"), grad_tol=POOL_GRAD,
            backward=ops.avg_pool2d_backward, backward_ref=ref.avg_pool2d_backward,
            backward_inputs=lambda s, fwd: ((s.grad_out, s.args[0].shape, *s.args[1:]), {})),
