@@ -1,13 +1,12 @@
-"""Batch normalisation: ops.batch_norm_train / _eval / _backward, the reference, BatchNorm1d
-and BatchNorm2d (against a NumPy transcription and, where importable, PyTorch).
+"""Batch normalisation: the reference against finite differences, what is specific to the
+kernels (a constant gradient centred away, thread-count independence), and BatchNorm1d /
+BatchNorm2d (against a NumPy transcription and, where importable, PyTorch). The kernels against
+the reference, their accumulation into given gradients and their bad input are the batch_norm
+entries of tests/opinfo.py.
 
-Tolerances: per-channel sums accumulate in double, so the float32 forward is within a few ulps
-per element (FLOAT32_RTOL). The training backward dx = weight * inv_std * (dy - mean(dy) -
-xhat * mean(dy * xhat)) is a difference of terms that can cancel almost completely (with two
-values per channel, |dx| ~ 1e-4 |dy|), so its error is measured relative to the size of those
-terms, ||weight * inv_std * dy||, not to ||dx|| (assert_dx_close). The backward's sums run in
-double too, so it also meets FLOAT32_RTOL (measured: ~5e-8 for shapes up to (128, 64, 28, 28)).
-Running statistics are per-channel scalars computed in double and rounded once: FLOAT32_RTOL.
+Tolerances: per-channel sums accumulate in double, so float32 outputs, running statistics and
+gradients are within a few ulps per element (FLOAT32_RTOL); the training dx cancels and is
+measured against the size of its terms (tests/opinfo.py batch_norm_dx_scale).
 """
 
 from __future__ import annotations
@@ -24,27 +23,6 @@ try:  # only a peer to compare with, never a dependency
     import torch
 except ImportError:
     torch = None
-
-SHAPES = [
-    (2, 1),
-    (3, 7),
-    (17, 33),
-    (65, 3),
-    (1, 3, 7, 7),
-    (2, 3, 5, 5),
-    (7, 17, 1, 1),
-    (3, 4, 17, 3),
-    (4, 5, 9),
-]
-RTOL = {np.float32: FLOAT32_RTOL, np.float64: FLOAT64_RTOL}
-
-
-def assert_dx_close(dx, dx_ref, g, weight, inv_std, rtol):
-    """||dx - dx_ref|| <= rtol * ||weight * inv_std * g||, the scale of the cancelling terms."""
-    shape = (1, -1) + (1,) * (g.ndim - 2)
-    scale = np.linalg.norm(np.asarray(weight * inv_std, np.float64).reshape(shape) * g)
-    err = np.linalg.norm(np.asarray(dx, np.float64) - dx_ref) / scale
-    assert err <= rtol, f"dx: error {err:.3g} relative to the terms' size > {rtol:.1g}"
 
 
 def _params(rng, channels, dtype):
@@ -104,53 +82,6 @@ def test_reference_training_statistics_are_biased_and_running_variance_unbiased(
 # --- kernels against the reference ----------------------------------------------------------
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("shape", SHAPES)
-def test_train_forward_and_backward_match_reference(rng, dtype, shape):
-    x = (rng.standard_normal(shape) * 3.0 + 2.0).astype(dtype)
-    weight, bias, running_mean, running_var = _params(rng, shape[1], dtype)
-    rm, rv = running_mean.copy(), running_var.copy()
-    y, mean, inv_std = ops.batch_norm_train(x, weight, bias, rm, rv, momentum=0.3, eps=1e-3)
-    y_ref, mean_ref, inv_std_ref, rm_ref, rv_ref = ref.batch_norm_train(
-        x, weight, bias, running_mean, running_var, momentum=0.3, eps=1e-3
-    )
-    assert y.dtype == mean.dtype == inv_std.dtype == dtype
-    for out, expected, what in [
-        (y, y_ref, "y"),
-        (mean, mean_ref, "mean"),
-        (inv_std, inv_std_ref, "inv_std"),
-        (rm, rm_ref, "running_mean"),
-        (rv, rv_ref, "running_var"),
-    ]:
-        assert_close(out, expected, RTOL[dtype], what)
-
-    # Backward is a function of the saved statistics: give the reference the same ones.
-    g = rng.standard_normal(shape).astype(dtype)
-    dx, dweight, dbias = ops.batch_norm_backward(g, x, weight, mean, inv_std)
-    dx_ref, dweight_ref, dbias_ref = ref.batch_norm_backward(g, x, weight, mean, inv_std)
-    assert_dx_close(dx, dx_ref, g, weight, inv_std, RTOL[dtype])
-    assert_close(dweight, dweight_ref, RTOL[dtype], "dweight")
-    assert_close(dbias, dbias_ref, RTOL[dtype], "dbias")
-
-
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("shape", [(1, 3), (3, 7), (1, 3, 1, 1), (2, 3, 5, 5)])
-def test_eval_forward_and_backward_match_reference(rng, dtype, shape):
-    # Eval mode needs no batch statistics: a batch of one value per channel is fine.
-    x = rng.standard_normal(shape).astype(dtype)
-    weight, bias, running_mean, running_var = _params(rng, shape[1], dtype)
-    y = ops.batch_norm_eval(x, weight, bias, running_mean, running_var, eps=1e-4)
-    assert_close(
-        y, ref.batch_norm_eval(x, weight, bias, running_mean, running_var, eps=1e-4), RTOL[dtype], "y"
-    )
-    inv_std = ((running_var + 1e-4) ** -0.5).astype(dtype)
-    g = rng.standard_normal(shape).astype(dtype)
-    got = ops.batch_norm_backward(g, x, weight, running_mean, inv_std, training=False)
-    expected = ref.batch_norm_backward(g, x, weight, running_mean, inv_std, training=False)
-    for out, exp, what in zip(got, expected, ("dx", "dweight", "dbias")):
-        assert_close(out, exp, RTOL[dtype], what)
-
-
 def test_affine_false_and_no_running_statistics(rng):
     x = rng.standard_normal((4, 3, 2, 2))
     y, mean, inv_std = ops.batch_norm_train(x, None, None, None, None)
@@ -158,23 +89,6 @@ def test_affine_false_and_no_running_statistics(rng):
     dx, dweight, dbias = ops.batch_norm_backward(np.ones_like(x), x, None, mean, inv_std)
     assert dweight is None and dbias is None
     np.testing.assert_allclose(dx, 0.0, atol=1e-12)  # a constant gradient is removed by the centring
-
-
-def test_parameter_gradients_accumulate_into_given_arrays(rng):
-    x = rng.standard_normal((5, 3, 4, 4)).astype(np.float32)
-    weight, bias, _, _ = _params(rng, 3, np.float32)
-    _, mean, inv_std = ops.batch_norm_train(x, weight, bias, None, None)
-    g = rng.standard_normal(x.shape).astype(np.float32)
-    _, dweight, dbias = ops.batch_norm_backward(g, x, weight, mean, inv_std)
-    grad_weight, grad_bias = np.full(3, 0.5, np.float32), np.full(3, -1.0, np.float32)
-    _, dw_out, db_out = ops.batch_norm_backward(
-        g, x, weight, mean, inv_std, grad_weight=grad_weight, grad_bias=grad_bias
-    )
-    assert dw_out is grad_weight and db_out is grad_bias
-    np.testing.assert_allclose(grad_weight, dweight + 0.5, rtol=1e-6)
-    np.testing.assert_allclose(grad_bias, dbias - 1.0, rtol=1e-6)
-    dx, _, _ = ops.batch_norm_backward(g, x, weight, mean, inv_std, input_grad=False)
-    assert dx is None
 
 
 def test_kernels_do_not_depend_on_thread_count(rng):
@@ -323,7 +237,6 @@ def test_layer_matches_torch_over_several_steps(rng, shape):
 # --- bad input --------------------------------------------------------------------------------
 
 X4 = np.zeros((2, 3, 4, 4), dtype=np.float32)
-C3 = np.ones(3, dtype=np.float32)
 
 
 @pytest.mark.parametrize(
@@ -356,83 +269,10 @@ C3 = np.ones(3, dtype=np.float32)
             RuntimeError,
             ["BatchNorm2d.backward called before forward"],
         ),
-        (
-            lambda: ops.batch_norm_train(X4[0, 0, 0], C3, C3, None, None),
-            ValueError,
-            ["batch_norm_train", "(N, C)", "(4,)"],
-        ),
-        (
-            lambda: ops.batch_norm_train(np.zeros((1, 3), np.float32), C3, C3, None, None),
-            ValueError,
-            ["batch_norm_train", "more than 1 value per channel", "(1, 3)"],
-        ),
-        (
-            lambda: ops.batch_norm_train(X4.astype(np.int64), C3, C3, None, None),
-            TypeError,
-            ["batch_norm_train", "'x'", "int64"],
-        ),
-        (
-            lambda: ops.batch_norm_train(X4, np.ones(4, np.float32), C3, None, None),
-            ValueError,
-            ["batch_norm_train", "weight", "(3,)", "(4,)"],
-        ),
-        (
-            lambda: ops.batch_norm_train(X4, C3, C3, C3.copy(), None),
-            ValueError,
-            ["running_mean", "running_var", "together"],
-        ),
-        (
-            lambda: ops.batch_norm_train(X4, C3, C3, C3.copy(), C3.copy(), momentum=-0.1),
-            ValueError,
-            ["momentum", "-0.1"],
-        ),
-        (
-            lambda: ops.batch_norm_train(X4, C3, C3, C3.copy(), C3.copy(), eps=float("nan")),
-            ValueError,
-            ["eps", "nan"],
-        ),
-        (
-            lambda: ops.batch_norm_train(X4, C3, C3, C3.copy(), C3.copy(), momentum="x"),
-            TypeError,
-            ["batch_norm_train", "momentum"],
-        ),
-        (
-            lambda: ops.batch_norm_train(X4, C3, C3, C3.copy(), np.ones(6, np.float32)[::2]),
-            ValueError,
-            ["running_var", "C-contiguous"],
-        ),
-        (lambda: ops.batch_norm_eval(X4, C3, C3, None, None), ValueError, ["batch_norm_eval", "required"]),
-        (
-            lambda: ops.batch_norm_eval(X4, C3, C3, C3, np.ones((3, 1), np.float32)),
-            ValueError,
-            ["running_var", "(3, 1)"],
-        ),
-        (
-            lambda: ops.batch_norm_backward(X4[:1], X4, C3, C3, C3),
-            ValueError,
-            ["batch_norm_backward", "grad_out", "(1, 3, 4, 4)"],
-        ),
-        (
-            lambda: ops.batch_norm_backward(X4, X4, C3, None, C3),
-            ValueError,
-            ["batch_norm_backward", "mean", "required"],
-        ),
-        (
-            lambda: ops.batch_norm_backward(X4, X4, C3, C3, C3, grad_weight=np.ones(2, np.float32)),
-            ValueError,
-            ["grad_weight", "(2,)"],
-        ),
     ],
 )
 def test_bad_input_is_rejected(call, exc, words):
     assert_raises_naming(exc, call, words)
-
-
-def test_read_only_running_statistics_are_rejected():
-    running_mean = np.zeros(3, np.float32)
-    running_mean.flags.writeable = False
-    with pytest.raises(ValueError, match="running_mean.*writeable"):
-        ops.batch_norm_train(X4, C3, C3, running_mean, C3.copy())
 
 
 def test_batch_of_one_is_fine_in_eval_mode():

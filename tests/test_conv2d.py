@@ -1,6 +1,9 @@
-"""conv2d: the reference against finite differences, the CPU kernels against the reference
-over a grid of shapes and hyper-parameters, nn.Conv2d (gradcheck, PyTorch), bad input and
-determinism.
+"""conv2d: the reference against finite differences, the CPU kernels on two threads (layers
+larger than the registry's), extreme hyper-parameters, determinism, and nn.Conv2d (gradcheck,
+PyTorch, bad arguments). The kernels against the reference over a grid of shapes and
+hyper-parameters (tests/opinfo.py CONV2D_CONFIGS), their accumulation into given gradients and
+their bad input are the conv2d entry of tests/opinfo.py; the plan each layer gets is
+tests/test_conv2d_paths.py.
 
 Tolerances (relative Frobenius error, see conftest): float64 kernels must match the reference
 to FLOAT64_RTOL (1e-12). float32 outputs are sums of K products (K = C_in/groups*kh*kw for y
@@ -17,41 +20,7 @@ from conftest import FLOAT32_RTOL_REDUCTION, FLOAT64_RTOL, assert_close, numeric
 
 import fastnn
 from fastnn import nn, ops, reference
-
-# (N, C_in, H, W, C_out, kernel, stride, padding, dilation, groups, bias)
-CONFIGS = {
-    "1x1": (2, 3, 5, 6, 7, 1, 1, 0, 1, 1, True),
-    "1x1-stride2": (2, 3, 7, 7, 5, 1, 2, 0, 1, 1, False),
-    "1x1-grouped": (3, 4, 3, 5, 6, 1, 1, 0, 1, 2, True),
-    "3x3-pad1": (2, 3, 8, 9, 4, 3, 1, 1, 1, 1, True),
-    "5x5-pad2-stride2": (2, 1, 11, 10, 6, 5, 2, 2, 1, 1, True),
-    "3x1-stride1x2-pad1x0": (2, 3, 7, 8, 5, (3, 1), (1, 2), (1, 0), 1, 1, True),
-    "2x5-pad0x2-dil2x1": (2, 2, 9, 7, 3, (2, 5), 1, (0, 2), (2, 1), 1, False),
-    "3x3-dil2-pad2": (2, 3, 9, 9, 4, 3, 1, 2, 2, 1, True),
-    "groups2-stride2": (2, 4, 9, 8, 6, 3, 2, 1, 1, 2, True),
-    "depthwise": (2, 7, 8, 7, 7, 3, 1, 1, 1, 7, True),
-    "depthwise-x2-stride2": (2, 3, 9, 9, 6, 3, 2, 1, 1, 3, False),
-    "batch1": (1, 3, 6, 6, 2, 3, 1, 0, 1, 1, True),
-    "out1x1": (3, 2, 5, 5, 3, 5, 1, 0, 1, 1, True),
-    "out1x1-stride-pad": (2, 3, 3, 2, 4, 3, 2, (0, 1), 1, 1, True),
-    "pad-larger-than-input": (1, 2, 2, 3, 3, 3, 1, 2, 1, 1, True),
-    # C_in*kh*kw = 297 exceeds the GEMM's K block (256); odd channel counts everywhere.
-    "deep-K297": (2, 33, 6, 6, 17, 3, 1, 1, 1, 1, True),
-    # Large enough to run threaded: images split across threads / threads inside one image.
-    "threaded-batch": (8, 5, 12, 12, 8, 3, 1, 1, 1, 1, True),
-    "threaded-one-image": (1, 16, 16, 16, 16, 3, 1, 1, 1, 1, True),
-    "threaded-uneven-batch": (3, 8, 12, 12, 8, 3, 1, 1, 1, 1, True),
-}
-
-
-def make_case(config, dtype, rng):
-    n, c_in, h, w, c_out, k, stride, padding, dilation, groups, has_bias = config
-    kh, kw = (k, k) if isinstance(k, int) else k
-    x = rng.standard_normal((n, c_in, h, w)).astype(dtype)
-    weight = rng.standard_normal((c_out, c_in // groups, kh, kw)).astype(dtype)
-    bias = rng.standard_normal(c_out).astype(dtype) if has_bias else None
-    args = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
-    return x, weight, bias, args
+from opinfo import CONV2D_THREADED_CONFIGS, conv2d_case
 
 
 @pytest.fixture
@@ -110,44 +79,18 @@ def test_reference_matches_direct_sum(rng):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("name", list(CONFIGS))
-def test_kernels_match_reference(name, dtype, rng, restore_threads):
-    fastnn.set_num_threads(2)  # exercise the threaded paths even on a one-core runner
-    x, weight, bias, args = make_case(CONFIGS[name], dtype, rng)
-    rtol = FLOAT32_RTOL_REDUCTION if dtype == np.float32 else FLOAT64_RTOL
-
-    y = ops.conv2d(x, weight, bias, **args)
-    assert y.dtype == dtype
-    assert_close(y, reference.conv2d(x, weight, bias, **args), rtol, f"{name} y")
-
-    dy = rng.standard_normal(y.shape).astype(dtype)
-    dx, dw, db = ops.conv2d_backward(x, weight, dy, bias=bias is not None, **args)
-    rdx, rdw, rdb = reference.conv2d_backward(x, weight, dy, bias=bias is not None, **args)
-    assert_close(dx, rdx, rtol, f"{name} dx")
-    assert_close(dw, rdw, rtol, f"{name} dweight")
-    if bias is None:
-        assert db is None
-    else:
-        assert_close(db, rdb, rtol, f"{name} dbias")
-
-
-@pytest.mark.parametrize("name", ["3x3-pad1", "depthwise", "threaded-batch", "1x1"])
-def test_parameter_gradients_accumulate(name, rng, restore_threads):
+@pytest.mark.parametrize("name", list(CONV2D_THREADED_CONFIGS))
+def test_threaded_paths_match_reference(name, dtype, rng, restore_threads):
+    # Two threads even on a one-core runner: images split across threads, threads inside one image.
     fastnn.set_num_threads(2)
-    x, weight, bias, args = make_case(CONFIGS[name], np.float64, rng)
+    x, weight, bias, args = conv2d_case(CONV2D_THREADED_CONFIGS[name], dtype, rng)
+    rtol = FLOAT32_RTOL_REDUCTION if dtype == np.float32 else FLOAT64_RTOL
     y = ops.conv2d(x, weight, bias, **args)
-    dy = rng.standard_normal(y.shape)
-    grad_w = rng.standard_normal(weight.shape)
-    grad_b = rng.standard_normal(weight.shape[0])
-    before_w, before_b = grad_w.copy(), grad_b.copy()
-    dx, dw, db = ops.conv2d_backward(
-        x, weight, dy, grad_weight=grad_w, grad_bias=grad_b, input_grad=False, **args
-    )
-    assert dx is None
-    assert dw is grad_w and db is grad_b
-    _, rdw, rdb = reference.conv2d_backward(x, weight, dy, input_grad=False, **args)
-    assert_close(grad_w, before_w + rdw, FLOAT64_RTOL, "grad_weight += dweight")
-    assert_close(grad_b, before_b + rdb, FLOAT64_RTOL, "grad_bias += dbias")
+    assert_close(y, reference.conv2d(x, weight, bias, **args), rtol, f"{name} y")
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    got = ops.conv2d_backward(x, weight, dy, **args)
+    for what, g, r in zip(("dx", "dweight", "dbias"), got, reference.conv2d_backward(x, weight, dy, **args)):
+        assert_close(g, r, rtol, f"{name} {what}")
 
 
 def test_extreme_hyper_parameters_stay_in_range(rng):
@@ -162,21 +105,11 @@ def test_extreme_hyper_parameters_stay_in_range(rng):
             assert_close(got, want, FLOAT64_RTOL, f"gradients {args}")
 
 
-def test_empty_batch(rng):
-    x = np.zeros((0, 3, 5, 5), np.float32)
-    weight = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
-    y = ops.conv2d(x, weight, padding=1)
-    assert y.shape == (0, 4, 5, 5)
-    dx, dw, db = ops.conv2d_backward(x, weight, y, padding=1)
-    assert dx.shape == x.shape
-    assert not dw.any() and not db.any()
-
-
 # --- determinism ---------------------------------------------------------------------------------
 
 
 def test_deterministic_and_thread_count_independent_up_to_rounding(rng, restore_threads):
-    x, weight, bias, args = make_case(CONFIGS["threaded-batch"], np.float32, rng)
+    x, weight, bias, args = conv2d_case(CONV2D_THREADED_CONFIGS["threaded-batch"], np.float32, rng)
     dy = rng.standard_normal((8, 8, 12, 12)).astype(np.float32)
     results = {}
     for threads in (1, 2):
@@ -261,59 +194,6 @@ def test_conv2d_layer_matches_torch(rng):
 
 def _x(*shape, dtype=np.float32):
     return np.zeros(shape, dtype)
-
-
-def _bad_ops_calls():
-    x, w = _x(2, 4, 6, 6), _x(6, 4, 3, 3)
-    return [
-        # (call, exception, fragments the message must contain)
-        (lambda: ops.conv2d(_x(4, 6, 6), w), ValueError, ["fastnn.conv2d", "'x'", "4-D", "(4, 6, 6)"]),
-        (lambda: ops.conv2d(x, _x(6, 4, 3)), ValueError, ["'weight'", "4-D", "(6, 4, 3)"]),
-        (lambda: ops.conv2d(_x(2, 5, 6, 6), _x(6, 2, 3, 3), groups=2), ValueError, ["groups", "C_in=5"]),
-        (lambda: ops.conv2d(x, _x(5, 2, 3, 3), groups=2), ValueError, ["groups", "C_out=5"]),
-        (lambda: ops.conv2d(x, _x(6, 3, 3, 3)), ValueError, ["'weight'", "C_in/groups", "4", "(6, 3, 3, 3)"]),
-        (lambda: ops.conv2d(x, _x(6, 4, 7, 3)), ValueError, ["kernel (7, 3)", "padded input (6, 6)"]),
-        (lambda: ops.conv2d(x, w, dilation=3), ValueError, ["spans (7, 7)", "padded input (6, 6)"]),
-        (lambda: ops.conv2d(x, w, stride=(1, 0)), ValueError, ["'stride'", ">= 1", "(1, 0)"]),
-        (lambda: ops.conv2d(x, w, dilation=0), ValueError, ["'dilation'", ">= 1"]),
-        (lambda: ops.conv2d(x, w, padding=(-1, 0)), ValueError, ["'padding'", ">= 0", "(-1, 0)"]),
-        (lambda: ops.conv2d(x, w, groups=0), ValueError, ["'groups'", ">= 1", "0"]),
-        (lambda: ops.conv2d(x, w, stride=1.5), TypeError, ["fastnn.conv2d", "'stride'"]),
-        (lambda: ops.conv2d(x, w, padding=(1, 2, 3)), TypeError, ["'padding'"]),
-        (lambda: ops.conv2d(x, w, groups=True), TypeError, ["'groups'"]),
-        (lambda: ops.conv2d(x, _x(6, 4, 3, 3, dtype=np.float64)), TypeError, ["'weight'", "float32"]),
-        (lambda: ops.conv2d(x.astype(np.int32), w), TypeError, ["'x'", "int32"]),
-        (lambda: ops.conv2d(x, w, _x(5)), ValueError, ["'bias'", "(6,)", "(5,)"]),
-        (lambda: ops.conv2d(x[:, :, :, ::2], _x(6, 4, 3, 3)), ValueError, ["'x'", "C-contiguous"]),
-        # Sizes past int64: the padded height, and one image's column buffer.
-        (lambda: ops.conv2d(_x(0, 1, 1, 1), _x(1, 1, 1, 1), padding=2**62), ValueError, ["overflows"]),
-        (lambda: ops.conv2d(_x(0, 1, 1, 1), _x(1, 1, 1, 1), padding=2**31), ValueError, ["overflows"]),
-        (lambda: ops.conv2d_backward(x, w, _x(2, 6, 4, 5)), ValueError,
-         ["fastnn.conv2d_backward", "'grad_out'", "(2, 6, 4, 4)", "(2, 6, 4, 5)"]),
-        (lambda: ops.conv2d_backward(x, w, _x(2, 6, 4, 4), grad_weight=_x(6, 4, 3, 2)), ValueError,
-         ["'grad_weight'", "(6, 4, 3, 3)"]),
-        (lambda: ops.conv2d_backward(x, w, _x(2, 6, 4, 4), grad_bias=_x(6).astype(np.float64)), TypeError,
-         ["'grad_bias'"]),
-        (lambda: ops.conv2d_backward(x, w, _x(2, 6, 4, 4), grad_weight=_readonly(w.shape)), ValueError,
-         ["'grad_weight'", "writeable"]),
-        (lambda: ops.conv2d_backward(x, w, _x(2, 6, 4, 4), grad_weight=w), ValueError,
-         ["'grad_weight'", "share memory"]),
-    ]
-
-
-def _readonly(shape):
-    a = _x(*shape)
-    a.flags.writeable = False
-    return a
-
-
-@pytest.mark.parametrize("case", range(len(_bad_ops_calls())))
-def test_conv2d_rejects_bad_input(case):
-    call, exc, fragments = _bad_ops_calls()[case]
-    with pytest.raises(exc) as info:
-        call()
-    for fragment in fragments:
-        assert fragment in str(info.value), f"{fragment!r} not in {str(info.value)!r}"
 
 
 @pytest.mark.parametrize(

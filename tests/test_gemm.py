@@ -15,8 +15,8 @@ and the cache blocks (KC, NC, MC), plus conftest.ODD_SIZES, in all four transpos
 
 Every SIMD path: the level is fixed at first use in a process, so test_forced_simd_paths re-runs
 the tests named test_core_* in a subprocess per FASTNN_SIMD level, skipping levels the CPU
-lacks. The argument checks shared with every op (dtype, ndim, contiguity, read-only or
-aliasing out, beta without out) are in test_errors.py; the epilogue's own are here.
+lacks. matmul's bad-input checks (dtype, ndim, contiguity, alignment, read-only or aliasing
+out, beta without out, the epilogue's biases) are its error inputs in tests/opinfo.py.
 """
 
 from __future__ import annotations
@@ -256,35 +256,6 @@ def test_out_argument_is_filled_and_returned(rng):
     out = np.empty((5, 9), np.float32)
     assert ops.matmul(a, b, out=out) is out
     assert rel_error(out, ref.matmul(a, b)) <= gemm_rtol(4, np.float32)
-
-
-@pytest.mark.parametrize(
-    "kwargs,exc,message",
-    [
-        (dict(bias_per_col=np.ones(4, np.float32)), ValueError, "argument 'bias_per_col' must have shape (3,)"),
-        (dict(bias_per_row=np.ones(3, np.float32)), ValueError, "argument 'bias_per_row' must have shape (2,)"),
-        (dict(bias_per_col=np.ones((1, 3), np.float32)), ValueError, "argument 'bias_per_col' must be 1-D"),
-        (dict(bias_per_col=np.ones(3, np.float64)), TypeError, "argument 'bias_per_col' must have the dtype of 'a'"),
-        (dict(bias_per_row=np.ones(4, np.float32)[::2]), ValueError, "argument 'bias_per_row' must be C-contiguous"),
-    ],
-)
-def test_epilogue_bad_arguments(kwargs, exc, message):
-    with pytest.raises(exc, match="fastnn.matmul: ") as info:
-        ops.matmul(np.ones((2, 5), np.float32), np.ones((5, 3), np.float32), **kwargs)
-    assert message in str(info.value)
-
-
-def test_epilogue_bias_must_not_alias_out():
-    out = np.zeros((3, 3), np.float32)
-    with pytest.raises(ValueError, match="must not share memory"):
-        ops.matmul(np.ones((3, 2), np.float32), np.ones((2, 3), np.float32), out=out, bias_per_col=out[0])
-
-
-def test_misaligned_input_is_rejected():
-    raw = np.zeros(4 * 6 + 1, np.uint8)
-    misaligned = raw[1:].view(np.float32).reshape(2, 3)
-    with pytest.raises(ValueError, match="fastnn.matmul: argument 'a' must be aligned"):
-        ops.matmul(misaligned, np.ones((3, 2), np.float32))
 
 
 @pytest.mark.parametrize("level", SIMD_LEVELS)

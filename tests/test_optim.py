@@ -1,6 +1,8 @@
-"""Optimiser kernels and classes against NumPy transcriptions of PyTorch's update rules
-(fastnn.reference.optim), over several steps. Elementwise float32 updates: FLOAT32_RTOL on the
-parameters after 5 steps (errors do not compound beyond a few ulps per step)."""
+"""The optimiser classes against NumPy transcriptions of PyTorch's update rules
+(fastnn.reference.optim), over several steps, and their state and argument handling. (Each step
+kernel, single- and multi-tensor, against the reference is in tests/opinfo.py.) Elementwise
+float32 updates: FLOAT32_RTOL per step, so 5 * FLOAT32_RTOL over several steps (errors do not
+compound beyond a few ulps per step)."""
 
 from __future__ import annotations
 
@@ -8,47 +10,10 @@ import numpy as np
 import pytest
 
 from conftest import FLOAT32_RTOL, assert_close
-from fastnn import nn, ops, optim
+from fastnn import nn, optim
 from fastnn import reference as ref
 
 RTOL_STEPS = 5 * FLOAT32_RTOL
-
-
-@pytest.mark.parametrize("momentum,nesterov,dampening,wd", [
-    (0.0, False, 0.0, 0.0), (0.9, False, 0.0, 0.0), (0.9, True, 0.0, 5e-4), (0.5, False, 0.3, 1e-2),
-])
-@pytest.mark.parametrize("n", [1, 7, 33, 100_001])
-def test_sgd_step_matches_reference(momentum, nesterov, dampening, wd, n, rng):
-    p = rng.standard_normal(n).astype(np.float32)
-    buf = np.zeros_like(p) if momentum else None
-    p_ref, buf_ref = p.astype(np.float64), None
-    for step in range(5):
-        g = rng.standard_normal(n).astype(np.float32)
-        kw = dict(lr=0.1, momentum=momentum, dampening=dampening, weight_decay=wd, nesterov=nesterov,
-                  first_step=step == 0)
-        ops.sgd_step(p, g, buf, **kw)
-        p_ref, buf_ref = ref.sgd_step(p_ref, g, buf_ref, **kw)
-    assert_close(p, p_ref, RTOL_STEPS, "param")
-    if momentum:
-        assert_close(buf, buf_ref, RTOL_STEPS, "momentum buffer")
-
-
-@pytest.mark.parametrize("decoupled", [False, True])
-@pytest.mark.parametrize("wd", [0.0, 0.1])
-def test_adam_steps_match_reference(decoupled, wd, rng):
-    n = 1001
-    p = rng.standard_normal(n).astype(np.float32)
-    m, v = np.zeros_like(p), np.zeros_like(p)
-    p_ref, m_ref, v_ref = p.astype(np.float64), np.zeros(n), np.zeros(n)
-    step_fn, ref_fn = (ops.adamw_step, ref.adamw_step) if decoupled else (ops.adam_step, ref.adam_step)
-    for t in range(1, 6):
-        g = rng.standard_normal(n).astype(np.float32)
-        kw = dict(step=t, lr=1e-2, beta1=0.9, beta2=0.99, eps=1e-8, weight_decay=wd)
-        step_fn(p, g, m, v, **kw)
-        p_ref, m_ref, v_ref = ref_fn(p_ref, g, m_ref, v_ref, **kw)
-    assert_close(p, p_ref, RTOL_STEPS, "param")
-    assert_close(m, m_ref, RTOL_STEPS, "exp_avg")
-    assert_close(v, v_ref, RTOL_STEPS, "exp_avg_sq")
 
 
 def _model_and_grads(rng):

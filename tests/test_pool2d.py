@@ -1,4 +1,7 @@
-"""Pooling: max_pool2d, avg_pool2d, global_avg_pool2d (ops, reference, layers).
+"""Pooling: max_pool2d, avg_pool2d, global_avg_pool2d: the reference against finite differences,
+what is specific to the kernels (tie and NaN rules, padding, the 2x2 fast paths at every SIMD
+level, thread-count independence) and the layers. The kernels against the reference on a grid of
+windows, and their bad input, are the pooling entries of tests/opinfo.py.
 
 Tolerances: max pooling copies input values and picks the same index as the reference, so its
 forward must match exactly; its backward adds at most ceil(k/s)^2 float32 terms per input, and
@@ -24,18 +27,6 @@ from conftest import (
     run_tests_at_simd_level,
 )
 
-# (input shape, kernel_size, stride, padding): odd sizes, overlapping windows (k3 s2), padding,
-# rectangular windows and strides, a window as large as the padded input, a single pixel.
-CONFIGS = [
-    ((2, 3, 8, 8), 2, None, 0),
-    ((1, 1, 1, 1), 1, None, 0),
-    ((3, 2, 7, 7), 3, 2, 1),
-    ((2, 3, 17, 17), 3, 2, 0),
-    ((1, 4, 17, 7), (3, 2), (2, 1), (1, 1)),
-    ((2, 1, 3, 5), (2, 3), (1, 2), (1, 0)),
-    ((1, 2, 3, 3), 5, 1, 2),
-    ((3, 7, 33, 17), 3, 1, 1),
-]
 RTOL = {np.float32: FLOAT32_RTOL, np.float64: FLOAT64_RTOL}
 
 
@@ -113,48 +104,6 @@ def test_reference_avg_pool2d_counts_padding_as_zero():
 
 
 # --- kernels against the reference ----------------------------------------------------------
-
-
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("shape, kernel_size, stride, padding", CONFIGS)
-def test_max_pool2d_matches_reference(rng, dtype, shape, kernel_size, stride, padding):
-    x = rng.standard_normal(shape).astype(dtype)
-    y, indices = ops.max_pool2d(x, kernel_size, stride, padding)
-    y_ref, indices_ref = ref.max_pool2d(x, kernel_size, stride, padding)
-    assert y.dtype == dtype and indices.dtype == np.int64
-    np.testing.assert_array_equal(indices, indices_ref)
-    np.testing.assert_array_equal(y, y_ref.astype(dtype))
-    g = rng.standard_normal(y.shape).astype(dtype)
-    dx = ops.max_pool2d_backward(g, indices, shape)
-    assert dx.dtype == dtype
-    assert_close(dx, ref.max_pool2d_backward(g, indices_ref, shape), RTOL[dtype], "max_pool2d dx")
-
-
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("shape, kernel_size, stride, padding", CONFIGS)
-def test_avg_pool2d_matches_reference(rng, dtype, shape, kernel_size, stride, padding):
-    x = rng.standard_normal(shape).astype(dtype)
-    y = ops.avg_pool2d(x, kernel_size, stride, padding)
-    assert y.dtype == dtype
-    assert_close(y, ref.avg_pool2d(x, kernel_size, stride, padding), RTOL[dtype], "avg_pool2d y")
-    g = rng.standard_normal(y.shape).astype(dtype)
-    dx = ops.avg_pool2d_backward(g, shape, kernel_size, stride, padding)
-    assert_close(
-        dx, ref.avg_pool2d_backward(g, shape, kernel_size, stride, padding), RTOL[dtype], "avg_pool2d dx"
-    )
-
-
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("shape", [(1, 1, 1, 1), (2, 3, 7, 7), (3, 17, 5, 3), (2, 5, 33, 65)])
-def test_global_avg_pool2d_matches_reference(rng, dtype, shape):
-    x = rng.standard_normal(shape).astype(dtype)
-    y = ops.global_avg_pool2d(x)
-    assert y.shape == shape[:2] and y.dtype == dtype
-    assert_close(y, ref.global_avg_pool2d(x), RTOL[dtype], "global_avg_pool2d y")
-    g = rng.standard_normal(shape[:2]).astype(dtype)
-    assert_close(
-        ops.global_avg_pool2d_backward(g, shape), ref.global_avg_pool2d_backward(g, shape), RTOL[dtype], "dx"
-    )
 
 
 def test_max_pool2d_int32_indices_agree_with_int64(rng):
@@ -307,83 +256,6 @@ def test_sequential_max_pool_backward_routes_gradients(rng):
 
 
 X = np.zeros((1, 2, 5, 5), dtype=np.float32)
-
-
-@pytest.mark.parametrize(
-    "call, exc, words",
-    [
-        (lambda: ops.max_pool2d(X, 0), ValueError, ["max_pool2d", "kernel_size", "(0, 0)"]),
-        (lambda: ops.max_pool2d(X, 2, stride=0), ValueError, ["max_pool2d", "stride", "(0, 0)"]),
-        (lambda: ops.avg_pool2d(X, 2, stride=(1, -1)), ValueError, ["avg_pool2d", "stride", "(1, -1)"]),
-        (lambda: ops.max_pool2d(X, 2, padding=-1), ValueError, ["padding", ">= 0"]),
-        (lambda: ops.max_pool2d(X, 3, padding=2), ValueError, ["max_pool2d", "padding", "half", "(2, 2)"]),
-        (lambda: ops.avg_pool2d(X, 7), ValueError, ["avg_pool2d", "(5, 5)", "(7, 7)"]),
-        (lambda: ops.max_pool2d(X[0], 2), ValueError, ["max_pool2d", "4-D", "(2, 5, 5)"]),
-        (lambda: ops.global_avg_pool2d(X[0]), ValueError, ["global_avg_pool2d", "4-D"]),
-        (lambda: ops.max_pool2d(X.astype(np.int32), 2), TypeError, ["max_pool2d", "float32", "int32"]),
-        (lambda: ops.max_pool2d(X, 2.5), TypeError, ["max_pool2d", "kernel_size", "2.5"]),
-        (lambda: ops.max_pool2d(X, (2, 2, 2)), TypeError, ["kernel_size"]),
-        (lambda: ops.max_pool2d(X, 2, index_dtype=np.int16), TypeError, ["index_dtype", "int16"]),
-        (lambda: ops.max_pool2d(X[:, :, ::2], 2), ValueError, ["C-contiguous"]),
-        (
-            lambda: ops.max_pool2d_backward(
-                np.ones((1, 2, 2, 2), np.float32), np.full((1, 2, 2, 2), 25), X.shape
-            ),
-            ValueError,
-            ["max_pool2d_backward", "indices", "25"],
-        ),
-        (
-            lambda: ops.max_pool2d_backward(
-                np.ones((1, 2, 2, 2), np.float32), np.full((1, 2, 2, 2), -1), X.shape
-            ),
-            ValueError,
-            ["indices", "-1"],
-        ),
-        (
-            lambda: ops.max_pool2d_backward(
-                np.ones((1, 2, 2, 2), np.float32), np.zeros((1, 2, 2, 1), np.int64), X.shape
-            ),
-            ValueError,
-            ["indices", "(1, 2, 2, 1)"],
-        ),
-        (
-            lambda: ops.max_pool2d_backward(
-                np.ones((1, 2, 2, 2), np.float32), np.zeros((1, 2, 2, 2), np.float32), X.shape
-            ),
-            TypeError,
-            ["indices", "int64"],
-        ),
-        (
-            lambda: ops.max_pool2d_backward(
-                np.ones((1, 3, 2, 2), np.float32), np.zeros((1, 3, 2, 2), np.int64), X.shape
-            ),
-            ValueError,
-            ["grad_out", "(1, 3, 2, 2)"],
-        ),
-        (
-            lambda: ops.avg_pool2d_backward(np.ones((1, 2, 3, 3), np.float32), X.shape, 2),
-            ValueError,
-            ["avg_pool2d_backward", "grad_out", "(1, 2, 2, 2)"],
-        ),
-        (
-            lambda: ops.avg_pool2d_backward(np.ones((1, 2, 2, 2), np.float32), (1, 2, 5), 2),
-            ValueError,
-            ["input_shape", "4-D"],
-        ),
-        (
-            lambda: ops.global_avg_pool2d_backward(np.ones((1, 2), np.float32), "abc"),
-            TypeError,
-            ["input_shape"],
-        ),
-        (
-            lambda: ops.global_avg_pool2d_backward(np.ones((2, 2), np.float32), X.shape),
-            ValueError,
-            ["grad_out", "(1, 2)"],
-        ),
-    ],
-)
-def test_ops_reject_bad_input(call, exc, words):
-    assert_raises_naming(exc, call, words)
 
 
 def test_max_pool2d_backward_names_the_first_bad_index():

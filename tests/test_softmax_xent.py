@@ -1,58 +1,13 @@
-"""Softmax family and fused softmax cross-entropy against the reference.
-
-Tolerances: row reductions over C terms in float32; C <= 1000 here, so rounding stays below
-FLOAT32_RTOL_REDUCTION (1e-4) relative; the scalar loss is accumulated in double and checked
-to 1e-5 relative.
-"""
+"""Softmax family and fused softmax cross-entropy: special values and properties (the kernels
+against the reference on random inputs, float32 and float64, are in tests/opinfo.py)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from conftest import FLOAT32_RTOL_REDUCTION, FLOAT64_RTOL, ODD_SIZES, assert_close
 from fastnn import ops
 from fastnn import reference as ref
-
-SHAPES = [(1, 1), (1, 10), (3, 7), (17, 33), (65, 10), (128, 1000), (7, 65)]
-
-
-@pytest.mark.parametrize("shape", SHAPES)
-@pytest.mark.parametrize("log", [False, True])
-@pytest.mark.parametrize("dtype,rtol", [(np.float32, FLOAT32_RTOL_REDUCTION), (np.float64, FLOAT64_RTOL)])
-def test_softmax_family_matches_reference(shape, log, dtype, rtol, rng):
-    x = (rng.standard_normal(shape) * 5).astype(dtype)
-    g = rng.standard_normal(shape).astype(dtype)
-    fwd, bwd = (ops.log_softmax, ops.log_softmax_backward) if log else (ops.softmax, ops.softmax_backward)
-    rfwd, rbwd = (ref.log_softmax, ref.log_softmax_backward) if log else (ref.softmax, ref.softmax_backward)
-    y = fwd(x)
-    assert_close(y, rfwd(x), rtol, "forward")
-    # Backward at the kernel's own y: dy - sum(dy * y) cancels, so a float64 y would measure
-    # forward rounding rather than the backward kernel.
-    assert_close(bwd(y, g), rbwd(y, g), rtol, "backward")
-
-
-@pytest.mark.parametrize("n", ODD_SIZES)
-@pytest.mark.parametrize("classes", [1, 2, 10, 33])
-@pytest.mark.parametrize("smoothing", [0.0, 0.1])
-@pytest.mark.parametrize("label_dtype", [np.int64, np.int32])
-def test_softmax_cross_entropy_matches_reference(n, classes, smoothing, label_dtype, rng):
-    x = (rng.standard_normal((n, classes)) * 3).astype(np.float32)
-    labels = rng.integers(0, classes, size=n).astype(label_dtype)
-    loss, grad = ops.softmax_cross_entropy(x, labels, smoothing)
-    loss_ref, grad_ref = ref.softmax_cross_entropy(x, labels, smoothing)
-    assert isinstance(loss, float)
-    assert loss == pytest.approx(loss_ref, rel=1e-5, abs=1e-6)
-    assert_close(grad, grad_ref, FLOAT32_RTOL_REDUCTION, "grad")
-
-
-def test_softmax_cross_entropy_float64_is_tight(rng):
-    x = rng.standard_normal((9, 5))
-    labels = rng.integers(0, 5, size=9)
-    loss, grad = ops.softmax_cross_entropy(x, labels, 0.3)
-    loss_ref, grad_ref = ref.softmax_cross_entropy(x, labels, 0.3)
-    assert loss == pytest.approx(loss_ref, rel=1e-12)
-    assert_close(grad, grad_ref, FLOAT64_RTOL, "grad")
 
 
 @pytest.mark.parametrize("scale", [1e4, 1e20, 3e38])
@@ -75,7 +30,7 @@ def test_softmax_cross_entropy_stable_for_huge_logits(scale):
 def test_softmax_cross_entropy_without_grad(rng):
     x = rng.standard_normal((4, 3)).astype(np.float32)
     loss, grad = ops.softmax_cross_entropy(x, np.array([0, 1, 2, 0]), compute_grad=False)
-    assert grad is None and loss > 0
+    assert grad is None and loss == pytest.approx(ref.softmax_cross_entropy(x, [0, 1, 2, 0])[0], rel=1e-5)
 
 
 def test_softmax_rows_sum_to_one(rng):

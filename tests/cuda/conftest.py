@@ -4,8 +4,9 @@ with the reason printed in pytest's summary (e.g. "no NVIDIA driver found ...").
 
 Test modules here import helpers with ``from conftest import ...``, which resolves to this file
 (pytest names every conftest module "conftest"), so it re-exports tests/conftest.py's helpers
-(rel_error, assert_close, tolerances, ODD_SIZES); the GPU tests reuse the CPU tests' shape grids
-by importing those modules.
+(rel_error, assert_close, tolerances, ODD_SIZES). Shape grids and builders shared with the CPU
+tests come from tests/opinfo.py, the op registry (whose cuda variant, tests/test_ops.py, checks
+every op on the GPU); no GPU test imports another test module.
 """
 
 from __future__ import annotations

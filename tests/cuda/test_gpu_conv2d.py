@@ -1,7 +1,8 @@
-"""conv2d on the GPU (implicit GEMM) against the CPU kernel and the reference, over the CPU
-tests' grid of shapes and hyper-parameters (tests/test_conv2d.py: strides, padding, dilation,
-groups, depthwise, 1x1, deep K), with their tolerances; plus accumulation into given gradients,
-larger layers that take the 64 x 64 tiles and split-K, and the layer on the GPU."""
+"""conv2d on the GPU (implicit GEMM) where it is specific to the GPU: layers large enough for the
+64 x 64 tiles and split-K against the CPU kernel and the reference, split-K bitwise repeatable,
+and the layer on the GPU. The grid of shapes and hyper-parameters (strides, padding, dilation,
+groups, depthwise, 1x1, deep K: tests/opinfo.py CONV2D_CONFIGS), with gradient accumulation, is
+the cuda variant of tests/test_ops.py, with the same tolerances."""
 
 from __future__ import annotations
 
@@ -13,9 +14,9 @@ skip_without_gpu()
 import cupy  # noqa: E402
 import numpy as np  # noqa: E402
 
-import test_conv2d
 from conftest import FLOAT32_RTOL_REDUCTION, FLOAT64_RTOL, assert_gpu_matches, to_cpu, to_gpu
 from fastnn import nn, ops, reference
+from opinfo import conv2d_case
 
 
 def _check(x, weight, bias, args, dtype, rng, what):
@@ -36,13 +37,6 @@ def _check(x, weight, bias, args, dtype, rng, what):
             assert_gpu_matches(g, c, r, rtol, f"{what} {name}")
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("name", list(test_conv2d.CONFIGS))
-def test_conv2d_matches_cpu(name, dtype, rng):
-    x, weight, bias, args = test_conv2d.make_case(test_conv2d.CONFIGS[name], dtype, rng)
-    _check(x, weight, bias, args, dtype, rng, name)
-
-
 # Layer shapes of the benchmark networks (batch 8): C_out > 32 takes the 64 x 64 tiles, and the
 # weight gradient's long reduction over N * H_out * W_out is split.
 LAYERS = {
@@ -56,12 +50,12 @@ LAYERS = {
 
 @pytest.mark.parametrize("name", list(LAYERS))
 def test_conv2d_network_layers_match_cpu(name, rng):
-    x, weight, bias, args = test_conv2d.make_case(LAYERS[name], np.float32, rng)
+    x, weight, bias, args = conv2d_case(LAYERS[name], np.float32, rng)
     _check(x, weight, bias, args, np.float32, rng, name)
 
 
 def test_conv2d_gradients_accumulate_and_repeat(rng):
-    x, weight, bias, args = test_conv2d.make_case(LAYERS["resnet-16"], np.float32, rng)
+    x, weight, bias, args = conv2d_case(LAYERS["resnet-16"], np.float32, rng)
     dy = rng.standard_normal(ops.conv2d(x, weight, None, **args).shape).astype(np.float32)
     gw0 = rng.standard_normal(weight.shape).astype(np.float32)
     gb0 = rng.standard_normal(weight.shape[0]).astype(np.float32)

@@ -1,7 +1,10 @@
-"""Every CUDA kernel against the CPU kernel and the float64 reference, on the same random inputs
-and the CPU tests' shape grids (imported from those modules), with the CPU tests' tolerances:
-the GPU sums in a different order, not with less precision. TF32 products get their own,
-looser bound (operands rounded to 10-bit mantissas)."""
+"""What is specific to the GPU kernels of matmul, linear, the activations, the losses and the
+optimisers: GEMM shapes that take the large tiles and split-K, TF32, bitwise repeatability, tall
+batches, multi-tensor chunking, special values, and the errors the GPU finds in its kernels. Each
+of these ops against the CPU kernel and the float64 reference on the registry's samples, float32
+and float64, is the cuda variant of tests/test_ops.py (entries in tests/opinfo.py), with the
+same tolerances: the GPU sums in a different order, not with less precision. TF32 products get
+their own, looser bound (operands rounded to 10-bit mantissas)."""
 
 from __future__ import annotations
 
@@ -14,9 +17,6 @@ import cupy  # noqa: E402
 import numpy as np  # noqa: E402
 
 import fastnn
-import test_activation
-import test_linear
-import test_softmax_xent
 from conftest import (
     FLOAT32_RTOL,
     FLOAT32_RTOL_REDUCTION,
@@ -29,6 +29,7 @@ from conftest import (
 )
 from fastnn import ops
 from fastnn import reference as ref
+from opinfo import USES_OUTPUT
 
 DTYPES = [(np.float32, FLOAT32_RTOL_REDUCTION), (np.float64, FLOAT64_RTOL)]
 # TF32 keeps 10 mantissa bits: each product is off by up to ~2^-11 relative, and a K-term sum
@@ -93,26 +94,6 @@ def test_matmul_empty_and_k_zero():
 
 
 # ---- linear ----------------------------------------------------------------------------------
-@pytest.mark.parametrize("n,i,o", test_linear.SHAPES)
-@pytest.mark.parametrize("bias", [True, False])
-@pytest.mark.parametrize("dtype,rtol", DTYPES)
-def test_linear_matches_cpu(n, i, o, bias, dtype, rtol, rng):
-    x = rng.standard_normal((n, i)).astype(dtype)
-    w = rng.standard_normal((o, i)).astype(dtype)
-    b = rng.standard_normal(o).astype(dtype) if bias else None
-    g = rng.standard_normal((n, o)).astype(dtype)
-    gx, gw, gb, gg = to_gpu(x, w, b, g)
-    assert_gpu_matches(ops.linear(gx, gw, gb), ops.linear(x, w, b), ref.linear(x, w, b), rtol, "forward")
-    cpu = ops.linear_backward(x, w, g, bias=bias)
-    gpu = ops.linear_backward(gx, gw, gg, bias=bias)
-    want = ref.linear_backward(x, w, g, bias=bias)
-    for name, got, c, r in zip(("dx", "dweight", "dbias"), gpu, cpu, want):
-        if r is None:
-            assert got is None
-        else:
-            assert_gpu_matches(got, c, r, rtol, name)
-
-
 @pytest.mark.parametrize("rows", [1, 300, 5000, 70_000])
 def test_linear_backward_accumulates_and_bias_sums_tall_batches(rows, rng):
     x = rng.standard_normal((rows, 5)).astype(np.float32)
@@ -133,24 +114,8 @@ def _run_on_gpu(name, x, g):
     """(y, dx) of one activation on CuPy arrays, backward at the GPU's own saved tensor."""
     kw = {"negative_slope": 0.1} if name == "leaky_relu" else {}
     y = getattr(ops, name)(x, **kw)
-    dx = getattr(ops, name + "_backward")(y if name in test_activation.USES_OUTPUT else x, g, **kw)
+    dx = getattr(ops, name + "_backward")(y if name in USES_OUTPUT else x, g, **kw)
     return y, dx
-
-
-@pytest.mark.parametrize("name", test_activation.NAMES)
-@pytest.mark.parametrize("n", ODD_SIZES + [100_003])
-@pytest.mark.parametrize("dtype,rtol", [(np.float32, FLOAT32_RTOL), (np.float64, FLOAT64_RTOL)])
-def test_activation_matches_cpu(name, n, dtype, rtol, rng):
-    x = (rng.standard_normal(n) * 4).astype(dtype)
-    g = rng.standard_normal(n).astype(dtype)
-    y, _, y_ref, _ = test_activation._run(name, x, g)
-    gy, gdx = _run_on_gpu(name, *to_gpu(x, g))
-    assert_gpu_matches(gy, y, y_ref, rtol, f"{name} forward")
-    # Backward is compared at the GPU's own saved value, as the CPU test does at its own.
-    saved = to_cpu(gy) if name in test_activation.USES_OUTPUT else x
-    kw = {"negative_slope": 0.1} if name == "leaky_relu" else {}
-    assert_gpu_matches(gdx, getattr(ops, name + "_backward")(saved, g, **kw),
-                       getattr(ref, name + "_backward")(saved, g, **kw), rtol, f"{name} backward")
 
 
 @pytest.mark.parametrize("name", ["sigmoid", "tanh", "gelu"])
@@ -162,36 +127,6 @@ def test_activation_finite_for_huge_inputs(name):
 
 
 # ---- softmax family and losses ---------------------------------------------------------------
-@pytest.mark.parametrize("shape", test_softmax_xent.SHAPES + [(3, 5000)])
-@pytest.mark.parametrize("log", [False, True])
-@pytest.mark.parametrize("dtype,rtol", DTYPES)
-def test_softmax_family_matches_cpu(shape, log, dtype, rtol, rng):
-    x = (rng.standard_normal(shape) * 5).astype(dtype)
-    g = rng.standard_normal(shape).astype(dtype)
-    fwd, bwd = (ops.log_softmax, ops.log_softmax_backward) if log else (ops.softmax, ops.softmax_backward)
-    rfwd, rbwd = (ref.log_softmax, ref.log_softmax_backward) if log else (ref.softmax, ref.softmax_backward)
-    y = fwd(to_gpu(x))
-    assert_gpu_matches(y, fwd(x), rfwd(x), rtol, "forward")
-    y_host = to_cpu(y)
-    assert_gpu_matches(bwd(y, to_gpu(g)), bwd(y_host, g), rbwd(y_host, g), rtol, "backward")
-
-
-@pytest.mark.parametrize("n", ODD_SIZES + [1000])
-@pytest.mark.parametrize("classes", [1, 2, 10, 33, 1000])
-@pytest.mark.parametrize("smoothing", [0.0, 0.1])
-@pytest.mark.parametrize("label_dtype", [np.int64, np.int32])
-def test_softmax_cross_entropy_matches_cpu(n, classes, smoothing, label_dtype, rng):
-    x = (rng.standard_normal((n, classes)) * 3).astype(np.float32)
-    labels = rng.integers(0, classes, size=n).astype(label_dtype)
-    loss, grad = ops.softmax_cross_entropy(*to_gpu(x, labels), smoothing)
-    cpu_loss, cpu_grad = ops.softmax_cross_entropy(x, labels, smoothing)
-    loss_ref, grad_ref = ref.softmax_cross_entropy(x, labels, smoothing)
-    assert isinstance(loss, float)
-    assert loss == pytest.approx(loss_ref, rel=1e-5, abs=1e-6)
-    assert loss == pytest.approx(cpu_loss, rel=2e-5, abs=2e-6)
-    assert_gpu_matches(grad, cpu_grad, grad_ref, FLOAT32_RTOL_REDUCTION, "grad")
-
-
 @pytest.mark.parametrize("scale", [1e4, 1e20, 3e38])
 def test_softmax_cross_entropy_stable_for_huge_logits(scale):
     x = np.array([[scale, 0.0, -scale], [-scale, scale, 0.5 * scale]], dtype=np.float32)
@@ -214,20 +149,6 @@ def test_softmax_cross_entropy_rejects_labels_found_on_the_gpu(bad):
             ops.softmax_cross_entropy(np.zeros((5, 3), np.float32), labels.astype(label_dtype))
 
 
-@pytest.mark.parametrize("n", ODD_SIZES + [100_000])
-@pytest.mark.parametrize("classes", [1, 3, 40])
-@pytest.mark.parametrize("with_pos_weight", [False, True])
-def test_bce_matches_cpu(n, classes, with_pos_weight, rng):
-    x = (rng.standard_normal((n, classes)) * 4).astype(np.float32)
-    t = (rng.uniform(size=x.shape) > 0.5).astype(np.float32)
-    pw = rng.uniform(0.5, 4, size=classes).astype(np.float32) if with_pos_weight else None
-    loss, grad = ops.bce_with_logits(*to_gpu(x, t, pw))
-    cpu_loss, cpu_grad = ops.bce_with_logits(x, t, pw)
-    loss_ref, grad_ref = ref.bce_with_logits(x, t, pw)
-    assert loss == pytest.approx(loss_ref, rel=1e-5) and loss == pytest.approx(cpu_loss, rel=2e-5)
-    assert_gpu_matches(grad, cpu_grad, grad_ref, FLOAT32_RTOL, "grad")
-
-
 def test_bce_rejects_targets_found_on_the_gpu():
     t = np.array([[0, 1], [2, 0]], dtype=np.float32)
     with pytest.raises(ValueError, match=r"fastnn.bce_with_logits: argument 'targets' must lie in \[0, 1\]; got targets.flat\[2\] = 2"):
@@ -235,24 +156,6 @@ def test_bce_rejects_targets_found_on_the_gpu():
 
 
 # ---- optimisers ------------------------------------------------------------------------------
-@pytest.mark.parametrize("momentum,nesterov,dampening,wd", [
-    (0.0, False, 0.0, 0.0), (0.9, False, 0.0, 0.0), (0.9, True, 0.0, 5e-4), (0.5, False, 0.3, 1e-2),
-])
-@pytest.mark.parametrize("n", [1, 7, 33, 100_001])
-def test_sgd_step_matches_cpu(momentum, nesterov, dampening, wd, n, rng):
-    p = rng.standard_normal(n).astype(np.float32)
-    gp, gbuf = to_gpu(p), (cupy.zeros(n, cupy.float32) if momentum else None)
-    buf = np.zeros_like(p) if momentum else None
-    for step in range(5):
-        g = rng.standard_normal(n).astype(np.float32)
-        kw = dict(lr=0.1, momentum=momentum, dampening=dampening, weight_decay=wd, nesterov=nesterov,
-                  first_step=step == 0)
-        ops.sgd_step(p, g, buf, **kw)
-        ops.sgd_step(gp, to_gpu(g), gbuf, **kw)
-    # Elementwise float32 updates: GPU and CPU agree to a few ulps per step.
-    np.testing.assert_allclose(to_cpu(gp), p, rtol=5 * FLOAT32_RTOL, atol=1e-7)
-
-
 @pytest.mark.parametrize("decoupled", [False, True])
 def test_adam_multi_tensor_matches_cpu(decoupled, rng):
     # 60 tensors (past the 48 tensor slots of one launch) and one of 21.3M elements (past the 320
