@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # The GPU check, in one call on a machine with an NVIDIA GPU, nvcc, CuPy (PyTorch with CUDA
 # optional) and no internet: build and install fastnn from this checkout with the CUDA backend
-# for this GPU's architecture, run tests/cuda, then time fastnn against cuBLAS and PyTorch
+# for this GPU's architecture, run tests/cuda and tests/test_ops.py, then time fastnn against cuBLAS and PyTorch
 # (benchmarks/bench_gpu.py: GEMM 1024..8192 exact and TF32, the conv layers of LeNet/VGG/ResNet-20
 # forward and backward, training steps of LeNet-5, the 4-conv CNN and ResNet-20 at batch 128 and
 # 512) and print the table for benchmarks/README.md.
 #
-# Budget (8 minutes in all, each step capped): build <= 200 s, tests/cuda <= 120 s,
+# Budget (8.5 minutes in all, each step capped): build <= 200 s, GPU tests <= 150 s,
 # benchmarks <= 130 s (+15 s grace).
 # Usage: bash benchmarks/gpu_check.sh [--quick | --dry-run]
 #   --quick    smaller GEMMs, batch 128 only, a 60 s benchmark budget
@@ -57,8 +57,11 @@ say "installed; checking the backend"
 (cd /tmp && python -c "import fastnn, sys; ok = fastnn.cuda.is_available(); print(fastnn.cuda.info()); sys.exit(0 if ok else 1)")
 (cd /tmp && python -m fastnn info)
 
-say "tests/cuda"
-(cd /tmp && timeout 120 python -m pytest "$src/tests/cuda" -q -x -p no:cacheprovider) || { say "tests/cuda FAILED"; tests_failed=1; }
+# tests/cuda (the GPU-only checks) and the op registry's cuda variants (tests/test_ops.py: every op
+# on the GPU against the CPU and the reference, and identical error messages).
+say "tests/cuda and tests/test_ops.py"
+(cd /tmp && timeout 150 python -m pytest "$src/tests/cuda" "$src/tests/test_ops.py" -q -x -p no:cacheprovider) ||
+  { say "GPU tests FAILED"; tests_failed=1; }
 
 say "benchmarks"
 budget=130

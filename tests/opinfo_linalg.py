@@ -66,6 +66,8 @@ def _matmul_errors(dtype):
               "argument 'out' is updated in place and must be writeable", backends=CPU_ONLY)
     yield err("aliasing out", lambda xp: (lambda m: op(m, a(xp, 2, 2), out=m))(a(xp, 2, 2)), ValueError,
               "argument 'out' must not share memory with 'a'")
+    yield err("string alpha", lambda xp: op(a(xp, 2, 2), a(xp, 2, 2), alpha="2"), TypeError,
+              "fastnn.matmul: argument 'alpha' must be a real number")
     yield err("beta without out", lambda xp: op(a(xp, 2, 2), a(xp, 2, 2), beta=1.0), ValueError, "'out' is required when beta != 0")
     if dtype == np.float32:
         yield err("misaligned", lambda xp: op(misaligned(6).reshape(2, 3), a(xp, 3, 2)), ValueError,
@@ -113,6 +115,9 @@ def _linear_errors(dtype):
     yield err("x transposed", lambda xp: ops.linear(a(xp, 3, 2).T, a(xp, 4, 3)), ValueError, "argument 'x' must be C-contiguous")
     yield err("grad_out", lambda xp: ops.linear_backward(a(xp, 2, 3), a(xp, 4, 3), a(xp, 2, 5)), ValueError,
               "fastnn.linear_backward: argument 'grad_out' must have shape (2, 4)")
+    yield err("grad_bias without bias", lambda xp: ops.linear_backward(a(xp, 2, 3), a(xp, 4, 3), a(xp, 2, 4), bias=False,
+                                                                        grad_bias=a(xp, 4)),
+              ValueError, "fastnn.linear_backward: argument 'grad_bias' must be None when bias=False")
     yield err("grad_weight", lambda xp: ops.linear_backward(a(xp, 2, 3), a(xp, 4, 3), a(xp, 2, 4), grad_weight=a(xp, 3, 4)),
               ValueError, "argument 'grad_weight' must have shape (4, 3)")
     yield err("grad_bias dtype", lambda xp: ops.linear_backward(a(xp, 2, 3), a(xp, 4, 3), a(xp, 2, 4),
@@ -188,6 +193,8 @@ def _conv2d_errors(dtype):
     x, w = (lambda xp: z(xp, 2, 4, 6, 6)), (lambda xp: z(xp, 6, 4, 3, 3))
     op, bwd = ops.conv2d, ops.conv2d_backward
     yield err("x 3-D", lambda xp: op(z(xp, 4, 6, 6), w(xp)), ValueError, "fastnn.conv2d", "'x'", "4-D", "(4, 6, 6)")
+    yield err("grad_bias without bias", lambda xp: bwd(x(xp), w(xp), z(xp, 2, 6, 4, 4), bias=False, grad_bias=z(xp, 6)),
+              ValueError, "fastnn.conv2d_backward: argument 'grad_bias' must be None when bias=False")
     yield err("weight 3-D", lambda xp: op(x(xp), z(xp, 6, 4, 3)), ValueError, "'weight'", "4-D", "(6, 4, 3)")
     yield err("groups vs C_in", lambda xp: op(z(xp, 2, 5, 6, 6), z(xp, 6, 2, 3, 3), groups=2), ValueError, "groups", "C_in=5")
     yield err("groups vs C_out", lambda xp: op(x(xp), z(xp, 5, 2, 3, 3), groups=2), ValueError, "groups", "C_out=5")

@@ -87,6 +87,10 @@ def _optim_errors(name):
         else:
             op = getattr(ops, name)
             yield err("step 0", lambda xp: op(a(xp), a(xp), a(xp), a(xp), step=0, lr=0.1), ValueError, "argument 'step' must be >= 1")
+            yield err("fractional step", lambda xp: op(a(xp), a(xp), a(xp), a(xp), step=1.5, lr=0.1), TypeError,
+                      f"fastnn.{name}: argument 'step' must be an int")
+            yield err("string lr", lambda xp: op(a(xp), a(xp), a(xp), a(xp), step=1, lr="0.1"), TypeError,
+                      f"fastnn.{name}: argument 'lr' must be a real number")
             yield err("aliased state", lambda xp: (lambda s: op(a(xp), a(xp), s, s, step=1, lr=0.1))(a(xp)), ValueError,
                       "must not share memory")
             yield err("exp_avg shape", lambda xp: op(a(xp), a(xp), a(xp, 4), a(xp), step=1, lr=0.1), ValueError,
@@ -154,7 +158,6 @@ def _adam_multi_ref(entry, s):
 
 
 def _multi_errors(name):
-    single = name.removesuffix("_multi")
 
     def errors(dtype):
         a = lambda xp, n=3: xp.ones(n, dtype)  # noqa: E731
@@ -163,14 +166,14 @@ def _multi_errors(name):
         else:
             op = lambda xp, params, grads, bufs=None, **kw: getattr(ops, name)(  # noqa: E731
                 params, grads, bufs or [a(xp, p.size) for p in params], [a(xp, p.size) * 2 for p in params], **{"step": 1, "lr": 0.1, **kw})
-        # The kernels name the single-tensor op and the list item.
+        # The list ops name themselves (fastnn.sgd_step_multi, ...) and the list item.
         yield err("list lengths", lambda xp: op(xp, [a(xp)], [a(xp), a(xp)]), ValueError,
-                  f"fastnn.{single}: argument 'grads' must have one array per parameter (1); got 2")
+                  f"fastnn.{name}: argument 'grads' must have one array per parameter (1); got 2")
         yield err("grad shape", lambda xp: op(xp, [a(xp), a(xp)], [a(xp), a(xp, 2)]), ValueError,
-                  f"fastnn.{single}: argument 'grad' must have shape (3,)")
-        yield err("int param", lambda xp: op(xp, [xp.ones(3, np.int32)], [a(xp)]), TypeError, f"fastnn.{single}: argument 'param'", "int32")
+                  f"fastnn.{name}: argument 'grad' must have shape (3,)")
+        yield err("int param", lambda xp: op(xp, [xp.ones(3, np.int32)], [a(xp)]), TypeError, f"fastnn.{name}: argument 'param'", "int32")
         yield err("strided grad", lambda xp: op(xp, [a(xp), a(xp)], [a(xp), a(xp, 6)[::2]]), ValueError,
-                  f"fastnn.{single}: argument 'grad' must be C-contiguous")
+                  f"fastnn.{name}: argument 'grad' must be C-contiguous")
         if name == "sgd_step_multi":
             yield err("missing buffers", lambda xp: op(xp, [a(xp)], [a(xp)], momentum=0.9), ValueError, "'momentum_buffer' is required")
         else:

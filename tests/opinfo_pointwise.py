@@ -51,6 +51,9 @@ def _activation_errors(name):
                   f"fastnn.{name}_backward: argument 'grad_out' must have shape (2, 3)")
         yield err("backward mixed dtypes", lambda xp: bwd(xp.ones(3, dtype), xp.ones(3, other_dtype(dtype))), TypeError,
                   f"fastnn.{name}_backward: argument 'grad_out'")
+        if name == "leaky_relu":
+            yield err("string slope", lambda xp: op(xp.ones(3, dtype), "0.1"), TypeError,
+                      "fastnn.leaky_relu: argument 'negative_slope' must be a real number")
         if name == "relu" and dtype == np.float32:
             yield err("misaligned", lambda xp: op(misaligned(8)), ValueError, "must be aligned", backends=CPU_ONLY)
 
@@ -124,6 +127,8 @@ def _xent_errors(dtype):
     yield err("int logits", lambda xp: op(xp.ones((2, 3), np.int32), xp.zeros(2, np.int64)), TypeError,
               "fastnn.softmax_cross_entropy: argument 'logits'")
     yield err("label count", lambda xp: op(x(xp), xp.zeros(3, np.int64)), ValueError, "argument 'labels' must have shape (2,)")
+    yield err("string smoothing", lambda xp: op(x(xp), xp.zeros(2, np.int64), "0.1"), TypeError,
+              "fastnn.softmax_cross_entropy: argument 'label_smoothing' must be a real number")
     yield err("empty batch", lambda xp: op(xp.ones((0, 3), dtype), xp.zeros(0, np.int64)), ValueError, "at least one row")
     yield err("1-D logits", lambda xp: op(xp.ones(3, dtype), xp.zeros(3, np.int64)), ValueError, "argument 'logits' must be 2-D")
     yield err("strided labels", lambda xp: op(x(xp), xp.zeros(4, np.int64)[::2]), ValueError, "argument 'labels' must be C-contiguous")

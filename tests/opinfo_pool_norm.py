@@ -199,6 +199,8 @@ def _bn_train_errors(dtype):
     yield err("backward grad_out", lambda xp: bwd(X4(xp)[:1], X4(xp), C(xp), C(xp), C(xp)), ValueError,
               "batch_norm_backward", "grad_out", "(1, 3, 4, 4)")
     yield err("backward without mean", lambda xp: bwd(X4(xp), X4(xp), C(xp), None, C(xp)), ValueError, "batch_norm_backward", "mean", "required")
+    yield err("grad_weight without weight", lambda xp: bwd(X4(xp), X4(xp), None, C(xp), C(xp), grad_weight=C(xp)), ValueError,
+              "fastnn.batch_norm_backward: argument 'grad_weight' must be None when weight is None")
     yield err("backward grad_weight", lambda xp: bwd(X4(xp), X4(xp), C(xp), C(xp), C(xp), grad_weight=C(xp, 2)), ValueError,
               "grad_weight", "(2,)")
 

@@ -73,4 +73,13 @@ inline ParamGrad param_grad(const char* op, const char* arg, const py::handle& o
   return g;
 }
 
+// A gradient array passed for a gradient the call does not compute would silently stay as it
+// was: refuse it instead.
+inline void require_unused_grad_absent(const char* op, const char* arg, const py::handle& obj,
+                                       bool computed, const char* why) {
+  if (!computed && !obj.is_none())
+    throw_value_error("fastnn.", op, ": argument '", arg, "' must be None when ", why,
+                      " (that gradient is not computed); got an array");
+}
+
 }  // namespace fastnn::bind

@@ -90,6 +90,8 @@ py::tuple batch_norm_backward(py::object dy_obj, py::object x_obj, py::object w_
   const Array inv_std = channel_array(op, "inv_std", inv_std_obj, x, s);
   if (!mean || !inv_std)
     throw_value_error("fastnn.", op, ": arguments 'mean' and 'inv_std' are required");
+  require_unused_grad_absent(op, "grad_weight", dw_obj, bool(w), "weight is None");
+  require_unused_grad_absent(op, "grad_bias", db_obj, bool(w), "weight is None");
   Array dw, db;
   const bool param_grads = bool(w);
   bool accumulate = false;

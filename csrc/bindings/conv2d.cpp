@@ -48,6 +48,7 @@ py::tuple conv2d_backward(py::object x_obj, py::object w_obj, py::object dy_obj,
   const Array dy = float_array(op, "grad_out", dy_obj);
   require_same_dtype(op, x, dy);
   require_dims(op, dy, s.output_dims(), "(the conv2d output's shape (N, C_out, H_out, W_out))");
+  require_unused_grad_absent(op, "grad_bias", db_obj, compute_dbias, "bias=False");
   const ParamGrad dw = param_grad(op, "grad_weight", dw_obj, x, s.weight_dims(), {&x, &w, &dy});
   const ParamGrad db = compute_dbias
                            ? param_grad(op, "grad_bias", db_obj, x, {s.out_channels}, {&x, &w, &dy})

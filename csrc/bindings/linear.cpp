@@ -39,6 +39,7 @@ py::tuple linear_backward(py::object x_obj, py::object w_obj, py::object dy_obj,
   const Array dy = float_array(op, "grad_out", dy_obj);
   require_same_dtype(op, x, dy);
   require_dims(op, dy, {s.batch, s.out_features}, "(batch, out_features)");
+  require_unused_grad_absent(op, "grad_bias", db_obj, compute_dbias, "bias=False");
   const ParamGrad dw =
       param_grad(op, "grad_weight", dw_obj, x, {s.out_features, s.in_features}, {&x, &w, &dy});
   const ParamGrad db = compute_dbias

@@ -2,8 +2,8 @@
 // parameter, or on a list of them in one kernel call per dtype (the GPU updates a whole list in
 // one multi-tensor launch; float32 and float64 parameters may be mixed in a list).
 //
-// Every list item gets the single-parameter checks; a list's messages say which item was wrong
-// (" (item i of n)"), a single parameter's do not.
+// Every list item gets the single-parameter checks; a list's messages name the _multi op and say
+// which item was wrong (" (item i of n)"), a single parameter's do not.
 #include <vector>
 
 #include "bindings/backend.h"
@@ -64,7 +64,7 @@ void for_each_dtype(const std::vector<Item>& items, Update update) {
 void sgd_update(const py::sequence& params, const py::sequence& grads, const py::object& buffers,
                 double lr, double momentum, double dampening, double weight_decay, bool nesterov,
                 bool first_step, bool single) {
-  const char* op = "sgd_step";
+  const char* op = single ? "sgd_step" : "sgd_step_multi";
   const size_t n = params.size();
   require_one_per_param(op, "grads", grads, n);
   const bool use_momentum = momentum != 0.0;
@@ -92,7 +92,8 @@ void adam_update(const py::sequence& params, const py::sequence& grads,
                  const py::sequence& exp_avgs, const py::sequence& exp_avg_sqs, int64_t step,
                  double lr, double beta1, double beta2, double eps, double weight_decay,
                  bool decoupled_weight_decay, bool single) {
-  const char* op = decoupled_weight_decay ? "adamw_step" : "adam_step";
+  const char* op = decoupled_weight_decay ? (single ? "adamw_step" : "adamw_step_multi")
+                                         : (single ? "adam_step" : "adam_step_multi");
   const size_t n = params.size();
   require_one_per_param(op, "grads", grads, n);
   require_one_per_param(op, "exp_avgs", exp_avgs, n);

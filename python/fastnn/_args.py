@@ -33,6 +33,13 @@ def int_tuple(owner: str, arg: str, value: object) -> tuple[int, ...]:
     raise TypeError(f"fastnn.{owner}: argument '{arg}' must be a tuple of ints; got {value!r}")
 
 
+def integer(owner: str, arg: str, value: object) -> int:
+    """``value`` (an int, NumPy integers included; not a bool) as an int; TypeError otherwise."""
+    if _is_int(value):
+        return int(value)  # type: ignore[call-overload]
+    raise TypeError(f"fastnn.{owner}: argument '{arg}' must be an int; got {value!r}")
+
+
 def real(owner: str, arg: str, value: object) -> float:
     """``value`` (an int or float, NumPy scalars included) as a float; TypeError otherwise."""
     if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_)):

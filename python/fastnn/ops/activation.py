@@ -6,15 +6,18 @@ leaky_relu and gelu, the forward *output* ``y`` for sigmoid and tanh.
 
 from __future__ import annotations
 
+from fastnn._args import real
 from fastnn._backend import Array, backend_for
 
 
 def _forward(name: str, x: Array, negative_slope: float = 0.0) -> Array:
-    return backend_for(name, x).activation_forward(name, x, float(negative_slope))
+    return backend_for(name, x).activation_forward(name, x, real(name, "negative_slope", negative_slope))
 
 
 def _backward(name: str, saved: Array, grad_out: Array, negative_slope: float = 0.0) -> Array:
-    return backend_for(name, saved).activation_backward(name, saved, grad_out, float(negative_slope))
+    return backend_for(name, saved).activation_backward(
+        name, saved, grad_out, real(f"{name}_backward", "negative_slope", negative_slope)
+    )
 
 
 def relu(x: Array) -> Array:

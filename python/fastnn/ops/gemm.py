@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from fastnn._args import real
 from fastnn._backend import Array, backend_for
 
 
@@ -30,5 +31,5 @@ def matmul(
     ``bias_per_row`` (M,) to every column, then ``relu`` clamps at zero.
     """
     return backend_for("matmul", a).matmul(
-        a, b, trans_a, trans_b, float(alpha), float(beta), out, bias_per_col, bias_per_row, bool(relu)
+        a, b, trans_a, trans_b, real("matmul", "alpha", alpha), real("matmul", "beta", beta), out, bias_per_col, bias_per_row, bool(relu)
     )

@@ -5,7 +5,18 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from fastnn._args import integer, real
 from fastnn._backend import Array, backend_for
+
+
+def _sgd_numbers(op: str, lr, momentum, dampening, weight_decay) -> tuple[float, ...]:
+    return (real(op, "lr", lr), real(op, "momentum", momentum), real(op, "dampening", dampening),
+            real(op, "weight_decay", weight_decay))
+
+
+def _adam_numbers(op: str, step, lr, beta1, beta2, eps, weight_decay) -> tuple:
+    return (integer(op, "step", step), real(op, "lr", lr), real(op, "beta1", beta1), real(op, "beta2", beta2),
+            real(op, "eps", eps), real(op, "weight_decay", weight_decay))
 
 
 def sgd_step(
@@ -25,8 +36,8 @@ def sgd_step(
     ``first_step`` marks a fresh buffer, which PyTorch initialises to the gradient itself.
     """
     backend_for("sgd_step", param).sgd_step(
-        param, grad, momentum_buffer, float(lr), float(momentum), float(dampening),
-        float(weight_decay), bool(nesterov), bool(first_step),
+        param, grad, momentum_buffer, *_sgd_numbers("sgd_step", lr, momentum, dampening, weight_decay),
+        bool(nesterov), bool(first_step),
     )
 
 
@@ -45,8 +56,8 @@ def adam_step(
 ) -> None:
     """One Adam update (L2 weight decay added to the gradient); ``step`` counts from 1."""
     backend_for("adam_step", param).adam_step(
-        param, grad, exp_avg, exp_avg_sq, int(step), float(lr), float(beta1), float(beta2),
-        float(eps), float(weight_decay), False,
+        param, grad, exp_avg, exp_avg_sq, *_adam_numbers("adam_step", step, lr, beta1, beta2, eps, weight_decay),
+        False,
     )
 
 
@@ -65,8 +76,8 @@ def adamw_step(
 ) -> None:
     """One AdamW update (decoupled weight decay: ``param *= 1 - lr * weight_decay`` first)."""
     backend_for("adamw_step", param).adam_step(
-        param, grad, exp_avg, exp_avg_sq, int(step), float(lr), float(beta1), float(beta2),
-        float(eps), float(weight_decay), True,
+        param, grad, exp_avg, exp_avg_sq, *_adam_numbers("adamw_step", step, lr, beta1, beta2, eps, weight_decay),
+        True,
     )
 
 
@@ -89,7 +100,7 @@ def sgd_step_multi(
         return
     backend_for("sgd_step", params[0]).sgd_step_multi(
         list(params), list(grads), None if momentum_buffers is None else list(momentum_buffers),
-        float(lr), float(momentum), float(dampening), float(weight_decay), bool(nesterov), bool(first_step),
+        *_sgd_numbers("sgd_step_multi", lr, momentum, dampening, weight_decay), bool(nesterov), bool(first_step),
     )
 
 
@@ -98,8 +109,8 @@ def _adam_multi(name: str, decoupled: bool, params, grads, exp_avgs, exp_avg_sqs
     if not params:
         return
     backend_for(name, params[0]).adam_step_multi(
-        list(params), list(grads), list(exp_avgs), list(exp_avg_sqs), int(step), float(lr), float(beta1),
-        float(beta2), float(eps), float(weight_decay), decoupled,
+        list(params), list(grads), list(exp_avgs), list(exp_avg_sqs),
+        *_adam_numbers(name + "_multi", step, lr, beta1, beta2, eps, weight_decay), decoupled,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from fastnn._args import real
 from fastnn._backend import Array, backend_for
 
 
@@ -36,5 +37,5 @@ def softmax_cross_entropy(
     (None when ``compute_grad`` is False). Stable for logits of any finite size.
     """
     return backend_for("softmax_cross_entropy", logits).softmax_cross_entropy(
-        logits, labels, float(label_smoothing), compute_grad
+        logits, labels, real("softmax_cross_entropy", "label_smoothing", label_smoothing), bool(compute_grad)
     )
