@@ -19,7 +19,7 @@ import pytest
 from conftest import FLOAT32_RTOL_REDUCTION, FLOAT64_RTOL, assert_close, numerical_grad
 
 import fastnn
-from fastnn import nn, ops, reference
+from fastnn import _cpu, nn, ops, reference
 from opinfo import CONV2D_THREADED_CONFIGS, conv2d_case
 
 
@@ -206,9 +206,14 @@ def _x(*shape, dtype=np.float32):
         (dict(in_channels=2, out_channels=2, kernel_size=3, padding=-1), ValueError, ["padding", ">= 0"]),
         (dict(in_channels=2, out_channels=2, kernel_size=3, dilation=(1, 0)), ValueError, ["dilation"]),
         (dict(in_channels=4, out_channels=6, kernel_size=3, groups=4), ValueError,
-         ["out_channels=6", "groups=4"]),
-        (dict(in_channels=3, out_channels=6, kernel_size=3, groups=2), ValueError, ["in_channels=3", "groups=2"]),
-        (dict(in_channels=2, out_channels=2.0, kernel_size=3), ValueError, ["out_channels"]),
+         ["'groups' (4) must divide", "'out_channels' (6)"]),
+        (dict(in_channels=3, out_channels=6, kernel_size=3, groups=2), ValueError,
+         ["'groups' (2) must divide", "'in_channels' (3)"]),
+        # A wrong type is a TypeError, as in the ops; only values are ValueErrors.
+        (dict(in_channels=2, out_channels=2.0, kernel_size=3), TypeError, ["'out_channels'", "must be an int"]),
+        (dict(in_channels=True, out_channels=2, kernel_size=3), TypeError, ["'in_channels'", "must be an int"]),
+        (dict(in_channels=2, out_channels=2, kernel_size=3, groups=1.0), TypeError, ["'groups'", "must be an int"]),
+        (dict(in_channels=2, out_channels=0, kernel_size=3), ValueError, ["'out_channels' (0)", ">= 1"]),
     ],
 )
 def test_conv2d_layer_rejects_bad_arguments(kwargs, exc, fragments):
@@ -216,6 +221,28 @@ def test_conv2d_layer_rejects_bad_arguments(kwargs, exc, fragments):
         nn.Conv2d(**kwargs)
     for fragment in ["fastnn.nn.Conv2d", *fragments]:
         assert fragment in str(info.value), f"{fragment!r} not in {str(info.value)!r}"
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [dict(stride=(1, 0)), dict(padding=(0, -2)), dict(dilation=0), dict(groups=0), dict(groups=-3)],
+)
+def test_conv2d_layer_and_op_state_one_rule(kwargs):
+    """The layer's construction check and the op's call check are one C++ rule
+    (Conv2dShape::validate_params): the same words after the caller's name."""
+    with pytest.raises(ValueError) as layer_error:
+        nn.Conv2d(4, 6, 3, **kwargs)
+    with pytest.raises(ValueError) as op_error:
+        ops.conv2d(_x(2, 4, 6, 6), _x(6, 4, 3, 3), **kwargs)
+    layer_text, op_text = str(layer_error.value), str(op_error.value)
+    assert layer_text.startswith("fastnn.nn.Conv2d: ") and op_text.startswith("fastnn.conv2d: ")
+    assert layer_text.split(": ", 1)[1] == op_text.split(": ", 1)[1]
+
+
+def test_conv2d_check_params_binding_names_the_caller():
+    _cpu.conv2d_check_params("nn.Conv2d", 4, 6, (3, 3), (1, 1), (0, 0), (1, 1), 2)
+    with pytest.raises(ValueError, match=r"^fastnn\.nn\.Conv2d: argument 'kernel_size' must be >= 1; got \(3, 0\)$"):
+        _cpu.conv2d_check_params("nn.Conv2d", 4, 6, (3, 0), (1, 1), (0, 0), (1, 1), 1)
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,9 @@
 // Bindings of the conv2d kernels (cpu/conv2d.h, cuda/conv2d.h). stride, padding and dilation
 // arrive as (h, w) pairs (fastnn.ops turns ints into pairs); Conv2dShape::from checks every
-// number.
+// number. conv2d_check_params lets nn.Conv2d apply the same rule (Conv2dShape::validate_params)
+// when it is built, before any array exists.
 #include <array>
+#include <string>
 
 #include <pybind11/stl.h>
 
@@ -69,6 +71,14 @@ py::tuple conv2d_backward(py::object x_obj, py::object w_obj, py::object dy_obj,
   return py::make_tuple(dx.result(), dw.array.object, db.array.result());
 }
 
+// Lets a layer reject bad hyper-parameters at construction, by the same rule as the ops.
+void conv2d_check_params(const std::string& caller, int64_t in_channels, int64_t out_channels,
+                         Pair kernel_size, Pair stride, Pair padding, Pair dilation,
+                         int64_t groups) {
+  Conv2dShape::validate_params(caller.c_str(), in_channels, out_channels, kernel_size[0],
+                               kernel_size[1], conv2d_params(stride, padding, dilation, groups));
+}
+
 }  // namespace
 
 void init_conv2d(py::module_& m) {
@@ -82,6 +92,9 @@ void init_conv2d(py::module_& m) {
         py::arg("padding") = Pair{0, 0}, py::arg("dilation") = Pair{1, 1},
         py::arg("groups") = 1, py::arg("compute_input_grad") = true,
         py::arg("compute_bias_grad") = true);
+  m.def("conv2d_check_params", &conv2d_check_params, py::arg("caller"), py::arg("in_channels"),
+        py::arg("out_channels"), py::arg("kernel_size"), py::arg("stride"), py::arg("padding"),
+        py::arg("dilation"), py::arg("groups"));
 }
 
 }  // namespace fastnn::bind

@@ -1,5 +1,6 @@
-"""Argument normalisation shared by ops and layers (type checks only; the C++ shape structs
-check values, so each rule lives once)."""
+"""Argument normalisation shared by ops, layers and the reference (type checks only; the C++
+shape structs check values, so each rule lives once). The one place ints and (h, w) pairs are
+read, so every op and layer words a wrong type the same way."""
 
 from __future__ import annotations
 
@@ -14,6 +15,14 @@ def _is_int(value: object) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
+def int_arg(owner: str, arg: str, value: object) -> int:
+    """``value`` (an int or NumPy integer, not a bool) as an int; TypeError naming
+    ``fastnn.<owner>`` and ``arg`` otherwise."""
+    if _is_int(value):
+        return int(value)  # type: ignore[call-overload]
+    raise TypeError(f"fastnn.{owner}: argument '{arg}' must be an int; got {value!r}")
+
+
 def int_pair(owner: str, arg: str, value: IntPair) -> tuple[int, int]:
     """``value`` as an (h, w) pair: an int stands for (value, value), PyTorch-style.
 
@@ -23,7 +32,7 @@ def int_pair(owner: str, arg: str, value: IntPair) -> tuple[int, int]:
         return int(value), int(value)  # type: ignore[arg-type]
     if isinstance(value, (tuple, list)) and len(value) == 2 and all(_is_int(v) for v in value):
         return int(value[0]), int(value[1])
-    raise TypeError(f"fastnn.{owner}: argument '{arg}' must be an int or a pair of ints; got {value!r}")
+    raise TypeError(f"fastnn.{owner}: argument '{arg}' must be an int or an (h, w) pair of ints; got {value!r}")
 
 
 def int_tuple(owner: str, arg: str, value: object) -> tuple[int, ...]:

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "common/errors.h"
@@ -49,6 +50,54 @@ struct Conv2dShape {
     return {out_channels, in_channels_per_group(), kernel_h, kernel_w};
   }
 
+  // The numbers alone, before any array: in/out channels and kernel >= 1, stride and dilation
+  // >= 1, padding >= 0, groups >= 1 dividing both channel counts. A layer calls it when built
+  // (`op` a layer such as "nn.Conv2d") and from() calls it first, so a layer rejects at
+  // construction exactly what its op would reject at the first call. Messages name the channel
+  // counts and kernel as the layer's arguments, or, given x_dims and weight_dims (from()), as
+  // the dims of those arrays.
+  static void validate_params(const char* op, int64_t in_channels, int64_t out_channels,
+                              int64_t kernel_h, int64_t kernel_w, const Conv2dParams& p,
+                              const std::vector<int64_t>* x_dims = nullptr,
+                              const std::vector<int64_t>* weight_dims = nullptr) {
+    // Built only when a message needs them, so from() pays nothing on the normal path.
+    const auto in_desc = [&] {
+      return x_dims ? cat("the input channels C_in=", in_channels, " of x ", shape_str(*x_dims))
+                    : cat("argument 'in_channels' (", in_channels, ")");
+    };
+    const auto out_desc = [&] {
+      return weight_dims ? cat("the output channels C_out=", out_channels, " of weight ",
+                               shape_str(*weight_dims))
+                         : cat("argument 'out_channels' (", out_channels, ")");
+    };
+    if (p.stride_h < 1 || p.stride_w < 1)
+      throw_value_error("fastnn.", op, ": argument 'stride' must be >= 1; got (", p.stride_h,
+                        ", ", p.stride_w, ")");
+    if (p.dilation_h < 1 || p.dilation_w < 1)
+      throw_value_error("fastnn.", op, ": argument 'dilation' must be >= 1; got (", p.dilation_h,
+                        ", ", p.dilation_w, ")");
+    if (p.pad_h < 0 || p.pad_w < 0)
+      throw_value_error("fastnn.", op, ": argument 'padding' must be >= 0; got (", p.pad_h, ", ",
+                        p.pad_w, ")");
+    if (p.groups < 1)
+      throw_value_error("fastnn.", op, ": argument 'groups' must be >= 1; got ", p.groups);
+    if (in_channels < 1) throw_value_error("fastnn.", op, ": ", in_desc(), " must be >= 1");
+    if (out_channels < 1) throw_value_error("fastnn.", op, ": ", out_desc(), " must be >= 1");
+    if (kernel_h < 1 || kernel_w < 1) {
+      const std::string kernel = cat("(", kernel_h, ", ", kernel_w, ")");
+      if (weight_dims)
+        throw_value_error("fastnn.", op, ": the kernel size ", kernel, " of weight ",
+                          shape_str(*weight_dims), " must be >= 1");
+      throw_value_error("fastnn.", op, ": argument 'kernel_size' must be >= 1; got ", kernel);
+    }
+    if (in_channels % p.groups != 0)
+      throw_value_error("fastnn.", op, ": argument 'groups' (", p.groups, ") must divide ",
+                        in_desc());
+    if (out_channels % p.groups != 0)
+      throw_value_error("fastnn.", op, ": argument 'groups' (", p.groups, ") must divide ",
+                        out_desc());
+  }
+
   // From the arrays' dims; raises ValueError naming `op`, the argument and the numbers.
   static Conv2dShape from(const char* op, const std::vector<int64_t>& x_dims,
                           const std::vector<int64_t>& weight_dims, const Conv2dParams& p) {
@@ -59,6 +108,8 @@ struct Conv2dShape {
       throw_value_error("fastnn.", op,
                         ": argument 'weight' must be 4-D (C_out, C_in/groups, kh, kw); got shape ",
                         shape_str(weight_dims));
+    validate_params(op, x_dims[1], weight_dims[0], weight_dims[2], weight_dims[3], p, &x_dims,
+                    &weight_dims);
     Conv2dShape s;
     s.batch = x_dims[0], s.in_channels = x_dims[1], s.height = x_dims[2], s.width = x_dims[3];
     s.out_channels = weight_dims[0], s.kernel_h = weight_dims[2], s.kernel_w = weight_dims[3];
@@ -66,22 +117,9 @@ struct Conv2dShape {
     s.pad_h = p.pad_h, s.pad_w = p.pad_w;
     s.dilation_h = p.dilation_h, s.dilation_w = p.dilation_w;
     s.groups = p.groups;
-    s.validate_params(op);
-    if (s.in_channels < 1)
-      throw_value_error("fastnn.", op, ": argument 'x' must have at least 1 channel; got shape ",
-                        shape_str(x_dims));
-    if (s.in_channels % s.groups != 0)
-      throw_value_error("fastnn.", op, ": argument 'groups' (", s.groups,
-                        ") must divide the input channels C_in=", s.in_channels, " of x ",
-                        shape_str(x_dims));
-    if (s.out_channels < 1 || s.kernel_h < 1 || s.kernel_w < 1)
-      throw_value_error("fastnn.", op,
-                        ": argument 'weight' must have C_out, kh, kw >= 1; got shape ",
-                        shape_str(weight_dims));
-    if (s.out_channels % s.groups != 0)
-      throw_value_error("fastnn.", op, ": argument 'groups' (", s.groups,
-                        ") must divide the output channels C_out=", s.out_channels,
-                        " of weight ", shape_str(weight_dims));
+    if (s.batch < 0 || s.height < 0 || s.width < 0)
+      throw_value_error("fastnn.", op, ": sizes must be >= 0; got N=", s.batch, ", H=", s.height,
+                        ", W=", s.width);
     if (weight_dims[1] != s.in_channels_per_group())
       throw_value_error("fastnn.", op, ": argument 'weight' must have C_in/groups = ",
                         s.in_channels, "/", s.groups, " = ", s.in_channels_per_group(),
@@ -92,23 +130,6 @@ struct Conv2dShape {
   }
 
  private:
-  void validate_params(const char* op) const {
-    if (stride_h < 1 || stride_w < 1)
-      throw_value_error("fastnn.", op, ": argument 'stride' must be >= 1; got (", stride_h, ", ",
-                        stride_w, ")");
-    if (dilation_h < 1 || dilation_w < 1)
-      throw_value_error("fastnn.", op, ": argument 'dilation' must be >= 1; got (", dilation_h,
-                        ", ", dilation_w, ")");
-    if (pad_h < 0 || pad_w < 0)
-      throw_value_error("fastnn.", op, ": argument 'padding' must be >= 0; got (", pad_h, ", ",
-                        pad_w, ")");
-    if (groups < 1)
-      throw_value_error("fastnn.", op, ": argument 'groups' must be >= 1; got ", groups);
-    if (batch < 0 || height < 0 || width < 0)
-      throw_value_error("fastnn.", op, ": sizes must be >= 0; got N=", batch, ", H=", height,
-                        ", W=", width);
-  }
-
   static int64_t checked_add(int64_t a, int64_t b, const char* op) {
     int64_t r;
     if (__builtin_add_overflow(a, b, &r))

@@ -5,10 +5,11 @@ from __future__ import annotations
 import math
 
 from fastnn import ops
+from fastnn._args import IntPair
 from fastnn._backend import Array
-from fastnn.nn.linear import WeightedLayer, _check_positive_int, uniform_init
+from fastnn.nn.linear import WeightedLayer, uniform_init
 from fastnn.nn.module import Parameter
-from fastnn.ops.conv2d import IntPair, as_pair
+from fastnn.ops.conv2d import checked_conv2d_params
 
 
 class Conv2d(WeightedLayer):
@@ -31,17 +32,13 @@ class Conv2d(WeightedLayer):
         bias: bool = True,
     ) -> None:
         super().__init__()
-        owner = "fastnn.nn.Conv2d"
-        self.in_channels = _check_positive_int("Conv2d", "in_channels", in_channels)
-        self.out_channels = _check_positive_int("Conv2d", "out_channels", out_channels)
-        self.groups = _check_positive_int("Conv2d", "groups", groups)
-        self.kernel_size = as_pair(kernel_size, owner, "kernel_size", minimum=1)
-        self.stride = as_pair(stride, owner, "stride", minimum=1)
-        self.padding = as_pair(padding, owner, "padding", minimum=0)
-        self.dilation = as_pair(dilation, owner, "dilation", minimum=1)
-        for name, channels in (("in_channels", self.in_channels), ("out_channels", self.out_channels)):
-            if channels % self.groups:
-                raise ValueError(f"{owner}: {name}={channels} must be divisible by groups={self.groups}")
+        # Checked by the rule the op applies at every call (Conv2dShape::validate_params), so a
+        # bad layer fails here, naming the layer, rather than at its first forward.
+        p = checked_conv2d_params(
+            "nn.Conv2d", in_channels, out_channels, kernel_size, stride, padding, dilation, groups
+        )
+        self.in_channels, self.out_channels, self.groups = p.in_channels, p.out_channels, p.groups
+        self.kernel_size, self.stride, self.padding, self.dilation = p.kernel_size, p.stride, p.padding, p.dilation
         kh, kw = self.kernel_size
         fan_in = self.in_channels // self.groups * kh * kw
         bound = 1.0 / math.sqrt(fan_in)

@@ -2,48 +2,64 @@
 
 from __future__ import annotations
 
-from typing import Union
+from typing import NamedTuple
 
-import numpy as np
-
+from fastnn import _cpu
+from fastnn._args import IntPair, int_arg, int_pair
 from fastnn._backend import Array, backend_for
 
-IntPair = Union[int, tuple[int, int]]
+Pair = tuple[int, int]
 
 
-def as_pair(value: object, owner: str, name: str, minimum: int | None = None) -> tuple[int, int]:
-    """``value`` (an int, or an (h, w) pair of ints) as an (h, w) pair.
-
-    Raises TypeError for anything else and, when ``minimum`` is given, ValueError for an entry
-    below it; both messages name ``owner`` (e.g. ``fastnn.nn.Conv2d``) and the argument.
-    """
-
-    def is_int(v: object) -> bool:
-        return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
-
-    if is_int(value):
-        pair = (int(value), int(value))  # type: ignore[arg-type]
-    elif isinstance(value, (tuple, list)) and len(value) == 2 and all(is_int(v) for v in value):
-        pair = (int(value[0]), int(value[1]))
-    else:
-        raise TypeError(f"{owner}: argument '{name}' must be an int or an (h, w) pair of ints; got {value!r}")
-    if minimum is not None and min(pair) < minimum:
-        raise ValueError(f"{owner}: argument '{name}' must be >= {minimum}; got {value!r}")
-    return pair
-
-
-def _hyper_parameters(op: str, stride: object, padding: object, dilation: object, groups: object) -> tuple:
-    """(stride, padding, dilation, groups) as the binding takes them: pairs and an int. Their
-    values are checked by the kernel's shape validation, which names the numbers."""
-    if isinstance(groups, (bool, np.bool_)) or not isinstance(groups, (int, np.integer)):
-        raise TypeError(f"fastnn.{op}: argument 'groups' must be an int; got {groups!r}")
-    owner = f"fastnn.{op}"
+def conv2d_hyper_parameters(
+    owner: str, stride: IntPair, padding: IntPair, dilation: IntPair, groups: int
+) -> tuple[Pair, Pair, Pair, int]:
+    """(stride, padding, dilation, groups) as the bindings take them: (h, w) pairs and an int.
+    TypeError naming ``fastnn.<owner>`` for non-integers; values are checked by the C++ shape
+    struct (Conv2dShape), which names the numbers."""
     return (
-        as_pair(stride, owner, "stride"),
-        as_pair(padding, owner, "padding"),
-        as_pair(dilation, owner, "dilation"),
-        int(groups),
+        int_pair(owner, "stride", stride),
+        int_pair(owner, "padding", padding),
+        int_pair(owner, "dilation", dilation),
+        int_arg(owner, "groups", groups),
     )
+
+
+class Conv2dParams(NamedTuple):
+    """A convolution layer's numbers, as :func:`checked_conv2d_params` returns them."""
+
+    in_channels: int
+    out_channels: int
+    kernel_size: Pair
+    stride: Pair
+    padding: Pair
+    dilation: Pair
+    groups: int
+
+
+def checked_conv2d_params(
+    owner: str,
+    in_channels: int,
+    out_channels: int,
+    kernel_size: IntPair,
+    stride: IntPair,
+    padding: IntPair,
+    dilation: IntPair,
+    groups: int,
+) -> Conv2dParams:
+    """The arguments of a convolution layer, normalised as by :func:`conv2d_hyper_parameters`
+    and checked now by the kernels' own rule (channels, kernel, stride, dilation >= 1,
+    padding >= 0, groups dividing both channel counts): lets a layer reject bad arguments when
+    built, with the message its op would give. ``owner`` names the layer, e.g. ``nn.Conv2d``."""
+    params = Conv2dParams(
+        int_arg(owner, "in_channels", in_channels),
+        int_arg(owner, "out_channels", out_channels),
+        int_pair(owner, "kernel_size", kernel_size),
+        *conv2d_hyper_parameters(owner, stride, padding, dilation, groups),
+    )
+    # The rule is Conv2dShape::validate_params, the one Conv2dShape::from runs on every op call.
+    _cpu.conv2d_check_params(owner, *params)
+    return params
 
 
 def conv2d(
@@ -70,7 +86,7 @@ def conv2d(
     With ``relu``, returns ``max(y, 0)``, applied in the product's epilogue on either backend (as
     :func:`fastnn.ops.linear`).
     """
-    hyper = _hyper_parameters("conv2d", stride, padding, dilation, groups)
+    hyper = conv2d_hyper_parameters("conv2d", stride, padding, dilation, groups)
     return backend_for("conv2d", x).conv2d_forward(x, weight, bias, *hyper, bool(relu))
 
 
@@ -102,7 +118,7 @@ def conv2d_backward(
     in place and those arrays are returned. ``stride``, ``padding``, ``dilation`` and ``groups``
     must be those of the forward call.
     """
-    hyper = _hyper_parameters("conv2d_backward", stride, padding, dilation, groups)
+    hyper = conv2d_hyper_parameters("conv2d_backward", stride, padding, dilation, groups)
     return backend_for("conv2d_backward", x).conv2d_backward(
         x, weight, grad_out, grad_weight, grad_bias, *hyper, input_grad, bias
     )
