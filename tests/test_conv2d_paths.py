@@ -1,9 +1,9 @@
 """conv2d: every method the CPU kernels choose between, against the reference.
 
-cpu/conv2d.cpp picks a method per pass from the shape alone (direct kernels for few channels,
+cpu/conv2d_plan.cpp picks a method per pass from the shape alone (direct kernels for few channels,
 GEMMs reading the padded image through tap offsets, column matrices with wide or exact rows,
-several images per product, col2im, the input gradient as a flipped-kernel convolution...).
-fastnn._cpu._conv2d_plan names the choice; each case below states the plan it must get, so a
+several images per product, col2im, the input gradient as a flipped-kernel convolution...), and
+the passes run that plan. fastnn._cpu._conv2d_plan names the same plan; each case below states the plan it must get, so a
 change of heuristics that leaves a method untested fails here instead of passing silently.
 
 Each case is checked in float32 and float64, on 1 and 2 threads (images split across threads,

@@ -17,8 +17,8 @@
 // convention); input gradients are always written.
 //
 // Method: per pass, direct kernels (conv2d_direct.h) or GEMMs over taps read in place or over
-// column matrices (see conv2d.cpp and conv2d_plan below). Shapes are validated by
-// Conv2dShape::from before any call.
+// column matrices, as conv2d_plan.h chooses (conv2d.cpp runs the forward, conv2d_backward.cpp
+// the gradients). Shapes are validated by Conv2dShape::from before any call.
 #pragma once
 
 #include "common/shapes/conv2d.h"
@@ -26,7 +26,8 @@
 
 namespace fastnn::cpu {
 
-// Which method each pass takes for a shape (conv2d.cpp chooses by shape alone): forward
+// The names of the methods each pass runs for a shape (conv2d_plan.h: the plan the passes
+// switch on, chosen by shape alone): forward
 // "direct" | "channel_major" | "indirect" | "columns" | "input_as_columns"; input_grad: a
 // forward method (stride 1: the flipped-kernel convolution) or "col2im" |
 // "input_as_columns_col2im"; weight_grad "direct" | "tap_views" | "columns" |

@@ -7,7 +7,7 @@
 // Include only from those translation units: the templates have internal linkage, so each one
 // keeps its own ISA's code (as gemm_simd.h).
 //
-// The kernels work on one image whose planes are padded (cpu/conv2d.cpp prepares them):
+// The kernels work on one image whose planes are padded (cpu/conv2d_columns.cpp prepares them):
 //   xpad[c, h, w] = x[c, h - ph, w - pw] inside, 0 in the border; planes of Hp x Wp, followed
 //   by at least max(L, RW) + (kw-1)*dw zeros (rows are read up to a vector, or the pixel-major
 //   forward's run of RW pixels, past their end).
@@ -40,7 +40,8 @@
 
 namespace fastnn::cpu {
 
-// The per-ISA entry points (cpu/conv2d.cpp calls them through the table for the active level).
+// The per-ISA entry points (cpu/conv2d.cpp and conv2d_backward.cpp call them through the table
+// for the active level).
 template <class T>
 struct Conv2dDirectKernels {
   struct ForBlock {

@@ -1,0 +1,217 @@
+// Every choice of method for the conv2d passes (conv2d_plan.h lists the methods). Each
+// heuristic below says where its method pays; plan_forward / plan_input_grad / plan_weight_grad
+// try them in order, and conv2d_plan() names the result; tests/test_conv2d_paths.py pins a
+// shape to every method.
+#include "cpu/conv2d_plan.h"
+
+#include "cpu/conv2d.h"
+#include "cpu/conv2d_columns.h"
+#include "cpu/conv2d_direct.h"
+#include "cpu/gemm.h"
+
+namespace fastnn::cpu::conv2d_detail {
+namespace {
+
+// Wide rows (conv2d_columns.h) at stride 1 where the extra columns cost at most a quarter more
+// arithmetic.
+bool wide_rows_pay(const Conv2dShape& s) {
+  const int64_t pitch = s.width + 2 * s.pad_w;
+  return s.stride_h == 1 && s.stride_w == 1 && 4 * pitch <= 5 * s.out_width;
+}
+
+// With few taps per output (a first layer's 1 channel x 3x3 = 9) the product is mostly stores:
+// then y[n, g] = weight[g] @ col[g] writes y in place, with no transposing pass, faster than the
+// pixel-major product.
+bool channel_major_pays(const Conv2dShape& s) {
+  constexpr int64_t kMinPixelMajorK = 32;
+  return s.col_rows_per_group() < kMinPixelMajorK;
+}
+
+// Taps read in place in wide rows (or row tiles) instead of copied into columns.
+bool indirect_taps_pay(const Conv2dShape& s) {
+  return wide_rows_pay(s) && !columns_are_input(s) && !channel_major_pays(s);
+}
+
+// The direct kernels run stride 1 only, and a 1x1 kernel needs no taps at all.
+bool direct_is_possible(const Conv2dShape& s) {
+  return s.stride_h == 1 && s.stride_w == 1 && !columns_are_input(s);
+}
+
+// Forward: a few output channels over a few input channels (LeNet's layers, and the input
+// gradient of its second), where a product's N (the output channels) would leave most vector
+// lanes idle.
+bool direct_forward_pays(const Conv2dShape& s) {
+  return direct_is_possible(s) && s.out_channels_per_group() <= 16 &&
+         s.in_channels_per_group() <= 16;
+}
+
+// Weight gradient: few taps (the product would be a sliver of Kg <= 32 rows).
+bool direct_weight_grad_pays(const Conv2dShape& s) {
+  return direct_is_possible(s) && s.col_rows_per_group() <= 32;
+}
+
+// The direct kernels' output-channel block: 8 channels, or 6 where that computes fewer padding
+// channels (LeNet's 6 in one block of 6, not 8; 12 in two blocks of 6), so fewer idle FMAs.
+template <class T>
+int direct_block(const Conv2dShape& s) {
+  const auto& blocks = conv2d_direct_kernels<T>().blocks;
+  const int64_t Og = s.out_channels_per_group();
+  auto computed = [&](int width) { return (Og + width - 1) / width * width; };
+  return computed(blocks[1].width) < computed(blocks[0].width) ? 1 : 0;
+}
+
+// The pixel-major forward (output channels in the lanes) where it keeps more lanes busy than
+// the row-vector one: LeNet's second layer, 16 channels over 10-pixel rows (10 of 16 lanes
+// busy in a row vector, all 16 in a channel vector).
+template <class T>
+bool pixel_major_direct_pays(const Conv2dShape& s) {
+  const Conv2dDirectKernels<T>& kernels = conv2d_direct_kernels<T>();
+  const int64_t L = kernels.lanes, RW = kernels.pixel_run;
+  const int64_t OB = kernels.blocks[direct_block<T>(s)].width;
+  const int64_t Og = s.out_channels_per_group(), W = s.out_width;
+  auto busy = [](int64_t n, int64_t unit) { return double(n) / double((n + unit - 1) / unit * unit); };
+  return busy(Og, L) * busy(W, RW) > busy(W, L) * busy(Og, OB);
+}
+
+// The shape of the input gradient's convolution (below): dy (N, C_out, H_out, W_out) in, dx
+// (N, C_in, H, W) out, the flipped kernel weight'[c, o, p', q'] = weight[o, c, kh-1-p', kw-1-q'],
+// padding dilation * (k - 1) - pad.
+Conv2dShape input_grad_shape(const Conv2dShape& s) {
+  Conv2dParams p;
+  p.pad_h = s.dilation_h * (s.kernel_h - 1) - s.pad_h;
+  p.pad_w = s.dilation_w * (s.kernel_w - 1) - s.pad_w;
+  p.dilation_h = s.dilation_h, p.dilation_w = s.dilation_w;
+  p.groups = s.groups;
+  return Conv2dShape::from("conv2d_backward", s.output_dims(),
+                           {s.in_channels, s.out_channels_per_group(), s.kernel_h, s.kernel_w},
+                           p);
+}
+
+// At stride 1 the input gradient is a forward convolution of dy with the flipped kernel when
+// the padding it needs, dilation * (k - 1) - pad, is not negative (pad <= the kernel's span).
+// That convolution has C_in/G output channels, the N of its GEMMs: with fewer than a vector's
+// worth (LeNet's 6) most lanes would idle, so it runs only where the direct kernels take it;
+// otherwise the col2im path is faster.
+bool input_grad_is_convolution(const Conv2dShape& s) {
+  constexpr int64_t kMinChannels = 16;
+  if (!(s.stride_h == 1 && s.stride_w == 1 && s.pad_h <= s.dilation_h * (s.kernel_h - 1) &&
+        s.pad_w <= s.dilation_w * (s.kernel_w - 1)))
+    return false;
+  constexpr int64_t kMinDirectChannels = 4;  // below, most of the direct kernels' block idles
+  return s.in_channels_per_group() >= kMinChannels ||
+         (s.in_channels_per_group() >= kMinDirectChannels &&
+          direct_forward_pays(input_grad_shape(s)));
+}
+
+// At stride 1 the weight gradient needs no column matrix: one product per tap over the padded
+// image, read in place (conv2d_backward.cpp). Used where the padded rows are not much wider than
+// the output's (the products' K is then long enough to pay).
+bool tap_views_pay(const Conv2dShape& s) { return wide_rows_pay(s) && !columns_are_input(s); }
+
+const char* name(ForwardMethod m) {
+  switch (m) {
+    case ForwardMethod::direct: return "direct";
+    case ForwardMethod::channel_major: return "channel_major";
+    case ForwardMethod::indirect: return "indirect";
+    case ForwardMethod::columns: return "columns";
+    case ForwardMethod::input_as_columns: return "input_as_columns";
+  }
+  return "";
+}
+
+const char* name(const InputGradPlan& p) {
+  switch (p.method) {
+    case InputGradMethod::convolution: return name(p.forward.method);
+    case InputGradMethod::col2im: return "col2im";
+    case InputGradMethod::input_as_columns_col2im: return "input_as_columns_col2im";
+  }
+  return "";
+}
+
+const char* name(WeightGradMethod m) {
+  switch (m) {
+    case WeightGradMethod::direct: return "direct";
+    case WeightGradMethod::tap_views: return "tap_views";
+    case WeightGradMethod::columns: return "columns";
+    case WeightGradMethod::input_as_columns: return "input_as_columns";
+  }
+  return "";
+}
+
+}  // namespace
+
+template <class T>
+ForwardPlan plan_forward(const Conv2dShape& s) {
+  ForwardPlan plan;
+  if (direct_forward_pays(s)) {
+    plan.method = ForwardMethod::direct;
+    plan.direct.block = direct_block<T>(s);
+    plan.direct.pixel_major = pixel_major_direct_pays<T>(s);
+  } else if (channel_major_pays(s)) {
+    plan.method = ForwardMethod::channel_major;
+  } else if (indirect_taps_pay(s)) {
+    plan.method = ForwardMethod::indirect;
+    // Exact rows where the ISA has a row tile that fits W_out (each tile reads one output row's
+    // run, nothing dropped), else wide rows.
+    plan.row_tiles = gemm_row_tile<T>(s.out_width, s.out_channels_per_group()) > 0;
+  } else {
+    plan.method = columns_are_input(s) ? ForwardMethod::input_as_columns : ForwardMethod::columns;
+  }
+  return plan;
+}
+
+template <class T>
+InputGradPlan plan_input_grad(const Conv2dShape& s) {
+  InputGradPlan plan;
+  if (input_grad_is_convolution(s)) {
+    plan.method = InputGradMethod::convolution;
+    plan.convolution = input_grad_shape(s);
+    plan.forward = plan_forward<T>(plan.convolution);
+    return plan;
+  }
+  plan.method = columns_are_input(s) ? InputGradMethod::input_as_columns_col2im
+                                     : InputGradMethod::col2im;
+  return plan;
+}
+
+template <class T>
+WeightGradPlan plan_weight_grad(const Conv2dShape& s) {
+  WeightGradPlan plan;
+  if (direct_weight_grad_pays(s)) {
+    plan.method = WeightGradMethod::direct;
+    plan.direct.block = direct_block<T>(s);
+  } else if (tap_views_pay(s)) {
+    plan.method = WeightGradMethod::tap_views;
+  } else {
+    plan.method =
+        columns_are_input(s) ? WeightGradMethod::input_as_columns : WeightGradMethod::columns;
+  }
+  return plan;
+}
+
+#define FASTNN_INSTANTIATE(T)                                            \
+  template ForwardPlan plan_forward<T>(const Conv2dShape&);              \
+  template InputGradPlan plan_input_grad<T>(const Conv2dShape&);         \
+  template WeightGradPlan plan_weight_grad<T>(const Conv2dShape&);
+FASTNN_INSTANTIATE(float)
+FASTNN_INSTANTIATE(double)
+#undef FASTNN_INSTANTIATE
+
+}  // namespace fastnn::cpu::conv2d_detail
+
+namespace fastnn::cpu {
+
+template <class T>
+Conv2dPlan conv2d_plan(const Conv2dShape& s) {
+  const conv2d_detail::Plan p = conv2d_detail::plan<T>(s);
+  Conv2dPlan names;
+  names.forward = conv2d_detail::name(p.forward.method);
+  names.input_grad = conv2d_detail::name(p.input_grad);
+  names.weight_grad = conv2d_detail::name(p.weight_grad.method);
+  return names;
+}
+
+template Conv2dPlan conv2d_plan<float>(const Conv2dShape&);
+template Conv2dPlan conv2d_plan<double>(const Conv2dShape&);
+
+}  // namespace fastnn::cpu
