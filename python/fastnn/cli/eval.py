@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
                              transform=data.Normalize(config["normalize_mean"], config["normalize_std"]),
                              device=args.device)
     result = fastnn.train.evaluate(model, loader, nn.SoftmaxCrossEntropy(), k=args.top_k, device=args.device)
-    print(f"{config['model']} on {config['dataset']} test set ({result['images']:,} images): "
+    print(f"{config['model']} on {config['dataset']} test set ({recipes.plural(result['images'], 'image')}): "
           f"accuracy {100 * result['accuracy']:.2f}%   top-{args.top_k} {100 * result['top_k_accuracy']:.2f}%   "
           f"loss {result['loss']:.4f}")
     if test_set.num_classes <= 20:

@@ -168,8 +168,9 @@ def _resumed_config(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str,
     config = {**{k: v for k, v in RUN_DEFINING.items() if k not in config}, **config}
     for key in RUN_DEFINING:
         given = getattr(args, key)
-        if given not in (None, False) and given != config[key]:
-            raise CLIError(f"--{key.replace('_', '-')} {given} differs from the resumed run's {config[key]}; "
+        saved = config[key] if key != "monitor" else config[key] or "val_loss"  # None: the default
+        if given not in (None, False) and given != saved:
+            raise CLIError(f"--{key.replace('_', '-')} {given} differs from the resumed run's {saved}; "
                            "a resumed run keeps its settings (start a new run to change them, or --init-from "
                            "its checkpoint to start one from its weights)")
     if args.epochs is not None and args.epochs != config["epochs"]:
@@ -275,8 +276,8 @@ def _train(args: argparse.Namespace, config: dict[str, Any], ck: dict[str, Any] 
     if init is not None:
         _take_init_config(config, init["config"], args.init_from)
     if ck and config.get("threads") != fastnn.get_num_threads():
-        print_lines(args.quiet, f"note: the run was trained with {config.get('threads')} threads, now "
-                                f"{fastnn.get_num_threads()}: results may differ in the last bits from an unbroken run")
+        print_lines(args.quiet, f"note: the run was trained with {plural(config.get('threads') or 0, 'thread')}, "
+                                f"now {fastnn.get_num_threads()}: results may differ in the last bits from an unbroken run")
     config["threads"] = fastnn.get_num_threads()
 
     fastnn.manual_seed(config["seed"])
@@ -361,7 +362,7 @@ def _train(args: argparse.Namespace, config: dict[str, Any], ck: dict[str, Any] 
                      + (f"{100 * best:.1f}%" if monitor.endswith("accuracy") else f"{best:.4f}")
                      + f"), saved as {BEST_NAME}")
     lines.append(f"test accuracy {100 * result['accuracy']:.2f}%   top-3 {100 * result['top_k_accuracy']:.2f}%   "
-                 f"({result['images']:,} test images, {timing['total_seconds']:.1f} s in all)")
+                 f"({plural(result['images'], 'test image')}, {timing['total_seconds']:.1f} s in all)")
     if len(config["classes"]) <= 20:
         lines.append(report.format_confusion(result["confusion_matrix"], config["classes"]))
     else:
