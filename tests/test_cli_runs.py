@@ -197,7 +197,7 @@ def test_download_urls_are_https_and_docs_point_at_shipped_files():
     root = Path(__file__).resolve().parents[1]
     if not (root / "docs").is_dir():
         pytest.skip("docs/ is not beside the tests (installed test suite)")
-    for doc in (root / "docs").glob("*.md"):
+    for doc in [*(root / "docs").glob("*.md"), root / "README.md", root / "benchmarks" / "README.md"]:
         assert "DESIGN.md" not in doc.read_text(), doc
 
 
@@ -222,6 +222,9 @@ def test_init_from(in_tmp, capsys):
     assert second["config"]["normalize_mean"] == first["config"]["normalize_mean"]
     r = report("second")
     assert r["init_from"] == {"checkpoint": "first/checkpoint.fastnn", "epoch": 2, "optimizer_state": "not kept"}
+
+    help_text = " ".join(fastnn.cli.build_parser()._subparsers._group_actions[0].choices["train"].format_help().split())
+    assert "the optimiser state (momentum, Adam moments), the schedule and the epoch count start afresh" in help_text
 
     assert main(["train", "--init-from", "first/checkpoint.fastnn", "--model", "lenet5", "--threads", "1",
                  "--out", "third"]) == 1
