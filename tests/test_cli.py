@@ -48,7 +48,7 @@ def test_train_writes_a_run_folder(in_tmp, capsys):
     assert "test accuracy" in out and "top-3" in out and "confusion matrix" in out
     run_dir = Path(out.strip().splitlines()[-1].split()[2])
     assert run_dir.parent == Path("runs") and run_dir.name.startswith("digits-mlp-")
-    expected = {"checkpoint.fastnn", "report.json"}
+    expected = {"checkpoint.fastnn", "best.fastnn", "report.json"}
     if importlib.util.find_spec("matplotlib"):
         expected |= {"curves.png", "confusion.png"}
     assert {p.name for p in run_dir.iterdir()} == expected
@@ -84,7 +84,9 @@ def test_interrupted_run_resumes_exactly(in_tmp, capsys, monkeypatch):
 
     monkeypatch.setattr(fastnn.train, "fit", interrupted_fit)
     assert main(["train", *FAST, "--epochs", "3", "--augment", "--out", "broken", "--quiet"]) == 130
-    one_line_error(capsys, "interrupted")
+    err = capsys.readouterr().err  # issue 17 item 5: what was saved and the command that goes on
+    assert err == ("fastnn: interrupted: epoch 1 of 3 is saved in broken/checkpoint.fastnn; to continue: "
+                   "python -m fastnn train --resume broken/checkpoint.fastnn --threads 1\n")
     assert fastnn.load("broken/checkpoint.fastnn")["epoch"] == 1
     monkeypatch.setattr(fastnn.train, "fit", original_fit)
 

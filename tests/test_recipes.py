@@ -115,9 +115,9 @@ def test_build_optimizer_defaults_and_overrides(name, cls, lr, wd):
         assert opt.param_groups[0]["momentum"] == 0.9 and opt.param_groups[0]["nesterov"]
 
 
-def _lrs(name: str, epochs: int, steps: int) -> list[float]:
+def _lrs(name: str, epochs: int, steps: int, **kwargs) -> list[float]:
     opt = recipes.build_optimizer("sgd", [nn.Parameter(np.zeros(2, np.float32))], lr=0.1)
-    schedule = recipes.build_schedule(name, opt, epochs, steps)
+    schedule = recipes.build_schedule(name, opt, epochs, steps, **kwargs)
     lrs = []
     for _ in range(epochs * steps):
         lrs.append(opt.param_groups[0]["lr"])
@@ -133,8 +133,33 @@ def test_schedules_span_the_run():
     assert cosine[0] < cosine[2] and max(cosine) == pytest.approx(0.1) and cosine[-1] < 0.01
     onecycle = _lrs("onecycle", 4, 10)
     assert max(onecycle) == pytest.approx(0.1) and onecycle[0] < 0.01 and onecycle[-1] < 0.001
-    step = _lrs("step", 6, 5)  # / 10 after each third of the epochs
+    step = _lrs("step", 6, 5, step_size=2)  # / 10 every 2 epochs
     assert step[9] == pytest.approx(0.1) and step[10] == pytest.approx(0.01) and step[20] == pytest.approx(0.001)
+    assert _lrs("step", 4, 5, step_size=1, gamma=0.5)[-1] == pytest.approx(0.0125)
+
+
+@pytest.mark.parametrize("epochs", [1, 2, 3, 5, 30])
+def test_step_schedule_default_drops_once_at_most(epochs):
+    """Issue 17 item 12: the default step schedule never collapses a short run: at most one
+    drop (x0.1), halfway through; a one-epoch run keeps its learning rate."""
+    lrs = _lrs("step", epochs, 4)
+    assert lrs[0] == pytest.approx(0.1) and min(lrs) >= 0.01 - 1e-12
+    assert (min(lrs) == pytest.approx(0.1)) == (epochs == 1)
+    assert lrs[4 * recipes.default_step_size(epochs) - 1] == pytest.approx(0.1)
+    assert recipes.describe_schedule("step", epochs) == (
+        f"step schedule (x0.1 every {recipes.default_step_size(epochs)} epoch"
+        + ("" if recipes.default_step_size(epochs) == 1 else "s") + ")")
+
+
+def test_schedule_options_and_words():
+    opt = recipes.build_optimizer("sgd", [nn.Parameter(np.zeros(2, np.float32))], lr=0.1)
+    with pytest.raises(recipes.RecipeError, match="'step' schedule only"):
+        recipes.build_schedule("cosine", opt, 3, 4, step_size=2)
+    with pytest.raises(recipes.RecipeError, match="gamma must be"):
+        recipes.build_schedule("step", opt, 3, 4, gamma=0)
+    assert recipes.describe_schedule("none", 3) == "constant learning rate"
+    assert recipes.describe_schedule("cosine", 3) == "cosine schedule"
+    assert recipes.plural(1, "epoch") == "1 epoch" and recipes.plural(1438, "image") == "1,438 images"
 
 
 def test_dataset_recipes_and_augmentation():

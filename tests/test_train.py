@@ -173,3 +173,66 @@ def test_history_and_arguments():
         fit(model, nn.SoftmaxCrossEntropy(), opt, loader, 0)
     with pytest.raises(ValueError, match="'scheduler_step'"):
         fit(model, nn.SoftmaxCrossEntropy(), opt, loader, 1, scheduler_step="sometimes")
+
+
+def _scripted_evaluate(monkeypatch, values):
+    """fit's per-epoch evaluation returns ``values`` in turn (loss; accuracy = 1 - loss)."""
+    script = iter(values)
+
+    def fake(model, loader, loss_fn=None, k=3, device=None):
+        v = next(script)
+        return {"loss": v, "accuracy": 1 - v, "top_k_accuracy": 1.0, "seconds": 0.0}
+
+    monkeypatch.setattr(fastnn.train, "evaluate", fake)
+
+
+def test_early_stop_and_keep_best(tmp_path, monkeypatch, capsys):
+    """Issue 17 item 15: patience counts epochs without a better monitor value; the best epoch is
+    saved to best_checkpoint and its weights are back in the model at the end."""
+    _scripted_evaluate(monkeypatch, [0.9, 0.5, 0.6, 0.7, 0.4, 0.3])
+    model, opt, loader, _ = run("sgd")
+    snapshots = {}
+    history = fit(model, nn.SoftmaxCrossEntropy(), opt, loader, 6, val_loader=loader, early_stop=2,
+                  best_checkpoint=tmp_path / "best.fastnn", restore_best=True, progress=False,
+                  callbacks=[lambda epoch, record: snapshots.__setitem__(epoch, model.state_dict())])
+    out = capsys.readouterr().out
+    assert len(history) == 4 and history.stopped_early and history.best_epoch("val_loss") == 2
+    assert "early stop: val_loss has not improved for 2 epochs (best: epoch 2)" in out
+    assert "(best)" in out.splitlines()[1]
+    best = fastnn.load(tmp_path / "best.fastnn")
+    assert best["epoch"] == 2
+    for name, value in model.state_dict().items():
+        np.testing.assert_array_equal(value, snapshots[2][name], err_msg=name)
+        np.testing.assert_array_equal(best["model"][name], snapshots[2][name], err_msg=name)
+    assert not np.array_equal(snapshots[4]["2.weight"], snapshots[2]["2.weight"])
+
+
+def test_monitor_accuracy_is_maximised_and_resume_counts_patience(tmp_path, monkeypatch):
+    _scripted_evaluate(monkeypatch, [0.5, 0.2, 0.3, 0.1])
+    model, opt, loader, _ = run("sgd")
+    history = fit(model, nn.SoftmaxCrossEntropy(), opt, loader, 3, val_loader=loader, monitor="val_accuracy",
+                  early_stop=1, checkpoint=tmp_path / "ck.fastnn", quiet=True)
+    # accuracy 0.5, 0.8, 0.7: epoch 2 is best; the run ended at its last epoch, not early
+    assert history.best_epoch("val_accuracy") == 2 and history.best_epoch("val_loss") == 2 and not history.stopped_early
+    # A run stopped early stays stopped when resumed with a longer budget.
+    _scripted_evaluate(monkeypatch, [0.5, 0.6, 0.7])
+    model, opt, loader, _ = run("sgd")
+    fit(model, nn.SoftmaxCrossEntropy(), opt, loader, 3, val_loader=loader, early_stop=1,
+        checkpoint=tmp_path / "stop.fastnn", quiet=True)
+    model, opt, loader, _ = run("sgd")
+    resumed = fit(model, nn.SoftmaxCrossEntropy(), opt, loader, 5, val_loader=loader, early_stop=1,
+                  resume_from=tmp_path / "stop.fastnn", quiet=True)
+    assert len(resumed) == 2 and resumed.stopped_early
+
+
+def test_named_evaluation_set_and_fit_arguments(capsys):
+    model, opt, loader, _ = run("sgd", epochs=1)
+    history = fit(model, nn.SoftmaxCrossEntropy(), opt, loader, 1, val_loader=loader, val_name="test", progress=False)
+    assert "test_acc" in capsys.readouterr().out and history[-1]["test_accuracy"] is not None
+    with pytest.raises(ValueError, match="needs a val_loader"):
+        fit(model, nn.SoftmaxCrossEntropy(), opt, loader, 1, early_stop=2)
+    with pytest.raises(ValueError, match="'early_stop'"):
+        fit(model, nn.SoftmaxCrossEntropy(), opt, loader, 1, val_loader=loader, early_stop=0)
+    with pytest.raises(ValueError, match="not in the epoch's record"):
+        fit(model, nn.SoftmaxCrossEntropy(), opt, loader, 1, val_loader=loader, monitor="val_f1", early_stop=2,
+            quiet=True)

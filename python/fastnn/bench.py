@@ -1,8 +1,10 @@
 """fastnn's own micro-benchmarks: ``python -m fastnn bench`` (or ``fastnn.bench.main(argv)``).
 
 Runs from an installed wheel, without the repository or PyTorch: GEMM, the linear layer's
-forward and backward, fused softmax-cross-entropy and one training step of a small MLP, each
-reported in time per call, GFLOP/s and as a fraction of this machine's measured FMA peak.
+forward and backward, the convolutions of LeNet-5 and the 4-conv CNN forward and backward,
+fused softmax-cross-entropy, and one training step of the MLP, LeNet-5 and the 4-conv CNN on
+MNIST-sized batches (the models of the README's speed comparison), each reported in time per
+call, GFLOP/s and as a fraction of this machine's measured FMA peak.
 
 This module is also the timing core of the repository's side-by-side benchmarks
 (benchmarks/harness.py), so both measure the same way:
@@ -208,11 +210,81 @@ def mlp_step_case(batch: int, sizes: Sequence[int]) -> Case:
     return Case(name, 6.0 * batch * weights, make, step)
 
 
+def conv2d_case(batch: int, in_channels: int, side: int, out_channels: int, kernel: int, padding: int) -> Case:
+    """Forward (with the fused ReLU, as nn.Sequential runs it) and backward (input, weight and
+    bias gradients) of one convolution with stride 1 on square images."""
+    rng = _rng()
+    out_side = side + 2 * padding - kernel + 1
+
+    def make():
+        x = rng.standard_normal((batch, in_channels, side, side), dtype=np.float32)
+        w = rng.standard_normal((out_channels, in_channels, kernel, kernel), dtype=np.float32) * 0.1
+        b = rng.standard_normal(out_channels, dtype=np.float32)
+        dy = rng.standard_normal((batch, out_channels, out_side, out_side), dtype=np.float32)
+        return x, w, b, dy, np.zeros_like(w), np.zeros_like(b)
+
+    def run(x, w, b, dy, dw, db):
+        ops.conv2d(x, w, b, padding=padding, relu=True)
+        ops.conv2d_backward(x, w, dy, grad_weight=dw, grad_bias=db, padding=padding)
+
+    macs = batch * out_channels * out_side * out_side * in_channels * kernel * kernel
+    name = f"conv2d fwd+bwd {batch}x{in_channels}x{side}x{side} -> {out_channels}@{kernel}x{kernel}"
+    return Case(name, 6.0 * macs, make, run)  # forward, dx and dweight: 2 flops per multiply-add each
+
+
+def _forward_flops(model: nn.Sequential, x: np.ndarray) -> float:
+    """2 x the multiply-adds of one forward pass of a flat Sequential, from a dry run."""
+    flops = 0.0
+    for layer in model:
+        y = layer(x)
+        if isinstance(layer, nn.Conv2d):
+            kh, kw = layer.kernel_size
+            flops += 2.0 * y.size * (layer.in_channels // layer.groups) * kh * kw
+        elif isinstance(layer, nn.Linear):
+            flops += 2.0 * x.shape[0] * layer.in_features * layer.out_features
+        x = y
+    return flops
+
+
+def model_step_case(name: str, batch: int, side: int = 28, channels: int = 1, classes: int = 10) -> Case:
+    """One training step (forward, loss, backward, SGD-momentum update) of the model
+    ``fastnn.models.<name>`` (``"lenet5"``, ``"simple_cnn"``, ...) on a batch of images."""
+    from fastnn import models
+
+    fastnn.manual_seed(0)
+    model = getattr(models, name)(channels, classes, side)
+    loss_fn = nn.SoftmaxCrossEntropy()
+    opt = optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    rng = _rng()
+
+    def make():
+        x = rng.standard_normal((batch, channels, side, side), dtype=np.float32)
+        return x, rng.integers(0, classes, batch)
+
+    def step(x, labels):
+        loss_fn(model(x), labels)
+        opt.zero_grad()
+        model.backward_params(loss_fn.backward())
+        opt.step()
+
+    flops = 3.0 * _forward_flops(model.eval(), np.zeros((batch, channels, side, side), np.float32))
+    model.train()
+    return Case(f"{name} step {channels}x{side}x{side} batch {batch}", flops, make, step)
+
+
 def default_cases(quick: bool = False) -> list[Case]:
+    """The cases ``python -m fastnn bench`` runs (``quick``: fewer GEMMs and convolutions)."""
     cases = [gemm_case(128, 784, 256), gemm_case(128, 256, 10), gemm_case(512, 512, 512)]
     if not quick:
         cases += [gemm_case(1024, 1024, 1024), gemm_case(32, 800, 3136), gemm_case(6272, 25, 32)]
-    cases += [linear_case(128, 784, 256), softmax_xent_case(128, 10), mlp_step_case(128, [784, 256, 10])]
+    cases += [linear_case(128, 784, 256)]
+    # The convolutions of the 4-conv CNN on 28x28 images (and LeNet-5's second one).
+    cases += [conv2d_case(128, 32, 28, 32, 3, 1), conv2d_case(128, 64, 14, 64, 3, 1)]
+    if not quick:
+        cases += [conv2d_case(128, 1, 28, 32, 3, 1), conv2d_case(128, 32, 14, 64, 3, 1),
+                  conv2d_case(128, 6, 14, 16, 5, 0)]
+    cases += [softmax_xent_case(128, 10), mlp_step_case(128, [784, 256, 10]),
+              model_step_case("lenet5", 128), model_step_case("simple_cnn", 128)]
     return cases
 
 

@@ -237,21 +237,36 @@ def build_optimizer(name: str, params: Iterable[nn.Parameter], lr: float | None 
     return cls(params, lr=lr, weight_decay=weight_decay)
 
 
-def build_schedule(name: str, optimizer: optim.Optimizer, epochs: int,
-                   steps_per_epoch: int) -> optim.lr.LRScheduler | None:
+def default_step_size(epochs: int) -> int:
+    """The ``"step"`` schedule's default epochs between drops: half the run, rounded up, so a
+    run of any length has at most one drop, at its middle (a 1-epoch run has none)."""
+    return max(1, -(-int(epochs) // 2))
+
+
+def build_schedule(name: str, optimizer: optim.Optimizer, epochs: int, steps_per_epoch: int, *,
+                   step_size: int | None = None, gamma: float = 0.1) -> optim.lr.LRScheduler | None:
     """A schedule stepped once per batch over ``epochs * steps_per_epoch`` steps, or None for
     ``"none"`` (a constant learning rate). Build it right after the optimiser: it reads the
     optimiser's learning rate as the peak.
 
     - ``"cosine"``: linear warm-up over the first 5% of the steps, then cosine decay to 0;
     - ``"onecycle"``: :class:`fastnn.optim.lr.OneCycleLR` peaking at the learning rate;
-    - ``"step"``: the learning rate divided by 10 after each third of the epochs.
+    - ``"step"``: the learning rate multiplied by ``gamma`` (default 0.1) every ``step_size``
+      epochs (default :func:`default_step_size`: one drop, halfway through the run).
+
+    ``step_size`` and ``gamma`` apply to ``"step"`` only (RecipeError for another schedule).
     """
     if not isinstance(name, str) or name not in SCHEDULE_NAMES:
         raise _unknown("schedule", name, SCHEDULE_NAMES)
     for arg, value in (("epochs", epochs), ("steps_per_epoch", steps_per_epoch)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise RecipeError(f"{arg} must be an int >= 1; got {value!r}")
+    if name != "step" and (step_size is not None or gamma != 0.1):
+        raise RecipeError(f"step_size and gamma apply to the 'step' schedule only, not {name!r}")
+    if step_size is not None and (isinstance(step_size, bool) or not isinstance(step_size, int) or step_size < 1):
+        raise RecipeError(f"step_size must be an int >= 1 (epochs); got {step_size!r}")
+    if not (isinstance(gamma, (int, float)) and 0 < gamma <= 1):
+        raise RecipeError(f"gamma must be a number in (0, 1]; got {gamma!r}")
     total = epochs * steps_per_epoch
     if name == "cosine":
         return optim.lr.CosineAnnealingLR(optimizer, T_max=total, warmup_steps=total // 20)
@@ -260,8 +275,25 @@ def build_schedule(name: str, optimizer: optim.Optimizer, epochs: int,
         return optim.lr.OneCycleLR(optimizer, max_lr=peaks[0] if len(peaks) == 1 else peaks,
                                    total_steps=max(total, 2))
     if name == "step":
-        return optim.lr.StepLR(optimizer, step_size=max(1, epochs // 3) * steps_per_epoch, gamma=0.1)
+        size = default_step_size(epochs) if step_size is None else step_size
+        return optim.lr.StepLR(optimizer, step_size=size * steps_per_epoch, gamma=float(gamma))
     return None
+
+
+def describe_schedule(name: str, epochs: int, step_size: int | None = None, gamma: float = 0.1) -> str:
+    """The schedule in words, for printed text: "cosine schedule", "constant learning rate",
+    "step schedule (x0.1 every 5 epochs)", ..."""
+    if name == "none":
+        return "constant learning rate"
+    if name == "step":
+        size = default_step_size(epochs) if step_size is None else step_size
+        return f"step schedule (x{gamma:g} every {plural(size, 'epoch')})"
+    return f"{name} schedule"
+
+
+def plural(count: int, noun: str) -> str:
+    """ "1 epoch", "2 epochs", "1,438 images" ... (``noun`` + "s" unless ``count`` is 1)."""
+    return f"{count:,} {noun}" if count == 1 else f"{count:,} {noun}s"
 
 
 __all__ = [
@@ -277,6 +309,9 @@ __all__ = [
     "build_schedule",
     "check_model",
     "dataset_recipe",
+    "default_step_size",
+    "describe_schedule",
     "models_for",
     "optimizer_defaults",
+    "plural",
 ]

@@ -59,18 +59,27 @@ def _save_figure(fig, path: Path) -> None:
         fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
 
 
-def plot_curves(records: Sequence[dict], path: Path, title: str) -> bool:
-    """Loss and accuracy per epoch (training and test) side by side. False without matplotlib."""
+SET_LABELS: dict[str, str] = {"val": "validation", "test": "test"}
+"""How :func:`plot_curves` labels the per-epoch evaluation, by the prefix of its record keys."""
+
+
+def plot_curves(records: Sequence[dict], path: Path, title: str, val_name: str = "val",
+                kept_epoch: int | None = None) -> bool:
+    """Loss and accuracy per epoch on the training images and on the set evaluated after each
+    epoch, read from the records' ``{val_name}_loss`` and ``{val_name}_accuracy`` and labelled
+    by that set's name (``"val"``: "validation", ``"test"``: "test"). ``kept_epoch`` draws a
+    dotted line at the epoch whose weights were kept. False without matplotlib."""
     plt = _pyplot()
     if plt is None:
         return False
     epochs = [r["epoch"] for r in records]
+    evaluated = SET_LABELS.get(val_name, val_name)
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
-    for key, label in (("train_loss", "training"), ("val_loss", "test")):
+    for key, label in (("train_loss", "training"), (f"{val_name}_loss", evaluated)):
         values = [r.get(key) for r in records]
         if all(v is not None for v in values):
             ax_loss.plot(epochs, values, marker="o", markersize=3, label=label)
-    for key, label in (("train_accuracy", "training"), ("val_accuracy", "test")):
+    for key, label in (("train_accuracy", "training"), (f"{val_name}_accuracy", evaluated)):
         values = [r.get(key) for r in records]
         if all(v is not None for v in values):
             ax_acc.plot(epochs, [100 * v for v in values], marker="o", markersize=3, label=label)
@@ -79,6 +88,8 @@ def plot_curves(records: Sequence[dict], path: Path, title: str) -> bool:
     from matplotlib.ticker import MaxNLocator
 
     for ax in (ax_loss, ax_acc):
+        if kept_epoch is not None:
+            ax.axvline(kept_epoch, color="grey", linestyle=":", label=f"kept (epoch {kept_epoch})")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         ax.legend()

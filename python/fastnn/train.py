@@ -52,6 +52,19 @@ class History:
 
     def __init__(self, records: Iterable[dict] = ()) -> None:
         self.records: list[dict] = [dict(r) for r in records]
+        self.stopped_early: bool = False  # set by fit when early stopping ended the run
+
+    def best_epoch(self, monitor: str = "val_loss") -> int | None:
+        """The epoch whose record has the best ``monitor`` value (the lowest for a key ending in
+        ``loss``, else the highest; the earliest on a tie), or None when no record has it."""
+        best = None
+        for r in self.records:
+            value = r.get(monitor)
+            if value is None or (isinstance(value, float) and math.isnan(value)):
+                continue
+            if best is None or _better(value, best[1], monitor):
+                best = (r["epoch"], value)
+        return None if best is None else best[0]
 
     def append(self, record: dict) -> None:
         self.records.append(dict(record))
@@ -65,14 +78,24 @@ class History:
         return len(self.records)
 
     def state_dict(self) -> dict[str, list[dict]]:
+        """The records, for a checkpoint."""
         return {"records": [dict(r) for r in self.records]}
 
     def load_state_dict(self, state: dict[str, list[dict]]) -> None:
+        """Puts back records saved by :meth:`state_dict`."""
         self.records = [dict(r) for r in state["records"]]
 
     def __repr__(self) -> str:
         last = self.records[-1] if self.records else {}
         return f"History(epochs={len(self)}, last={last})"
+
+
+def _minimised(monitor: str) -> bool:
+    return monitor.endswith("loss")
+
+
+def _better(value: float, than: float, monitor: str) -> bool:
+    return value < than if _minimised(monitor) else value > than
 
 
 def _progress_bar(total: int, desc: str, enabled: bool):
@@ -180,14 +203,14 @@ def _non_finite(loss: float, epoch: int, step: int, steps: int, saved: tuple[Pat
                               f"resume from it, or {advice}.", checkpoint=path, saved_epoch=saved_epoch, **facts)
 
 
-def _format_record(r: dict, epochs: int) -> str:
+def _format_record(r: dict, epochs: int, val_name: str = "val") -> str:
     parts = [f"epoch {r['epoch']:>{len(str(epochs))}}/{epochs}", f"loss {r['train_loss']:.4f}"]
     if r.get("train_accuracy") is not None:
         parts.append(f"acc {100 * r['train_accuracy']:5.1f}%")
-    if r.get("val_loss") is not None:
-        parts.append(f"val_loss {r['val_loss']:.4f}")
-    if r.get("val_accuracy") is not None:
-        parts.append(f"val_acc {100 * r['val_accuracy']:5.1f}%")
+    if r.get(f"{val_name}_loss") is not None:
+        parts.append(f"{val_name}_loss {r[f'{val_name}_loss']:.4f}")
+    if r.get(f"{val_name}_accuracy") is not None:
+        parts.append(f"{val_name}_acc {100 * r[f'{val_name}_accuracy']:5.1f}%")
     parts += [f"lr {r['lr']:.3g}", f"{r['train_seconds']:.1f} s", f"{r['images_per_second']:.0f} img/s"]
     return "  ".join(parts)
 
@@ -244,7 +267,9 @@ def fit(model: Any, loss_fn: Any, optimizer: Any, train_loader: Any, epochs: int
         scheduler: Any = None, callbacks: Iterable[Callback] = (), scheduler_step: str = "batch",
         checkpoint: str | Path | None = None, checkpoint_extra: dict[str, Any] | None = None,
         resume_from: str | Path | None = None, quiet: bool = False, progress: bool | None = None,
-        log: Callable[[str], Any] = print, device: str | None = None) -> History:
+        log: Callable[[str], Any] = print, device: str | None = None, val_name: str = "val",
+        monitor: str | None = None, early_stop: int | None = None, best_checkpoint: str | Path | None = None,
+        restore_best: bool = False) -> History:
     """Trains ``model`` for ``epochs`` epochs (in total, counting any resumed ones).
 
     Args:
@@ -252,7 +277,9 @@ def fit(model: Any, loss_fn: Any, optimizer: Any, train_loader: Any, epochs: int
         scheduler: a learning-rate schedule stepped after every batch (``scheduler_step="batch"``)
             or every epoch (``"epoch"``).
         val_loader: evaluated after each epoch (``val_loss``, ``val_accuracy``,
-            ``val_top_k_accuracy`` in the record).
+            ``val_top_k_accuracy`` and ``val_seconds`` in the record).
+        val_name: the prefix of those keys and of the printed columns (default ``"val"``); name
+            the set honestly, e.g. ``"test"`` when ``val_loader`` holds the test set.
         callbacks: each called as ``callback(epoch, record)`` after every epoch; returning True
             stops training.
         checkpoint: a path; after each epoch the model, optimizer, scheduler, the train loader's
@@ -265,6 +292,17 @@ def fit(model: Any, loss_fn: Any, optimizer: Any, train_loader: Any, epochs: int
             so the optimizer's state) moves there and the whole loop runs there; batches not
             already there are copied (``DataLoader(device="cuda")`` copies them asynchronously
             ahead of use). RuntimeError at once when CUDA is asked for but cannot run.
+        monitor: the record key that decides the best epoch, e.g. ``"val_loss"`` (the lowest
+            wins, as for every key ending in ``loss``) or ``"val_accuracy"`` (the highest wins).
+            Default ``f"{val_name}_loss"`` when any of the next three arguments is used.
+        early_stop: patience: stop once ``early_stop`` epochs in a row have not beaten the best
+            epoch's ``monitor`` value (``history.stopped_early`` is then True). A resumed run
+            counts the epochs before the resume too.
+        best_checkpoint: a path; the model, optimizer and ``checkpoint_extra`` of the best epoch
+            so far are saved there (as ``checkpoint`` saves the last one), with ``epoch``.
+        restore_best: at the end, load the best epoch's weights (and buffers) back into the
+            model: kept in memory, or read from ``best_checkpoint`` when that epoch ran before
+            a resume. ``history.best_epoch(monitor)`` says which epoch that was.
 
     Returns the :class:`History`. Raises NonFiniteLossError when the loss stops being finite.
     """
@@ -274,6 +312,14 @@ def fit(model: Any, loss_fn: Any, optimizer: Any, train_loader: Any, epochs: int
         raise ValueError(f"fastnn.train.fit: argument 'scheduler_step' must be 'batch' or 'epoch'; got {scheduler_step!r}")
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"fastnn.train.fit: argument 'epochs' must be a positive int; got {epochs!r}")
+    if early_stop is not None and (isinstance(early_stop, bool) or not isinstance(early_stop, int) or early_stop < 1):
+        raise ValueError(f"fastnn.train.fit: argument 'early_stop' must be a positive int (epochs) or None; got {early_stop!r}")
+    tracking = early_stop is not None or best_checkpoint is not None or restore_best
+    if monitor is None:
+        monitor = f"{val_name}_loss"
+    if tracking and val_loader is None and monitor.startswith(f"{val_name}_"):
+        raise ValueError(f"fastnn.train.fit: monitor={monitor!r} needs a val_loader (early_stop, best_checkpoint "
+                         "and restore_best pick epochs by it)")
     placement = _use_device(model, device, "fastnn.train.fit")
     show_bar = (not quiet) and (progress if progress is not None else sys.stderr.isatty())
     history, first_epoch, saved = History(), 1, None
@@ -284,22 +330,54 @@ def fit(model: Any, loss_fn: Any, optimizer: Any, train_loader: Any, epochs: int
     if resume_from is not None:
         ck = restore(resume_from, model, optimizer, history=history, **stateful)
         first_epoch, saved = int(ck["epoch"]) + 1, (Path(resume_from), int(ck["epoch"]))
+    best_epoch = history.best_epoch(monitor) if tracking else None
+    best_state = None  # the best epoch's model state, when that epoch ran in this call
     for epoch in range(first_epoch, epochs + 1):
+        if early_stop is not None and best_epoch is not None and epoch - 1 - best_epoch >= early_stop:
+            history.stopped_early = True  # a resumed run whose patience had already run out
+            break
         record = _train_epoch(model, loss_fn, optimizer, train_loader, scheduler, scheduler_step == "batch", epoch,
                               epochs, show_bar, saved, placement)
         if scheduler is not None and scheduler_step == "epoch":
             scheduler.step()
         if val_loader is not None:
             result = evaluate(model, val_loader, loss_fn, device=device)
-            record.update(val_loss=result["loss"], val_accuracy=result["accuracy"],
-                          val_top_k_accuracy=result["top_k_accuracy"], val_seconds=result["seconds"])
+            record.update({f"{val_name}_loss": result["loss"], f"{val_name}_accuracy": result["accuracy"],
+                           f"{val_name}_top_k_accuracy": result["top_k_accuracy"],
+                           f"{val_name}_seconds": result["seconds"]})
         history.append(record)
+        improved = False
+        if tracking:
+            if monitor not in record:
+                raise ValueError(f"fastnn.train.fit: monitor={monitor!r} is not in the epoch's record "
+                                 f"(its keys: {', '.join(record)})")
+            improved = history.best_epoch(monitor) == epoch
+            if improved:
+                best_epoch = epoch
+                if restore_best:
+                    best_state = model.state_dict()  # copies
+                if best_checkpoint is not None:
+                    save(best_checkpoint, model, optimizer, epoch=epoch, history=history, **(checkpoint_extra or {}))
         if checkpoint is not None:
             save(checkpoint, model, optimizer, epoch=epoch, history=history, **stateful, **(checkpoint_extra or {}))
             saved = (Path(checkpoint), epoch)
         if not quiet:
-            log(_format_record(record, epochs))
+            log(_format_record(record, epochs, val_name) + ("  (best)" if improved and epoch > 1 else ""))
         stop_requests = [cb(epoch, record) is True for cb in callbacks]
         if any(stop_requests):
             break
+        if early_stop is not None and best_epoch is not None and epoch - best_epoch >= early_stop and epoch < epochs:
+            history.stopped_early = True
+            if not quiet:
+                log(f"early stop: {monitor} has not improved for {early_stop} epoch{'s' if early_stop != 1 else ''} "
+                    f"(best: epoch {best_epoch})")
+            break
+    if restore_best and best_epoch is not None and best_epoch != len(history.records):
+        if best_state is not None:
+            model.load_state_dict(best_state)
+        elif best_checkpoint is not None and Path(best_checkpoint).exists():
+            restore(best_checkpoint, model, rng=False)
+        else:
+            raise ValueError(f"fastnn.train.fit: restore_best: the best epoch ({best_epoch}) ran before the resume "
+                             "and no best_checkpoint holds its weights")
     return history

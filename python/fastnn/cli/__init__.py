@@ -48,13 +48,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.argv = argv[1:]
         return args.handler(args)
     except CLIError as e:
-        return fail(str(e), e.code)
+        return fail(str(e), e.code, e.kind)
     except DatasetError as e:  # the loaders' advice is for Python callers: name the flag instead
         return fail(str(e).replace("pass download=True", "add --download"), 1)
     except (CheckpointError, NonFiniteLossError, RecipeError, FileNotFoundError, PermissionError) as e:
         return fail(str(e), 1)
-    except KeyboardInterrupt:
-        return fail("interrupted", 130)
+    except KeyboardInterrupt:  # `train` says what it saved (cli.train); elsewhere nothing was
+        return fail("stopped before anything was written", 130, "interrupted")
 
 
 __all__ = ["CLIError", "build_parser", "main"]

@@ -15,9 +15,20 @@ CHECKPOINT_NAME = "checkpoint.fastnn"
 class CLIError(Exception):
     """A user error: printed as one line, exit status ``code``."""
 
+    kind = "error"
+
     def __init__(self, message: str, code: int = 1) -> None:
         super().__init__(message)
         self.code = code
+
+
+class Interrupted(CLIError):
+    """Ctrl-C: printed as ``fastnn: interrupted: <what was saved, how to go on>``, status 130."""
+
+    kind = "interrupted"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, code=130)
 
 
 class Parser(argparse.ArgumentParser):
@@ -58,6 +69,22 @@ def positive_float(text: str) -> float:
     value = non_negative_float(text)
     if value == 0:
         raise argparse.ArgumentTypeError("must be > 0")
+    return value
+
+
+def fraction(text: str) -> float:
+    """An argparse type: a number >= 0 and < 1."""
+    value = non_negative_float(text)
+    if value >= 1:
+        raise argparse.ArgumentTypeError(f"must be >= 0 and < 1, got {text}")
+    return value
+
+
+def unit_float(text: str) -> float:
+    """An argparse type: a number > 0 and <= 1."""
+    value = positive_float(text)
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"must be > 0 and <= 1, got {text}")
     return value
 
 
@@ -142,14 +169,14 @@ def print_lines(quiet: bool, *lines: str) -> None:
         print(*lines, sep="\n", flush=True)
 
 
-def fail(message: str, code: int) -> int:
-    """Prints ``fastnn: error: <message>`` on one line of stderr; returns ``code``."""
+def fail(message: str, code: int, kind: str = "error") -> int:
+    """Prints ``fastnn: <kind>: <message>`` on one line of stderr; returns ``code``."""
     import sys
 
-    print("fastnn: error: " + " ".join(message.split()), file=sys.stderr)
+    print(f"fastnn: {kind}: " + " ".join(message.split()), file=sys.stderr)
     return code
 
 
-__all__ = ["CHECKPOINT_NAME", "CLIError", "Parser", "build_model", "check_model", "device", "device_text", "fail",
+__all__ = ["CHECKPOINT_NAME", "CLIError", "Interrupted", "Parser", "build_model", "check_model", "device", "device_text", "fail", "fraction",
            "image_shape", "int_at_least", "load_data", "non_negative_float", "positive_float",
-           "print_lines", "require_device"]
+           "print_lines", "require_device", "unit_float"]

@@ -19,7 +19,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     ev.add_argument("checkpoint")
     ev.add_argument("--dataset", choices=list(recipes.DATASET_NAMES),
                     help="default: the dataset the model was trained on")
-    ev.add_argument("--data-dir")
+    ev.add_argument("--data-dir", help="folder with the dataset files (default: the folder the model was trained "
+                                       "from, as saved in the checkpoint)")
     ev.add_argument("--download", action="store_true")
     ev.add_argument("--batch-size", type=int_at_least(1), default=256)
     ev.add_argument("--top-k", type=int_at_least(1), default=3)
@@ -39,7 +40,11 @@ def run(args: argparse.Namespace) -> int:
     config = ck.get("config")
     if not isinstance(config, dict):
         raise CLIError(f"{args.checkpoint} holds no run configuration (it was not written by `fastnn train`)")
-    config = dict(config, dataset=args.dataset or config["dataset"], data_dir=args.data_dir)
+    dataset = args.dataset or config["dataset"]
+    # The run's own data folder, as --resume uses it, unless --data-dir names another (or
+    # --dataset another dataset, whose files live elsewhere).
+    saved_dir = config.get("data_dir") if dataset == config["dataset"] else None
+    config = dict(config, dataset=dataset, data_dir=args.data_dir or saved_dir)
     _, test_set = load_data(config, args.download)
     shape = image_shape(config)
     if test_set.x.shape[1:] != shape or test_set.num_classes != config["num_classes"]:
@@ -51,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
                              transform=data.Normalize(config["normalize_mean"], config["normalize_std"]),
                              device=args.device)
     result = fastnn.train.evaluate(model, loader, nn.SoftmaxCrossEntropy(), k=args.top_k, device=args.device)
-    print(f"{config['model']} on {config['dataset']} test set ({result['images']:,} images): "
+    print(f"{config['model']} on {config['dataset']} test set ({recipes.plural(result['images'], 'image')}): "
           f"accuracy {100 * result['accuracy']:.2f}%   top-{args.top_k} {100 * result['top_k_accuracy']:.2f}%   "
           f"loss {result['loss']:.4f}")
     if test_set.num_classes <= 20:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import platform
+import shlex
 import time
 from pathlib import Path
 from typing import Any
@@ -14,14 +15,26 @@ import numpy as np
 import fastnn
 from fastnn import data, metrics, nn, recipes, report
 from fastnn.train import NonFiniteLossError
-from fastnn.cli.common import (CHECKPOINT_NAME, CLIError, build_model, check_model, device, device_text, int_at_least,
-                               load_data, non_negative_float, positive_float, print_lines, require_device)
+from fastnn.cli.common import (CHECKPOINT_NAME, CLIError, Interrupted, build_model, check_model, device, device_text,
+                               fraction, int_at_least, load_data, non_negative_float, positive_float, print_lines,
+                               require_device, unit_float)
+from fastnn.recipes import plural
+
+BEST_NAME = "best.fastnn"
 
 # The files a run writes into its folder.
-RUN_FILES = (CHECKPOINT_NAME, "report.json", "curves.png", "confusion.png")
+RUN_FILES = (CHECKPOINT_NAME, BEST_NAME, "report.json", "curves.png", "confusion.png")
 
 # Options that define a run; on --resume they come from the checkpoint and may not change.
-RUN_DEFINING = ("dataset", "model", "optimizer", "batch_size", "lr", "weight_decay", "schedule", "augment", "seed")
+# Each with the value a checkpoint written before the option existed stands for.
+RUN_DEFINING: dict[str, Any] = {
+    "dataset": None, "model": None, "optimizer": None, "batch_size": None, "lr": None, "weight_decay": None,
+    "schedule": None, "step_size": None, "gamma": None, "augment": None, "seed": None, "val_fraction": 0.0,
+    "early_stop": None, "monitor": None,
+}
+
+# --monitor's names and the record keys they watch.
+MONITORS = {"val_loss": "val_loss", "val_acc": "val_accuracy"}
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
@@ -37,17 +50,38 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     train.add_argument("--optimizer", choices=list(recipes.OPTIMIZER_NAMES), help="default: sgd (momentum 0.9, Nesterov)")
     train.add_argument("--lr", type=positive_float, help="peak learning rate (default: sgd 0.05, adam/adamw 0.001)")
     train.add_argument("--weight-decay", type=non_negative_float, help="default: sgd 5e-4, adam 0, adamw 0.05")
-    train.add_argument("--schedule", choices=recipes.SCHEDULE_NAMES, help="learning-rate schedule (default: cosine with warm-up)")
+    train.add_argument("--schedule", choices=recipes.SCHEDULE_NAMES,
+                       help="learning-rate schedule (default: cosine with warm-up; none: constant)")
+    train.add_argument("--step-size", type=int_at_least(1), metavar="EPOCHS",
+                       help="--schedule step: epochs between drops (default: half the run, so one drop at its middle)")
+    train.add_argument("--gamma", type=unit_float, help="--schedule step: factor of each drop (default 0.1)")
     train.add_argument("--augment", action="store_true", help="random crops (and flips where they make sense)")
     train.add_argument("--threads", type=int_at_least(1), help="CPU threads (default: all cores)")
     train.add_argument("--device", type=device, default="cpu",
                        help="cpu (default), cuda or cuda:<index>: where the whole training loop runs")
-    train.add_argument("--seed", type=int_at_least(0), help="seed of initialisation, order and augmentation (default 0)")
+    train.add_argument("--seed", type=int_at_least(0),
+                       help="seed of initialisation, order, augmentation and the validation split (default 0)")
+    train.add_argument("--val-fraction", type=fraction, metavar="F",
+                       help="hold out this fraction of the training set, stratified by class and seeded, as the "
+                            "validation set scored after each epoch; the test set is then scored once, at the end "
+                            "(default 0.1; 0: score the test set after each epoch, shown as test_loss/test_acc)")
+    train.add_argument("--early-stop", type=int_at_least(1), metavar="PATIENCE",
+                       help="stop when the --monitor value has not improved for PATIENCE epochs (needs a "
+                            "validation set)")
+    train.add_argument("--monitor", choices=list(MONITORS),
+                       help="what picks the best epoch, whose weights the run keeps (best.fastnn) and scores on the "
+                            "test set: val_loss (default, lowest) or val_acc (highest)")
+    train.add_argument("--init-from", metavar="CHECKPOINT",
+                       help="start a new run from the weights (and BatchNorm statistics) in CHECKPOINT, to fine-tune "
+                            "or train longer; the optimiser state (momentum, Adam moments), the schedule and the "
+                            "epoch count start afresh. --model, --dataset and --data-dir default to the checkpoint's")
     train.add_argument("--out", help="run folder (default: a new runs/<dataset>-<model>-<time>/); "
                                      "an existing one must be empty, unless --overwrite")
     train.add_argument("--overwrite", action="store_true",
                        help="let --out name a folder that holds files: the run files in it are replaced")
-    train.add_argument("--resume", metavar="CHECKPOINT", help="continue the run saved in CHECKPOINT")
+    train.add_argument("--resume", metavar="CHECKPOINT",
+                       help="continue the run saved in CHECKPOINT exactly, with its own settings (optimiser state "
+                            "included)")
     train.add_argument("--quiet", action="store_true", help="print nothing")
     train.set_defaults(handler=run)
     return train
@@ -80,50 +114,117 @@ def _check_run_dir(run_dir: Path, args: argparse.Namespace) -> list[str]:
     return [name for name in RUN_FILES if (run_dir / name).exists()]
 
 
-def _config_from_args(args: argparse.Namespace) -> dict[str, Any]:
-    spec = recipes.dataset_recipe(args.dataset or "digits")
+def _config_from_args(args: argparse.Namespace, base: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A new run's settings from the options, the defaults, and (with --init-from) the model,
+    dataset and data folder of the checkpoint's run ``base``."""
+    base = base or {}
+    dataset = args.dataset or base.get("dataset") or "digits"
+    spec = recipes.dataset_recipe(dataset)
     opt = args.optimizer or "sgd"
     defaults = recipes.optimizer_defaults(opt)
     return {
-        "dataset": args.dataset or "digits",
-        "data_dir": args.data_dir,
-        "model": args.model or "simple_cnn",
+        "dataset": dataset,
+        "data_dir": args.data_dir or (base.get("data_dir") if dataset == base.get("dataset") else None),
+        "model": args.model or base.get("model") or "simple_cnn",
         "epochs": args.epochs or spec.epochs,
         "batch_size": args.batch_size or spec.batch_size,
         "optimizer": opt,
         "lr": args.lr if args.lr is not None else defaults["lr"],
         "weight_decay": args.weight_decay if args.weight_decay is not None else defaults["weight_decay"],
         "schedule": args.schedule or "cosine",
+        "step_size": args.step_size,
+        "gamma": args.gamma,
         "augment": bool(args.augment),
         "seed": args.seed if args.seed is not None else 0,
+        "val_fraction": args.val_fraction if args.val_fraction is not None else 0.1,
+        "early_stop": args.early_stop,
+        "monitor": args.monitor,
     }
+
+
+def _check_options(config: dict[str, Any]) -> None:
+    """CLIError naming the flags when options that only make sense together are not."""
+    if config["schedule"] != "step":
+        for key in ("step_size", "gamma"):
+            if config.get(key) is not None:
+                raise CLIError(f"--{key.replace('_', '-')} applies to --schedule step only "
+                               f"(this run's schedule is {config['schedule']})")
+    if not config.get("val_fraction"):
+        for key in ("early_stop", "monitor"):
+            if config.get(key) is not None:
+                raise CLIError(f"--{key.replace('_', '-')} needs a validation set (--val-fraction > 0): picking epochs "
+                               "by the test set would tune the model to it")
 
 
 def _resumed_config(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
     """The saved run's config (checked against explicitly given options) and the checkpoint."""
+    if args.init_from:
+        raise CLIError("--resume continues a run with its saved optimiser state; --init-from starts a new run from a "
+                       "checkpoint's weights: use one of them")
     ck = fastnn.load(args.resume)
     config = ck.get("config")
     if not isinstance(config, dict):
         raise CLIError(f"{args.resume} holds no run configuration (it was not written by `fastnn train`)")
+    config = {**{k: v for k, v in RUN_DEFINING.items() if k not in config}, **config}
     for key in RUN_DEFINING:
         given = getattr(args, key)
-        if given not in (None, False) and given != config[key]:
-            raise CLIError(f"--{key.replace('_', '-')} {given} differs from the resumed run's {config[key]}; "
-                           "a resumed run keeps its settings (start a new run to change them)")
+        saved = config[key] if key != "monitor" else config[key] or "val_loss"  # None: the default
+        if given not in (None, False) and given != saved:
+            raise CLIError(f"--{key.replace('_', '-')} {given} differs from the resumed run's {saved}; "
+                           "a resumed run keeps its settings (start a new run to change them, or --init-from "
+                           "its checkpoint to start one from its weights)")
     if args.epochs is not None and args.epochs != config["epochs"]:
         raise CLIError(f"--epochs {args.epochs} differs from the resumed run's {config['epochs']} (its schedule "
-                       "is laid out over that many); start a new run to train longer")
+                       f"is laid out over that many); to train longer, start a new run from its weights: "
+                       f"--init-from {args.resume} --epochs {args.epochs}")
     return dict(config), ck
 
 
-def _loaders(config: dict, train_set: data.ArrayDataset, test_set: data.ArrayDataset,
+def _init_config(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
+    """--init-from: a new run's config, with the model, dataset and data folder defaulting to
+    the checkpoint's run, and the checkpoint."""
+    ck = fastnn.load(args.init_from)
+    base = ck.get("config")
+    if not isinstance(base, dict):
+        raise CLIError(f"--init-from {args.init_from} holds no run configuration (it was not written by "
+                       "`fastnn train`)")
+    return _config_from_args(args, base), ck
+
+
+def _loaders(config: dict, train_set: data.ArrayDataset, eval_set: data.ArrayDataset,
              device: str) -> tuple[data.DataLoader, data.DataLoader]:
     normalize = data.Normalize(config["normalize_mean"], config["normalize_std"])
     augment = recipes.dataset_recipe(config["dataset"]).augmentation() if config["augment"] else []
     train_loader = data.DataLoader(train_set, config["batch_size"], shuffle=True, seed=config["seed"],
                                    transform=data.Compose(augment + [normalize]), device=device)
-    test_loader = data.DataLoader(test_set, max(config["batch_size"], 256), transform=normalize, device=device)
-    return train_loader, test_loader
+    eval_loader = data.DataLoader(eval_set, max(config["batch_size"], 256), transform=normalize, device=device)
+    return train_loader, eval_loader
+
+
+def _resume_command(checkpoint: Path, args: argparse.Namespace) -> str:
+    words = ["python", "-m", "fastnn", "train", "--resume", str(checkpoint)]
+    if args.threads is not None:
+        words += ["--threads", str(args.threads)]
+    if args.device != "cpu":
+        words += ["--device", args.device]
+    return " ".join(shlex.quote(w) for w in words)
+
+
+def _interrupted_text(run_dir: Path, training: bool, args: argparse.Namespace, epochs: int | None) -> str:
+    """What Ctrl-C leaves: the epoch saved and the exact command that continues, or that
+    nothing was saved."""
+    candidates = ([run_dir / CHECKPOINT_NAME] if training else []) + ([Path(args.resume)] if args.resume else [])
+    for path in candidates:
+        try:
+            epoch = int(fastnn.load(path)["epoch"])
+        except Exception:  # missing, or half a file from an older fastnn: not resumable
+            continue
+        of = f" of {epochs}" if epochs else ""
+        if epochs and epoch >= epochs:
+            return (f"all {plural(epochs, 'epoch')} are saved in {path}, but the test score and report were not "
+                    f"written; to write them: {_resume_command(path, args)}")
+        return f"epoch {epoch}{of} is saved in {path}; to continue: {_resume_command(path, args)}"
+    return "no epoch had finished, so nothing was saved; run the same command again to start over"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -132,6 +233,7 @@ def run(args: argparse.Namespace) -> int:
     wall_start = time.perf_counter()
     if args.threads is not None:
         fastnn.set_num_threads(args.threads)
+    init = None
     if args.resume:
         config, ck = _resumed_config(args)
         if args.data_dir:
@@ -139,71 +241,160 @@ def run(args: argparse.Namespace) -> int:
         run_dir = Path(args.out) if args.out else Path(args.resume).parent
     else:
         config, ck = _config_from_args(args), None
+        if args.init_from:
+            config, init = _init_config(args)
         run_dir = Path(args.out) if args.out else _new_run_dir(config)
+    _check_options(config)
     replaced = _check_run_dir(run_dir, args)
     check_model(config, recipes.dataset_recipe(config["dataset"]).input_shape)  # before any download
     require_device(args.device)
+    phase = {"training": False}
+    try:
+        return _train(args, config, ck, init, run_dir, replaced, phase, started, wall_start)
+    except KeyboardInterrupt:
+        raise Interrupted(_interrupted_text(run_dir, phase["training"], args, config.get("epochs"))) from None
 
+
+def _train(args: argparse.Namespace, config: dict[str, Any], ck: dict[str, Any] | None, init: dict[str, Any] | None,
+           run_dir: Path, replaced: list[str], phase: dict[str, bool], started: float, wall_start: float) -> int:
     t0 = time.perf_counter()
     train_set, test_set = load_data(config, args.download)
     data_seconds = time.perf_counter() - t0
     n, c, h, w = train_set.x.shape
+    val_set = None
+    if config["val_fraction"]:
+        try:
+            train_set, val_set = data.stratified_split(train_set, config["val_fraction"], seed=config["seed"])
+        except ValueError as e:
+            raise CLIError(f"--val-fraction {config['val_fraction']:g}: {str(e).split(': ', 1)[-1]}") from None
     if not ck:
         if h != w:
             raise CLIError(f"{config['dataset']} images are {h}x{w}; the models expect square images")
         config.update(in_channels=c, input_size=h, num_classes=train_set.num_classes, classes=list(train_set.classes),
                       normalize_mean=train_set.x.mean(axis=(0, 2, 3)).tolist(),
                       normalize_std=train_set.x.std(axis=(0, 2, 3)).tolist())
+    if init is not None:
+        _take_init_config(config, init["config"], args.init_from)
     if ck and config.get("threads") != fastnn.get_num_threads():
-        print_lines(args.quiet, f"note: the run was trained with {config.get('threads')} threads, now "
-                                f"{fastnn.get_num_threads()}: results may differ in the last bits from an unbroken run")
+        print_lines(args.quiet, f"note: the run was trained with {plural(config.get('threads') or 0, 'thread')}, "
+                                f"now {fastnn.get_num_threads()}: results may differ in the last bits from an unbroken run")
     config["threads"] = fastnn.get_num_threads()
 
     fastnn.manual_seed(config["seed"])
     model = build_model(config)
+    if init is not None:
+        try:
+            fastnn.restore(init, model, rng=False)
+        except fastnn.checkpoint.CheckpointError as e:
+            raise CLIError(f"--init-from {args.init_from}: its weights do not fit --model {config['model']}: "
+                           f"{str(e).split(': ', 2)[-1]}") from None
     opt = recipes.build_optimizer(config["optimizer"], model.parameters(), config["lr"], config["weight_decay"])
-    train_loader, test_loader = _loaders(config, train_set, test_set, args.device)
-    schedule = recipes.build_schedule(config["schedule"], opt, config["epochs"], len(train_loader))
+    val_name = "val" if val_set is not None else "test"
+    train_loader, eval_loader = _loaders(config, train_set, val_set if val_set is not None else test_set, args.device)
+    schedule = recipes.build_schedule(config["schedule"], opt, config["epochs"], len(train_loader),
+                                      **_schedule_options(config))
     for name in replaced:  # --overwrite: no file of the old run may be mistaken for the new one's
         (run_dir / name).unlink(missing_ok=True)
     run_dir.mkdir(parents=True, exist_ok=True)
     checkpoint = run_dir / CHECKPOINT_NAME
     n_params = sum(p.size for p in model.parameters())
-    print_lines(args.quiet, f"{'resuming' if ck else 'training'} {config['model']} ({n_params:,} parameters) on "
-                            f"{config['dataset']} ({n:,} training / {len(test_set):,} test images of {c}x{h}x{w}): "
-                            f"{config['epochs']} epochs, batch {config['batch_size']}, {config['optimizer']} lr "
-                            f"{config['lr']:g}, {config['schedule']} schedule, "
-                            + (f"{config['threads']} threads" if args.device == "cpu" else device_text(args.device)))
+    sets = (f"{len(train_set):,} training / " + (f"{len(val_set):,} validation / " if val_set is not None else "")
+            + f"{len(test_set):,} test images of {c}x{h}x{w}")
+    verb = "resuming" if ck else "training"
+    origin = (f", starting from the weights of {args.init_from} (epoch {init.get('epoch')}; optimiser state not "
+              "kept)" if init is not None else "")
+    print_lines(args.quiet, f"{verb} {config['model']} ({n_params:,} parameters) on {config['dataset']} ({sets}): "
+                            f"{plural(config['epochs'], 'epoch')}, batch {config['batch_size']}, {config['optimizer']} "
+                            f"lr {config['lr']:g}, "
+                            f"{recipes.describe_schedule(config['schedule'], config['epochs'], **_schedule_options(config))}, "
+                            + (f"{plural(config['threads'], 'thread')}" if args.device == "cpu"
+                               else device_text(args.device)) + origin)
 
     resume_from = Path(args.resume) if ck else None
+    monitor = MONITORS[config.get("monitor") or "val_loss"]
     t0 = time.perf_counter()
+    phase["training"] = True
     try:
         history = fastnn.train.fit(model, nn.SoftmaxCrossEntropy(), opt, train_loader, config["epochs"],
-                                   val_loader=test_loader, scheduler=schedule, checkpoint=checkpoint,
+                                   val_loader=eval_loader, scheduler=schedule, checkpoint=checkpoint,
                                    checkpoint_extra={"config": config}, resume_from=resume_from, quiet=args.quiet,
-                                   device=args.device)
+                                   device=args.device, val_name=val_name,
+                                   monitor=monitor if val_set is not None else None,
+                                   early_stop=config.get("early_stop"),
+                                   best_checkpoint=run_dir / BEST_NAME if val_set is not None else None,
+                                   restore_best=val_set is not None)
     except NonFiniteLossError as e:
         raise CLIError(_non_finite_text(e, config)) from None
 
-    result = fastnn.train.evaluate(model, test_loader, nn.SoftmaxCrossEntropy(), k=3, device=args.device)
+    kept = history.best_epoch(monitor) if val_set is not None else len(history)
+    result = fastnn.train.evaluate(model, fastnn.data.DataLoader(test_set, max(config["batch_size"], 256),
+                                                                 transform=eval_loader.transform, device=args.device),
+                                   nn.SoftmaxCrossEntropy(), k=3, device=args.device)
     timing = {"data_seconds": data_seconds, "fit_seconds": time.perf_counter() - t0,
               "train_seconds": sum(r["train_seconds"] for r in history.records),
               "total_seconds": time.perf_counter() - wall_start}
-    files = _write_run_folder(run_dir, config, history.records, result, timing, {
+    evaluation = {
+        "each_epoch": (f"validation set: {len(val_set)} images held out of the training set ({config['val_fraction']:g}, "
+                       f"stratified by class, seed {config['seed']}); record keys val_*") if val_set is not None
+        else "test set (no validation set: --val-fraction 0); record keys test_*",
+        "final": f"test set ({len(test_set)} images), scored once after training with the weights of epoch {kept}",
+        "kept_epoch": kept,
+        "kept_by": f"best {monitor}" if val_set is not None else "last epoch",
+        "stopped_early": history.stopped_early,
+        "epochs_run": len(history),
+        "sets": {"train": len(train_set), "validation": len(val_set) if val_set is not None else 0,
+                 "test": len(test_set)},
+    }
+    files, skipped = _write_run_folder(run_dir, config, history.records, result, timing, {
         "command": "fastnn train " + " ".join(args.argv),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
         "resumed_from": str(resume_from) if resume_from else None,
+        "init_from": {"checkpoint": str(args.init_from), "epoch": init.get("epoch"), "optimizer_state": "not kept"}
+        if init is not None else None,
         "device": args.device,
-    })
-    lines = [f"test accuracy {100 * result['accuracy']:.2f}%   top-3 {100 * result['top_k_accuracy']:.2f}%   "
-             f"({result['images']:,} test images, {timing['total_seconds']:.1f} s in all)"]
+        "evaluation": evaluation,
+    }, val_name, kept)
+    lines = []
+    if val_set is not None:
+        best = history[kept - 1].get(monitor)
+        lines.append((f"stopped early after epoch {len(history)}; " if history.stopped_early else "")
+                     + f"kept epoch {kept} of {len(history)} (best {monitor.replace('accuracy', 'acc')} "
+                     + (f"{100 * best:.1f}%" if monitor.endswith("accuracy") else f"{best:.4f}")
+                     + f"), saved as {BEST_NAME}")
+    lines.append(f"test accuracy {100 * result['accuracy']:.2f}%   top-3 {100 * result['top_k_accuracy']:.2f}%   "
+                 f"({plural(result['images'], 'test image')}, {timing['total_seconds']:.1f} s in all)")
     if len(config["classes"]) <= 20:
         lines.append(report.format_confusion(result["confusion_matrix"], config["classes"]))
     else:
         lines.append("(confusion matrix: see report.json" + (" and confusion.png)" if "confusion.png" in files else ")"))
-    lines.append(f"run folder: {run_dir}  ({', '.join([CHECKPOINT_NAME, *files])})")
+    if skipped:
+        lines.append(f"note: {' and '.join(skipped)} not drawn: matplotlib is not installed "
+                     "(pip install matplotlib, or fastnn[all])")
+    saved = [CHECKPOINT_NAME] + ([BEST_NAME] if val_set is not None else [])
+    lines.append(f"run folder: {run_dir}  ({', '.join([*saved, *files])})")
     print_lines(args.quiet, *lines)
     return 0
+
+
+def _schedule_options(config: dict[str, Any]) -> dict[str, Any]:
+    """--step-size and --gamma as build_schedule's keyword arguments (only those given)."""
+    options = {"step_size": config.get("step_size")}
+    if config.get("gamma") is not None:
+        options["gamma"] = config["gamma"]
+    return options if config["schedule"] == "step" else {}
+
+
+def _take_init_config(config: dict[str, Any], base: dict[str, Any], path: str) -> None:
+    """--init-from: the new run's images and classes must be the checkpoint's, and it normalises
+    its inputs as the checkpoint's run did (the weights were trained on those inputs)."""
+    for key, what in (("in_channels", "image channels"), ("input_size", "image size"), ("num_classes", "classes")):
+        if base.get(key) is not None and base[key] != config[key]:
+            raise CLIError(f"--init-from {path}: its model was trained on {base[key]} {what}, --dataset "
+                           f"{config['dataset']} has {config[key]}")
+    for key in ("normalize_mean", "normalize_std"):
+        if base.get(key) is not None:
+            config[key] = base[key]
+    config["init_from"] = str(path)
 
 
 def _non_finite_text(e: NonFiniteLossError, config: dict) -> str:
@@ -221,26 +412,34 @@ def _non_finite_text(e: NonFiniteLossError, config: dict) -> str:
 
 
 def _write_run_folder(run_dir: Path, config: dict, records: list[dict], result: dict, timing: dict,
-                      about: dict) -> list[str]:
-    """Writes report.json and, with matplotlib, curves.png and confusion.png; returns their names."""
+                      about: dict, val_name: str = "val", kept_epoch: int | None = None) -> tuple[list[str], list[str]]:
+    """Writes report.json and, with matplotlib, curves.png and confusion.png; returns the names
+    of the files written and of the pictures skipped (matplotlib missing)."""
     confusion = result["confusion_matrix"]
     title = f"{config['model']} on {config['dataset']}"
-    files = ["report.json"]
-    if report.plot_curves(records, run_dir / "curves.png", title):
+    files, skipped = ["report.json"], []
+    if report.plot_curves(records, run_dir / "curves.png", title, val_name=val_name, kept_epoch=kept_epoch):
         files.append("curves.png")
+    else:
+        skipped.append("curves.png")
     if report.plot_confusion(confusion, config["classes"], run_dir / "confusion.png",
                              f"{title}: test accuracy {100 * result['accuracy']:.1f}%"):
         files.append("confusion.png")
+    else:
+        skipped.append("confusion.png")
     rates = [r["images_per_second"] for r in records]
     report.write_json(run_dir / "report.json", {
         **about,
         "config": config,
         "epochs": records,
-        "final": {"test_accuracy": result["accuracy"], "test_top3_accuracy": result["top_k_accuracy"],
+        "final": {"set": "test", "epoch": kept_epoch, "test_accuracy": result["accuracy"],
+                  "test_top3_accuracy": result["top_k_accuracy"],
                   "test_loss": result["loss"], "test_images": result["images"], "classes": config["classes"],
-                  "confusion_matrix": confusion, "per_class": metrics.precision_recall_f1(confusion)},
+                  "confusion_matrix": confusion,
+                  "per_class": metrics.precision_recall_f1(confusion)},
+        "pictures_skipped": {name: "matplotlib is not installed" for name in skipped},
         "timing": {**timing, "mean_images_per_second": float(np.mean(rates)) if rates else None},
         "build": fastnn.build_info(),
         "environment": {"python": platform.python_version(), "numpy": np.__version__, "platform": platform.platform()},
     })
-    return files
+    return files, skipped

@@ -32,3 +32,35 @@ class ArrayDataset:
 
     def __repr__(self) -> str:
         return f"ArrayDataset(n={len(self)}, image_shape={self.x.shape[1:]}, classes={self.num_classes})"
+
+
+def stratified_split(dataset: ArrayDataset, fraction: float, seed: int = 0) -> tuple[ArrayDataset, ArrayDataset]:
+    """Splits ``dataset`` into (rest, held out) with ``fraction`` of the images held out, each
+    class in proportion (the counts per class are rounded so that they add up to
+    ``round(fraction * len(dataset))``; ties go to the larger remainder, then the lower class).
+
+    Which images are held out depends only on ``seed`` and the labels, so the same seed gives
+    the same split. Both parts keep the dataset's order and its class names. ValueError when
+    ``fraction`` is not in (0, 1) or either part would be empty.
+    """
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
+        raise ValueError(f"fastnn.data.stratified_split: argument 'fraction' must be in (0, 1); got {fraction!r}")
+    n = len(dataset)
+    total = int(round(fraction * n))
+    if total == 0 or total == n:
+        raise ValueError(f"fastnn.data.stratified_split: holding out {fraction:g} of {n} images leaves "
+                         f"{'nothing held out' if total == 0 else 'nothing to train on'}")
+    labels = np.asarray(dataset.y)
+    classes, counts = np.unique(labels, return_counts=True)
+    exact = fraction * counts
+    take = np.floor(exact).astype(np.int64)
+    remainder = exact - take
+    for i in sorted(range(len(classes)), key=lambda i: (-remainder[i], i))[:total - int(take.sum())]:
+        take[i] += 1
+    rng = np.random.default_rng([int(seed), 0x5B11])
+    held = np.concatenate([rng.permutation(np.flatnonzero(labels == c))[:k] for c, k in zip(classes, take)])
+    mask = np.zeros(n, dtype=bool)
+    mask[held] = True
+    classes_named = list(dataset.classes)
+    return (ArrayDataset(dataset.x[~mask], labels[~mask], classes=classes_named),
+            ArrayDataset(dataset.x[mask], labels[mask], classes=classes_named))

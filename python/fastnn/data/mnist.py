@@ -19,7 +19,8 @@ from fastnn.data.dataset import ArrayDataset
 from fastnn.data.files import Checksums, DatasetError, DatasetNotFoundError, local_or_download
 
 MNIST_BASE_URL = "https://ossci-datasets.s3.amazonaws.com/mnist/"
-FASHION_MNIST_BASE_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
+# The dataset authors' bucket through S3's TLS endpoint (its website endpoint serves plain http only).
+FASHION_MNIST_BASE_URL = "https://fashion-mnist.s3.eu-central-1.amazonaws.com/"
 
 TRAIN_IMAGES, TRAIN_LABELS = "train-images-idx3-ubyte", "train-labels-idx1-ubyte"
 TEST_IMAGES, TEST_LABELS = "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"
