@@ -11,13 +11,31 @@ from collections import OrderedDict
 from typing import Any, Iterator, Mapping
 
 import numpy as np
+from numpy.lib.mixins import NDArrayOperatorsMixin
 
 from fastnn._backend import Array
 from fastnn._device import parse_device, to_device, to_device_like
 
 
-class Parameter:
-    """A trainable array (``.data``) and its gradient (``.grad``, None until a backward)."""
+def _unwrap(value: Any) -> Any:
+    """A Parameter's array in its place (recursing into the tuples NumPy passes ``out`` as)."""
+    if isinstance(value, Parameter):
+        return value.data
+    if isinstance(value, tuple):
+        return tuple(_unwrap(v) for v in value)
+    return value
+
+
+class Parameter(NDArrayOperatorsMixin):
+    """A trainable array (``.data``) and its gradient (``.grad``, None until a backward).
+
+    Where NumPy (or CuPy) asks for an array, a Parameter gives its data: ``np.asarray(p)``
+    (``__array__``), ufuncs and operators (``p * 2``, ``np.exp(p)``, ``p @ x``: plain arrays
+    come back, never Parameters), ``len(p)``, ``p[i]``, and ``__cuda_array_interface__`` when the
+    data is a CuPy array (``cupy.asarray(p)``). In-place operators (``p *= 0.5``) write into
+    ``.data`` and keep the Parameter. ``==`` stays identity, so parameters remain usable as
+    dict keys (optimiser state); compare ``p.data`` for element-wise equality.
+    """
 
     __slots__ = ("data", "grad")
 
@@ -29,15 +47,23 @@ class Parameter:
 
     @property
     def shape(self) -> tuple[int, ...]:
+        """The data's shape."""
         return tuple(self.data.shape)
 
     @property
     def dtype(self) -> np.dtype:
+        """The data's dtype."""
         return self.data.dtype
 
     @property
     def size(self) -> int:
+        """The data's element count."""
         return int(self.data.size)
+
+    @property
+    def ndim(self) -> int:
+        """The data's number of axes."""
+        return int(self.data.ndim)
 
     def accumulate_grad(self, grad: Array) -> None:
         """Adds ``grad`` into ``.grad`` (adopting ``grad`` itself when ``.grad`` is None)."""
@@ -45,6 +71,47 @@ class Parameter:
             self.grad = grad
         elif self.grad is not grad:
             self.grad += grad
+
+    # NumPy interoperability -----------------------------------------------------------
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        """The data as a NumPy array (no copy unless ``dtype`` or ``copy`` asks for one). A
+        CuPy array refuses implicit conversion: use ``p.data.get()`` or ``cupy.asarray(p)``."""
+        if copy:
+            return np.array(self.data, dtype=dtype, copy=True)
+        return np.asarray(self.data, dtype=dtype)
+
+    def __array_ufunc__(self, ufunc: np.ufunc, method: str, *inputs: Any, **kwargs: Any) -> Any:
+        """Runs ``ufunc`` on the data of every Parameter among its arguments; the result is a
+        plain array (or, for ``out=`` a Parameter, that Parameter, as NumPy returns ``out``)."""
+        out = kwargs.get("out")
+        if out is not None:
+            kwargs["out"] = _unwrap(out)
+        result = getattr(ufunc, method)(*_unwrap(inputs), **kwargs)
+        if out is not None and len(out) == 1 and isinstance(out[0], Parameter):
+            return out[0]
+        return result
+
+    @property
+    def __cuda_array_interface__(self) -> dict:
+        """The CuPy data's interface (AttributeError for NumPy data, as for a NumPy array)."""
+        try:
+            return self.data.__cuda_array_interface__
+        except AttributeError:
+            raise AttributeError(
+                "fastnn.nn.Parameter: __cuda_array_interface__ exists only for data on the GPU; "
+                f"this one is a {type(self.data).__module__}.{type(self.data).__name__}"
+            ) from None
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, index: Any) -> Array:
+        return self.data[index]
+
+    # Identity, not element-wise, so that parameters work as dict keys and in ``in`` tests.
+    __eq__ = object.__eq__  # type: ignore[assignment]
+    __ne__ = object.__ne__  # type: ignore[assignment]
+    __hash__ = object.__hash__  # type: ignore[assignment]
 
     def __repr__(self) -> str:
         return f"Parameter(shape={self.shape}, dtype={self.dtype})"
@@ -71,12 +138,14 @@ class Module:
     def __setattr__(self, name: str, value: Any) -> None:
         if "_parameters" not in self.__dict__:
             raise RuntimeError(f"{type(self).__name__}.__init__ must call super().__init__() first")
+        # A Parameter (Module) replacing one keeps its place in the table, so the state dict's
+        # order survives ``layer.weight = ...`` and in-place operators (``layer.weight *= 2``).
+        keep = self._parameters if isinstance(value, Parameter) else self._modules if isinstance(value, Module) else None
         for table in (self._parameters, self._modules, self._buffers):
-            table.pop(name, None)
-        if isinstance(value, Parameter):
-            self._parameters[name] = value
-        elif isinstance(value, Module):
-            self._modules[name] = value
+            if table is not keep:
+                table.pop(name, None)
+        if keep is not None:
+            keep[name] = value
         object.__setattr__(self, name, value)
 
     def __delattr__(self, name: str) -> None:
