@@ -67,6 +67,11 @@ struct Conv2dShape {
     s.dilation_h = p.dilation_h, s.dilation_w = p.dilation_w;
     s.groups = p.groups;
     s.validate_params(op);
+    // Only the batch may be empty (PyTorch's rule for convolutions and pools): an empty plane
+    // padded into a non-empty one would give outputs that read padding only.
+    if (s.height < 1 || s.width < 1)
+      throw_value_error("fastnn.", op, ": argument 'x' must have H, W >= 1 (only the batch N may be 0); got shape ",
+                        shape_str(x_dims));
     if (s.in_channels < 1)
       throw_value_error("fastnn.", op, ": argument 'x' must have at least 1 channel; got shape ",
                         shape_str(x_dims));
