@@ -66,6 +66,11 @@ def max_pool2d(x, kernel_size, stride=None, padding=0):
     winner = np.argmax(values, axis=0)[None]  # argmax returns the first maximum
     y = np.take_along_axis(values, winner, axis=0)[0]
     indices = np.take_along_axis(np.broadcast_to(index, values.shape), winner, axis=0)[0]
+    # Padding never wins: where every real element of a window is -inf it ties with the
+    # padding, and the first real element (in scan order) is the maximum, as in the kernels.
+    first_real = np.argmax(np.broadcast_to(index >= 0, values.shape), axis=0)[None]
+    real_index = np.take_along_axis(np.broadcast_to(index, values.shape), first_real, axis=0)[0]
+    indices = np.where(indices < 0, real_index, indices)
     return y, indices.astype(np.int64)
 
 
