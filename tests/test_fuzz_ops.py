@@ -549,9 +549,12 @@ def test_fuzzed_ops_match_reference_or_reject_cleanly(group):
         # fits int64, not memory: 2^41 x 1 output (the dilation shrinks the padded width back)
         lambda ops: ops.conv2d(np.ones((1, 1, 1, 1), np.float32), np.ones((1, 1, 1, 3), np.float32),
                                padding=2**40, dilation=2**40),
+        # a small output, but a padded plane past memory for the kernel's workspace
+        lambda ops: ops.conv2d(np.ones((2, 1, 17, 3), np.float32), np.ones((1, 1, 1, 3), np.float32),
+                               stride=2**40, padding=2**40),
     ],
     ids=["avg_backward_shape", "global_backward_shape", "max_backward_shape", "conv_padding", "avg_padding",
-         "conv_output_past_memory"],
+         "conv_output_past_memory", "conv_workspace_past_memory"],
 )
 def test_sizes_past_int64_or_memory_are_refused_before_allocating(call):
     import fastnn.ops as ops
