@@ -51,7 +51,7 @@ def _old_order(fn: str, y_true: Any, y_other: Any) -> bool:
     if np.ndim(y_true) == 2 and np.ndim(y_other) == 1:
         warnings.warn(f"fastnn.metrics.{fn}: the scores came first; the order is now ({fn}(y_true, y_score), "
                       f"scikit-learn's): swap the arguments. The old order will stop working",
-                      DeprecationWarning, stacklevel=3)
+                      DeprecationWarning, stacklevel=4)  # past the keyword-renaming wrapper
         return True
     return False
 
