@@ -21,7 +21,7 @@ LAYER_CASES = {
     "Linear zero features": (lambda: nn.Linear(0, 3), ValueError, "fastnn.nn.Linear: argument 'in_features' must be a positive int; got 0"),
     "Linear float features": (lambda: nn.Linear(2.5, 3), ValueError, "in_features"),
     "Linear 3d input": (lambda: nn.Linear(3, 2)(a(2, 3, 1)), ValueError, "fastnn.nn.Linear: input must be 2-D"),
-    "Linear wrong features": (lambda: nn.Linear(3, 2)(a(2, 4)), ValueError, "must have 4 columns"),
+    "Linear wrong features": (lambda: nn.Linear(3, 2)(a(2, 4)), ValueError, "input must have in_features=3 columns"),
     "Linear float64 weight vs float32 x": (lambda: (lambda m: (setattr(m.weight, "data", m.weight.data.astype(np.float64)), m(a(2, 3))))(nn.Linear(3, 2)), TypeError, "dtype"),
     "Flatten start_dim": (lambda: nn.Flatten(0), ValueError, "start_dim"),
     "Sequential non-module": (lambda: nn.Sequential(nn.ReLU(), 3), TypeError, "argument 1 must be a Module"),

@@ -33,6 +33,7 @@ import pytest
 
 import fastnn
 from hypothesis import HealthCheck, given, settings
+from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 
 HERE = Path(__file__).resolve().parent
@@ -238,7 +239,9 @@ def case_conv2d(draw) -> Case:
     x, weight = args.floats((n, c_in, h, w)), args.floats((c_out, c_in // g, kh, kw))
     bias = args.floats((c_out,)) if draw(st.booleans()) else None
     hyper = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
-    fits = all(s + 2 * max(padding, 0) >= (k - 1) * (dilation if d_ok else 1) + 1 for s, k in ((h, kh), (w, kw)))
+    # Only the batch may be empty: H or W = 0 is refused even where padding would make room.
+    fits = min(h, w) >= 1 and all(s + 2 * max(padding, 0) >= (k - 1) * (dilation if d_ok else 1) + 1
+                                  for s, k in ((h, kh), (w, kw)))
     ok = args.well_formed and s_ok and g_ok and d_ok and 0 <= padding <= 2 and fits and n > 0
     if draw(st.booleans()) or not ok:
         return Case("conv2d", lambda: ops.conv2d(x, weight, bias, **hyper),
@@ -260,7 +263,9 @@ def case_pool2d(draw) -> Case:
     x = args.floats((n, c, h, w))
     k = kernel if k_ok else 1
     s_ok = stride is None or 0 < stride < HUGE
-    fits = k_ok and 0 <= padding <= k // 2 and h + 2 * padding >= k and w + 2 * padding >= k
+    # Empty planes (H or W = 0) are refused, as PyTorch refuses them, even where padding would
+    # make room for a window: such a window would hold padding only. A batch of 0 is accepted.
+    fits = k_ok and 0 <= padding <= k // 2 and min(h, w) >= 1 and h + 2 * padding >= k and w + 2 * padding >= k
     ok = args.well_formed and s_ok and fits and n * c > 0
     which = draw(st.sampled_from(["max", "avg", "global", "max_backward", "avg_backward", "global_backward"]))
     if which == "max":
@@ -472,12 +477,16 @@ def _check_outputs(case: Case, counts: dict) -> None:
         assert err <= rtol or np.linalg.norm(g64 - r64) < 1e-6, f"{case.name}: output {i} relative error {err:.3g}"
 
 
-def run_properties(examples: int, builders: list[str]) -> dict:
-    """Runs the hypothesis property for the named builders; returns the counts."""
+def run_properties(examples: int, builders: list[str], seed: int | None = None) -> dict:
+    """Runs the hypothesis property for the named builders; returns the counts.
+
+    Without ``seed`` the run is derandomised (CI: the same cases every time); with one,
+    hypothesis draws from that seed, so long runs (scripts/fuzz_long.sh) cover new cases in
+    every chunk and a failing chunk can be replayed by its seed."""
     counts = {"tried": 0, "rejected": 0, "accepted": 0, "empty": 0, "unchecked": 0}
     chosen = [b for b in BUILDERS if b.__name__ in builders]
 
-    @settings(max_examples=examples, deadline=None, database=None, derandomize=True,
+    @settings(max_examples=examples, deadline=None, database=None, derandomize=seed is None,
               suppress_health_check=list(HealthCheck), print_blob=True)
     @given(st.data())
     def prop(data):
@@ -485,6 +494,8 @@ def run_properties(examples: int, builders: list[str]) -> dict:
             _INPUTS.clear()
             check(data.draw(st.composite(builder)()), counts)
 
+    if seed is not None:
+        prop = hypothesis_seed(seed)(prop)
     prop()
     return counts
 
@@ -535,8 +546,15 @@ def test_fuzzed_ops_match_reference_or_reject_cleanly(group):
                                             (1, 1, 2**62, 2**62)),
         lambda ops: ops.conv2d(np.ones((1, 1, 1, 1), np.float32), np.ones((1, 1, 1, 1), np.float32), padding=2**40),
         lambda ops: ops.avg_pool2d(np.ones((1, 1, 1, 1), np.float32), 1, padding=2**62),
+        # fits int64, not memory: 2^41 x 1 output (the dilation shrinks the padded width back)
+        lambda ops: ops.conv2d(np.ones((1, 1, 1, 1), np.float32), np.ones((1, 1, 1, 3), np.float32),
+                               padding=2**40, dilation=2**40),
+        # a small output, but a padded plane past memory for the kernel's workspace
+        lambda ops: ops.conv2d(np.ones((2, 1, 17, 3), np.float32), np.ones((1, 1, 1, 3), np.float32),
+                               stride=2**40, padding=2**40),
     ],
-    ids=["avg_backward_shape", "global_backward_shape", "max_backward_shape", "conv_padding", "avg_padding"],
+    ids=["avg_backward_shape", "global_backward_shape", "max_backward_shape", "conv_padding", "avg_padding",
+         "conv_output_past_memory", "conv_workspace_past_memory"],
 )
 def test_sizes_past_int64_or_memory_are_refused_before_allocating(call):
     import fastnn.ops as ops

@@ -17,17 +17,17 @@ LABELS = np.array([1, 2, 1, 0])
 
 
 def test_accuracy_from_scores_and_predictions():
-    assert metrics.accuracy(SCORES, LABELS) == 0.5
-    assert metrics.accuracy(np.array([1, 0, 2, 0]), LABELS) == 0.5
-    assert metrics.accuracy(np.zeros((0, 3)), np.zeros(0, np.int64)) == 0.0
+    assert metrics.accuracy(LABELS, SCORES) == 0.5
+    assert metrics.accuracy(LABELS, np.array([1, 0, 2, 0])) == 0.5
+    assert metrics.accuracy(np.zeros(0, np.int64), np.zeros((0, 3))) == 0.0
 
 
 def test_top_k_accuracy():
-    assert [metrics.top_k_accuracy(SCORES, LABELS, k) for k in (1, 2, 3)] == [0.5, 0.75, 1.0]
+    assert [metrics.top_k_accuracy(LABELS, SCORES, k) for k in (1, 2, 3)] == [0.5, 0.75, 1.0]
     # ties count in the label's favour: label 0 ties with class 1 for first place
-    assert metrics.top_k_accuracy(np.array([[0.5, 0.5, 0.0]]), np.array([0]), 1) == 1.0
+    assert metrics.top_k_accuracy(np.array([0]), np.array([[0.5, 0.5, 0.0]]), 1) == 1.0
     with pytest.raises(ValueError, match="'k'"):
-        metrics.top_k_accuracy(SCORES, LABELS, 0)
+        metrics.top_k_accuracy(LABELS, SCORES, 0)
 
 
 def test_confusion_matrix_by_hand():
@@ -38,7 +38,7 @@ def test_confusion_matrix_by_hand():
                          [1, 0, 2]])
     np.testing.assert_array_equal(metrics.confusion_matrix(labels, preds), expected)
     assert metrics.confusion_matrix(labels, preds, num_classes=4).shape == (4, 4)
-    with pytest.raises(ValueError, match="'preds'"):
+    with pytest.raises(ValueError, match="'y_pred'"):
         metrics.confusion_matrix(labels, preds + 1, num_classes=3)
     with pytest.raises(ValueError, match="1-D integer"):
         metrics.confusion_matrix(labels.astype(float), preds)
@@ -69,3 +69,56 @@ def test_precision_recall_f1_matches_sklearn(rng):
     np.testing.assert_array_equal(r["support"], support)
     np.testing.assert_array_equal(metrics.confusion_matrix(labels, preds, 7),
                                   sk.confusion_matrix(labels, preds, labels=range(7)))
+
+
+def test_every_metric_takes_y_true_first_like_scikit_learn():
+    import inspect
+
+    for fn in (metrics.accuracy, metrics.top_k_accuracy, metrics.top_k_correct, metrics.confusion_matrix,
+               metrics.precision_recall_f1):
+        assert list(inspect.signature(fn).parameters)[0] == "y_true", fn.__name__
+
+
+def test_top_k_matches_sklearn(rng):
+    sk = pytest.importorskip("sklearn.metrics")
+    labels, scores = rng.integers(0, 5, 300), rng.standard_normal((300, 5))
+    for k in (1, 2, 4):
+        assert metrics.top_k_accuracy(labels, scores, k) == pytest.approx(
+            sk.top_k_accuracy_score(labels, scores, k=k, labels=range(5)))
+    assert metrics.accuracy(labels, scores) == pytest.approx(sk.accuracy_score(labels, scores.argmax(1)))
+
+
+@pytest.mark.parametrize("call", [
+    lambda: metrics.accuracy(SCORES, LABELS),
+    lambda: metrics.top_k_accuracy(SCORES, LABELS, 2),
+    lambda: metrics.top_k_correct(SCORES, LABELS, 2).mean(),
+    lambda: metrics.accuracy(scores_or_predictions=SCORES, labels=LABELS),
+    lambda: metrics.top_k_accuracy(scores=SCORES, labels=LABELS, k=2),
+], ids=["accuracy", "top_k_accuracy", "top_k_correct", "accuracy-keywords", "top_k-keywords"])
+def test_old_scores_first_order_still_works_with_a_deprecation_warning(call):
+    with pytest.warns(DeprecationWarning, match="y_true|swap"):
+        old = call()
+    assert old in (0.5, 0.75)
+
+
+def test_old_keyword_names_of_confusion_matrix_still_work_with_a_deprecation_warning():
+    labels, preds = np.array([0, 1, 1]), np.array([0, 1, 0])
+    with pytest.warns(DeprecationWarning, match="'labels' is now called 'y_true'"):
+        old = metrics.confusion_matrix(labels=labels, preds=preds)
+    np.testing.assert_array_equal(old, metrics.confusion_matrix(labels, preds))
+    with pytest.warns(DeprecationWarning):
+        r = metrics.precision_recall_f1(labels_or_confusion=old)
+    np.testing.assert_array_equal(r["support"], [1, 2])
+    with pytest.raises(TypeError, match="not also"):
+        metrics.confusion_matrix(labels, y_true=labels, labels=labels)
+
+
+def test_new_order_gives_no_warning():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        metrics.accuracy(LABELS, SCORES)
+        metrics.accuracy(LABELS, np.array([1, 0, 2, 0]))
+        metrics.top_k_accuracy(LABELS, SCORES, 2)
+        metrics.confusion_matrix(LABELS, np.array([1, 0, 2, 0]))

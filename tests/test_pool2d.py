@@ -290,3 +290,15 @@ def test_layers_reject_bad_input(layer):
         layer(X[0])
     with pytest.raises(RuntimeError, match="before forward"):
         type(layer)(*([2] if name != "GlobalAvgPool2d" else [])).backward(X)
+
+
+def test_reference_max_pool_never_picks_padding_when_the_window_is_all_minus_inf():
+    # Found by the long fuzz run: -inf inputs tie with the -inf padding, and the reference's
+    # argmax picked the padding (index -1) where the kernels pick the first real element.
+    x = np.array([[[[1.0, -np.inf], [-np.inf, -np.inf]]]], np.float32)
+    for kernel, stride, padding in ((2, 1, 1), (3, 1, 1), (2, 2, 1)):
+        y, idx = ops.max_pool2d(x, kernel, stride, padding)
+        ref_y, ref_idx = ref.max_pool2d(x, kernel, stride, padding)
+        np.testing.assert_array_equal(idx, ref_idx)
+        np.testing.assert_array_equal(y, ref_y)
+        assert ref_idx.min() >= 0

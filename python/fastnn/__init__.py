@@ -6,18 +6,27 @@
 Subpackages: :mod:`fastnn.ops` (one function per kernel), :mod:`fastnn.reference` (the same
 ops in NumPy float64: the spec), :mod:`fastnn.nn` (layers and losses), :mod:`fastnn.optim`
 (optimisers and :mod:`fastnn.optim.lr` schedules), :mod:`fastnn.data` (datasets, DataLoader,
-transforms), :mod:`fastnn.metrics`, :mod:`fastnn.train` (fit / evaluate), :mod:`fastnn.cuda` (the
-GPU backend: CuPy arrays run on it; ``model.to("cuda")`` moves a model there); ``fastnn.save`` /
+transforms), :mod:`fastnn.models` (model builders), :mod:`fastnn.metrics`, :mod:`fastnn.train`
+(fit / evaluate), :mod:`fastnn.recipes` (datasets, models and optimisers by name),
+:mod:`fastnn.report`, :mod:`fastnn.bench` (micro-benchmarks), :mod:`fastnn.cuda` (the GPU
+backend: CuPy arrays run on it; ``model.to("cuda")`` moves a model there); ``fastnn.save`` /
 ``fastnn.load`` / ``fastnn.restore`` for checkpoints; ``python -m fastnn`` is the command line.
+
+``import fastnn`` loads the core (ops, nn, optim, cuda, checkpoints, gradcheck); the other
+subpackages load on first use (``fastnn.models``, ``fastnn.data``...: a module ``__getattr__``),
+which keeps the import fast. ``import fastnn.models`` and ``from fastnn import models`` work as
+usual. The command line (``fastnn.cli``) is never imported by ``import fastnn``.
 """
 
 __version__ = "0.1.0"
 
+import importlib as _importlib
 import os as _os
 import warnings as _warnings
+from types import ModuleType as _ModuleType
 
 from fastnn import _cpu
-from fastnn import cuda, data, metrics, nn, ops, optim, train
+from fastnn import cuda, nn, ops, optim
 from fastnn.checkpoint import CheckpointError, load, restore, save
 from fastnn.cuda import get_matmul_precision, set_matmul_precision
 from fastnn.gradcheck import GradcheckError, gradcheck
@@ -30,6 +39,23 @@ if _os.environ.get("FASTNN_SIMD", "") not in ("",) + _SIMD_CHOICES:
         RuntimeWarning,
         stacklevel=2,
     )
+
+
+# Public subpackages loaded on first attribute access (see the module docstring).
+_LAZY_SUBMODULES = ("bench", "data", "metrics", "models", "recipes", "reference", "report", "train")
+
+
+def __getattr__(name: str) -> _ModuleType:
+    """Loads a public subpackage on first use: ``fastnn.models`` and the like."""
+    if name in _LAZY_SUBMODULES:
+        module = _importlib.import_module(f"fastnn.{name}")
+        globals()[name] = module
+        return module
+    raise AttributeError(f"module 'fastnn' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY_SUBMODULES))
 
 
 def get_num_threads() -> int:
@@ -68,6 +94,7 @@ __all__ = [
     "CheckpointError",
     "GradcheckError",
     "__version__",
+    "bench",
     "build_info",
     "cuda",
     "data",
@@ -79,9 +106,13 @@ __all__ = [
     "load",
     "manual_seed",
     "metrics",
+    "models",
     "nn",
     "ops",
     "optim",
+    "recipes",
+    "reference",
+    "report",
     "restore",
     "save",
     "set_matmul_precision",

@@ -28,6 +28,21 @@ def _numerical(f, arr: np.ndarray, index: tuple, eps: float) -> float:
     return (plus - minus) / (2.0 * eps)
 
 
+def _refuse_random_layers(module: Module) -> None:
+    """ValueError when a layer would draw a new random mask at every forward (Dropout in
+    training mode): finite differences of such a function measure the noise, not the gradient."""
+    from fastnn.nn.dropout import Dropout
+
+    for name, m in module.named_modules():
+        if isinstance(m, Dropout) and m.training and 0.0 < m.p < 1.0:
+            where = f" (at '{name}')" if name else ""
+            raise ValueError(
+                f"fastnn.gradcheck: {m!r}{where} is in training mode, so every forward draws a new mask "
+                f"and no gradient can match finite differences: call .eval() on the module first "
+                f"(gradcheck(model.eval(), x))"
+            )
+
+
 def gradcheck(
     module: Module,
     x: np.ndarray,
@@ -42,9 +57,11 @@ def gradcheck(
 
     Up to ``max_checks`` entries (chosen at random) of the input and of each parameter are
     checked, in float64, on a copy of the module (the original is untouched). Stochastic layers
-    must be in eval mode. Returns True, or raises :class:`GradcheckError` naming the first entry
+    must be in eval mode: a Dropout in training mode raises ValueError saying to call
+    ``.eval()``. Returns True, or raises :class:`GradcheckError` naming the first entry
     whose analytic and numerical gradients differ by more than ``atol + rtol * |numerical|``.
     """
+    _refuse_random_layers(module)
     rng = np.random.default_rng(seed)
     m = copy.deepcopy(module)
     for p in m.parameters():
@@ -74,7 +91,7 @@ def gradcheck(
             ana = float(np.asarray(analytic)[idx])
             if abs(ana - num) > atol + rtol * abs(num):
                 raise GradcheckError(
-                    f"gradcheck: {type(module).__name__} gradient of {name}{list(idx)}: analytic {ana:.8g}, "
-                    f"numerical {num:.8g}"
+                    f"gradcheck: {type(module).__name__} gradient of {name}[{', '.join(str(int(i)) for i in idx)}]: "
+                    f"analytic {ana:.8g}, numerical {num:.8g}"
                 )
     return True

@@ -155,7 +155,7 @@ def evaluate(model: Any, loader: Iterable, loss_fn: Any = None, k: int = 3, devi
             if confusion is None:
                 confusion = np.zeros((logits.shape[1], logits.shape[1]), dtype=np.int64)
             confusion += metrics.confusion_matrix(y, logits.argmax(axis=1), logits.shape[1])
-            top_k_hits += int(np.count_nonzero(metrics.top_k_correct(logits, y, k)))
+            top_k_hits += int(np.count_nonzero(metrics.top_k_correct(y, logits, k)))
             n += len(y)
     finally:
         model.train(was_training)

@@ -2,6 +2,7 @@
 
 #include <pybind11/numpy.h>
 
+#include <new>
 #include <string>
 
 #include "bindings/cpu/buffer_cache.h"
@@ -50,6 +51,14 @@ py::array new_numpy_array(Dtype dtype, const std::vector<int64_t>& dims, int64_t
   return py::array(type, shape, data, owner);
 }
 
+[[noreturn]] void throw_named_memory_error(const char* op, const char* name,
+                                           const std::vector<int64_t>& dims, int64_t bytes) {
+  const std::string message = cat("fastnn.", op, ": cannot allocate output '", name, "' of shape ",
+                                  shape_str(dims), " (", bytes, " bytes): out of memory");
+  PyErr_SetString(PyExc_MemoryError, message.c_str());
+  throw py::error_already_set();
+}
+
 }  // namespace
 
 Array NumpyBackend::take(const char* op, const char* arg, const py::handle& obj, Kind kind,
@@ -85,7 +94,18 @@ Array NumpyBackend::empty(const char* op, const char* name, Dtype dtype,
   Array out;
   out.numel = checked_numel(dims, op);
   const int64_t bytes = checked_mul(out.numel, dtype_size(dtype), op);
-  py::array a = new_numpy_array(dtype, dims, bytes);
+  py::array a;
+  // Sizes that fit int64 can still be past any memory (a 2^40 padding shrunk back by a 2^40
+  // dilation): the allocator's bare std::bad_alloc / NumPy's MemoryError become a MemoryError
+  // that names the op, the output and the bytes asked for.
+  try {
+    a = new_numpy_array(dtype, dims, bytes);
+  } catch (const std::bad_alloc&) {
+    throw_named_memory_error(op, name, dims, bytes);
+  } catch (py::error_already_set& e) {
+    if (!e.matches(PyExc_MemoryError)) throw;
+    throw_named_memory_error(op, name, dims, bytes);
+  }
   out.address = reinterpret_cast<uintptr_t>(a.mutable_data());
   out.object = std::move(a);
   out.dtype = dtype;

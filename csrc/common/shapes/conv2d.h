@@ -120,6 +120,11 @@ struct Conv2dShape {
     if (s.batch < 0 || s.height < 0 || s.width < 0)
       throw_value_error("fastnn.", op, ": sizes must be >= 0; got N=", s.batch, ", H=", s.height,
                         ", W=", s.width);
+    // Only the batch may be empty (PyTorch's rule for convolutions and pools): an empty plane
+    // padded into a non-empty one would give outputs that read padding only.
+    if (s.height < 1 || s.width < 1)
+      throw_value_error("fastnn.", op, ": argument 'x' must have H, W >= 1 (only the batch N may be 0); got shape ",
+                        shape_str(x_dims));
     if (weight_dims[1] != s.in_channels_per_group())
       throw_value_error("fastnn.", op, ": argument 'weight' must have C_in/groups = ",
                         s.in_channels, "/", s.groups, " = ", s.in_channels_per_group(),

@@ -29,9 +29,45 @@ Batch = tuple[np.ndarray, np.ndarray]
 _ORDER, _AUGMENT = 0, 1
 
 
+class _Arrays:
+    """The dataset behind ``DataLoader(x=..., y=...)``: two arrays of the same length, of any
+    rank (features or images), indexed together."""
+
+    def __init__(self, x: Any, y: Any) -> None:
+        self.x, self.y = np.asarray(x), np.asarray(y)
+        if self.x.ndim < 1 or self.y.ndim < 1 or len(self.x) != len(self.y):
+            raise ValueError(
+                f"fastnn.data.DataLoader: arguments 'x' and 'y' must have the same number of rows; got shapes "
+                f"{self.x.shape} and {self.y.shape}"
+            )
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitem__(self, index: Any) -> Batch:
+        return self.x[index], self.y[index]
+
+
+def _check_dataset(dataset: Any) -> None:
+    """TypeError for what is not a dataset, saying what to pass instead (a tuple or list of
+    arrays, or a bare array, would otherwise fail later with an obscure indexing error)."""
+    hint = ("pass an ArrayDataset (fastnn.data.ArrayDataset(x, y)), or the arrays themselves as x= and y= "
+            "(DataLoader(x=x, y=y, batch_size=...))")
+    if isinstance(dataset, (tuple, list)):
+        raise TypeError(f"fastnn.data.DataLoader: argument 'dataset' must be a dataset; got a {type(dataset).__name__} "
+                        f"of {len(dataset)} items: {hint}")
+    if isinstance(dataset, np.ndarray) or hasattr(dataset, "__cuda_array_interface__"):
+        raise TypeError(f"fastnn.data.DataLoader: argument 'dataset' must be a dataset of (x, y) pairs; got one array "
+                        f"of shape {tuple(dataset.shape)}: {hint}")
+    if not (hasattr(dataset, "__len__") and hasattr(dataset, "__getitem__")):
+        raise TypeError(f"fastnn.data.DataLoader: argument 'dataset' must support len() and indexing by an index "
+                        f"array; got {type(dataset).__name__}: {hint}")
+
+
 class DataLoader:
     """Iterates ``(x, y)`` batches of ``dataset`` (anything with ``len()`` whose indexing by an
-    index array returns ``(x, y)`` arrays, e.g. :class:`ArrayDataset`).
+    index array returns ``(x, y)`` arrays, e.g. :class:`ArrayDataset`), or of the arrays ``x``
+    and ``y`` given by keyword: ``DataLoader(x=images, y=labels, batch_size=64)``.
 
     Args:
         batch_size: images per batch; the last one is smaller unless ``drop_last``.
@@ -40,6 +76,7 @@ class DataLoader:
             generator, so ``fastnn.manual_seed`` governs it.
         transform: a batch transform called as ``transform(x, rng)`` (see fastnn.data.transforms).
         prefetch: batches prepared ahead in a background thread (0: prepare on demand).
+        x, y: keyword-only, the data as two arrays of the same length (instead of ``dataset``).
         device: ``"cpu"`` (NumPy batches) or ``"cuda"`` / ``"cuda:<index>"``: CuPy batches on
             that GPU, copied asynchronously from pinned host memory, double-buffered (the copy
             of batch k + 1 runs while batch k is used). RuntimeError here when the CUDA backend
@@ -49,9 +86,21 @@ class DataLoader:
     on every device (only where they live differs).
     """
 
-    def __init__(self, dataset: Any, batch_size: int, shuffle: bool = False, drop_last: bool = False,
-                 seed: int | None = None, transform: Callable[..., np.ndarray] | None = None,
-                 prefetch: int = 2, device: str = "cpu") -> None:
+    def __init__(self, dataset: Any = None, batch_size: int | None = None, shuffle: bool = False,
+                 drop_last: bool = False, seed: int | None = None,
+                 transform: Callable[..., np.ndarray] | None = None, prefetch: int = 2, device: str = "cpu",
+                 *, x: Any = None, y: Any = None) -> None:
+        if (x is None) != (y is None):
+            raise TypeError("fastnn.data.DataLoader: pass both 'x' and 'y', or a dataset")
+        if x is not None:
+            if dataset is not None:
+                raise TypeError("fastnn.data.DataLoader: pass either a dataset or x= and y=, not both")
+            dataset = _Arrays(x, y)
+        elif dataset is None:
+            raise TypeError("fastnn.data.DataLoader: missing argument 'dataset' (or x= and y=)")
+        _check_dataset(dataset)
+        if batch_size is None:
+            raise TypeError("fastnn.data.DataLoader: missing argument 'batch_size'")
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ValueError(f"fastnn.data.DataLoader: argument 'batch_size' must be a positive int; got {batch_size!r}")
         if isinstance(prefetch, bool) or not isinstance(prefetch, (int, np.integer)) or prefetch < 0:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Iterator
 
+import numpy as np
+
 from fastnn._backend import Array
 from fastnn.nn.activation import ReLU
 from fastnn.nn.linear import WeightedLayer
@@ -34,6 +36,77 @@ def _absorbs_relu_backward(activation: Module, pool: Module) -> bool:
     return type(activation) is ReLU and type(pool) is MaxPool2d and _unpatched(activation, pool)
 
 
+_CONTEXT = "_fastnn_sequential_context"
+
+
+def _layer_text(m: Module) -> str:
+    """A one-line repr: the layer's own, or ``Type(...)`` for a container."""
+    text = repr(m)
+    return text if "\n" not in text else f"{type(m).__name__}(...)"
+
+
+def _shape_dtype(x: object) -> str:
+    shape, dtype = getattr(x, "shape", None), getattr(x, "dtype", None)
+    if shape is None or dtype is None:
+        return f"a {type(x).__name__}, not an array"
+    return f"shape {tuple(shape)}, dtype {dtype}"
+
+
+def _hint(layer: Module, x: object, model: Module, model_input: object) -> str:
+    """What to do about ``layer`` rejecting ``x``, where the input's shape or dtype says it."""
+    from fastnn.nn.conv import Conv2d
+    from fastnn.nn.linear import Linear
+
+    shape, dtype = getattr(x, "shape", None), getattr(x, "dtype", None)
+    if shape is None or dtype is None:
+        return "pass a NumPy array of float32 (np.asarray(x, dtype=np.float32))"
+    wanted = next((p.dtype for p in model.parameters()), np.dtype(np.float32))
+    if dtype != wanted:
+        if np.dtype(dtype).kind in "uib":
+            return (f"cast the input to {wanted}: x.astype(np.{wanted}) (images stored as bytes usually also want "
+                    f"scaling to [0, 1]: x.astype(np.{wanted}) / 255)")
+        return f"cast the input to {wanted}: x.astype(np.{wanted})"
+    first = model_input is x
+    if isinstance(layer, Linear) and len(shape) == 2 and shape[1] != layer.in_features:
+        if first:
+            return f"the input must have {layer.in_features} features per row, shape (N, {layer.in_features})"
+        return (f"the layers before this Linear turned the model's input of shape {tuple(model_input.shape)} into "
+                f"{shape[1]} features, and it was built for {layer.in_features}: the model was built for another "
+                f"input size; build it for this one (e.g. fastnn.models.lenet5(input_size=...)) or resize the input")
+    if isinstance(layer, Conv2d):
+        if len(shape) == 3 and shape[0] == layer.in_channels:
+            return "the input must be a batch (N, C, H, W): add the batch axis with x[None]"
+        if len(shape) == 4 and shape[1] != layer.in_channels:
+            return (f"the input must have {layer.in_channels} channels on axis 1 (N, C, H, W); got {shape[1]}"
+                    + (" (channels last? use x.transpose(0, 3, 1, 2))" if shape[3] == layer.in_channels else ""))
+    return ""
+
+
+def _annotate(error: Exception, seq: "Sequential", child: Module, child_input: Array, x: Array) -> None:
+    """Adds to ``error``'s message (in place: the type and traceback stay) which layer raised
+    it, the input it got and, from the outermost Sequential, the model's input ``x``. Nested
+    Sequentials rewrite the same context, so the message is written once, by the outermost."""
+    if not error.args or not isinstance(error.args[0], str):
+        return
+    ctx = getattr(error, _CONTEXT, None)
+    if ctx is None:
+        ctx = {"layer": child, "x": child_input, "original": error.args[0]}
+        try:
+            setattr(error, _CONTEXT, ctx)
+        except AttributeError:  # an exception type without a __dict__: leave it alone
+            return
+    layer, at_layer = ctx["layer"], ctx["x"]
+    name = next((n for n, m in seq.named_modules() if m is layer), "?")
+    message = (f"fastnn.nn.Sequential: layer {name} {_layer_text(layer)} got input of {_shape_dtype(at_layer)}")
+    if x is not at_layer:
+        message += f" (the model's input: {_shape_dtype(x)})"
+    message += f": {ctx['original']}"
+    hint = _hint(layer, at_layer, seq, x)
+    if hint:
+        message += f"\n  what to do: {hint}"
+    error.args = (message,) + error.args[1:]
+
+
 class Sequential(Module):
     """Runs its modules in order; backward runs them in reverse.
 
@@ -45,6 +118,7 @@ class Sequential(Module):
     """
 
     def __init__(self, *modules: Module) -> None:
+        """Registers ``modules`` under the names "0", "1", ... in order."""
         super().__init__()
         for i, m in enumerate(modules):
             if not isinstance(m, Module):
@@ -53,20 +127,32 @@ class Sequential(Module):
         self.fuse_relu = True
 
     def forward(self, x: Array) -> Array:
+        """Runs the modules in order. An error raised inside one keeps its type and message,
+        and the message gains which layer raised it (dotted name and repr), the shape and
+        dtype it got, the model's input, and what to do where that is clear (cast the input to
+        float32; a model built for another input size)."""
         modules = list(self._modules.values())
+        given = x
         i = 0
         while i < len(modules):
             m = modules[i]
-            if self.fuse_relu and i + 1 < len(modules) and _fuses_with_relu(m, modules[i + 1]):
-                x = m.forward_relu(x)
-                modules[i + 1].keep_fused_output(x)
-                i += 2
-            else:
-                x = m(x)
-                i += 1
+            try:
+                if self.fuse_relu and i + 1 < len(modules) and _fuses_with_relu(m, modules[i + 1]):
+                    y = m.forward_relu(x)
+                    modules[i + 1].keep_fused_output(y)
+                    step = 2
+                else:
+                    y = m(x)
+                    step = 1
+            except Exception as error:
+                _annotate(error, self, m, x, given)
+                raise
+            x = y
+            i += step
         return x
 
     def backward(self, grad_out: Array) -> Array:
+        """Runs every module's backward in reverse order; returns dL/dx of the input."""
         return self._backward_through(list(self._modules.values()), grad_out)
 
     def _backward_through(self, modules: list[Module], grad_out: Array) -> Array:
@@ -91,14 +177,18 @@ class Sequential(Module):
             modules[first].backward_params(grad_out)
 
     def __len__(self) -> int:
+        """The number of modules."""
         return len(self._modules)
 
     def __getitem__(self, i: int) -> Module:
+        """The ``i``-th module (negative indices count from the end)."""
         return list(self._modules.values())[i]
 
     def __iter__(self) -> Iterator[Module]:
+        """The modules in order."""
         return iter(self._modules.values())
 
     def append(self, module: Module) -> "Sequential":
+        """Adds ``module`` at the end; returns self."""
         setattr(self, str(len(self._modules)), module)
         return self

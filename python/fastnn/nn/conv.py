@@ -7,7 +7,7 @@ import math
 from fastnn import ops
 from fastnn._args import IntPair
 from fastnn._backend import Array
-from fastnn.nn.linear import WeightedLayer, uniform_init
+from fastnn.nn.linear import WeightedLayer, _check_dtype, uniform_init
 from fastnn.nn.module import Parameter
 from fastnn.ops.conv2d import checked_conv2d_params
 
@@ -61,6 +61,7 @@ class Conv2d(WeightedLayer):
             raise ValueError(
                 f"fastnn.nn.Conv2d: input must be 4-D (N, {self.in_channels}, H, W); got shape {got}"
             )
+        _check_dtype(self, x)
         self._x = x
         bias = self.bias.data if self.bias is not None else None
         return ops.conv2d(x, self.weight.data, bias, **self._conv_args(), relu=relu)

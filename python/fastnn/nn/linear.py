@@ -23,6 +23,17 @@ def uniform_init(shape: tuple[int, ...], bound: float) -> np.ndarray:
     return default_generator().uniform(-bound, bound, size=shape).astype(np.float32)
 
 
+def _check_dtype(layer: Module, x: Array) -> None:
+    """TypeError when the input's dtype is not the weights' (float64 data into a float32
+    model is the usual case), saying to cast the input."""
+    weight = layer.weight.data
+    if getattr(x, "dtype", weight.dtype) != weight.dtype:
+        raise TypeError(
+            f"fastnn.nn.{type(layer).__name__}: input has dtype {x.dtype} but the layer's weights are "
+            f"{weight.dtype}: cast the input to {weight.dtype} (x.astype(np.{weight.dtype}))"
+        )
+
+
 class WeightedLayer(Module):
     """Base of layers with a ``weight`` and an optional ``bias`` whose backward op returns
     ``(dx, dweight, dbias)`` and accumulates into the ``.grad`` arrays it is given (Linear,
@@ -91,6 +102,12 @@ class Linear(WeightedLayer):
                 f"fastnn.nn.Linear: input must be 2-D (batch, {self.in_features}); got shape "
                 f"{getattr(x, 'shape', type(x).__name__)}"
             )
+        if x.shape[1] != self.in_features:  # the input is wrong, not the weight: say so
+            raise ValueError(
+                f"fastnn.nn.Linear: input must have in_features={self.in_features} columns, shape (N, "
+                f"{self.in_features}); got shape {tuple(x.shape)}"
+            )
+        _check_dtype(self, x)
         self._x = x
         return ops.linear(x, self.weight.data, self.bias.data if self.bias is not None else None, relu=relu)
 

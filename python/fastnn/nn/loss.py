@@ -9,10 +9,24 @@ from fastnn._device import to_device_like
 from fastnn.nn.module import Module
 
 
+def _empty_batch(logits: Array, targets: Array, same_shape: bool) -> bool:
+    """Whether the call is a well-formed batch of 0: (0, C) logits and matching empty targets
+    (the kernels want at least one row; other malformed input still goes to them for their
+    error message)."""
+    shape, target_shape = getattr(logits, "shape", None), getattr(targets, "shape", None)
+    if shape is None or target_shape is None or len(shape) != 2 or shape[0] != 0:
+        return False
+    return tuple(target_shape) == (tuple(shape) if same_shape else (0,))
+
+
 class _Loss(Module):
     def __init__(self) -> None:
         super().__init__()
         self._grad: Array | None = None
+
+    def _empty(self, logits: Array) -> float:
+        self._grad = logits.copy()  # (0, C), the logits' dtype and device
+        return float("nan")
 
     def backward(self, grad_out: float = 1.0) -> Array:  # type: ignore[override]
         """dloss/dlogits of the last call, scaled by ``grad_out``."""
@@ -34,6 +48,10 @@ class SoftmaxCrossEntropy(_Loss):
         self.label_smoothing = float(label_smoothing)
 
     def forward(self, logits: Array, labels: Array) -> float:  # type: ignore[override]
+        """The mean loss over the batch (NaN for a batch of 0, the mean of nothing, as in
+        PyTorch; its gradient is then an empty array)."""
+        if _empty_batch(logits, labels, same_shape=False):
+            return self._empty(logits)
         loss, self._grad = ops.softmax_cross_entropy(logits, labels, self.label_smoothing)
         return loss
 
@@ -50,6 +68,9 @@ class BCEWithLogits(_Loss):
         self.pos_weight = pos_weight
 
     def forward(self, logits: Array, targets: Array) -> float:  # type: ignore[override]
+        """The mean loss over every element (NaN for a batch of 0, as in PyTorch)."""
+        if _empty_batch(logits, targets, same_shape=True):
+            return self._empty(logits)
         pos_weight = self.pos_weight
         if pos_weight is not None:
             # The weights follow the logits' dtype and device (NumPy or CuPy).

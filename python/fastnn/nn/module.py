@@ -8,20 +8,39 @@ gradients of its parameters into their ``.grad`` arrays (allocating them on firs
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
+from numpy.lib.mixins import NDArrayOperatorsMixin
 
 from fastnn._backend import Array
 from fastnn._device import parse_device, to_device, to_device_like
 
 
-class Parameter:
-    """A trainable array (``.data``) and its gradient (``.grad``, None until a backward)."""
+def _unwrap(value: Any) -> Any:
+    """A Parameter's array in its place (recursing into the tuples NumPy passes ``out`` as)."""
+    if isinstance(value, Parameter):
+        return value.data
+    if isinstance(value, tuple):
+        return tuple(_unwrap(v) for v in value)
+    return value
+
+
+class Parameter(NDArrayOperatorsMixin):
+    """A trainable array (``.data``) and its gradient (``.grad``, None until a backward).
+
+    Where NumPy (or CuPy) asks for an array, a Parameter gives its data: ``np.asarray(p)``
+    (``__array__``), ufuncs and operators (``p * 2``, ``np.exp(p)``, ``p @ x``: plain arrays
+    come back, never Parameters), ``len(p)``, ``p[i]``, and ``__cuda_array_interface__`` when the
+    data is a CuPy array (``cupy.asarray(p)``). In-place operators (``p *= 0.5``) write into
+    ``.data`` and keep the Parameter. ``==`` stays identity, so parameters remain usable as
+    dict keys (optimiser state); compare ``p.data`` for element-wise equality.
+    """
 
     __slots__ = ("data", "grad")
 
     def __init__(self, data: Array) -> None:
+        """Wraps ``data`` (a NumPy or CuPy array, used as is: no copy); no gradient yet."""
         if not hasattr(data, "shape") or not hasattr(data, "dtype"):
             raise TypeError(f"fastnn.nn.Parameter: argument 'data' must be an array; got {type(data).__name__}")
         self.data = data
@@ -29,15 +48,23 @@ class Parameter:
 
     @property
     def shape(self) -> tuple[int, ...]:
+        """The data's shape."""
         return tuple(self.data.shape)
 
     @property
     def dtype(self) -> np.dtype:
+        """The data's dtype."""
         return self.data.dtype
 
     @property
     def size(self) -> int:
+        """The data's element count."""
         return int(self.data.size)
+
+    @property
+    def ndim(self) -> int:
+        """The data's number of axes."""
+        return int(self.data.ndim)
 
     def accumulate_grad(self, grad: Array) -> None:
         """Adds ``grad`` into ``.grad`` (adopting ``grad`` itself when ``.grad`` is None)."""
@@ -45,6 +72,48 @@ class Parameter:
             self.grad = grad
         elif self.grad is not grad:
             self.grad += grad
+
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        """The data as a NumPy array (no copy unless ``dtype`` or ``copy`` asks for one). A
+        CuPy array refuses implicit conversion: use ``p.data.get()`` or ``cupy.asarray(p)``."""
+        if copy:
+            return np.array(self.data, dtype=dtype, copy=True)
+        return np.asarray(self.data, dtype=dtype)
+
+    def __array_ufunc__(self, ufunc: np.ufunc, method: str, *inputs: Any, **kwargs: Any) -> Any:
+        """Runs ``ufunc`` on the data of every Parameter among its arguments; the result is a
+        plain array (or, for ``out=`` a Parameter, that Parameter, as NumPy returns ``out``)."""
+        out = kwargs.get("out")
+        if out is not None:
+            kwargs["out"] = _unwrap(out)
+        result = getattr(ufunc, method)(*_unwrap(inputs), **kwargs)
+        if out is not None and len(out) == 1 and isinstance(out[0], Parameter):
+            return out[0]
+        return result
+
+    @property
+    def __cuda_array_interface__(self) -> dict:
+        """The CuPy data's interface (AttributeError for NumPy data, as for a NumPy array)."""
+        try:
+            return self.data.__cuda_array_interface__
+        except AttributeError:
+            raise AttributeError(
+                "fastnn.nn.Parameter: __cuda_array_interface__ exists only for data on the GPU; "
+                f"this one is a {type(self.data).__module__}.{type(self.data).__name__}"
+            ) from None
+
+    def __len__(self) -> int:
+        """The length of the data's first axis."""
+        return len(self.data)
+
+    def __getitem__(self, index: Any) -> Array:
+        """``p.data[index]`` (a view or copy of the data, as NumPy indexing gives)."""
+        return self.data[index]
+
+    # Identity, not element-wise, so that parameters work as dict keys and in ``in`` tests.
+    __eq__ = object.__eq__  # type: ignore[assignment]
+    __ne__ = object.__ne__  # type: ignore[assignment]
+    __hash__ = object.__hash__  # type: ignore[assignment]
 
     def __repr__(self) -> str:
         return f"Parameter(shape={self.shape}, dtype={self.dtype})"
@@ -62,24 +131,30 @@ class Module:
     training: bool
 
     def __init__(self) -> None:
+        """Empty tables of parameters, child modules and buffers; training mode. Subclasses call
+        it before assigning any attribute."""
         object.__setattr__(self, "_parameters", OrderedDict())
         object.__setattr__(self, "_modules", OrderedDict())
         object.__setattr__(self, "_buffers", OrderedDict())
         object.__setattr__(self, "training", True)
 
-    # registration ---------------------------------------------------------------------
     def __setattr__(self, name: str, value: Any) -> None:
+        """Sets the attribute; a :class:`Parameter` or Module value is also registered under
+        ``name`` (and any earlier registration of another kind under that name dropped)."""
         if "_parameters" not in self.__dict__:
             raise RuntimeError(f"{type(self).__name__}.__init__ must call super().__init__() first")
+        # A Parameter (Module) replacing one keeps its place in the table, so the state dict's
+        # order survives ``layer.weight = ...`` and in-place operators (``layer.weight *= 2``).
+        keep = self._parameters if isinstance(value, Parameter) else self._modules if isinstance(value, Module) else None
         for table in (self._parameters, self._modules, self._buffers):
-            table.pop(name, None)
-        if isinstance(value, Parameter):
-            self._parameters[name] = value
-        elif isinstance(value, Module):
-            self._modules[name] = value
+            if table is not keep:
+                table.pop(name, None)
+        if keep is not None:
+            keep[name] = value
         object.__setattr__(self, name, value)
 
     def __delattr__(self, name: str) -> None:
+        """Deletes the attribute and its registration as a parameter, module or buffer."""
         for table in (self._parameters, self._modules, self._buffers):
             table.pop(name, None)
         object.__delattr__(self, name)
@@ -93,11 +168,19 @@ class Module:
         object.__setattr__(self, name, array)
         self._buffers[name] = array
 
-    # computation ----------------------------------------------------------------------
     def forward(self, x: Array) -> Array:
+        """The layer's output for input ``x`` (a batch: N on axis 0). Caches what
+        :meth:`backward` needs, so a backward refers to the most recent forward. Subclasses
+        implement it; calling the module (``module(x)``) runs it."""
         raise NotImplementedError(f"{type(self).__name__}.forward")
 
     def backward(self, grad_out: Array) -> Array:
+        """Backpropagates through the most recent :meth:`forward` (fastnn has no autograd).
+
+        ``grad_out`` is dL/dy, the gradient of the loss with respect to this module's output
+        (the output's shape). Returns dL/dx, the gradient with respect to the forward's input,
+        and adds each parameter's gradient into its ``.grad`` (allocated on first use; call
+        ``zero_grad()`` or the optimiser's between steps). RuntimeError when no forward ran."""
         raise NotImplementedError(f"{type(self).__name__}.backward")
 
     def backward_params(self, grad_out: Array) -> None:
@@ -107,19 +190,23 @@ class Module:
         self.backward(grad_out)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Runs :meth:`forward`."""
         return self.forward(*args, **kwargs)
 
-    # traversal ------------------------------------------------------------------------
     def named_modules(self, prefix: str = "") -> Iterator[tuple[str, "Module"]]:
+        """(dotted name, module) for this module (name ``prefix``) and every one below it,
+        depth first."""
         yield prefix, self
         for name, child in self._modules.items():
             yield from child.named_modules(f"{prefix}.{name}" if prefix else name)
 
     def modules(self) -> Iterator["Module"]:
+        """This module and every module below it, depth first."""
         for _, m in self.named_modules():
             yield m
 
     def children(self) -> Iterator["Module"]:
+        """The direct sub-modules, in registration order."""
         return iter(self._modules.values())
 
     def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
@@ -133,15 +220,17 @@ class Module:
                 yield (f"{mod_name}.{name}" if mod_name else name), p
 
     def parameters(self) -> Iterator[Parameter]:
+        """Every parameter here and below, each once even if shared."""
         for _, p in self.named_parameters():
             yield p
 
     def named_buffers(self, prefix: str = "") -> Iterator[tuple[str, Array]]:
+        """(dotted name, array) of every buffer (non-trained state such as running
+        statistics) here and below."""
         for mod_name, module in self.named_modules(prefix):
             for name, b in module._buffers.items():
                 yield (f"{mod_name}.{name}" if mod_name else name), b
 
-    # modes ----------------------------------------------------------------------------
     def train(self, mode: bool = True) -> "Module":
         """Sets training mode (BatchNorm batch statistics, Dropout active) here and below."""
         for m in self.modules():
@@ -184,7 +273,6 @@ class Module:
             elif p.grad is not None:
                 p.grad.fill(0)
 
-    # state ----------------------------------------------------------------------------
     def state_dict(self) -> "OrderedDict[str, Array]":
         """Copies of every parameter and buffer, by dotted name."""
         state: OrderedDict[str, Array] = OrderedDict()
@@ -225,16 +313,98 @@ class Module:
             else:
                 np.copyto(target, value, casting="unsafe")
 
-    # display --------------------------------------------------------------------------
+    def num_parameters(self, include_buffers: bool = False) -> int:
+        """The number of trainable parameter elements here and below, each shared parameter
+        once (PyTorch's ``sum(p.numel() for p in model.parameters())``). With
+        ``include_buffers`` the floating-point buffers (BatchNorm's running statistics) count
+        too: Keras' "Total params", trainable and non-trainable."""
+        count = sum(p.size for p in self.parameters())
+        if include_buffers:
+            count += sum(int(b.size) for _, b in self.named_buffers() if b.dtype.kind == "f")
+        return count
+
+    def summary(self, input_shape: Sequence[int], dtype: Any = np.float32,
+                print_fn: Callable[[str], Any] | None = print) -> str:
+        """Prints a Keras-style table of the direct sub-layers: name and type, output shape
+        for an input of ``input_shape`` (one example's shape, without the batch axis, e.g.
+        ``(1, 28, 28)``), and parameter count; then total, trainable and non-trainable
+        (float buffers, such as running statistics) counts. Returns the text too.
+
+        The shapes come from a forward pass of one zero example through a copy of the module
+        in eval mode, so the module itself (its mode, caches, running statistics) is untouched.
+        A layer that rejects the shape it gets raises its error, naming it, as in a real pass.
+        Pass ``print_fn=None`` to only get the text."""
+        text = _summary(self, tuple(int(d) for d in input_shape), dtype)
+        if print_fn is not None:
+            print_fn(text)
+        return text
+
     def extra_repr(self) -> str:
+        """The layer's settings as shown inside its repr's parentheses (PyTorch's hook)."""
         return ""
 
     def __repr__(self) -> str:
+        """PyTorch's layout: the class, its :meth:`extra_repr`, then each child indented."""
         children = [f"  ({name}): " + repr(m).replace("\n", "\n  ") for name, m in self._modules.items()]
         head = f"{type(self).__name__}({self.extra_repr()}"
         if not children:
             return head + ")"
         return head + "\n" + "\n".join(children) + "\n)"
+
+
+def _summary(module: Module, input_shape: tuple[int, ...], dtype: Any) -> str:
+    """The text of :meth:`Module.summary`."""
+    import copy
+
+    model = copy.deepcopy(module).eval()
+    rows: list[tuple[str, str, str, int]] = []
+    children = list(model._modules.items()) or [("", model)]
+    shapes: dict[int, tuple[int, ...]] = {}
+    for name, child in children:
+        if child is model:
+            continue
+        original = child.forward
+
+        def recording(*args: Any, _key: int = id(child), _forward: Any = original, **kwargs: Any) -> Any:
+            y = _forward(*args, **kwargs)
+            shapes[_key] = tuple(getattr(y, "shape", ()))
+            return y
+
+        object.__setattr__(child, "forward", recording)  # on the copy only; also disables fusion
+    like = next((p.data for p in model.parameters()), np.zeros(0, dtype))
+    x = to_device_like(np.zeros((1,) + input_shape, dtype=dtype), like)
+    y = model(x)
+    if len(children) == 1 and children[0][1] is model:
+        shapes[id(model)] = tuple(y.shape)
+
+    def shape_text(shape: tuple[int, ...] | None) -> str:
+        return "?" if shape is None else "(" + ", ".join(["N"] + [str(d) for d in shape[1:]]) + ")"
+
+    counted: set[int] = set()
+    for name, child in children:
+        own = 0
+        for p in child.parameters():
+            if id(p) not in counted:
+                counted.add(id(p))
+                own += p.size
+        own += sum(int(b.size) for _, b in child.named_buffers() if b.dtype.kind == "f")  # as Keras counts
+        label = f"{name} ({type(child).__name__})" if name else type(child).__name__
+        rows.append((label, shape_text(shapes.get(id(child))), f"{own:,}", own))
+    total = module.num_parameters(include_buffers=True)
+    trainable = module.num_parameters()
+    widths = [max(len("Layer (type)"), *(len(r[0]) for r in rows)) + 2,
+              max(len("Output Shape"), *(len(r[1]) for r in rows)) + 2,
+              max(len("Param #"), *(len(r[2]) for r in rows))]
+    line_width = sum(widths)
+    lines = [f'Model: "{type(module).__name__}"', "_" * line_width,
+             "Layer (type)".ljust(widths[0]) + "Output Shape".ljust(widths[1]) + "Param #",
+             "=" * line_width]
+    for i, (label, shape, count, _) in enumerate(rows):
+        lines.append(label.ljust(widths[0]) + shape.ljust(widths[1]) + count)
+        lines.append("_" * line_width if i < len(rows) - 1 else "=" * line_width)
+    lines += [f"Total params: {total:,}", f"Trainable params: {trainable:,}",
+              f"Non-trainable params: {total - trainable:,}", "_" * line_width]
+    return "\n".join(lines)
 
 
 def forward_cache_missing(module: Module) -> RuntimeError:

@@ -4,6 +4,8 @@ eval mode normalises by the running statistics."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from fastnn import ops
@@ -60,14 +62,24 @@ class _BatchNorm(Module):
                 f"{self._layer_name()}: input must have {self.num_features} channels (num_features) "
                 f"on axis 1; got shape {shape}"
             )
-        if self.training and int(np.prod(shape)) // shape[1] <= 1:
+        if self.training and math.prod(shape) // shape[1] == 1:
             raise ValueError(
                 f"{self._layer_name()}: expected more than 1 value per channel when training; "
                 f"got input shape {shape}"
             )
 
     def forward(self, x: Array) -> Array:
+        """Normalises ``x`` (see the class docstring). An empty input (a batch of 0) gives an
+        empty output and leaves the running statistics alone, in both modes (PyTorch's rule)."""
         self._check_input(x)
+        if self.training and x.size == 0:
+            # No values to take statistics of: nothing to normalise and nothing to learn.
+            # Backward then runs the eval-mode formula, which for no values gives an empty dx
+            # and zero parameter gradients.
+            self._x, self._trained = x, False
+            self._mean = self.running_mean.copy()
+            self._inv_std = (self.running_var + self.eps) ** -0.5
+            return x.copy()
         if self.training:
             y, self._mean, self._inv_std = ops.batch_norm_train(
                 x,
@@ -90,6 +102,7 @@ class _BatchNorm(Module):
         return y
 
     def backward(self, grad_out: Array) -> Array:
+        """dL/dx for the last forward; adds dL/dweight and dL/dbias into the ``.grad`` arrays."""
         if self._x is None:
             raise forward_cache_missing(self)
         dx, dw, db = ops.batch_norm_backward(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from fastnn._backend import Array
 from fastnn.nn.module import Module, forward_cache_missing
 
@@ -22,7 +24,8 @@ class Flatten(Module):
                 f"fastnn.nn.Flatten: input must have at least {self.start_dim} axes; got shape {tuple(x.shape)}"
             )
         self._shape = tuple(x.shape)
-        return x.reshape(self._shape[: self.start_dim] + (-1,))
+        # The flattened size spelled out, not -1: NumPy cannot infer -1 when the batch is empty.
+        return x.reshape(self._shape[: self.start_dim] + (math.prod(self._shape[self.start_dim:]),))
 
     def backward(self, grad_out: Array) -> Array:
         if self._shape is None:

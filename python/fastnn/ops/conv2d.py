@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import numpy as np
+
 from fastnn import _cpu
 from fastnn._args import IntPair, int_arg, int_pair
 from fastnn._backend import Array, backend_for
@@ -62,6 +64,20 @@ def checked_conv2d_params(
     return params
 
 
+def _named_memory_error(op: str, error: MemoryError, x: Array, weight: Array, hyper: tuple) -> MemoryError:
+    """``error`` itself when it names fastnn's op already (an output too big, refused before
+    allocating); otherwise (a kernel's workspace: the bare ``std::bad_alloc``) one that does.
+    A huge padding with a stride as huge gives a small output but a padded plane past memory."""
+    if "fastnn" in str(error):
+        return error
+    (sh, sw), (ph, pw), (dh, dw), groups = hyper
+    return MemoryError(
+        f"fastnn.{op}: out of memory for the kernel's workspace with x of shape {tuple(np.shape(x))}, weight "
+        f"{tuple(np.shape(weight))}, stride ({sh}, {sw}), padding ({ph}, {pw}), dilation ({dh}, {dw}), "
+        f"groups {groups} ({error or type(error).__name__})"
+    )
+
+
 def conv2d(
     x: Array,
     weight: Array,
@@ -87,7 +103,10 @@ def conv2d(
     :func:`fastnn.ops.linear`).
     """
     hyper = conv2d_hyper_parameters("conv2d", stride, padding, dilation, groups)
-    return backend_for("conv2d", x).conv2d_forward(x, weight, bias, *hyper, bool(relu))
+    try:
+        return backend_for("conv2d", x).conv2d_forward(x, weight, bias, *hyper, bool(relu))
+    except MemoryError as e:
+        raise _named_memory_error("conv2d", e, x, weight, hyper) from e
 
 
 def conv2d_backward(
@@ -119,6 +138,9 @@ def conv2d_backward(
     must be those of the forward call.
     """
     hyper = conv2d_hyper_parameters("conv2d_backward", stride, padding, dilation, groups)
-    return backend_for("conv2d_backward", x).conv2d_backward(
-        x, weight, grad_out, grad_weight, grad_bias, *hyper, input_grad, bias
-    )
+    try:
+        return backend_for("conv2d_backward", x).conv2d_backward(
+            x, weight, grad_out, grad_weight, grad_bias, *hyper, input_grad, bias
+        )
+    except MemoryError as e:
+        raise _named_memory_error("conv2d_backward", e, x, weight, hyper) from e

@@ -24,6 +24,8 @@ def _pair(v) -> tuple[int, int]:
 
 def _geometry(x, weight, stride, padding, dilation, groups):
     n, c_in, h, w = x.shape
+    if h < 1 or w < 1:  # the kernels' (and PyTorch's) rule: only the batch may be empty
+        raise ValueError(f"fastnn.reference.conv2d: argument 'x' must have H, W >= 1; got shape {x.shape}")
     c_out, _, kh, kw = weight.shape
     (sh, sw), (ph, pw), (dh, dw) = _pair(stride), _pair(padding), _pair(dilation)
     h_out = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1

@@ -1,5 +1,9 @@
 """Reference 2-D pooling (NCHW, PyTorch's ceil_mode=False).
 
+Empty planes are refused, as PyTorch and the kernels refuse them: every pool needs H, W >= 1
+(a batch of 0 is fine). Padding an empty plane would otherwise give windows of padding only,
+whose max is -inf and whose argmax points at no input element.
+
 Every window is read through kh * kw shifted, strided views of the padded input, one per
 kernel offset in row-major scan order; ``windows[k, n, c, oh, ow]`` is the k-th element of
 window (oh, ow). Output size per axis: (H + 2 * pad - kernel) // stride + 1.
@@ -17,6 +21,13 @@ def _window_params(kernel_size, stride, padding):
     kernel = int_pair("reference.pool2d", "kernel_size", kernel_size)
     steps = kernel if stride is None else int_pair("reference.pool2d", "stride", stride)
     return kernel, steps, int_pair("reference.pool2d", "padding", padding)
+
+
+def _check_plane(op: str, shape) -> None:
+    """ValueError unless ``shape`` is (N, C, H, W) with H, W >= 1 (the kernels' rule)."""
+    if len(shape) != 4 or shape[2] < 1 or shape[3] < 1:
+        raise ValueError(f"fastnn.reference.{op}: argument 'x' must be 4-D (N, C, H, W) with H, W >= 1; "
+                         f"got shape {tuple(shape)}")
 
 
 def _output_size(size, kernel, stride, pad):
@@ -50,10 +61,16 @@ def max_pool2d(x, kernel_size, stride=None, padding=0):
     """(y, indices): max of each window (padding = -inf) and the flat h * W + w of the first
     maximum in scan order (NaN counts as the maximum, as in the kernels)."""
     x = f64(x)
+    _check_plane("max_pool2d", x.shape)
     values, index = _windows(x, *_window_params(kernel_size, stride, padding), fill=-np.inf)
     winner = np.argmax(values, axis=0)[None]  # argmax returns the first maximum
     y = np.take_along_axis(values, winner, axis=0)[0]
     indices = np.take_along_axis(np.broadcast_to(index, values.shape), winner, axis=0)[0]
+    # Padding never wins: where every real element of a window is -inf it ties with the
+    # padding, and the first real element (in scan order) is the maximum, as in the kernels.
+    first_real = np.argmax(np.broadcast_to(index >= 0, values.shape), axis=0)[None]
+    real_index = np.take_along_axis(np.broadcast_to(index, values.shape), first_real, axis=0)[0]
+    indices = np.where(indices < 0, real_index, indices)
     return y, indices.astype(np.int64)
 
 
@@ -70,6 +87,7 @@ def max_pool2d_backward(grad_out, indices, input_shape):
 def avg_pool2d(x, kernel_size, stride=None, padding=0):
     """Mean of each window with padding counted as zeros (count_include_pad=True)."""
     x = f64(x)
+    _check_plane("avg_pool2d", x.shape)
     kernel, steps, pads = _window_params(kernel_size, stride, padding)
     values, _ = _windows(x, kernel, steps, pads, fill=0.0)
     return values.sum(axis=0) / (kernel[0] * kernel[1])
@@ -88,7 +106,9 @@ def avg_pool2d_backward(grad_out, input_shape, kernel_size, stride=None, padding
 
 def global_avg_pool2d(x):
     """(N, C, H, W) -> (N, C): mean over H, W."""
-    return f64(x).mean(axis=(2, 3))
+    x = f64(x)
+    _check_plane("global_avg_pool2d", x.shape)
+    return x.mean(axis=(2, 3))
 
 
 def global_avg_pool2d_backward(grad_out, input_shape):
