@@ -27,6 +27,11 @@ _reason = cuda.unavailable_reason()
 CUDA_SKIP = None if _reason is None else f"the cuda variant needs fastnn's CUDA backend, a GPU and CuPy: {_reason}"
 
 
+def list_of_cases(entries, dtypes=DTYPES) -> list:
+    """The cases as a list (pytest deprecates generators as parameter values)."""
+    return list(_cases(entries, dtypes))
+
+
 def _cases(entries, dtypes=DTYPES):
     for entry in entries:
         for backend in BACKENDS:
@@ -103,7 +108,7 @@ def _samples(entry: OpInfo, dtype) -> list[Sample]:
     return samples
 
 
-@pytest.mark.parametrize("entry, backend, dtype", _cases(OP_DB))
+@pytest.mark.parametrize("entry, backend, dtype", list_of_cases(OP_DB))
 def test_forward(entry: OpInfo, backend, dtype):
     for s in _samples(entry, dtype):
         want = entry.forward_ref(opinfo.copy_sample(s))
@@ -128,7 +133,7 @@ def _scales(entry: OpInfo, host: Sample, host_fwd: dict):
 WITH_BACKWARD = [e for e in OP_DB if e.backward is not None]
 
 
-@pytest.mark.parametrize("entry, backend, dtype", _cases(WITH_BACKWARD))
+@pytest.mark.parametrize("entry, backend, dtype", list_of_cases(WITH_BACKWARD))
 def test_backward(entry: OpInfo, backend, dtype):
     for s in _samples(entry, dtype):
         dev, fwd, host, host_fwd = _forward_then(entry, s, backend)
@@ -144,7 +149,7 @@ def test_backward(entry: OpInfo, backend, dtype):
 WITH_ACCUMULATION = [e for e in OP_DB if e.accumulates]
 
 
-@pytest.mark.parametrize("entry, backend, dtype", _cases(WITH_ACCUMULATION))
+@pytest.mark.parametrize("entry, backend, dtype", list_of_cases(WITH_ACCUMULATION))
 def test_parameter_gradients_accumulate(entry: OpInfo, backend, dtype):
     rng = np.random.default_rng(99)
     to_backend = _to_backend(backend)
@@ -175,7 +180,7 @@ def _same_message(cuda_message: str) -> str:
     return cuda_message.replace("cupy", "numpy")
 
 
-@pytest.mark.parametrize("entry, backend, dtype", _cases(OP_DB))
+@pytest.mark.parametrize("entry, backend, dtype", list_of_cases(OP_DB))
 def test_bad_input_is_rejected(entry: OpInfo, backend, dtype):
     errors = list(entry.error_inputs(dtype))
     assert errors, f"{entry.name} has no error inputs"

@@ -38,7 +38,7 @@ def test_name_lists_match_the_tables():
 @pytest.mark.parametrize("model", recipes.MODEL_NAMES)
 def test_every_model_builds_for_every_dataset(model, dataset):
     """Issue 17 item 1: every --model x --dataset pair builds and runs forward and backward
-    (test_cli.py trains every model on the digits and each file format through the CLI).
+    (test_cli.py trains every model on the digits and each file format through the CLI)."""
     recipe = recipes.dataset_recipe(dataset)
     recipes.check_model(model, recipe.input_shape)
     net = recipes.build_model(model, recipe.input_shape, recipe.num_classes)
