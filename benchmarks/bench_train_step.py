@@ -43,24 +43,6 @@ def build_fastnn(name: str):
     return getattr(models, name)(1, CLASSES, SIDE)
 
 
-def forward_flops(model, batch: int) -> float:
-    """2 x multiply-adds of one forward pass, from the layers' shapes (a dry run)."""
-    import numpy as np
-    from fastnn import nn
-
-    x = np.zeros((batch, 1, SIDE, SIDE), np.float32)
-    flops = 0.0
-    for layer in model:
-        y = layer(x)
-        if isinstance(layer, nn.Conv2d):
-            kh, kw = layer.kernel_size
-            flops += 2.0 * y.size * (layer.in_channels // layer.groups) * kh * kw
-        elif isinstance(layer, nn.Linear):
-            flops += 2.0 * batch * layer.in_features * layer.out_features
-        x = y
-    return flops
-
-
 def to_torch(model):
     """The same network in PyTorch, with copies of fastnn's weights."""
     import torch
@@ -144,10 +126,13 @@ def time_steps(step, batches, steps: int, warmup: int) -> float:
 
 
 def compare_model(name: str, rounds: int, steps: int, warmup: int) -> dict[str, Any]:
+    import numpy as np
     import torch
 
+    from fastnn import bench as fastnn_bench
+
     model = build_fastnn(name)
-    flops = 3.0 * forward_flops(model, BATCH)
+    flops = 3.0 * fastnn_bench.forward_flops(model, np.zeros((BATCH, 1, SIDE, SIDE), np.float32))
     twin = to_torch(model)
     batches = make_batches(4)
     torch_batches = [(torch.from_numpy(x), torch.from_numpy(y)) for x, y in batches]

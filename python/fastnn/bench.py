@@ -232,7 +232,7 @@ def conv2d_case(batch: int, in_channels: int, side: int, out_channels: int, kern
     return Case(name, 6.0 * macs, make, run)  # forward, dx and dweight: 2 flops per multiply-add each
 
 
-def _forward_flops(model: nn.Sequential, x: np.ndarray) -> float:
+def forward_flops(model: nn.Sequential, x: np.ndarray) -> float:
     """2 x the multiply-adds of one forward pass of a flat Sequential, from a dry run."""
     flops = 0.0
     for layer in model:
@@ -267,7 +267,7 @@ def model_step_case(name: str, batch: int, side: int = 28, channels: int = 1, cl
         model.backward_params(loss_fn.backward())
         opt.step()
 
-    flops = 3.0 * _forward_flops(model.eval(), np.zeros((batch, channels, side, side), np.float32))
+    flops = 3.0 * forward_flops(model.eval(), np.zeros((batch, channels, side, side), np.float32))
     model.train()
     return Case(f"{name} step {channels}x{side}x{side} batch {batch}", flops, make, step)
 
