@@ -71,6 +71,29 @@ void load(Guarded<T>& dst, const std::vector<double>& src) {
   for (size_t i = 0; i < src.size(); ++i) dst[i] = static_cast<T>(src[i]);
 }
 
+// The inputs in T inside NaN guards, and the reference computed from the values the kernels
+// see (rounded to T).
+template <class T>
+struct Inputs {
+  size_t guard;  // past any plausible stray read
+  Guarded<T> x, w, b, dy;
+  Reference ref;
+
+  Inputs(const ConvDims& d, const std::vector<double>& x64, const std::vector<double>& w64,
+         const std::vector<double>& b64, const std::vector<double>& dy64)
+      : guard(16 * (x64.size() + dy64.size() + w64.size()) + 4096),
+        x(x64.size(), guard), w(w64.size(), guard), b(b64.size(), guard), dy(dy64.size(), guard) {
+    load(x, x64), load(w, w64), load(b, b64), load(dy, dy64);
+    ref = direct(d, rounded(x), rounded(w), rounded(b), rounded(dy));
+  }
+
+  static std::vector<double> rounded(const Guarded<T>& a) {
+    std::vector<double> out(a.size());
+    for (size_t i = 0; i < out.size(); ++i) out[i] = a[i];
+    return out;
+  }
+};
+
 bool aligned16(const void* ptr, int64_t ld, size_t elem) {  // conv2d.cu's rule for the vector path
   return reinterpret_cast<uintptr_t>(ptr) % 16 == 0 && (ld * static_cast<int64_t>(elem)) % 16 == 0;
 }
@@ -93,16 +116,10 @@ void run(const Conv2dShape& s, const std::vector<double>& x64, const std::vector
          const std::vector<double>& b64, const std::vector<double>& dy64, const char* config) {
   using Tile = conv_kernels::ConvTile<BM>;
   const ConvDims d = ConvDims::of(s);
-  const size_t guard = 16 * (x64.size() + dy64.size() + w64.size()) + 4096;  // past any plausible stray read
-  Guarded<T> x(x64.size(), guard), w(w64.size(), guard), b(b64.size(), guard), dy(dy64.size(), guard);
-  load(x, x64), load(w, w64), load(b, b64), load(dy, dy64);
-  // The reference from the values the kernel sees (rounded to T).
-  std::vector<double> xr(x64.size()), wr(w64.size()), br(b64.size()), dyr(dy64.size());
-  for (size_t i = 0; i < xr.size(); ++i) xr[i] = x[i];
-  for (size_t i = 0; i < wr.size(); ++i) wr[i] = w[i];
-  for (size_t i = 0; i < br.size(); ++i) br[i] = b[i];
-  for (size_t i = 0; i < dyr.size(); ++i) dyr[i] = dy[i];
-  const Reference ref = direct(d, xr, wr, br, dyr);
+  Inputs<T> in(d, x64, w64, b64, dy64);
+  const size_t guard = in.guard;
+  Guarded<T>&x = in.x, &w = in.w, &b = in.b, &dy = in.dy;
+  const Reference& ref = in.ref;
   const dim3 threads(Tile::THREADS);
 
   // Forward, through the vector weight path where conv2d.cu takes it and through the scalar one.
@@ -193,15 +210,10 @@ template <class T>
 void entry_points(const Conv2dShape& s, const std::vector<double>& x64, const std::vector<double>& w64,
                   const std::vector<double>& b64, const std::vector<double>& dy64, const char* config) {
   const ConvDims d = ConvDims::of(s);
-  const size_t guard = 16 * (x64.size() + dy64.size() + w64.size()) + 4096;
-  Guarded<T> x(x64.size(), guard), w(w64.size(), guard), b(b64.size(), guard), dy(dy64.size(), guard);
-  load(x, x64), load(w, w64), load(b, b64), load(dy, dy64);
-  std::vector<double> xr(x64.size()), wr(w64.size()), br(b64.size()), dyr(dy64.size());
-  for (size_t i = 0; i < xr.size(); ++i) xr[i] = x[i];
-  for (size_t i = 0; i < wr.size(); ++i) wr[i] = w[i];
-  for (size_t i = 0; i < br.size(); ++i) br[i] = b[i];
-  for (size_t i = 0; i < dyr.size(); ++i) dyr[i] = dy[i];
-  const Reference ref = direct(d, xr, wr, br, dyr);
+  Inputs<T> in(d, x64, w64, b64, dy64);
+  const size_t guard = in.guard;
+  Guarded<T>&x = in.x, &w = in.w, &b = in.b, &dy = in.dy;
+  const Reference& ref = in.ref;
   HostWorkspace ws;
   const Exec exec{nullptr, &ws};
 
