@@ -89,3 +89,20 @@ def run_tests_at_simd_level(test_file: str, keyword: str, level: str) -> None:
         env=env, capture_output=True, text=True, timeout=300,
     )
     assert run.returncode == 0, f"FASTNN_SIMD={level}:\n{run.stdout[-4000:]}\n{run.stderr[-2000:]}"
+
+
+def pytest_collection_finish(session) -> None:
+    """Starts compiling the CUDA host programs in the background when a selected test runs them
+    (tests/cuda_host_build.py says why)."""
+    if any(item.nodeid.split("::")[0].endswith("test_cuda_index_maps.py") for item in session.items):
+        import cuda_host_build
+
+        built = cuda_host_build.builder()
+        if built is not None:
+            built.start()
+
+
+def pytest_sessionfinish(session) -> None:
+    build = sys.modules.get("cuda_host_build")
+    if build is not None:
+        build.close()

@@ -1,0 +1,171 @@
+"""Builds the host programs of tests/cuda_host (run by tests/test_cuda_index_maps.py).
+
+Compiling them is most of that module's cost (about thirty translation units, a few seconds
+each, where running them takes a second or two in all). pytest runs the Python tests on one
+core, so tests/conftest.py starts these compiles on a background thread as soon as collection
+has selected a test that needs them (``start``), and the compiles run beside the rest of the
+suite. A test that needs an object still waiting in that queue compiles it itself on the
+calling thread, so the two threads share what is left (``object``).
+
+Each source compiles once per test run (the .cu files and runtime.cpp are shared by several
+programs); a compile error fails the tests that need it, with the compiler's message.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+HOST = ROOT / "tests" / "cuda_host"
+
+# program -> the csrc/cuda/*.cu files it runs (compiled as host C++ under emulate.h and linked
+# with runtime.cpp, the CUDA runtime calls they make); None: a plain program on the index maps.
+PROGRAMS: dict[str, list[str] | None] = {
+    "tile_maps": None,
+    "conv2d_maps": None,
+    "pool2d_maps": None,
+    "conv2d_kernels": ["conv2d", "gemm", "gemm_tf32", "band_sums", "launch"],
+    "gemm_kernels": ["gemm", "gemm_tf32", "launch"],
+    "pool2d_kernels": ["pool2d", "launch"],
+    "softmax_xent": ["softmax_xent", "loss_result", "launch"],
+    "bce_logits": ["bce_logits", "loss_result", "launch"],
+    "batchnorm": ["batchnorm", "band_sums", "launch"],
+    "linear": ["linear", "gemm", "gemm_tf32", "band_sums", "launch"],
+    "optim": ["optim", "launch"],
+    "activation": ["activation", "launch"],
+    "dropout": ["dropout", "launch"],
+}
+NEEDS_CUDA_HEADERS = {"tile_maps"} | {name for name, sources in PROGRAMS.items() if sources is not None}
+
+
+def cuda_include() -> Path | None:
+    """The CUDA toolkit's include folder (cuda_runtime.h), or None."""
+    candidates = [os.environ.get("CUDA_HOME"), os.environ.get("CUDA_PATH")]
+    nvcc = shutil.which("nvcc")
+    if nvcc:
+        candidates.append(str(Path(nvcc).resolve().parent.parent))
+    candidates.append("/usr/local/cuda")
+    for base in filter(None, candidates):
+        if (Path(base) / "include" / "cuda_runtime.h").exists():
+            return Path(base) / "include"
+    return None
+
+
+class CompileError(RuntimeError):
+    """A host program's source did not compile or link; the message holds the compiler's output."""
+
+
+class Builder:
+    """Compiles sources into objects (one background thread, plus the caller when it waits) and
+    links programs from them."""
+
+    def __init__(self, compiler: str, include: Path | None) -> None:
+        self.compiler, self.include = compiler, include
+        self.out = Path(tempfile.mkdtemp(prefix="fastnn-cuda-host-"))
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cuda-host-build")
+        self.objects: dict[Path, Future] = {}
+        self.lock = threading.Lock()
+
+    def buildable(self, name: str) -> bool:
+        return self.include is not None or name not in NEEDS_CUDA_HEADERS
+
+    def flags(self, emulated: bool) -> list[str]:
+        flags = ["-std=c++17", "-O1", f"-I{ROOT / 'csrc'}"]
+        if self.include is not None:
+            flags.append(f"-I{self.include}")
+        if emulated:
+            flags += ["-include", str(HOST / "emulate.h")]
+            if platform.machine() in ("x86_64", "AMD64"):
+                flags.append("-fcf-protection=none")  # emulate.h's fiber switch keeps no shadow stack
+        return flags
+
+    def _run(self, command: list[str], what: str) -> None:
+        done = subprocess.run(command, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise CompileError(f"{what} failed:\n{done.stdout}{done.stderr}")
+
+    def _compile(self, source: Path, emulated: bool) -> Path:
+        obj = self.out / (source.parent.name + "_" + source.name + ".o")
+        self._run([self.compiler, *self.flags(emulated), "-x", "c++", "-c", str(source), "-o", str(obj)],
+                  f"compiling {source.relative_to(ROOT)}")
+        return obj
+
+    def _sources(self, name: str) -> tuple[list[Path], bool]:
+        sources = PROGRAMS[name]
+        paths = [HOST / f"{name}.cpp"]
+        if sources is not None:
+            paths += [HOST / "runtime.cpp"] + [ROOT / "csrc" / "cuda" / f"{s}.cu" for s in sources]
+        return paths, sources is not None
+
+    def _queue(self, source: Path, emulated: bool) -> Future:
+        with self.lock:
+            if source not in self.objects:
+                self.objects[source] = self.pool.submit(self._compile, source, emulated)
+            return self.objects[source]
+
+    def start(self) -> None:
+        """Queues every buildable program's sources on the background thread, in program order."""
+        for name in PROGRAMS:
+            if self.buildable(name):
+                paths, emulated = self._sources(name)
+                for path in paths:
+                    self._queue(path, emulated)
+
+    def object(self, source: Path, emulated: bool) -> Path:
+        """The compiled object of ``source``: compiled here if it is still waiting in the queue."""
+        future = self._queue(source, emulated)
+        if future.cancel():  # not started: take it over
+            done: Future = Future()
+            with self.lock:
+                self.objects[source] = done
+            try:
+                done.set_result(self._compile(source, emulated))
+            except BaseException as error:
+                done.set_exception(error)
+            future = done
+        return future.result()
+
+    def program(self, name: str) -> Path:
+        paths, emulated = self._sources(name)
+        objects = [self.object(path, emulated) for path in paths]
+        exe = self.out / name
+        self._run([self.compiler, *map(str, objects), "-o", str(exe)], f"linking {name}")
+        return exe
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        shutil.rmtree(self.out, ignore_errors=True)
+
+
+_builder: Builder | None = None
+_unavailable = ""
+
+
+def builder() -> Builder | None:
+    """The test run's one builder (None without a C++ compiler: ``unavailable()`` says why)."""
+    global _builder, _unavailable
+    if _builder is None and not _unavailable:
+        compiler = shutil.which("c++") or shutil.which("g++")
+        if compiler is None:
+            _unavailable = "needs a C++ compiler"
+        else:
+            _builder = Builder(compiler, cuda_include())
+    return _builder
+
+
+def unavailable() -> str:
+    return _unavailable
+
+
+def close() -> None:
+    global _builder
+    if _builder is not None:
+        _builder.close()
+        _builder = None
