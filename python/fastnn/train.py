@@ -123,6 +123,14 @@ def _use_device(model: Any, device: str | None, where: str) -> tuple[str, int | 
     return kind, index
 
 
+def _trained_loss(loss_fn: Any) -> Any:
+    """``loss_fn`` when it has parameters of its own (ArcFaceLoss's class centres), else None.
+    Such a loss is trained with the model: it goes to the model's device, and its state is saved,
+    resumed and kept with the best epoch alongside the model's (under the checkpoint key "loss")."""
+    parameters = getattr(loss_fn, "parameters", None)
+    return loss_fn if callable(parameters) and any(True for _ in parameters()) else None
+
+
 def _batches_on(loader: Iterable, device: tuple[str, int | None] | None) -> Iterable:
     """The loader's (x, y) batches on ``device``: as they come when already there (a
     ``DataLoader(device=...)`` copies asynchronously), else copied (synchronously)."""
@@ -141,30 +149,41 @@ def evaluate(model: Any, loader: Iterable, loss_fn: Any = None, k: int = 3, devi
     there and runs the forward passes and the loss there, batches moved as needed; the metrics
     are computed on the host from the predictions copied back."""
     placement = _use_device(model, device, "fastnn.train.evaluate")
+    if placement is not None and _trained_loss(loss_fn) is not None:
+        loss_fn.to(device)
     was_training = getattr(model, "training", True)
+    loss_was_training = getattr(loss_fn, "training", None)
     model.eval()
+    if loss_was_training is not None:
+        loss_fn.eval()
     start = time.perf_counter()
     confusion = None
-    top_k_hits, loss_sum, n = 0, 0.0, 0
+    top_k_hits, loss_sum, n, batches = 0, 0.0, 0, 0
     try:
         for x, y in _batches_on(loader, placement):
             out = model(x)
             if loss_fn is not None:
                 loss_sum += float(loss_fn(out, y)) * len(y)
-            logits, y = to_device(out, "cpu"), to_device(y, "cpu")
+            batches += 1
+            n += len(y)
+            scores = _class_scores(out, y, loss_fn)
+            if scores is None:
+                continue
+            logits, y = to_device(scores, "cpu"), to_device(y, "cpu")
             if confusion is None:
                 confusion = np.zeros((logits.shape[1], logits.shape[1]), dtype=np.int64)
             confusion += metrics.confusion_matrix(y, logits.argmax(axis=1), logits.shape[1])
             top_k_hits += int(np.count_nonzero(metrics.top_k_correct(y, logits, k)))
-            n += len(y)
     finally:
         model.train(was_training)
-    if confusion is None:
+        if loss_was_training is not None:
+            loss_fn.train(loss_was_training)
+    if batches == 0:
         raise ValueError("fastnn.train.evaluate: the loader yielded no batches")
     return {
-        "accuracy": float(np.trace(confusion)) / n,
+        "accuracy": float(np.trace(confusion)) / n if confusion is not None else None,
         "top_k": k,
-        "top_k_accuracy": top_k_hits / n,
+        "top_k_accuracy": top_k_hits / n if confusion is not None else None,
         "loss": loss_sum / n if loss_fn is not None else None,
         "confusion_matrix": confusion,
         "images": n,
@@ -172,8 +191,25 @@ def evaluate(model: Any, loader: Iterable, loss_fn: Any = None, k: int = 3, devi
     }
 
 
+def _class_scores(out: Any, y: Any, loss_fn: Any) -> Any:
+    """Per-class scores of a batch, or None when the outputs are not single-label class scores.
+
+    A model's (N, K) outputs against (N,) labels are its logits. A loss that turns the outputs into
+    class scores itself (ArcFaceLoss: embeddings scored against its class centres) says so with
+    ``loss_fn.logits(outputs)``. Other outputs (a multi-head dict, multi-label targets, embeddings
+    for a loss without classes) have no accuracy."""
+    if getattr(y, "ndim", None) != 1:
+        return None
+    if loss_fn is not None and callable(getattr(loss_fn, "logits", None)):
+        return loss_fn.logits(out)
+    return out if getattr(out, "ndim", None) == 2 else None
+
+
 def _all_finite(array: Any) -> bool:
-    """Whether every element of a NumPy or CuPy array is finite (one reduction, on its device)."""
+    """Whether every element of a NumPy or CuPy array (or of each array of a multi-head dict) is
+    finite (one reduction per array, on its device)."""
+    if isinstance(array, dict):
+        return all(_all_finite(value) for value in array.values())
     if not hasattr(array, "dtype") or array.dtype.kind not in "fc":
         return True
     if is_cupy_array(array):
@@ -228,12 +264,14 @@ def _train_epoch(model, loss_fn, optimizer, loader, scheduler, per_batch: bool, 
             loss = float(loss_fn(logits, y))  # waits for the GPU: the step's one synchronisation
             if not math.isfinite(loss):
                 raise _non_finite(loss, epoch, step, steps, saved, x, logits)
-            if classified and logits.ndim == 2 and y.ndim == 1:
+            if classified and getattr(logits, "ndim", None) == 2 and y.ndim == 1 and not hasattr(loss_fn, "logits"):
                 # Predicted labels copied back (N integers), compared on the host.
                 predicted = to_device(logits.argmax(axis=1), "cpu")
                 correct += int(np.count_nonzero(predicted == to_device(y, "cpu")))
             else:
-                classified = False  # e.g. multi-label targets: no single-label accuracy
+                # Multi-label targets, a multi-head dict, embeddings: no single-label accuracy while
+                # training (a loss with class centres is scored by evaluate, through its logits).
+                classified = False
             optimizer.zero_grad()
             model.backward_params(loss_fn.backward())
             optimizer.step()
@@ -274,6 +312,11 @@ def fit(model: Any, loss_fn: Any, optimizer: Any, train_loader: Any, epochs: int
 
     Args:
         loss_fn: called as ``loss_fn(logits, y)`` (a float); ``loss_fn.backward()`` gives dlogits.
+            A loss with parameters of its own (``nn.ArcFaceLoss``'s class centres) is trained with
+            the model (give ``optimizer`` both: ``[*model.parameters(), *loss.parameters()]``); fit
+            moves it with the model and saves, resumes and restores its state with the model's
+            (checkpoint key ``"loss"``). A loss with ``logits(outputs)`` (class scores from the
+            outputs) is how ``val_accuracy`` is scored for outputs that are not class scores.
         scheduler: a learning-rate schedule stepped after every batch (``scheduler_step="batch"``)
             or every epoch (``"epoch"``).
         val_loader: evaluated after each epoch (``val_loss``, ``val_accuracy``,
@@ -321,17 +364,22 @@ def fit(model: Any, loss_fn: Any, optimizer: Any, train_loader: Any, epochs: int
         raise ValueError(f"fastnn.train.fit: monitor={monitor!r} needs a val_loader (early_stop, best_checkpoint "
                          "and restore_best pick epochs by it)")
     placement = _use_device(model, device, "fastnn.train.fit")
+    trained_loss = _trained_loss(loss_fn)
+    if placement is not None and trained_loss is not None:
+        loss_fn.to(device)
     show_bar = (not quiet) and (progress if progress is not None else sys.stderr.isatty())
     history, first_epoch, saved = History(), 1, None
     callbacks = list(callbacks)
     # The loader's position (seed, epoch) and the schedule's step make a resumed run exact.
     stateful = {name: obj for name, obj in (("loader", train_loader), ("scheduler", scheduler))
                 if hasattr(obj, "state_dict")}
+    if trained_loss is not None:
+        stateful["loss"] = trained_loss
     if resume_from is not None:
         ck = restore(resume_from, model, optimizer, history=history, **stateful)
         first_epoch, saved = int(ck["epoch"]) + 1, (Path(resume_from), int(ck["epoch"]))
     best_epoch = history.best_epoch(monitor) if tracking else None
-    best_state = None  # the best epoch's model state, when that epoch ran in this call
+    best_state = best_loss_state = None  # the best epoch's model (and loss) state, when that epoch ran in this call
     for epoch in range(first_epoch, epochs + 1):
         if early_stop is not None and best_epoch is not None and epoch - 1 - best_epoch >= early_stop:
             history.stopped_early = True  # a resumed run whose patience had already run out
@@ -356,8 +404,10 @@ def fit(model: Any, loss_fn: Any, optimizer: Any, train_loader: Any, epochs: int
                 best_epoch = epoch
                 if restore_best:
                     best_state = model.state_dict()  # copies
+                    best_loss_state = trained_loss.state_dict() if trained_loss is not None else None
                 if best_checkpoint is not None:
-                    save(best_checkpoint, model, optimizer, epoch=epoch, history=history, **(checkpoint_extra or {}))
+                    save(best_checkpoint, model, optimizer, epoch=epoch, history=history,
+                         **({"loss": trained_loss} if trained_loss is not None else {}), **(checkpoint_extra or {}))
         if checkpoint is not None:
             save(checkpoint, model, optimizer, epoch=epoch, history=history, **stateful, **(checkpoint_extra or {}))
             saved = (Path(checkpoint), epoch)
@@ -375,8 +425,11 @@ def fit(model: Any, loss_fn: Any, optimizer: Any, train_loader: Any, epochs: int
     if restore_best and best_epoch is not None and best_epoch != len(history.records):
         if best_state is not None:
             model.load_state_dict(best_state)
+            if best_loss_state is not None:
+                trained_loss.load_state_dict(best_loss_state)
         elif best_checkpoint is not None and Path(best_checkpoint).exists():
-            restore(best_checkpoint, model, rng=False)
+            restore(best_checkpoint, model, rng=False,
+                    **({"loss": trained_loss} if trained_loss is not None else {}))
         else:
             raise ValueError(f"fastnn.train.fit: restore_best: the best epoch ({best_epoch}) ran before the resume "
                              "and no best_checkpoint holds its weights")
