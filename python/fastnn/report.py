@@ -125,3 +125,106 @@ def plot_confusion(confusion: np.ndarray, classes: Sequence[str], path: Path, ti
     _save_figure(fig, path)
     plt.close(fig)
     return True
+
+
+# The pictures of the other tasks (binary, attributes, verification, identification) -------------
+
+def plot_roc(curves: dict[str, tuple[np.ndarray, np.ndarray, float]], path: Path, title: str,
+             marks: dict[str, tuple[float, float, str]] | None = None) -> bool:
+    """ROC curves: the true-accept (or true-positive) rate against the false-accept rate, one
+    line per ``label -> (fpr, tpr, auc)``, the diagonal of chance, and optional ``marks``
+    (``label -> (fpr, tpr, text)``: an operating point such as the EER). The false-accept axis is
+    logarithmic where the curves reach small rates, since that end is where deployments work.
+    False without matplotlib."""
+    plt = _pyplot()
+    if plt is None:
+        return False
+    fig, (ax_lin, ax_log) = plt.subplots(1, 2, figsize=(10, 4.2))
+    for label, (fpr, tpr, auc) in curves.items():
+        for ax in (ax_lin, ax_log):
+            ax.plot(fpr, tpr, label=f"{label} (AUC {auc:.3f})")
+    ax_lin.plot([0, 1], [0, 1], color="grey", linestyle=":", label="chance")
+    for label, (fpr, tpr, text) in (marks or {}).items():
+        ax_lin.plot([fpr], [tpr], marker="o", color="black")
+        ax_lin.annotate(text, (fpr, tpr), textcoords="offset points", xytext=(8, -12), fontsize=8)
+    ax_lin.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC", xlim=(0, 1), ylim=(0, 1.01))
+    ax_log.set_xscale("log")
+    ax_log.set(xlabel="false positive rate (log)", ylabel="true positive rate", title="ROC, small false-positive rates",
+               xlim=(1e-4, 1), ylim=(0, 1.01))
+    for ax in (ax_lin, ax_log):
+        ax.grid(alpha=0.3)
+        ax.legend(loc="lower right", fontsize=8)
+    fig.suptitle(title)
+    _save_figure(fig, path)
+    plt.close(fig)
+    return True
+
+
+def plot_score_histogram(genuine: np.ndarray, impostor: np.ndarray, threshold: float, path: Path, title: str,
+                         threshold_label: str = "EER threshold") -> bool:
+    """Histograms of the similarity of genuine pairs (same identity) and impostor pairs
+    (different identities), with the decision threshold drawn: the overlap of the two is what
+    the verifier gets wrong. False without matplotlib."""
+    plt = _pyplot()
+    if plt is None:
+        return False
+    fig, ax = plt.subplots(figsize=(7, 4))
+    scores = np.concatenate([genuine, impostor])
+    bins = np.linspace(float(scores.min()), float(scores.max()), 41) if scores.size else 10
+    ax.hist(impostor, bins=bins, alpha=0.6, density=True, label=f"different identity ({len(impostor):,} pairs)")
+    ax.hist(genuine, bins=bins, alpha=0.6, density=True, label=f"same identity ({len(genuine):,} pairs)")
+    ax.axvline(threshold, color="black", linestyle="--", label=f"{threshold_label} {threshold:.3f}")
+    ax.set(xlabel="similarity (cosine)", ylabel="density", title=title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    _save_figure(fig, path)
+    plt.close(fig)
+    return True
+
+
+def plot_cmc(curves: dict[str, np.ndarray], path: Path, title: str) -> bool:
+    """Cumulative match characteristic: the fraction of probes whose identity is among the
+    gallery's k best matches, for k = 1, 2, ...; one line per ``label -> rates``. False without
+    matplotlib."""
+    plt = _pyplot()
+    if plt is None:
+        return False
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for label, rates in curves.items():
+        ranks = np.arange(1, len(rates) + 1)
+        ax.plot(ranks, 100 * np.asarray(rates), marker="o", markersize=3, label=f"{label} (rank-1 {100 * rates[0]:.1f}%)")
+    ax.set(xlabel="rank k", ylabel="identification rate at rank k (%)", title=title, ylim=(0, 101))
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    _save_figure(fig, path)
+    plt.close(fig)
+    return True
+
+
+def plot_attributes(names: Sequence[str], bars: dict[str, Sequence[float | None]], path: Path, title: str) -> bool:
+    """One group of bars per attribute, one bar per metric (``metric -> value per attribute``,
+    values in [0, 1]; None leaves a gap). False without matplotlib."""
+    plt = _pyplot()
+    if plt is None:
+        return False
+    k = len(names)
+    fig, ax = plt.subplots(figsize=(max(6, 1.2 * k + 2), 4))
+    width = 0.8 / max(len(bars), 1)
+    for i, (metric, values) in enumerate(bars.items()):
+        xs = [j + (i - (len(bars) - 1) / 2) * width for j in range(k)]
+        heights = [100 * v if v is not None else 0 for v in values]
+        drawn = ax.bar(xs, heights, width, label=metric)
+        for bar, v in zip(drawn, values):
+            if v is not None:
+                ax.annotate(f"{100 * v:.0f}", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                            ha="center", va="bottom", fontsize=7)
+    ax.set_xticks(range(k), list(names), rotation=30 if max(map(len, names), default=0) > 8 else 0, ha="right")
+    ax.set(ylabel="%", title=title, ylim=(0, 105))
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend(fontsize=8, loc="lower right")
+    _save_figure(fig, path)
+    plt.close(fig)
+    return True

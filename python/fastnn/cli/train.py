@@ -13,24 +13,27 @@ from typing import Any
 import numpy as np
 
 import fastnn
-from fastnn import data, metrics, nn, recipes, report
+from fastnn import data, metrics, recipes, report
 from fastnn.train import NonFiniteLossError
-from fastnn.cli.common import (CHECKPOINT_NAME, CLIError, Interrupted, build_model, check_model, device, device_text,
+from fastnn.cli import tasks
+from fastnn.cli.common import (CHECKPOINT_NAME, CLIError, Interrupted, check_model, device, device_text,
                                fraction, int_at_least, load_data, non_negative_float, positive_float, print_lines,
                                require_device, unit_float)
 from fastnn.recipes import plural
 
 BEST_NAME = "best.fastnn"
 
-# The files a run writes into its folder.
-RUN_FILES = (CHECKPOINT_NAME, BEST_NAME, "report.json", "curves.png", "confusion.png")
+# The files a run writes into its folder (the pictures by task).
+RUN_FILES = (CHECKPOINT_NAME, BEST_NAME, "report.json", "curves.png", "confusion.png", "roc.png", "scores.png",
+             "cmc.png", "attributes.png")
 
 # Options that define a run; on --resume they come from the checkpoint and may not change.
 # Each with the value a checkpoint written before the option existed stands for.
 RUN_DEFINING: dict[str, Any] = {
     "dataset": None, "model": None, "optimizer": None, "batch_size": None, "lr": None, "weight_decay": None,
     "schedule": None, "step_size": None, "gamma": None, "augment": None, "seed": None, "val_fraction": 0.0,
-    "early_stop": None, "monitor": None,
+    "early_stop": None, "monitor": None, "task": "multiclass", "positive": None, "attributes": None,
+    "eval_classes": None, "embedding_dim": None, "loss": None, "scale": None, "margin": None,
 }
 
 # --monitor's names and the record keys they watch.
@@ -83,6 +86,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                        help="continue the run saved in CHECKPOINT exactly, with its own settings (optimiser state "
                             "included)")
     train.add_argument("--quiet", action="store_true", help="print nothing")
+    tasks.add_arguments(train)
     train.set_defaults(handler=run)
     return train
 
@@ -139,11 +143,13 @@ def _config_from_args(args: argparse.Namespace, base: dict[str, Any] | None = No
         "val_fraction": args.val_fraction if args.val_fraction is not None else 0.1,
         "early_stop": args.early_stop,
         "monitor": args.monitor,
+        **tasks.config_from_args(args, base),
     }
 
 
 def _check_options(config: dict[str, Any]) -> None:
     """CLIError naming the flags when options that only make sense together are not."""
+    tasks.task_for(config).check(config)
     if config["schedule"] != "step":
         for key in ("step_size", "gamma"):
             if config.get(key) is not None:
@@ -259,18 +265,20 @@ def _train(args: argparse.Namespace, config: dict[str, Any], ck: dict[str, Any] 
            run_dir: Path, replaced: list[str], phase: dict[str, bool], started: float, wall_start: float) -> int:
     t0 = time.perf_counter()
     train_set, test_set = load_data(config, args.download)
+    task = tasks.task_for(config)
+    train_set, test_set = task.select(train_set, test_set, config)
     data_seconds = time.perf_counter() - t0
     n, c, h, w = train_set.x.shape
     val_set = None
     if config["val_fraction"]:
         try:
-            train_set, val_set = data.stratified_split(train_set, config["val_fraction"], seed=config["seed"])
+            train_set, val_set = task.split(train_set, config["val_fraction"], config["seed"])
         except ValueError as e:
             raise CLIError(f"--val-fraction {config['val_fraction']:g}: {str(e).split(': ', 1)[-1]}") from None
     if not ck:
         if h != w:
             raise CLIError(f"{config['dataset']} images are {h}x{w}; the models expect square images")
-        config.update(in_channels=c, input_size=h, num_classes=train_set.num_classes, classes=list(train_set.classes),
+        config.update(in_channels=c, input_size=h, **task.describe(train_set),
                       normalize_mean=train_set.x.mean(axis=(0, 2, 3)).tolist(),
                       normalize_std=train_set.x.std(axis=(0, 2, 3)).tolist())
     if init is not None:
@@ -281,14 +289,16 @@ def _train(args: argparse.Namespace, config: dict[str, Any], ck: dict[str, Any] 
     config["threads"] = fastnn.get_num_threads()
 
     fastnn.manual_seed(config["seed"])
-    model = build_model(config)
+    model = task.model(config)
+    loss_fn = task.loss(config)
     if init is not None:
         try:
             fastnn.restore(init, model, rng=False)
         except fastnn.checkpoint.CheckpointError as e:
             raise CLIError(f"--init-from {args.init_from}: its weights do not fit --model {config['model']}: "
                            f"{str(e).split(': ', 2)[-1]}") from None
-    opt = recipes.build_optimizer(config["optimizer"], model.parameters(), config["lr"], config["weight_decay"])
+    opt = recipes.build_optimizer(config["optimizer"], [*model.parameters(), *loss_fn.parameters()], config["lr"],
+                                  config["weight_decay"])
     val_name = "val" if val_set is not None else "test"
     train_loader, eval_loader = _loaders(config, train_set, val_set if val_set is not None else test_set, args.device)
     schedule = recipes.build_schedule(config["schedule"], opt, config["epochs"], len(train_loader),
@@ -303,7 +313,8 @@ def _train(args: argparse.Namespace, config: dict[str, Any], ck: dict[str, Any] 
     verb = "resuming" if ck else "training"
     origin = (f", starting from the weights of {args.init_from} (epoch {init.get('epoch')}; optimiser state not "
               "kept)" if init is not None else "")
-    print_lines(args.quiet, f"{verb} {config['model']} ({n_params:,} parameters) on {config['dataset']} ({sets}): "
+    what = config["dataset"] if task.name == "multiclass" else f"{config['dataset']}, task {task.name}"
+    print_lines(args.quiet, f"{verb} {config['model']} ({n_params:,} parameters) on {what} ({sets}): "
                             f"{plural(config['epochs'], 'epoch')}, batch {config['batch_size']}, {config['optimizer']} "
                             f"lr {config['lr']:g}, "
                             f"{recipes.describe_schedule(config['schedule'], config['epochs'], **_schedule_options(config))}, "
@@ -315,7 +326,7 @@ def _train(args: argparse.Namespace, config: dict[str, Any], ck: dict[str, Any] 
     t0 = time.perf_counter()
     phase["training"] = True
     try:
-        history = fastnn.train.fit(model, nn.SoftmaxCrossEntropy(), opt, train_loader, config["epochs"],
+        history = fastnn.train.fit(model, loss_fn, opt, train_loader, config["epochs"],
                                    val_loader=eval_loader, scheduler=schedule, checkpoint=checkpoint,
                                    checkpoint_extra={"config": config}, resume_from=resume_from, quiet=args.quiet,
                                    device=args.device, val_name=val_name,
@@ -329,7 +340,8 @@ def _train(args: argparse.Namespace, config: dict[str, Any], ck: dict[str, Any] 
     kept = history.best_epoch(monitor) if val_set is not None else len(history)
     result = fastnn.train.evaluate(model, fastnn.data.DataLoader(test_set, max(config["batch_size"], 256),
                                                                  transform=eval_loader.transform, device=args.device),
-                                   nn.SoftmaxCrossEntropy(), k=3, device=args.device)
+                                   loss_fn, k=3, device=args.device)
+    scored = task.score(model, loss_fn, test_set, config, args.device, max(config["batch_size"], 256))
     timing = {"data_seconds": data_seconds, "fit_seconds": time.perf_counter() - t0,
               "train_seconds": sum(r["train_seconds"] for r in history.records),
               "total_seconds": time.perf_counter() - wall_start}
@@ -353,7 +365,7 @@ def _train(args: argparse.Namespace, config: dict[str, Any], ck: dict[str, Any] 
         if init is not None else None,
         "device": args.device,
         "evaluation": evaluation,
-    }, val_name, kept)
+    }, val_name, kept, scored)
     lines = []
     if val_set is not None:
         best = history[kept - 1].get(monitor)
@@ -361,12 +373,18 @@ def _train(args: argparse.Namespace, config: dict[str, Any], ck: dict[str, Any] 
                      + f"kept epoch {kept} of {len(history)} (best {monitor.replace('accuracy', 'acc')} "
                      + (f"{100 * best:.1f}%" if monitor.endswith("accuracy") else f"{best:.4f}")
                      + f"), saved as {BEST_NAME}")
-    lines.append(f"test accuracy {100 * result['accuracy']:.2f}%   top-3 {100 * result['top_k_accuracy']:.2f}%   "
-                 f"({plural(result['images'], 'test image')}, {timing['total_seconds']:.1f} s in all)")
-    if len(config["classes"]) <= 20:
-        lines.append(report.format_confusion(result["confusion_matrix"], config["classes"]))
+    if scored is None:
+        lines.append(f"test accuracy {100 * result['accuracy']:.2f}%   top-3 {100 * result['top_k_accuracy']:.2f}%   "
+                     f"({plural(result['images'], 'test image')}, {timing['total_seconds']:.1f} s in all)")
     else:
-        lines.append("(confusion matrix: see report.json" + (" and confusion.png)" if "confusion.png" in files else ")"))
+        lines += scored.lines
+        lines.append(f"({plural(result['images'], 'test image')}, {timing['total_seconds']:.1f} s in all)")
+    if task.name in ("multiclass", "binary"):
+        if len(config["classes"]) <= 20:
+            lines.append(report.format_confusion(result["confusion_matrix"], config["classes"]))
+        else:
+            lines.append("(confusion matrix: see report.json" + (" and confusion.png)" if "confusion.png" in files
+                                                                  else ")"))
     if skipped:
         lines.append(f"note: {' and '.join(skipped)} not drawn: matplotlib is not installed "
                      "(pip install matplotlib, or fastnn[all])")
@@ -412,31 +430,34 @@ def _non_finite_text(e: NonFiniteLossError, config: dict) -> str:
 
 
 def _write_run_folder(run_dir: Path, config: dict, records: list[dict], result: dict, timing: dict,
-                      about: dict, val_name: str = "val", kept_epoch: int | None = None) -> tuple[list[str], list[str]]:
-    """Writes report.json and, with matplotlib, curves.png and confusion.png; returns the names
-    of the files written and of the pictures skipped (matplotlib missing)."""
+                      about: dict, val_name: str = "val", kept_epoch: int | None = None,
+                      scored: tasks.TaskResult | None = None) -> tuple[list[str], list[str]]:
+    """Writes report.json and, with matplotlib, curves.png, confusion.png (tasks with one class
+    per image) and the task's own pictures; returns the names of the files written and of the
+    pictures skipped (matplotlib missing)."""
     confusion = result["confusion_matrix"]
     title = f"{config['model']} on {config['dataset']}"
+    pictures = {"curves.png": lambda path: report.plot_curves(records, path, title, val_name=val_name,
+                                                               kept_epoch=kept_epoch)}
+    if config.get("task", "multiclass") in ("multiclass", "binary"):
+        pictures["confusion.png"] = lambda path: report.plot_confusion(
+            confusion, config["classes"], path, f"{title}: test accuracy {100 * result['accuracy']:.1f}%")
+    if scored is not None:
+        pictures.update(scored.pictures)
     files, skipped = ["report.json"], []
-    if report.plot_curves(records, run_dir / "curves.png", title, val_name=val_name, kept_epoch=kept_epoch):
-        files.append("curves.png")
-    else:
-        skipped.append("curves.png")
-    if report.plot_confusion(confusion, config["classes"], run_dir / "confusion.png",
-                             f"{title}: test accuracy {100 * result['accuracy']:.1f}%"):
-        files.append("confusion.png")
-    else:
-        skipped.append("confusion.png")
+    for name, draw in pictures.items():
+        (files if draw(run_dir / name) else skipped).append(name)
     rates = [r["images_per_second"] for r in records]
     report.write_json(run_dir / "report.json", {
         **about,
         "config": config,
         "epochs": records,
-        "final": {"set": "test", "epoch": kept_epoch, "test_accuracy": result["accuracy"],
-                  "test_top3_accuracy": result["top_k_accuracy"],
+        "final": {"task": config.get("task", "multiclass"), "set": "test", "epoch": kept_epoch,
+                  "test_accuracy": result["accuracy"], "test_top3_accuracy": result["top_k_accuracy"],
                   "test_loss": result["loss"], "test_images": result["images"], "classes": config["classes"],
                   "confusion_matrix": confusion,
-                  "per_class": metrics.precision_recall_f1(confusion)},
+                  "per_class": metrics.precision_recall_f1(confusion) if confusion is not None else None,
+                  **({scored.key: scored.report} if scored is not None else {})},
         "pictures_skipped": {name: "matplotlib is not installed" for name in skipped},
         "timing": {**timing, "mean_images_per_second": float(np.mean(rates)) if rates else None},
         "build": fastnn.build_info(),

@@ -5,7 +5,7 @@ Every dataset function returns ``(train, test)`` :class:`ArrayDataset` objects: 
 """
 
 from fastnn.data.cifar import cifar10, cifar100
-from fastnn.data.dataset import ArrayDataset, stratified_split
+from fastnn.data.dataset import ArrayDataset, stratified_indices, stratified_split
 from fastnn.data.digits import digits
 from fastnn.data.files import DatasetError, DatasetNotFoundError
 from fastnn.data.loader import DataLoader
@@ -26,5 +26,6 @@ __all__ = [
     "digits",
     "mnist",
     "read_idx",
+    "stratified_indices",
     "stratified_split",
 ]

@@ -41,16 +41,27 @@ def stratified_split(dataset: ArrayDataset, fraction: float, seed: int = 0) -> t
 
     Which images are held out depends only on ``seed`` and the labels, so the same seed gives
     the same split. Both parts keep the dataset's order and its class names. ValueError when
-    ``fraction`` is not in (0, 1) or either part would be empty.
+    ``fraction`` is not in (0, 1) or either part would be empty. :func:`stratified_indices` gives
+    the same split as indices (for data that carries more than one label per image).
     """
+    rest, held = stratified_indices(dataset.y, fraction, seed)
+    labels = np.asarray(dataset.y)
+    classes_named = list(dataset.classes)
+    return (ArrayDataset(dataset.x[rest], labels[rest], classes=classes_named),
+            ArrayDataset(dataset.x[held], labels[held], classes=classes_named))
+
+
+def stratified_indices(labels: np.ndarray, fraction: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The split of :func:`stratified_split` as (rest, held out) index arrays into ``labels``
+    (each sorted, so both parts keep the original order)."""
     if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
         raise ValueError(f"fastnn.data.stratified_split: argument 'fraction' must be in (0, 1); got {fraction!r}")
-    n = len(dataset)
+    labels = np.asarray(labels)
+    n = len(labels)
     total = int(round(fraction * n))
     if total == 0 or total == n:
         raise ValueError(f"fastnn.data.stratified_split: holding out {fraction:g} of {n} images leaves "
                          f"{'nothing held out' if total == 0 else 'nothing to train on'}")
-    labels = np.asarray(dataset.y)
     classes, counts = np.unique(labels, return_counts=True)
     exact = fraction * counts
     take = np.floor(exact).astype(np.int64)
@@ -61,6 +72,4 @@ def stratified_split(dataset: ArrayDataset, fraction: float, seed: int = 0) -> t
     held = np.concatenate([rng.permutation(np.flatnonzero(labels == c))[:k] for c, k in zip(classes, take)])
     mask = np.zeros(n, dtype=bool)
     mask[held] = True
-    classes_named = list(dataset.classes)
-    return (ArrayDataset(dataset.x[~mask], labels[~mask], classes=classes_named),
-            ArrayDataset(dataset.x[mask], labels[mask], classes=classes_named))
+    return np.flatnonzero(~mask), np.flatnonzero(mask)
