@@ -181,6 +181,18 @@ def _identification_scores(probes: np.ndarray, probe_labels: np.ndarray, gallery
 class IdentificationTask(EmbeddingTask):
     name = "identification"
 
+    def select(self, train: data.ArrayDataset, test: data.ArrayDataset,
+               config: dict[str, Any]) -> tuple[data.ArrayDataset, data.ArrayDataset]:
+        from fastnn.tasks import identification_split
+
+        selected = super().select(train, test, config)
+        try:  # --enroll and --unknown-classes checked before anything is trained or written
+            identification_split(self.unseen.y, config["enroll"], config["unknown_classes"], seed=config["seed"])
+            identification_split(self.train_images.y, config["enroll"], 0, seed=config["seed"])
+        except ValueError as e:
+            raise flag_error(e) from None
+        return selected
+
     def score(self, model: nn.Module, loss: nn.Module, test: Any, config: dict[str, Any], device: str,
               batch_size: int) -> TaskResult:
         from fastnn.tasks import identification_split

@@ -1,0 +1,152 @@
+"""`fastnn train --task binary|attributes|verification|identification` end to end on small data,
+`eval` re-scoring each with its task, and the one-line errors of bad task options (nothing
+written). Runs use the digits cut to 600 training / 200 test images and the MLP on one thread;
+the scores checked are bounds any working model clears after a few epochs (a broken label
+mapping, head, loss or metric lands near chance), plus exact agreement between train's report
+and eval's re-scoring of the kept weights."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import fastnn
+from fastnn.cli import main
+
+pytest.importorskip("sklearn", reason="the default dataset (digits) ships inside scikit-learn")
+
+FAST = ["--model", "mlp", "--threads", "1", "--quiet"]
+
+
+@pytest.fixture
+def in_tmp(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    threads = fastnn.get_num_threads()
+    full = fastnn.data.digits
+
+    def small(seed: int = 0, test_fraction: float = 0.2):
+        return tuple(fastnn.data.ArrayDataset(part.x[:n], part.y[:n], classes=part.classes)
+                     for part, n in zip(full(seed=seed, test_fraction=test_fraction), (600, 200)))
+
+    monkeypatch.setattr(fastnn.data, "digits", small)
+    yield tmp_path
+    fastnn.set_num_threads(threads)
+
+
+def report(run: str) -> dict:
+    return json.loads(Path(run, "report.json").read_text())
+
+
+def one_line_error(capsys, *fragments: str) -> str:
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("fastnn: error: "), captured.err
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    return lines[0]
+
+
+def eval_json(checkpoint: str, path: str = "eval.json") -> dict:
+    assert main(["eval", checkpoint, "--threads", "1", "--json", path]) == 0
+    return json.loads(Path(path).read_text())
+
+
+def test_binary(in_tmp, capsys):
+    assert main(["train", *FAST, "--task", "binary", "--positive", "1,3,5,7,9", "--epochs", "6", "--out", "run"]) == 0
+    final = report("run")["final"]
+    assert final["task"] == "binary" and final["classes"] == ["no", "yes"]
+    binary = final["binary"]
+    assert binary["positive_classes"] == ["1", "3", "5", "7", "9"]
+    assert binary["auc"] > 0.9 and binary["average_precision"] > 0.85 and binary["accuracy"] > 0.8
+    assert 0 < binary["f1"] <= 1 and binary["threshold"] == 0.5
+    assert binary["positives"] + binary["negatives"] == 200
+    again = eval_json("run/best.fastnn")
+    assert again["binary"]["auc"] == pytest.approx(binary["auc"], abs=1e-12)
+
+
+def test_attributes(in_tmp):
+    assert main(["train", *FAST, "--task", "attributes", "--epochs", "6", "--out", "run"]) == 0
+    final = report("run")["final"]
+    attributes = final["attributes"]
+    names = [name for name in attributes if name != "mean"]
+    assert final["classes"] == names and len(names) >= 3
+    assert final["test_accuracy"] is None  # no single class per image
+    for name in names:
+        entry = attributes[name]
+        assert entry["known"] == 200 and entry["unknown"] == 0
+        assert entry["accuracy"] > 0.7, (name, entry)
+        assert (entry.get("auc") or entry.get("macro_f1")) > 0.6, (name, entry)
+    assert attributes["mean"]["accuracy"] == pytest.approx(np.mean([attributes[n]["accuracy"] for n in names]))
+    again = eval_json("run/best.fastnn")
+    assert again["attributes"]["mean"] == attributes["mean"]
+
+
+def test_attributes_from_a_csv_with_unknown_cells(in_tmp):
+    rows = ["id,odd,big"] + [f"train/{i},{i % 2},{'' if i % 7 == 0 else int(i % 10 >= 5)}" for i in range(600)]
+    rows += [f"test/{i},{i % 2}," for i in range(200)]  # 'big' unknown on every test image
+    Path("table.csv").write_text("\n".join(rows) + "\n")
+    assert main(["train", *FAST, "--task", "attributes", "--attributes", "table.csv", "--epochs", "2",
+                 "--out", "run"]) == 0
+    attributes = report("run")["final"]["attributes"]
+    assert set(attributes) == {"odd", "big", "mean"}
+    assert attributes["odd"]["known"] == 200 and attributes["big"]["known"] == 0
+    assert attributes["big"]["accuracy"] is None
+
+
+@pytest.mark.parametrize("loss", ["arcface", "triplet"])
+def test_verification(in_tmp, loss):
+    assert main(["train", *FAST, "--task", "verification", "--loss", loss, "--epochs", "4", "--pairs", "400",
+                 "--out", "run"]) == 0
+    config, final = report("run")["config"], report("run")["final"]
+    assert config["eval_class_names"] == ["6", "7", "8", "9"] and config["num_classes"] == 6
+    verification = final["verification"]
+    for result in (verification, verification["closed_set"]):
+        assert result["pairs"] == 400 and result["same_pairs"] == 200
+        assert 0 <= result["eer"] <= 0.5 and 0 <= result["auc"] <= 1
+        assert set(result["tar_at_far"]) == {"1e-1"}  # 200 impostor pairs: 1e-2 cannot be resolved
+    assert verification["closed_set"]["auc"] > 0.9  # the training identities separate
+    assert verification["auc"] > 0.6  # unseen identities: better than chance, far from closed set
+    again = eval_json("run/best.fastnn")
+    assert again["verification"]["auc"] == pytest.approx(verification["auc"], abs=1e-9)
+
+
+def test_identification_open_set(in_tmp):
+    assert main(["train", *FAST, "--task", "identification", "--eval-classes", "5,6,7,8,9", "--enroll", "3",
+                 "--unknown-classes", "1", "--epochs", "4", "--out", "run"]) == 0
+    identification = report("run")["final"]["identification"]
+    assert identification["gallery"] == 4 and identification["enroll"] == 3
+    assert identification["non_mated_probes"] > 0 and identification["dir_at_far"]
+    assert len(identification["cmc"]) == 4 and identification["cmc"][-1] == pytest.approx(1.0)
+    assert np.all(np.diff(identification["cmc"]) >= 0)
+    assert identification["rank1"] > 0.4  # chance is 1/4
+    assert identification["closed_set"]["rank1"] > 0.8
+
+
+@pytest.mark.parametrize("argv, fragments", [
+    (["--task", "verification", "--eval-classes", "9"], ["--eval-classes", "at least 2"]),
+    (["--task", "binary", "--positive", "1,eleven"], ["--positive", "eleven"]),
+    (["--task", "binary"], ["--positive"]),
+    (["--positive", "1"], ["--positive", "binary"]),
+    (["--embedding-dim", "8"], ["--embedding-dim", "verification"]),
+    (["--task", "attributes", "--monitor", "val_acc"], ["--monitor", "attributes"]),
+    (["--task", "identification", "--enroll", "500"], ["--enroll"]),
+])
+def test_bad_task_options_fail_in_one_line_and_write_nothing(in_tmp, capsys, argv, fragments):
+    assert main(["train", *FAST, "--epochs", "1", "--out", "run", *argv]) != 0
+    one_line_error(capsys, *fragments)
+    assert not Path("run").exists()
+
+
+@pytest.mark.parametrize("rows, fragments", [
+    (["id,odd", "train/0,1", "nowhere/3,0"], ["--attributes", "unknown image id", "nowhere/3"]),
+    (["id,odd", "train/0,yes"], ["--attributes", "row 2", "'yes'"]),
+])
+def test_bad_attribute_csv_fails_in_one_line_and_writes_nothing(in_tmp, capsys, rows, fragments):
+    Path("table.csv").write_text("\n".join(rows) + "\n")
+    assert main(["train", *FAST, "--task", "attributes", "--attributes", "table.csv", "--epochs", "1",
+                 "--out", "run"]) != 0
+    one_line_error(capsys, *fragments)
+    assert not Path("run").exists()
