@@ -232,6 +232,21 @@ def test_a_head_with_only_unknown_targets_contributes_nothing():
     assert loss_fn.last_losses["hair"] == 0.0
 
 
+@pytest.mark.parametrize("mode", ["train", "eval"])
+def test_an_empty_batch_gives_empty_outputs_and_a_nan_loss(mode):
+    # The house rule for a batch of 0 (tests/test_empty_batch.py): empty outputs and
+    # gradients of the right shapes, and NaN for the loss, the mean of nothing.
+    heads = _heads(5, np.float32).train(mode == "train")
+    out = heads(np.zeros((0, 5), np.float32))
+    assert {k: v.shape for k, v in out.items()} == {"smiling": (0, 1), "hair": (0, 4), "glasses": (0, 1)}
+    loss_fn = nn.MultiHeadLoss(SPEC)
+    assert np.isnan(loss_fn(out, np.zeros((0, 3), np.float32)))
+    grads = loss_fn.backward()
+    assert {k: (g.shape, g.dtype) for k, g in grads.items()} == {k: (v.shape, np.float32) for k, v in out.items()}
+    dx = heads.backward(grads)
+    assert dx.shape == (0, 5) and dx.dtype == np.float32
+
+
 def test_integer_targets_as_the_loader_batches_them():
     rng = np.random.default_rng(9)
     logits = {"smiling": rng.standard_normal((8, 1)).astype(np.float32),

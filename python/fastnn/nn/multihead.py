@@ -156,7 +156,8 @@ class MultiHeadLoss(Module):
     Called as ``loss(outputs, targets)``: ``outputs`` the MultiHead's dict, ``targets`` an
     (N, A) array with one column per head (any real dtype; multiclass columns hold whole class
     ids). -1 is an unknown target: each head's loss is the mean over its known rows, unknown
-    rows get a zero gradient, and a head with no known row in the batch contributes 0. A
+    rows get a zero gradient, and a head with no known row in the batch contributes 0 (a batch
+    of 0 images gives NaN, the mean of nothing, as the other losses do, and empty gradients). A
     multiclass head selects its known rows itself; a binary head passes its column, -1 and all,
     to :class:`BCEWithLogits`, which skips the unknown entries (a BCEWithLogits without that
     support rejects -1 with a ValueError, never a wrong loss).
@@ -208,6 +209,8 @@ class MultiHeadLoss(Module):
             weight = self.weights[name]
             total += weight * loss
             grads[name] = grad if weight == 1.0 else grad * weight
+        if n == 0:  # the mean of nothing, as the other losses (and PyTorch) give for a batch of 0
+            total, losses = float("nan"), dict.fromkeys(names, float("nan"))
         self.last_losses, self.last_known, self._grads = losses, known_counts, grads
         return total
 
