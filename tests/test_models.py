@@ -94,3 +94,58 @@ def test_default_cnn_reaches_97_percent_on_digits(tmp_path, monkeypatch):
         fastnn.set_num_threads(threads)
     assert min(accuracies) >= 0.95, accuracies
     assert np.mean(accuracies) >= 0.97, accuracies
+
+
+# Embedding networks (issue 13) ------------------------------------------------------------------
+
+def _small(builder, *leading):
+    return lambda **kw: builder(*leading, **{"in_channels": 1, "num_classes": 10, "input_size": 8, **kw})
+
+
+EMBEDDING_BUILDERS = [(_small(models.mlp), 8), (_small(models.lenet5), 8), (_small(models.simple_cnn), 8),
+                      (_small(models.resnet, 8), 8)]
+
+
+@pytest.mark.parametrize("build,size", EMBEDDING_BUILDERS)
+def test_embedding_networks_share_the_classifiers_trunk(build, size):
+    fastnn.manual_seed(0)
+    classifier = build()
+    fastnn.manual_seed(0)
+    embedder = build(embedding_dim=16, num_classes=3)  # num_classes is ignored with an embedding
+    trunk_c, head_c = models.split_head(classifier)
+    trunk_e, head_e = models.split_head(embedder)
+    assert (head_c.out_features, head_e.out_features) == (10, 16)
+    assert head_e.in_features == head_c.in_features
+    # The same layers with the same shapes, and, from the same seed, the same trunk weights.
+    for (name_c, p_c), (name_e, p_e) in zip(trunk_c.named_parameters(), trunk_e.named_parameters()):
+        assert name_c == name_e
+        np.testing.assert_array_equal(p_c.data, p_e.data)
+    x = np.random.default_rng(0).random((3, 1, size, size), dtype=np.float32)
+    embedder.eval()
+    z = embedder(x)
+    assert z.shape == (3, 16) and np.isfinite(z).all()
+    np.testing.assert_array_equal(head_e(trunk_e.eval()(x)), z)  # the split pieces compose to the model
+    assert embedder.backward(np.ones_like(z)).shape == x.shape
+
+
+@pytest.mark.parametrize("value", [0, -3, 2.5, True, "64"])
+def test_embedding_dim_is_checked(value):
+    with pytest.raises(ValueError, match=r"fastnn.models.mlp: argument 'embedding_dim' must be a positive int or None"):
+        models.mlp(embedding_dim=value)
+
+
+def test_split_head_refuses_what_it_cannot_cut():
+    with pytest.raises(TypeError, match=r"must be an nn.Sequential ending in an nn.Linear .*; got Sequential ending in ReLU"):
+        models.split_head(nn.Sequential(nn.Linear(2, 2), nn.ReLU()))
+    with pytest.raises(TypeError, match=r"got Linear"):
+        models.split_head(nn.Linear(2, 2))
+
+
+def test_build_model_builds_embedding_networks():
+    from fastnn import recipes
+
+    fastnn.manual_seed(0)
+    model = recipes.build_model("lenet5", (1, 8, 8), 6, embedding_dim=32)
+    assert model(np.zeros((2, 1, 8, 8), np.float32)).shape == (2, 32)
+    with pytest.raises(recipes.RecipeError, match=r"embedding_dim must be an int >= 1 or None; got 0"):
+        recipes.build_model("lenet5", (1, 8, 8), 6, embedding_dim=0)

@@ -181,11 +181,16 @@ def check_model(name: str, input_shape: Iterable[int]) -> None:
                              else f"no model takes {c}x{h}x{w} images"))
 
 
-def build_model(name: str, input_shape: Iterable[int], num_classes: int) -> nn.Module:
+def build_model(name: str, input_shape: Iterable[int], num_classes: int,
+                embedding_dim: int | None = None) -> nn.Module:
     """A freshly initialised model ``name`` (one of :data:`MODEL_NAMES`) for images of
     ``input_shape`` (channels, height, width) and ``num_classes`` classes, with the builders'
     default widths. ``resnet<depth>`` is :func:`fastnn.models.resnet` of that depth (the CIFAR
     ResNets of He et al.: 20, 32, 44, 56 and 110 layers, 0.27 to 1.7 million parameters).
+
+    With ``embedding_dim`` the model is an embedding network: the same trunk ending in a Linear
+    projection to ``embedding_dim`` features and no classifier (``num_classes`` is still
+    checked but does not shape the model; see :mod:`fastnn.models`).
 
     The weights are drawn from fastnn's global generator: call :func:`fastnn.manual_seed`
     first for a repeatable model. Raises RecipeError (see :func:`check_model`) when the model
@@ -196,11 +201,15 @@ def build_model(name: str, input_shape: Iterable[int], num_classes: int) -> nn.M
     check_model(name, input_shape)
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
         raise RecipeError(f"num_classes must be an int >= 1; got {num_classes!r}")
+    if embedding_dim is not None and (isinstance(embedding_dim, bool) or not isinstance(embedding_dim, int)
+                                      or embedding_dim < 1):
+        raise RecipeError(f"embedding_dim must be an int >= 1 or None; got {embedding_dim!r}")
     spec = _MODELS[name]
     c, size, _ = _image_shape(input_shape)
     build = getattr(fastnn.models, spec.function)
     try:
-        return build(*spec.leading, in_channels=c, num_classes=num_classes, input_size=size)
+        return build(*spec.leading, in_channels=c, num_classes=num_classes, input_size=size,
+                     embedding_dim=embedding_dim)
     except ValueError as e:  # a builder's own limit the table above does not know of
         raise RecipeError(f"model '{name}' cannot take {c}x{size}x{size} images: {e}") from e
 

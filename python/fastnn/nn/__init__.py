@@ -7,6 +7,7 @@ from fastnn.nn.dropout import Dropout
 from fastnn.nn.linear import Linear
 from fastnn.nn.loss import BCEWithLogits, SoftmaxCrossEntropy
 from fastnn.nn.module import Module, Parameter
+from fastnn.nn.multihead import MultiHead, MultiHeadLoss
 from fastnn.nn.norm import BatchNorm1d, BatchNorm2d
 from fastnn.nn.pool import AvgPool2d, GlobalAvgPool2d, MaxPool2d
 from fastnn.nn.residual import Residual
@@ -27,6 +28,8 @@ __all__ = [
     "Linear",
     "MaxPool2d",
     "Module",
+    "MultiHead",
+    "MultiHeadLoss",
     "Parameter",
     "ReLU",
     "Residual",
