@@ -42,7 +42,7 @@ if _os.environ.get("FASTNN_SIMD", "") not in ("",) + _SIMD_CHOICES:
 
 
 # Public subpackages loaded on first attribute access (see the module docstring).
-_LAZY_SUBMODULES = ("bench", "data", "metrics", "models", "recipes", "reference", "report", "train")
+_LAZY_SUBMODULES = ("bench", "data", "metrics", "models", "recipes", "reference", "report", "tasks", "train")
 
 
 def __getattr__(name: str) -> _ModuleType:
@@ -118,5 +118,6 @@ __all__ = [
     "set_matmul_precision",
     "set_num_threads",
     "set_rng_state",
+    "tasks",
     "train",
 ]
