@@ -24,8 +24,16 @@ from typing import Iterable, Sequence
 from fastnn import data, nn, optim
 from fastnn.data.transforms import Transform
 
-DATASET_NAMES: tuple[str, ...] = ("digits", "mnist", "fashion-mnist", "cifar10", "cifar100")
-"""The datasets :func:`build_dataset` knows (``--dataset``)."""
+DATASET_NAMES: tuple[str, ...] = ("digits", "mnist", "fashion-mnist", "cifar10", "cifar100", "folder")
+"""The datasets :func:`build_dataset` knows (``--dataset``); ``"folder"`` is a folder of your own
+images, one sub-folder per class (:func:`fastnn.data.image_folder`)."""
+
+FOLDER_IMAGE_SIZE = 32
+"""The side images of the ``"folder"`` dataset are resized to unless ``image_size`` is given."""
+
+FOLDER_TEST_FRACTION = 0.2
+"""The share of a ``"folder"`` dataset without train/ and test/ folders held out as its test set
+(stratified by class, seed 0, so the test sets of different runs are the same images)."""
 
 MODEL_NAMES: tuple[str, ...] = ("mlp", "lenet5", "simple_cnn", "resnet20", "resnet32", "resnet44", "resnet56", "resnet110")
 """The models :func:`build_model` knows (``--model``)."""
@@ -87,17 +95,27 @@ _DATASETS: dict[str, DatasetRecipe] = {
 }
 
 
-def dataset_recipe(name: str) -> DatasetRecipe:
+def dataset_recipe(name: str, image_size: int | None = None, channels: int | None = None) -> DatasetRecipe:
     """The :class:`DatasetRecipe` of ``name`` (one of :data:`DATASET_NAMES`); RecipeError for any
-    other name."""
+    other name.
+
+    ``image_size`` and ``channels`` apply to ``"folder"`` only (RecipeError elsewhere): its
+    images are ``image_size`` square (default :data:`FOLDER_IMAGE_SIZE`) with ``channels``
+    channels (None, decided by the files, stands as 3); ``num_classes`` is 0, as the folder
+    names the classes. Its augmentation pads by an eighth of the side and flips (photos)."""
+    if name == "folder":
+        size = image_size or FOLDER_IMAGE_SIZE
+        return DatasetRecipe("folder", (channels or 3, size, size), 0, None, 30, 64, max(1, size // 8), True)
+    if image_size is not None or channels is not None:
+        raise RecipeError(f"image_size and channels apply to the 'folder' dataset only, not {name!r}")
     try:
         return _DATASETS[name]
     except (KeyError, TypeError):
         raise _unknown("dataset", name, DATASET_NAMES) from None
 
 
-def build_dataset(name: str, data_dir: str | Path | None = None,
-                  download: bool = False) -> tuple[data.ArrayDataset, data.ArrayDataset]:
+def build_dataset(name: str, data_dir: str | Path | None = None, download: bool = False, image_size: int | None = None,
+                  channels: int | None = None) -> tuple[data.ArrayDataset, data.ArrayDataset]:
     """(train, test) of the dataset ``name`` as (N, C, H, W) float32 in [0, 1].
 
     ``data_dir`` is the folder with the dataset's files (default: the recipe's ``default_dir``,
@@ -105,11 +123,18 @@ def build_dataset(name: str, data_dir: str | Path | None = None,
     files and verifies them. The digits come from scikit-learn with a fixed split (seed 0), so
     test accuracies of different runs compare; they ignore both arguments.
 
+    ``"folder"`` reads ``data_dir`` with :func:`fastnn.data.image_folder`, resized to
+    ``image_size`` (default :data:`FOLDER_IMAGE_SIZE`) in ``channels`` (1, 3, None: by the
+    files); without train/ and test/ folders, :data:`FOLDER_TEST_FRACTION` of it is held out as
+    the test set (stratified, seed 0). ``image_size`` and ``channels`` apply to it only.
+
     Raises RecipeError for an unknown name, ImportError when the digits' scikit-learn is missing,
     and :class:`fastnn.data.files.DatasetError` (DatasetNotFoundError when files are missing) from
     the loaders in :mod:`fastnn.data`.
     """
-    recipe = dataset_recipe(name)
+    recipe = dataset_recipe(name, image_size, channels)
+    if name == "folder":
+        return _folder_dataset(data_dir, recipe.input_shape[1], channels)
     if name == "digits":
         return data.digits(seed=0)
     root = Path(data_dir) if data_dir else Path(recipe.default_dir or ".")
@@ -117,6 +142,22 @@ def build_dataset(name: str, data_dir: str | Path | None = None,
         return data.mnist(root, "digits" if name == "mnist" else "fashion", download=download)
     loader = data.cifar10 if name == "cifar10" else data.cifar100
     return loader(root, download=download)
+
+
+def _folder_dataset(data_dir: str | Path | None, image_size: int,
+                    channels: int | None) -> tuple[data.ArrayDataset, data.ArrayDataset]:
+    """(train, test) of an image folder: its own train/ and test/, else a fixed stratified split."""
+    if not data_dir:
+        raise RecipeError("the 'folder' dataset needs data_dir: a folder with one sub-folder of images per class")
+    train, test = data.image_folder(data_dir, image_size, channels)
+    if test is not None:
+        return train, test
+    try:
+        return data.stratified_split(train, FOLDER_TEST_FRACTION, seed=0)
+    except ValueError as e:
+        raise data.DatasetError(f"fastnn.data: {data_dir} has too few images to hold out "
+                                f"{FOLDER_TEST_FRACTION:g} of them as the test set ({str(e).split(': ', 1)[-1]}); "
+                                "add images, or give it train/ and test/ folders") from None
 
 
 # Models ----------------------------------------------------------------------------------------
@@ -307,6 +348,8 @@ def plural(count: int, noun: str) -> str:
 
 __all__ = [
     "DATASET_NAMES",
+    "FOLDER_IMAGE_SIZE",
+    "FOLDER_TEST_FRACTION",
     "MODEL_NAMES",
     "OPTIMIZER_NAMES",
     "SCHEDULE_NAMES",

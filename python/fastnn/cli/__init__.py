@@ -1,4 +1,4 @@
-"""The command line: ``python -m fastnn train | eval | info | bench`` (also installed as ``fastnn``).
+"""The command line: ``python -m fastnn train | eval | info | bench | predict`` (also installed as ``fastnn``).
 
 ``train`` with no arguments trains the default model on scikit-learn's bundled digits and
 writes a run folder (checkpoint, report.json, curves.png, confusion.png). Errors a user can
@@ -20,6 +20,7 @@ from typing import Sequence
 import fastnn
 from fastnn.checkpoint import CheckpointError
 from fastnn.cli import bench, eval, info, train
+from fastnn.cli import predict
 from fastnn.cli.common import CLIError, Parser, fail
 from fastnn.data.files import DatasetError
 from fastnn.recipes import RecipeError
@@ -30,8 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The ``fastnn`` argument parser, one subcommand per command module."""
     parser = Parser(prog="fastnn", description="Train and evaluate image classifiers on fastnn's C++ kernels.")
     parser.add_argument("--version", action="version", version=f"fastnn {fastnn.__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="{train,eval,info,bench}", parser_class=Parser)
-    for command in (train, eval, info, bench):
+    sub = parser.add_subparsers(dest="command", metavar="{train,eval,info,bench,predict}", parser_class=Parser)
+    for command in (train, eval, info, bench, predict):
         command.add_parser(sub)
     return parser
 
@@ -44,7 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return bench.run(argv[1:])
         args = build_parser().parse_args(argv)
         if getattr(args, "handler", None) is None:
-            raise CLIError("fastnn: choose a command: train, eval, info or bench (see fastnn --help)", code=2)
+            raise CLIError("fastnn: choose a command: train, eval, info, bench or predict (see fastnn --help)", code=2)
         args.argv = argv[1:]
         return args.handler(args)
     except CLIError as e:

@@ -129,14 +129,45 @@ def device_text(device: str) -> str:
 
 # Data and models -------------------------------------------------------------------------------
 
+def folder_options(config: dict) -> dict:
+    """The ``image_size`` and ``channels`` keyword arguments of a ``--dataset folder`` run for
+    :func:`fastnn.recipes.dataset_recipe` and ``build_dataset``; empty for the other datasets."""
+    if config["dataset"] != "folder":
+        return {}
+    return {"image_size": config.get("image_size"), "channels": config.get("channels")}
+
+
 def load_data(config: dict, download: bool) -> tuple[data.ArrayDataset, data.ArrayDataset]:
-    """(train, test) of the run's ``--dataset`` from its ``--data-dir``."""
+    """(train, test) of the run's ``--dataset`` from its ``--data-dir``. Missing files are told
+    in flags (``--download``, ``--data-dir``); files skipped by an image folder are printed as
+    ``fastnn: warning:`` lines on stderr."""
+    import re
+    import sys
+    import warnings
+
+    if config["dataset"] == "folder" and not config.get("data_dir"):
+        raise CLIError("--dataset folder needs --data-dir DIR: a folder with one sub-folder of images per class")
     try:
-        return recipes.build_dataset(config["dataset"], config["data_dir"], download)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", data.ImageFolderWarning)
+            sets = recipes.build_dataset(config["dataset"], config["data_dir"], download, **folder_options(config))
+    except data.DatasetNotFoundError as e:
+        found = re.sub(r" \(pass download=True to fetch (it|them)\)", "", str(e))  # advice for Python callers
+        fix = "point --data-dir at the folder that holds the files"
+        raise CLIError(f"{found}; {fix}" if config["dataset"] == "folder" else f"{found}; add --download to fetch "
+                       f"the files, or {fix}") from None
     except ImportError as e:
+        if config["dataset"] == "folder":
+            raise CLIError(str(e)) from None
         if config["dataset"] != "digits":
             raise
         raise CLIError(f"the digits dataset ships inside scikit-learn: pip install 'fastnn[digits]' ({e})") from e
+    for warning in caught:
+        if issubclass(warning.category, data.ImageFolderWarning):
+            print(f"fastnn: warning: {warning.message}", file=sys.stderr)
+        else:  # not ours to reword: shown as Python would have
+            warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
+    return sets
 
 
 def image_shape(config: dict) -> tuple[int, int, int]:
@@ -178,5 +209,5 @@ def fail(message: str, code: int, kind: str = "error") -> int:
 
 
 __all__ = ["CHECKPOINT_NAME", "CLIError", "Interrupted", "Parser", "build_model", "check_model", "device", "device_text", "fail", "fraction",
-           "image_shape", "int_at_least", "load_data", "non_negative_float", "positive_float",
+           "folder_options", "image_shape", "int_at_least", "load_data", "non_negative_float", "positive_float",
            "print_lines", "require_device", "unit_float"]

@@ -19,6 +19,8 @@ from fastnn.cli import tasks
 from fastnn.cli.common import (CHECKPOINT_NAME, CLIError, Interrupted, check_model, device, device_text,
                                fraction, int_at_least, load_data, non_negative_float, positive_float, print_lines,
                                require_device, unit_float)
+from fastnn.cli.common import folder_options
+from fastnn.cli.predict import preprocessing
 from fastnn.recipes import plural
 
 BEST_NAME = "best.fastnn"
@@ -32,8 +34,9 @@ RUN_FILES = (CHECKPOINT_NAME, BEST_NAME, "report.json", "curves.png", "confusion
 RUN_DEFINING: dict[str, Any] = {
     "dataset": None, "model": None, "optimizer": None, "batch_size": None, "lr": None, "weight_decay": None,
     "schedule": None, "step_size": None, "gamma": None, "augment": None, "seed": None, "val_fraction": 0.0,
-    "early_stop": None, "monitor": None, "task": "multiclass", "positive": None, "attributes": None,
-    "eval_classes": None, "embedding_dim": None, "loss": None, "scale": None, "margin": None,
+    "early_stop": None, "monitor": None, "image_size": None, "channels": None, "task": "multiclass",
+    "positive": None, "attributes": None, "eval_classes": None, "embedding_dim": None, "loss": None, "scale": None,
+    "margin": None,
 }
 
 # --monitor's names and the record keys they watch.
@@ -47,6 +50,11 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     train.add_argument("--dataset", choices=list(recipes.DATASET_NAMES), help="default: digits (bundled with scikit-learn)")
     train.add_argument("--data-dir", help="folder with the dataset files (default: data/<dataset>)")
     train.add_argument("--download", action="store_true", help="fetch missing dataset files (checksum-verified)")
+    train.add_argument("--image-size", type=int_at_least(1), metavar="N",
+                       help=f"--dataset folder: resize images to NxN (shorter side scaled, centre cropped; default "
+                            f"{recipes.FOLDER_IMAGE_SIZE})")
+    train.add_argument("--channels", type=int, choices=(1, 3),
+                       help="--dataset folder: 1 (grayscale) or 3 (RGB) (default: 1 if every image is gray, else 3)")
     train.add_argument("--model", choices=list(recipes.MODEL_NAMES), help="default: simple_cnn")
     train.add_argument("--epochs", type=int_at_least(1), help="default: per dataset (digits 30, MNIST 10, CIFAR 30)")
     train.add_argument("--batch-size", type=int_at_least(1), help="default: 64 for digits, else 128")
@@ -143,8 +151,22 @@ def _config_from_args(args: argparse.Namespace, base: dict[str, Any] | None = No
         "val_fraction": args.val_fraction if args.val_fraction is not None else 0.1,
         "early_stop": args.early_stop,
         "monitor": args.monitor,
+        **_folder_config(args, dataset, base),
         **tasks.config_from_args(args, base),
     }
+
+
+def _folder_config(args: argparse.Namespace, dataset: str, base: dict[str, Any]) -> dict[str, Any]:
+    """--image-size and --channels: a folder run's image size (the default made explicit, so
+    eval, --resume and predict see the same images) and channels; CLIError for other datasets."""
+    if dataset != "folder":
+        for flag in ("image_size", "channels"):
+            if getattr(args, flag) is not None:
+                raise CLIError(f"--{flag.replace('_', '-')} applies to --dataset folder only, not {dataset}")
+        return {}
+    same = base.get("dataset") == "folder"
+    return {"image_size": args.image_size or (base.get("image_size") if same else None) or recipes.FOLDER_IMAGE_SIZE,
+            "channels": args.channels or (base.get("channels") if same else None)}
 
 
 def _check_options(config: dict[str, Any]) -> None:
@@ -200,7 +222,8 @@ def _init_config(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, An
 def _loaders(config: dict, train_set: data.ArrayDataset, eval_set: data.ArrayDataset,
              device: str) -> tuple[data.DataLoader, data.DataLoader]:
     normalize = data.Normalize(config["normalize_mean"], config["normalize_std"])
-    augment = recipes.dataset_recipe(config["dataset"]).augmentation() if config["augment"] else []
+    recipe = recipes.dataset_recipe(config["dataset"], **folder_options(config))
+    augment = recipe.augmentation() if config["augment"] else []
     train_loader = data.DataLoader(train_set, config["batch_size"], shuffle=True, seed=config["seed"],
                                    transform=data.Compose(augment + [normalize]), device=device)
     eval_loader = data.DataLoader(eval_set, max(config["batch_size"], 256), transform=normalize, device=device)
@@ -252,7 +275,8 @@ def run(args: argparse.Namespace) -> int:
         run_dir = Path(args.out) if args.out else _new_run_dir(config)
     _check_options(config)
     replaced = _check_run_dir(run_dir, args)
-    check_model(config, recipes.dataset_recipe(config["dataset"]).input_shape)  # before any download
+    shape = recipes.dataset_recipe(config["dataset"], **folder_options(config)).input_shape
+    check_model(config, shape)  # before any download
     require_device(args.device)
     phase = {"training": False}
     try:
@@ -283,6 +307,8 @@ def _train(args: argparse.Namespace, config: dict[str, Any], ck: dict[str, Any] 
                       normalize_std=train_set.x.std(axis=(0, 2, 3)).tolist())
     if init is not None:
         _take_init_config(config, init["config"], args.init_from)
+    if not ck:  # what predict (and an export) must do to an image file before the model sees it
+        config["preprocessing"] = preprocessing(config)
     if ck and config.get("threads") != fastnn.get_num_threads():
         print_lines(args.quiet, f"note: the run was trained with {plural(config.get('threads') or 0, 'thread')}, "
                                 f"now {fastnn.get_num_threads()}: results may differ in the last bits from an unbroken run")

@@ -8,6 +8,7 @@ from fastnn.data.cifar import cifar10, cifar100
 from fastnn.data.dataset import ArrayDataset, stratified_indices, stratified_split
 from fastnn.data.digits import digits
 from fastnn.data.files import DatasetError, DatasetNotFoundError
+from fastnn.data.image_folder import ImageFolderDataset, ImageFolderWarning, image_folder, load_images
 from fastnn.data.loader import DataLoader
 from fastnn.data.mnist import mnist, read_idx
 from fastnn.data.transforms import Compose, Normalize, RandomCrop, RandomHorizontalFlip
@@ -28,4 +29,8 @@ __all__ = [
     "read_idx",
     "stratified_indices",
     "stratified_split",
+    "ImageFolderDataset",
+    "ImageFolderWarning",
+    "image_folder",
+    "load_images",
 ]
