@@ -14,6 +14,12 @@ digit on white paper must be inverted first.
 
 Images are decoded and classified ``--batch-size`` at a time. Files that cannot be read are
 reported on stderr and skipped; the exit status is 1 only when no image could be classified.
+
+Each task's model answers in its own terms: classes (multiclass, binary: "yes"/"no"), each
+attribute's value (attributes), or, for the embedding models of verification and
+identification, ``--pair A B``: the cosine similarity of the two images and the same/different
+decision at the EER threshold the run measured on its unseen identities (stored in best.fastnn,
+or read from the run's report.json next to the checkpoint).
 """
 
 from __future__ import annotations
@@ -27,7 +33,8 @@ import numpy as np
 
 import fastnn
 from fastnn import data, nn, ops
-from fastnn.cli.common import CLIError, build_model, int_at_least
+from fastnn.cli import tasks
+from fastnn.cli.common import CLIError, int_at_least
 from fastnn.data.image_folder import find_images, load_images
 
 # How the image folder reader and this command resize: the shorter side to the model's size,
@@ -41,7 +48,10 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                         description="Top-k classes and probabilities of each image (files, or folders walked "
                                     "recursively), prepared as the checkpoint's training images were.")
     pr.add_argument("checkpoint")
-    pr.add_argument("images", nargs="+", metavar="IMAGE_OR_FOLDER")
+    pr.add_argument("images", nargs="*", metavar="IMAGE_OR_FOLDER")
+    pr.add_argument("--pair", nargs=2, metavar=("A", "B"),
+                    help="verification and identification models: are A and B the same identity? (the cosine "
+                         "similarity of their embeddings, and the decision at the run's EER threshold)")
     pr.add_argument("--top-k", type=int_at_least(1), default=3, help="classes shown per image (default 3)")
     pr.add_argument("--json", action="store_true",
                     help="print one JSON document: a list of {path, top_k: [{class, probability}]}")
@@ -76,11 +86,30 @@ def load_predictor(path: str) -> tuple[nn.Module, dict[str, Any]]:
     config = ck.get("config")
     if not isinstance(config, dict):
         raise CLIError(f"{path} holds no run configuration (it was not written by `fastnn train`)")
-    prep = preprocessing(config)
-    model = build_model(config)
+    prep = dict(preprocessing(config), task=config.get("task") or "multiclass")
+    if config.get("attribute_specs"):
+        prep["attribute_specs"] = config["attribute_specs"]
+    prep["threshold"] = config.get("verification_threshold")
+    if prep["threshold"] is None and prep["task"] in EMBEDDING_TASKS:
+        prep["threshold"] = _report_threshold(path)
+    model = tasks.task_for(config).model(config)
     fastnn.restore(ck, model, rng=False)
     model.eval()
     return model, prep
+
+
+EMBEDDING_TASKS = ("verification", "identification")
+
+
+def _report_threshold(path: str) -> float | None:
+    """The EER threshold in the report.json of the run folder holding checkpoint ``path``."""
+    from pathlib import Path
+
+    try:
+        final = json.loads((Path(path).parent / "report.json").read_text())["final"]
+        return float(final[final["task"]]["eer_threshold"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def classify(model: nn.Module, prep: dict[str, Any], paths: Sequence[str], top_k: int,
@@ -96,7 +125,12 @@ def classify(model: nn.Module, prep: dict[str, Any], paths: Sequence[str], top_k
         skipped += bad
         if not kept:
             continue
-        probabilities = np.asarray(ops.softmax(model(normalize(x))), dtype=np.float64)
+        out = model(normalize(x))
+        if isinstance(out, dict):  # an attribute model: each attribute's value
+            results += [{"path": path, "attributes": attributes} for path, attributes in
+                        zip(kept, _attribute_values(out, prep["attribute_specs"]))]
+            continue
+        probabilities = np.asarray(ops.softmax(out), dtype=np.float64)
         best = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
         for path, row, order in zip(kept, probabilities, best):
             top = [{"class": classes[c], "probability": float(row[c])} for c in order]
@@ -104,8 +138,53 @@ def classify(model: nn.Module, prep: dict[str, Any], paths: Sequence[str], top_k
     return results, skipped
 
 
+def _attribute_values(outputs: dict[str, Any], specs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per image, ``{attribute: {"value", "probability"}}``: a binary attribute's p(yes) gives
+    "yes" from 0.5, a multiclass one's most likely value."""
+    n = len(next(iter(outputs.values())))
+    rows: list[dict[str, Any]] = [{} for _ in range(n)]
+    for spec in specs:
+        logits = np.asarray(outputs[spec["name"]], dtype=np.float64)
+        if spec["kind"] == "binary":
+            p_yes = 1.0 / (1.0 + np.exp(-logits[:, 0]))
+            chosen = (p_yes >= 0.5).astype(int)
+            probability = np.where(chosen == 1, p_yes, 1.0 - p_yes)
+        else:
+            p = np.asarray(ops.softmax(np.ascontiguousarray(logits)), dtype=np.float64)
+            chosen, probability = p.argmax(axis=1), p.max(axis=1)
+        for row, c, q in zip(rows, chosen, probability):
+            row[spec["name"]] = {"value": spec["classes"][int(c)], "probability": float(q)}
+    return rows
+
+
+def compare_pair(model: nn.Module, prep: dict[str, Any], first: str, second: str) -> dict[str, Any]:
+    """``{"a", "b", "similarity", "threshold", "same"}`` for two image files: the cosine of their
+    embeddings and, where the run's threshold is known, whether they are the same identity."""
+    normalize = data.Normalize(prep["normalize_mean"], prep["normalize_std"])
+    x, kept, bad = load_images([first, second], prep["image_size"], prep["channels"])
+    if bad:
+        raise CLIError(f"--pair: cannot read {bad[0][0]}: {bad[0][1]}")
+    e = np.asarray(model(normalize(x)), dtype=np.float64)
+    e /= np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)
+    similarity = float(e[0] @ e[1])
+    threshold = prep.get("threshold")
+    return {"a": first, "b": second, "similarity": similarity, "threshold": threshold,
+            "same": None if threshold is None else bool(similarity >= threshold)}
+
+
 def _text(result: dict[str, Any]) -> str:
+    if "attributes" in result:
+        return f"{result['path']}: " + ", ".join(
+            f"{name} {v['value']} ({100 * v['probability']:.1f}%)" for name, v in result["attributes"].items())
     return f"{result['path']}: " + ", ".join(f"{p['class']} ({100 * p['probability']:.1f}%)" for p in result["top_k"])
+
+
+def _pair_text(result: dict[str, Any]) -> str:
+    head = f"{result['a']} vs {result['b']}: similarity {result['similarity']:.4f}"
+    if result["threshold"] is None:
+        return head + " (no stored threshold: the run's best.fastnn or report.json holds it)"
+    verdict = "same identity" if result["same"] else "different identities"
+    return head + f" -> {verdict} (threshold {result['threshold']:.4f}, the run's equal-error-rate point)"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -113,6 +192,22 @@ def run(args: argparse.Namespace) -> int:
     if args.threads is not None:
         fastnn.set_num_threads(args.threads)
     model, prep = load_predictor(args.checkpoint)
+    embeddings = prep["task"] in EMBEDDING_TASKS
+    if args.pair:
+        if not embeddings:
+            raise CLIError(f"--pair compares two images with a verification or identification model; "
+                           f"{args.checkpoint} is a {prep['task']} model")
+        try:
+            result = compare_pair(model, prep, *args.pair)
+        except ImportError as e:
+            raise CLIError(str(e)) from None
+        print(json.dumps(result, indent=1) if args.json else _pair_text(result))
+        return 0
+    if embeddings:
+        raise CLIError(f"{args.checkpoint} is a {prep['task']} model: it embeds images rather than naming "
+                       "classes; compare two with --pair A B")
+    if not args.images:
+        raise CLIError("name at least one IMAGE_OR_FOLDER (or --pair A B for a verification model)")
     paths, missing = find_images(args.images)
     skipped = [(path, "no such file or folder") for path in missing]
     try:

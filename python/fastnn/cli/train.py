@@ -368,6 +368,11 @@ def _train(args: argparse.Namespace, config: dict[str, Any], ck: dict[str, Any] 
                                                                  transform=eval_loader.transform, device=args.device),
                                    loss_fn, k=3, device=args.device)
     scored = task.score(model, loss_fn, test_set, config, args.device, max(config["batch_size"], 256))
+    if scored is not None and scored.report.get("eer_threshold") is not None and val_set is not None:
+        # best.fastnn (the weights just scored) keeps the same/different threshold for predict --pair.
+        config["verification_threshold"] = scored.report["eer_threshold"]
+        trained_loss = {"loss": loss_fn} if any(True for _ in loss_fn.parameters()) else {}
+        fastnn.save(run_dir / BEST_NAME, model, opt, epoch=kept, history=history, config=config, **trained_loss)
     timing = {"data_seconds": data_seconds, "fit_seconds": time.perf_counter() - t0,
               "train_seconds": sum(r["train_seconds"] for r in history.records),
               "total_seconds": time.perf_counter() - wall_start}

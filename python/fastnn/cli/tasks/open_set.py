@@ -211,8 +211,12 @@ class IdentificationTask(EmbeddingTask):
                              config, device, batch_size)
         closed = _identification_scores(self.embed(model, test, config, device, batch_size), test.y, gallery,
                                         self.train_images.y[closed_split.gallery], 0)
+        # The same/different threshold of `fastnn predict --pair`: the EER point of pairs of the
+        # unseen images, as a verification run measures it.
+        pairs = _verification_scores(unseen, self.unseen.y, 6000, seed)["report"]
         result = {**open_set, "enroll": enroll, "unknown_identities": unknown,
-                  "eval_classes": config["eval_class_names"], "closed_set": closed}
+                  "eval_classes": config["eval_class_names"], "eer_threshold": pairs["eer_threshold"],
+                  "closed_set": closed}
         o, c = open_set, closed
         dir_text = ("  " + "  ".join(f"DIR {percent(v)} at FAR {k}" for k, v in o["dir_at_far"].items())
                     if o["dir_at_far"] else "")
