@@ -2,7 +2,10 @@
 true labels first (``y_true``), then the predictions (``y_pred``) or scores (``y_score``).
 
 - multiclass: :func:`accuracy`, :func:`top_k_accuracy`, :func:`confusion_matrix`,
-  :func:`precision_recall_f1` (module ``_classification``).
+  :func:`precision_recall_f1` (module ``_classification``);
+- binary and verification: :func:`roc_curve`, :func:`roc_auc`, :func:`precision_recall_curve`,
+  :func:`average_precision`, :func:`equal_error_rate`, :func:`tar_at_far`,
+  :func:`best_threshold_accuracy` (``_ranking``);
 
 Each function's docstring says in its first line what the number means.
 """
@@ -11,7 +14,11 @@ from __future__ import annotations
 
 from ._classification import (accuracy, confusion_matrix, precision_recall_f1, predictions, top_k_accuracy,
                               top_k_correct)
+from ._ranking import (average_precision, best_threshold_accuracy, equal_error_rate, precision_recall_curve, roc_auc,
+                       roc_curve, tar_at_far)
 
 __all__ = [
-    "accuracy", "confusion_matrix", "precision_recall_f1", "predictions", "top_k_accuracy", "top_k_correct",
+    "accuracy", "average_precision", "best_threshold_accuracy", "confusion_matrix", "equal_error_rate",
+    "precision_recall_curve", "precision_recall_f1", "predictions", "roc_auc", "roc_curve", "tar_at_far",
+    "top_k_accuracy", "top_k_correct",
 ]
