@@ -6,6 +6,7 @@ true labels first (``y_true``), then the predictions (``y_pred``) or scores (``y
 - binary and verification: :func:`roc_curve`, :func:`roc_auc`, :func:`precision_recall_curve`,
   :func:`average_precision`, :func:`equal_error_rate`, :func:`tar_at_far`,
   :func:`best_threshold_accuracy` (``_ranking``);
+- identification: :func:`cmc`, :func:`dir_at_far` (``_identification``);
 
 Each function's docstring says in its first line what the number means.
 """
@@ -14,11 +15,12 @@ from __future__ import annotations
 
 from ._classification import (accuracy, confusion_matrix, precision_recall_f1, predictions, top_k_accuracy,
                               top_k_correct)
+from ._identification import cmc, dir_at_far
 from ._ranking import (average_precision, best_threshold_accuracy, equal_error_rate, precision_recall_curve, roc_auc,
                        roc_curve, tar_at_far)
 
 __all__ = [
-    "accuracy", "average_precision", "best_threshold_accuracy", "confusion_matrix", "equal_error_rate",
-    "precision_recall_curve", "precision_recall_f1", "predictions", "roc_auc", "roc_curve", "tar_at_far",
-    "top_k_accuracy", "top_k_correct",
+    "accuracy", "average_precision", "best_threshold_accuracy", "cmc", "confusion_matrix", "dir_at_far",
+    "equal_error_rate", "precision_recall_curve", "precision_recall_f1", "predictions", "roc_auc", "roc_curve",
+    "tar_at_far", "top_k_accuracy", "top_k_correct",
 ]
