@@ -5,7 +5,8 @@ Inputs: ``similarity`` (P, G), higher = more alike (cosine similarity, negated d
 p = probe p against every gallery entry; or the precomputed top-k pair
 ``(topk_scores, topk_indices)``, both (P, k), each row best first (what
 ``fastnn.ops.similarity_topk(query, gallery, k)`` returns), so a 10,000 x 10,000 search need
-not be kept. ``probe_labels`` (P,) and ``gallery_labels`` (G,) are identities (ints or strings);
+not be kept. For distances (lower = more alike, e.g. ``metric="sqeuclidean"``, listed nearest
+first) pass their negation: ``(-values, indices)``. ``probe_labels`` (P,) and ``gallery_labels`` (G,) are identities (ints or strings);
 a gallery may hold several entries of one identity.
 
 A probe is *mated* when its identity has at least one gallery entry, *non-mated* otherwise.
