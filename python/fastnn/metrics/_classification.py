@@ -1,5 +1,5 @@
-"""Classification metrics over NumPy arrays, in scikit-learn's argument order: the true
-labels first (``y_true``), then the predictions (``y_pred``) or scores (``y_score``).
+"""Multiclass metrics over NumPy arrays, in scikit-learn's argument order: the true labels
+first (``y_true``), then the predictions (``y_pred``) or scores (``y_score``).
 
 ``y_score`` is (N, K) logits or probabilities (any monotone score per class), ``y_true`` (N,)
 ints in [0, K). Predictions are ``argmax`` over the class axis (the first maximum on ties).
