@@ -149,8 +149,10 @@ def plot_roc(curves: dict[str, tuple[np.ndarray, np.ndarray, float]], path: Path
         ax_lin.annotate(text, (fpr, tpr), textcoords="offset points", xytext=(8, -12), fontsize=8)
     ax_lin.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC", xlim=(0, 1), ylim=(0, 1.01))
     ax_log.set_xscale("log")
+    # Down to half the smallest false-positive rate the negatives can resolve (1 / their count).
+    resolved = [float(np.min(fpr[fpr > 0])) for fpr, _, _ in curves.values() if np.any(fpr > 0)]
     ax_log.set(xlabel="false positive rate (log)", ylabel="true positive rate", title="ROC, small false-positive rates",
-               xlim=(1e-4, 1), ylim=(0, 1.01))
+               xlim=(min(resolved, default=1e-4) / 2, 1), ylim=(0, 1.01))
     for ax in (ax_lin, ax_log):
         ax.grid(alpha=0.3)
         ax.legend(loc="lower right", fontsize=8)
