@@ -286,7 +286,9 @@ def in_run(trained_run, monkeypatch):
     root, small = trained_run
     monkeypatch.chdir(root)
     monkeypatch.setattr(fastnn.data, "digits", small)
-    return root
+    threads = fastnn.get_num_threads()
+    yield root
+    fastnn.set_num_threads(threads)  # `eval --threads` changes the process-wide setting
 
 
 def test_cli_export_reproduces_eval(in_run, capsys):
