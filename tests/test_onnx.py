@@ -342,3 +342,39 @@ def test_cli_errors_are_one_line(in_run, capsys, monkeypatch):
     assert main(["export", "run/checkpoint.fastnn", "m.onnx"]) == 1
     assert 'pip install "fastnn[onnx]"' in _one_line_error(capsys)
     assert not Path("m.onnx").exists()
+
+
+def test_cli_export_of_an_embedding_model(in_run, capsys):
+    # A verification run's checkpoint as `fastnn train --task verification` saves it (its
+    # config, the embedding network's state), built from the trained run's config.
+    from fastnn.cli import main, tasks
+
+    config = dict(fastnn.load("run/checkpoint.fastnn")["config"], task="verification", embedding_dim=8)
+    fastnn.manual_seed(5)
+    model = tasks.task_for(config).model(config)
+    fastnn.save("verify.fastnn", model, config=config)
+    capsys.readouterr()
+    assert main(["export", "verify.fastnn", "verify.onnx"]) == 0
+    assert "output 'embedding': (batch, 8)" in capsys.readouterr().out
+    _, test_set = recipes.build_dataset("digits")
+    model.eval()
+    want = model(fastnn.data.Normalize(config["normalize_mean"], config["normalize_std"])(test_set.x))
+    session = ort.InferenceSession("verify.onnx", providers=["CPUExecutionProvider"])
+    assert [o.name for o in session.get_outputs()] == ["embedding"]
+    assert _relative_error(session.run(None, {"input": test_set.x})[0], want) < RTOL
+    props = {p.key: p.value for p in onnx.load("verify.onnx").metadata_props}
+    assert props["task"] == "verification" and "classes" not in props
+
+
+def test_cli_export_refuses_the_attributes_task(in_run, capsys):
+    # A multi-head model gives one array per attribute: refused by task, before it is built.
+    # (The run's checkpoint relabelled: what export reads of it is the task.)
+    from fastnn.cli import main
+
+    ck = fastnn.load("run/checkpoint.fastnn")
+    model = recipes.build_model("mlp", (1, 8, 8), 10)
+    fastnn.save("attributes.fastnn", model, config=dict(ck["config"], task="attributes"))
+    capsys.readouterr()
+    assert main(["export", "attributes.fastnn", "attributes.onnx"]) == 1
+    assert "--task attributes model has no ONNX export" in _one_line_error(capsys)
+    assert not Path("attributes.onnx").exists()
