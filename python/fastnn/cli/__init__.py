@@ -1,4 +1,4 @@
-"""The command line: ``python -m fastnn train | eval | info | bench | predict`` (also installed as ``fastnn``).
+"""The command line: ``python -m fastnn train | eval | info | bench | predict | export`` (also installed as ``fastnn``).
 
 ``train`` with no arguments trains the default model on scikit-learn's bundled digits and
 writes a run folder (checkpoint, report.json, curves.png, confusion.png). Errors a user can
@@ -6,7 +6,7 @@ cause (arguments, data folders, verification, checkpoints) print one line on std
 with status 1 (2 for bad arguments), without a traceback.
 
 One module per command (:mod:`~fastnn.cli.train`, :mod:`~fastnn.cli.eval`,
-:mod:`~fastnn.cli.info`, :mod:`~fastnn.cli.bench`), each adding its own options to the parser;
+:mod:`~fastnn.cli.info`, :mod:`~fastnn.cli.bench`, :mod:`~fastnn.cli.export`), each adding its own options to the parser;
 :mod:`~fastnn.cli.common` holds what they share. The datasets, models, optimisers and schedules
 are built by name through :mod:`fastnn.recipes`, which scripts can call too.
 """
@@ -21,6 +21,7 @@ import fastnn
 from fastnn.checkpoint import CheckpointError
 from fastnn.cli import bench, eval, info, train
 from fastnn.cli import predict
+from fastnn.cli import export
 from fastnn.cli.common import CLIError, Parser, fail
 from fastnn.data.files import DatasetError
 from fastnn.recipes import RecipeError
@@ -31,8 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The ``fastnn`` argument parser, one subcommand per command module."""
     parser = Parser(prog="fastnn", description="Train and evaluate image classifiers on fastnn's C++ kernels.")
     parser.add_argument("--version", action="version", version=f"fastnn {fastnn.__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="{train,eval,info,bench,predict}", parser_class=Parser)
-    for command in (train, eval, info, bench, predict):
+    sub = parser.add_subparsers(dest="command", metavar="{train,eval,info,bench,predict,export}", parser_class=Parser)
+    for command in (train, eval, info, bench, predict, export):
         command.add_parser(sub)
     return parser
 
@@ -45,7 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return bench.run(argv[1:])
         args = build_parser().parse_args(argv)
         if getattr(args, "handler", None) is None:
-            raise CLIError("fastnn: choose a command: train, eval, info, bench or predict (see fastnn --help)", code=2)
+            raise CLIError("fastnn: choose a command: train, eval, info, bench, predict or export (see fastnn --help)", code=2)
         args.argv = argv[1:]
         return args.handler(args)
     except CLIError as e:
