@@ -42,7 +42,7 @@ if _os.environ.get("FASTNN_SIMD", "") not in ("",) + _SIMD_CHOICES:
 
 
 # Public subpackages loaded on first attribute access (see the module docstring).
-_LAZY_SUBMODULES = ("bench", "data", "metrics", "models", "recipes", "reference", "report", "tasks", "train")
+_LAZY_SUBMODULES = ("bench", "data", "metrics", "models", "onnx", "recipes", "reference", "report", "tasks", "train")
 
 
 def __getattr__(name: str) -> _ModuleType:
@@ -108,6 +108,7 @@ __all__ = [
     "metrics",
     "models",
     "nn",
+    "onnx",
     "ops",
     "optim",
     "recipes",
