@@ -102,6 +102,10 @@ for _name in ("relu", "gelu", "sigmoid", "tanh"):
     CALLS[_name + "_backward"] = (lambda f: lambda: f(a(4, 5), a(4, 5)))(getattr(ops, _name + "_backward"))
 CALLS["leaky_relu"] = lambda: ops.leaky_relu(a(4, 5), 0.2)
 CALLS["leaky_relu_backward"] = lambda: ops.leaky_relu_backward(a(4, 5), a(4, 5), 0.2)
+CALLS["l2_normalize"] = lambda: ops.l2_normalize(a(4, 5), 1e-6)
+CALLS["l2_normalize_backward"] = lambda: ops.l2_normalize_backward(a(4, 5), a(4, 5), 1e-6)
+CALLS["arcface_loss"] = lambda: ops.arcface_loss(a(4, 5), a(3, 5), a(4, dtype="int64"), 30.0, 0.3, 1e-6,
+                                                 weight_grad=a(3, 5))
 
 
 def test_every_op_has_a_stand_in_call():

@@ -37,10 +37,12 @@ LAYERS = {
                                          nn.Linear(4 * 13 * 13, 10)), (2, 1, 28, 28)),
     "Sigmoid": (lambda: nn.Sigmoid(), (2, 5)),
     "Tanh": (lambda: nn.Tanh(), (2, 5)),
+    "L2Normalize": (lambda: nn.L2Normalize(), (2, 5)),
 }
 LOSSES = {
     "SoftmaxCrossEntropy": (lambda: nn.SoftmaxCrossEntropy(0.1), lambda: np.zeros(0, np.int64)),
     "BCEWithLogits": (lambda: nn.BCEWithLogits(np.ones(3, np.float32)), lambda: np.zeros((0, 3), np.float32)),
+    "ArcFaceLoss": (lambda: nn.ArcFaceLoss(3, 4), lambda: np.zeros(0, np.int64)),
 }
 MODELS = {
     "mlp": lambda: models.mlp(),

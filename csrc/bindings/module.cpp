@@ -16,6 +16,8 @@ void init_optim(py::module_& m);
 void init_pool2d(py::module_& m);
 void init_batchnorm(py::module_& m);
 void init_dropout(py::module_& m);
+void init_l2_normalize(py::module_& m);
+void init_arcface(py::module_& m);
 
 void init_ops(py::module_& m) {
   py::register_exception_translator([](std::exception_ptr p) {
@@ -35,6 +37,8 @@ void init_ops(py::module_& m) {
   init_pool2d(m);
   init_batchnorm(m);
   init_dropout(m);
+  init_l2_normalize(m);
+  init_arcface(m);
 }
 
 }  // namespace fastnn::bind

@@ -12,3 +12,5 @@
 #include "cpu/optim.h"
 #include "cpu/pool2d.h"
 #include "cpu/softmax_xent.h"
+#include "cpu/l2_normalize.h"
+#include "cpu/arcface.h"

@@ -12,3 +12,5 @@
 #include "cuda/optim.h"
 #include "cuda/pool2d.h"
 #include "cuda/softmax_xent.h"
+#include "cuda/l2_normalize.h"
+#include "cuda/arcface.h"

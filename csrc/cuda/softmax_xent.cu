@@ -6,21 +6,10 @@
 #include <cmath>
 
 #include "cuda/device.cuh"
+#include "cuda/warp_rows.cuh"
 
 namespace fastnn::cuda {
 namespace {
-
-constexpr int kWarpsPerBlock = 8;
-
-unsigned int row_blocks(int64_t rows) {
-  return static_cast<unsigned int>((rows + kWarpsPerBlock - 1) / kWarpsPerBlock);
-}
-
-// This warp's row, or -1 past the end (the whole warp leaves together).
-__device__ inline int64_t warp_row(int64_t rows) {
-  const int64_t row = static_cast<int64_t>(blockIdx.x) * kWarpsPerBlock + threadIdx.x / kWarpSize;
-  return row < rows ? row : -1;
-}
 
 template <class T>
 __device__ inline T row_max(const T* x, int64_t cols, int lane) {
@@ -137,7 +126,7 @@ __global__ void softmax_cross_entropy_kernel(const T* logits, const Label* label
   }
 }
 
-constexpr int kThreads = kWarpsPerBlock * kWarpSize;
+constexpr int kThreads = kRowBlockThreads;
 
 }  // namespace
 

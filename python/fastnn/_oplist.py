@@ -46,6 +46,8 @@ OP_FAMILIES: dict[str, tuple[str, ...]] = {
         "softmax_backward",
         "softmax_cross_entropy",
     ),
+    "l2_normalize": ("l2_normalize", "l2_normalize_backward"),
+    "arcface": ("arcface_loss",),
 }
 
 # Ops with no reference function of their own: the multi-tensor optimiser steps, whose spec is

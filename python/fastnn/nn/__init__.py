@@ -12,6 +12,8 @@ from fastnn.nn.norm import BatchNorm1d, BatchNorm2d
 from fastnn.nn.pool import AvgPool2d, GlobalAvgPool2d, MaxPool2d
 from fastnn.nn.residual import Residual
 from fastnn.nn.shape import Flatten, Identity
+from fastnn.nn.norm import L2Normalize
+from fastnn.nn.arcface import ArcFaceLoss
 
 __all__ = [
     "AvgPool2d",
@@ -37,4 +39,6 @@ __all__ = [
     "Sigmoid",
     "SoftmaxCrossEntropy",
     "Tanh",
+    "L2Normalize",
+    "ArcFaceLoss",
 ]

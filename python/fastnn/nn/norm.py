@@ -1,6 +1,6 @@
 """Batch normalisation layers (PyTorch's BatchNorm1d / BatchNorm2d, affine, tracking running
 statistics): training mode normalises by the batch's statistics and updates the running ones;
-eval mode normalises by the running statistics."""
+eval mode normalises by the running statistics. And L2Normalize, rows to unit length."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from fastnn import ops
 from fastnn._args import real
 from fastnn._backend import Array
 from fastnn.nn.module import Module, Parameter, forward_cache_missing
+from fastnn.ops.l2_normalize import checked_l2_eps
 
 
 class _BatchNorm(Module):
@@ -138,3 +139,29 @@ class BatchNorm2d(_BatchNorm):
 
     def _rank_ok(self, ndim: int) -> bool:
         return ndim == 4
+
+
+class L2Normalize(Module):
+    """Divides each row of an (N, D) input by its L2 norm, or by ``eps`` where the norm is
+    smaller (PyTorch's ``F.normalize(x, p=2, dim=1, eps=eps)``): unit-length embeddings for
+    cosine similarity. No parameters."""
+
+    def __init__(self, eps: float = 1e-12) -> None:
+        super().__init__()
+        self.eps = checked_l2_eps("nn.L2Normalize", eps)
+        self._x: Array | None = None  # what backward needs: the input
+
+    def forward(self, x: Array) -> Array:
+        """``x / max(||x||, eps)`` row by row (a batch of 0 gives an empty output)."""
+        y = ops.l2_normalize(x, self.eps)
+        self._x = x
+        return y
+
+    def backward(self, grad_out: Array) -> Array:
+        """dL/dx for the last forward (see :func:`fastnn.ops.l2_normalize_backward`)."""
+        if self._x is None:
+            raise forward_cache_missing(self)
+        return ops.l2_normalize_backward(grad_out, self._x, self.eps)
+
+    def extra_repr(self) -> str:
+        return f"eps={self.eps}"

@@ -50,6 +50,8 @@ from fastnn.ops.softmax_xent import (
     softmax_backward,
     softmax_cross_entropy,
 )
+from fastnn.ops.l2_normalize import l2_normalize, l2_normalize_backward
+from fastnn.ops.arcface import arcface_loss
 
 # The exports are the one op list's (tests/test_stubs.py checks the imports above against it).
 __all__ = list(_oplist.OPS)
