@@ -46,6 +46,7 @@ OP_FAMILIES: dict[str, tuple[str, ...]] = {
         "softmax_backward",
         "softmax_cross_entropy",
     ),
+    "triplet": ("triplet_margin_loss",),
 }
 
 # Ops with no reference function of their own: the multi-tensor optimiser steps, whose spec is

@@ -11,6 +11,7 @@ from fastnn.nn.norm import BatchNorm1d, BatchNorm2d
 from fastnn.nn.pool import AvgPool2d, GlobalAvgPool2d, MaxPool2d
 from fastnn.nn.residual import Residual
 from fastnn.nn.shape import Flatten, Identity
+from fastnn.nn.triplet import TripletMarginLoss
 
 __all__ = [
     "AvgPool2d",
@@ -34,4 +35,5 @@ __all__ = [
     "Sigmoid",
     "SoftmaxCrossEntropy",
     "Tanh",
+    "TripletMarginLoss",
 ]

@@ -50,6 +50,7 @@ from fastnn.ops.softmax_xent import (
     softmax_backward,
     softmax_cross_entropy,
 )
+from fastnn.ops.triplet import triplet_margin_loss
 
 # The exports are the one op list's (tests/test_stubs.py checks the imports above against it).
 __all__ = list(_oplist.OPS)
