@@ -102,6 +102,7 @@ for _name in ("relu", "gelu", "sigmoid", "tanh"):
     CALLS[_name + "_backward"] = (lambda f: lambda: f(a(4, 5), a(4, 5)))(getattr(ops, _name + "_backward"))
 CALLS["leaky_relu"] = lambda: ops.leaky_relu(a(4, 5), 0.2)
 CALLS["leaky_relu_backward"] = lambda: ops.leaky_relu_backward(a(4, 5), a(4, 5), 0.2)
+CALLS["triplet_margin_loss"] = lambda: ops.triplet_margin_loss(a(6, 4), a(6, dtype="int64"), 0.5, "all")
 
 
 def test_every_op_has_a_stand_in_call():

@@ -47,6 +47,7 @@ PROGRAMS: dict[str, list[str] | None] = {
     "optim": ["optim", "launch"],
     "activation": ["activation", "launch"],
     "dropout": ["dropout", "launch"],
+    "triplet": ["triplet", "gemm", "gemm_tf32", "loss_result", "launch"],
 }
 NEEDS_CUDA_HEADERS = {"tile_maps"} | {name for name, sources in PROGRAMS.items() if sources is not None}
 

@@ -41,6 +41,7 @@ LAYERS = {
 LOSSES = {
     "SoftmaxCrossEntropy": (lambda: nn.SoftmaxCrossEntropy(0.1), lambda: np.zeros(0, np.int64)),
     "BCEWithLogits": (lambda: nn.BCEWithLogits(np.ones(3, np.float32)), lambda: np.zeros((0, 3), np.float32)),
+    "TripletMarginLoss": (lambda: nn.TripletMarginLoss(0.5, "all"), lambda: np.zeros(0, np.int64)),
 }
 MODELS = {
     "mlp": lambda: models.mlp(),
