@@ -51,6 +51,7 @@ import opinfo_linalg
 import opinfo_optim
 import opinfo_pointwise
 import opinfo_pool_norm
+import opinfo_triplet
 from opinfo_base import (  # noqa: F401  (the registry's parts, for its users)
     BACKENDS,
     DTYPES,
@@ -70,4 +71,5 @@ from opinfo_pool_norm import POOL2D_CONFIGS, batch_norm_dx_scale, batch_norm_par
 
 OP_DB: list[OpInfo] = [*opinfo_pointwise.op_db, *opinfo_linalg.op_db, *opinfo_pool_norm.op_db, *opinfo_optim.op_db,
                        *opinfo_arcface.op_db]
+OP_DB += opinfo_triplet.op_db  # the triplet margin loss (tests/opinfo_triplet.py)
 OPS = {entry.name: entry for entry in OP_DB}

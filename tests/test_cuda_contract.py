@@ -106,6 +106,7 @@ CALLS["l2_normalize"] = lambda: ops.l2_normalize(a(4, 5), 1e-6)
 CALLS["l2_normalize_backward"] = lambda: ops.l2_normalize_backward(a(4, 5), a(4, 5), 1e-6)
 CALLS["arcface_loss"] = lambda: ops.arcface_loss(a(4, 5), a(3, 5), a(4, dtype="int64"), 30.0, 0.3, 1e-6,
                                                  weight_grad=a(3, 5))
+CALLS["triplet_margin_loss"] = lambda: ops.triplet_margin_loss(a(6, 4), a(6, dtype="int64"), 0.5, "all")
 
 
 def test_every_op_has_a_stand_in_call():

@@ -43,6 +43,7 @@ LOSSES = {
     "SoftmaxCrossEntropy": (lambda: nn.SoftmaxCrossEntropy(0.1), lambda: np.zeros(0, np.int64)),
     "BCEWithLogits": (lambda: nn.BCEWithLogits(np.ones(3, np.float32)), lambda: np.zeros((0, 3), np.float32)),
     "ArcFaceLoss": (lambda: nn.ArcFaceLoss(3, 4), lambda: np.zeros(0, np.int64)),
+    "TripletMarginLoss": (lambda: nn.TripletMarginLoss(0.5, "all"), lambda: np.zeros(0, np.int64)),
 }
 MODELS = {
     "mlp": lambda: models.mlp(),

@@ -18,6 +18,7 @@ void init_batchnorm(py::module_& m);
 void init_dropout(py::module_& m);
 void init_l2_normalize(py::module_& m);
 void init_arcface(py::module_& m);
+void init_triplet(py::module_& m);
 
 void init_ops(py::module_& m) {
   py::register_exception_translator([](std::exception_ptr p) {
@@ -39,6 +40,7 @@ void init_ops(py::module_& m) {
   init_dropout(m);
   init_l2_normalize(m);
   init_arcface(m);
+  init_triplet(m);
 }
 
 }  // namespace fastnn::bind

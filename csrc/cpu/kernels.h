@@ -14,3 +14,4 @@
 #include "cpu/softmax_xent.h"
 #include "cpu/l2_normalize.h"
 #include "cpu/arcface.h"
+#include "cpu/triplet.h"

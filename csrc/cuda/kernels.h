@@ -14,3 +14,4 @@
 #include "cuda/softmax_xent.h"
 #include "cuda/l2_normalize.h"
 #include "cuda/arcface.h"
+#include "cuda/triplet.h"

@@ -48,6 +48,7 @@ OP_FAMILIES: dict[str, tuple[str, ...]] = {
     ),
     "l2_normalize": ("l2_normalize", "l2_normalize_backward"),
     "arcface": ("arcface_loss",),
+    "triplet": ("triplet_margin_loss",),
 }
 
 # Ops with no reference function of their own: the multi-tensor optimiser steps, whose spec is

@@ -14,6 +14,7 @@ from fastnn.nn.residual import Residual
 from fastnn.nn.shape import Flatten, Identity
 from fastnn.nn.norm import L2Normalize
 from fastnn.nn.arcface import ArcFaceLoss
+from fastnn.nn.triplet import TripletMarginLoss
 
 __all__ = [
     "AvgPool2d",
@@ -41,4 +42,5 @@ __all__ = [
     "Tanh",
     "L2Normalize",
     "ArcFaceLoss",
+    "TripletMarginLoss",
 ]

@@ -52,6 +52,7 @@ from fastnn.ops.softmax_xent import (
 )
 from fastnn.ops.l2_normalize import l2_normalize, l2_normalize_backward
 from fastnn.ops.arcface import arcface_loss
+from fastnn.ops.triplet import triplet_margin_loss
 
 # The exports are the one op list's (tests/test_stubs.py checks the imports above against it).
 __all__ = list(_oplist.OPS)
