@@ -123,4 +123,8 @@ def config_from_args(args: Any, base: dict[str, Any]) -> dict[str, Any]:
         raise CLIError("--scale is ArcFace's; --loss triplet has none")
     if config["loss"] == "triplet":
         config["scale"] = None
+        if config["margin"] == 0:
+            raise CLIError("--margin must be > 0 for --loss triplet (a zero margin asks nothing of the embedding)")
+    if config["loss"] == "arcface" and config["margin"] is not None and config["margin"] >= 1.5707963267948966:
+        raise CLIError(f"--margin {config['margin']:g} is ArcFace's angular margin in radians: it must be < pi/2")
     return config
