@@ -89,3 +89,13 @@ def run_tests_at_simd_level(test_file: str, keyword: str, level: str) -> None:
         env=env, capture_output=True, text=True, timeout=300,
     )
     assert run.returncode == 0, f"FASTNN_SIMD={level}:\n{run.stdout[-4000:]}\n{run.stderr[-2000:]}"
+
+
+@pytest.fixture
+def restore_threads():
+    """Puts fastnn's thread count back after a test that sets it."""
+    import fastnn
+
+    before = fastnn.get_num_threads()
+    yield
+    fastnn.set_num_threads(before)

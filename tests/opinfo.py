@@ -22,11 +22,12 @@ batch_norm_backward, the backward of both batch-norm entries):
   dropout_backward); matmul; linear (+ linear_backward); conv2d (+ conv2d_backward); max_pool2d,
   avg_pool2d, global_avg_pool2d (each with its _backward); batch_norm_train, batch_norm_eval (+
   batch_norm_backward in training / evaluation mode); sgd_step, adam_step, adamw_step and their
-  multi-tensor forms sgd_step_multi, adam_step_multi, adamw_step_multi.
+  multi-tensor forms sgd_step_multi, adam_step_multi, adamw_step_multi; pairwise_similarity (+
+  pairwise_similarity_backward), topk and similarity_topk.
 
 They are written per family, in tests/opinfo_pointwise.py (activations, softmax family,
 losses, dropout), opinfo_linalg.py (matmul, linear, conv2d), opinfo_pool_norm.py (pooling, batch
-norm) and opinfo_optim.py (optimiser steps); the parts of an entry are in tests/opinfo_base.py.
+norm), opinfo_optim.py (optimiser steps) and opinfo_similarity.py (similarity, top-k); the parts of an entry are in tests/opinfo_base.py.
 
 Adapters (``call_op`` / ``call_ref``, ``backward_inputs``) turn the ops' different calling
 conventions into one: named outputs in a dict. A backward pass is always fed the *kernel's own*
@@ -48,6 +49,7 @@ import opinfo_linalg
 import opinfo_optim
 import opinfo_pointwise
 import opinfo_pool_norm
+import opinfo_similarity
 from opinfo_base import (  # noqa: F401  (the registry's parts, for its users)
     BACKENDS,
     DTYPES,
@@ -65,5 +67,6 @@ from opinfo_linalg import CONV2D_CONFIGS, CONV2D_THREADED_CONFIGS, conv2d_case  
 from opinfo_pointwise import USES_OUTPUT  # noqa: F401
 from opinfo_pool_norm import POOL2D_CONFIGS, batch_norm_dx_scale, batch_norm_params  # noqa: F401
 
-OP_DB: list[OpInfo] = [*opinfo_pointwise.op_db, *opinfo_linalg.op_db, *opinfo_pool_norm.op_db, *opinfo_optim.op_db]
+OP_DB: list[OpInfo] = [*opinfo_pointwise.op_db, *opinfo_linalg.op_db, *opinfo_pool_norm.op_db, *opinfo_optim.op_db,
+                       *opinfo_similarity.op_db]
 OPS = {entry.name: entry for entry in OP_DB}

@@ -37,13 +37,6 @@ def test_bce_without_grad(rng):
 GRAD_RTOL = 1e-6
 
 
-@pytest.fixture
-def restore_threads():
-    before = fastnn.get_num_threads()
-    yield
-    fastnn.set_num_threads(before)
-
-
 def _attribute_batch(rng, n=6, attrs=4, unknown=0.3):
     """(logits, 0/1 targets with -1 for unknown, pos_weight per attribute), float64."""
     x = rng.standard_normal((n, attrs)) * 3

@@ -47,6 +47,7 @@ PROGRAMS: dict[str, list[str] | None] = {
     "optim": ["optim", "launch"],
     "activation": ["activation", "launch"],
     "dropout": ["dropout", "launch"],
+    "similarity": ["similarity", "gemm", "gemm_tf32", "launch"],
 }
 NEEDS_CUDA_HEADERS = {"tile_maps"} | {name for name, sources in PROGRAMS.items() if sources is not None}
 

@@ -16,6 +16,7 @@ void init_optim(py::module_& m);
 void init_pool2d(py::module_& m);
 void init_batchnorm(py::module_& m);
 void init_dropout(py::module_& m);
+void init_similarity(py::module_& m);
 
 void init_ops(py::module_& m) {
   py::register_exception_translator([](std::exception_ptr p) {
@@ -35,6 +36,7 @@ void init_ops(py::module_& m) {
   init_pool2d(m);
   init_batchnorm(m);
   init_dropout(m);
+  init_similarity(m);
 }
 
 }  // namespace fastnn::bind

@@ -12,3 +12,4 @@
 #include "cpu/optim.h"
 #include "cpu/pool2d.h"
 #include "cpu/softmax_xent.h"
+#include "cpu/similarity.h"

@@ -12,3 +12,4 @@
 #include "cuda/optim.h"
 #include "cuda/pool2d.h"
 #include "cuda/softmax_xent.h"
+#include "cuda/similarity.h"

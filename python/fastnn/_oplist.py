@@ -46,6 +46,7 @@ OP_FAMILIES: dict[str, tuple[str, ...]] = {
         "softmax_backward",
         "softmax_cross_entropy",
     ),
+    "similarity": ("pairwise_similarity", "pairwise_similarity_backward", "similarity_topk", "topk"),
 }
 
 # Ops with no reference function of their own: the multi-tensor optimiser steps, whose spec is

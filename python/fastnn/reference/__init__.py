@@ -40,6 +40,7 @@ from fastnn.reference.softmax_xent import (
     softmax_backward,
     softmax_cross_entropy,
 )
+from fastnn.reference.similarity import pairwise_similarity, pairwise_similarity_backward, similarity_topk, topk
 
 # The exports are the one op list's (tests/test_stubs.py checks the imports above against it).
 __all__ = list(_oplist.REFERENCE_OPS)
