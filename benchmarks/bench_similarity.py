@@ -5,7 +5,7 @@ Cases: 10,000 queries against a 10,000-row gallery of 128-d embeddings, k = 5 (t
 identification bar), and 1,000 queries against it. "dot" takes embeddings normalised once
 beforehand (the usual store), "cosine" normalises inside the call on both sides. NumPy
 materialises the (N, M) matrix (400 MB at 10k x 10k); fastnn never does (blocks of 64 queries x
-2,048 gallery rows, reduced to the running top-k while in L2).
+1,024 gallery rows, reduced to the running top-k while in L2).
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE PYTHONPATH=python python benchmarks/bench_similarity.py --threads 2
 """

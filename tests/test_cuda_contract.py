@@ -102,6 +102,10 @@ for _name in ("relu", "gelu", "sigmoid", "tanh"):
     CALLS[_name + "_backward"] = (lambda f: lambda: f(a(4, 5), a(4, 5)))(getattr(ops, _name + "_backward"))
 CALLS["leaky_relu"] = lambda: ops.leaky_relu(a(4, 5), 0.2)
 CALLS["leaky_relu_backward"] = lambda: ops.leaky_relu_backward(a(4, 5), a(4, 5), 0.2)
+CALLS["pairwise_similarity"] = lambda: ops.pairwise_similarity(a(4, 3), a(5, 3), "sqeuclidean")
+CALLS["pairwise_similarity_backward"] = lambda: ops.pairwise_similarity_backward(a(4, 5), a(4, 3), a(5, 3), "cosine")
+CALLS["topk"] = lambda: ops.topk(a(4, 5), 2, largest=False)
+CALLS["similarity_topk"] = lambda: ops.similarity_topk(a(4, 3), a(5, 3), 2, "dot", largest=True)
 
 
 def test_every_op_has_a_stand_in_call():

@@ -57,7 +57,7 @@ def test_reference_topk_rule():
 
 @pytest.mark.parametrize("metric", METRICS)
 def test_similarity_topk_is_topk_of_the_full_matrix_on_both_thread_paths(metric, rng, restore_threads):
-    # 200 query rows (4 blocks of 64), 3,000 gallery rows (2 column tiles of 2,048) and enough
+    # 200 query rows (4 blocks of 64), 3,000 gallery rows (3 column tiles of 1,024) and enough
     # work for 2 threads. The blocked path multiplies the same operands with the same GEMM, which
     # sums every element in the same order whatever the blocking and thread count: the results
     # are bitwise those of topk(pairwise_similarity(...)), the same on 1 and 2 threads.

@@ -15,10 +15,11 @@ namespace {
 // Selection keeps a sorted buffer and inserts into it up to this k; above it a row is partially
 // sorted (O(cols log k) rather than O(cols k) for a long buffer).
 constexpr int64_t kInsertionMaxK = 32;
-// similarity_topk's tiles: query rows per block, gallery columns per tile (a 64 x 2048 float32
-// tile is 512 KiB: it stays in L2 between the GEMM that writes it and the selection that reads it).
+// similarity_topk's tiles: query rows per block, gallery columns per tile (a 64 x 1024 float32
+// tile is 256 KiB: it stays in a 512 KiB L2 between the GEMM that writes it and the selection
+// that reads it).
 constexpr int64_t kQueryRows = 64;
-constexpr int64_t kGalleryColumns = 2048;
+constexpr int64_t kGalleryColumns = 1024;
 
 // The GEMM operands of a metric (see similarity.h): A' and B' (the inputs themselves, or scaled
 // copies) and the epilogue; inv_norm_* keeps 1 / max(|x|, eps) per row for cosine's backward.
