@@ -106,3 +106,13 @@ def pytest_sessionfinish(session) -> None:
     build = sys.modules.get("cuda_host_build")
     if build is not None:
         build.close()
+
+
+@pytest.fixture
+def restore_threads():
+    """Puts fastnn's thread count back after a test that sets it."""
+    import fastnn
+
+    before = fastnn.get_num_threads()
+    yield
+    fastnn.set_num_threads(before)

@@ -43,6 +43,7 @@ PROGRAMS: dict[str, list[str] | None] = {
     "dropout": ["dropout", "launch"],
     "arcface": ["arcface", "l2_normalize", "gemm", "gemm_tf32", "loss_result", "launch"],
     "triplet": ["triplet", "gemm", "gemm_tf32", "loss_result", "launch"],
+    "similarity": ["similarity", "gemm", "gemm_tf32", "launch"],
 }
 NEEDS_CUDA_HEADERS = {"tile_maps"} | {name for name, sources in PROGRAMS.items() if sources is not None}
 

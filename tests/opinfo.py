@@ -23,12 +23,14 @@ batch_norm_backward, the backward of both batch-norm entries):
   avg_pool2d, global_avg_pool2d (each with its _backward); batch_norm_train, batch_norm_eval (+
   batch_norm_backward in training / evaluation mode); sgd_step, adam_step, adamw_step and their
   multi-tensor forms sgd_step_multi, adam_step_multi, adamw_step_multi; l2_normalize (+
-  l2_normalize_backward) and arcface_loss (both gradients come with the loss).
+  l2_normalize_backward) and arcface_loss (both gradients come with the loss); triplet_margin_loss;
+  pairwise_similarity (+ pairwise_similarity_backward), topk and similarity_topk.
 
 They are written per family, in tests/opinfo_pointwise.py (activations, softmax family,
 losses, dropout), opinfo_linalg.py (matmul, linear, conv2d), opinfo_pool_norm.py (pooling, batch
-norm), opinfo_optim.py (optimiser steps) and opinfo_arcface.py (l2_normalize, arcface_loss);
-the parts of an entry are in tests/opinfo_base.py.
+norm), opinfo_optim.py (optimiser steps), opinfo_arcface.py (l2_normalize, arcface_loss),
+opinfo_triplet.py (triplet_margin_loss) and opinfo_similarity.py (similarity, top-k); the parts
+of an entry are in tests/opinfo_base.py.
 
 Adapters (``call_op`` / ``call_ref``, ``backward_inputs``) turn the ops' different calling
 conventions into one: named outputs in a dict. A backward pass is always fed the *kernel's own*
@@ -51,6 +53,7 @@ import opinfo_linalg
 import opinfo_optim
 import opinfo_pointwise
 import opinfo_pool_norm
+import opinfo_similarity
 import opinfo_triplet
 from opinfo_base import (  # noqa: F401  (the registry's parts, for its users)
     BACKENDS,
@@ -70,6 +73,5 @@ from opinfo_pointwise import USES_OUTPUT  # noqa: F401
 from opinfo_pool_norm import POOL2D_CONFIGS, batch_norm_dx_scale, batch_norm_params  # noqa: F401
 
 OP_DB: list[OpInfo] = [*opinfo_pointwise.op_db, *opinfo_linalg.op_db, *opinfo_pool_norm.op_db, *opinfo_optim.op_db,
-                       *opinfo_arcface.op_db]
-OP_DB += opinfo_triplet.op_db  # the triplet margin loss (tests/opinfo_triplet.py)
+                       *opinfo_arcface.op_db, *opinfo_triplet.op_db, *opinfo_similarity.op_db]
 OPS = {entry.name: entry for entry in OP_DB}

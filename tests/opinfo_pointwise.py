@@ -152,6 +152,15 @@ def _bce_samples(rng, dtype):
     # Soft targets, one axis; a long one.
     for n in (33, 100_003):
         yield Sample(f"soft ({n},)", (randn(rng, n, dtype, 4.0), rng.uniform(size=n).astype(dtype)))
+    # Attribute targets (N, A) of 0/1 with -1 for unknown labels, pos_weight per attribute; a
+    # long one (past the GPU's grid-stride wrap and the CPU's chunks); one with nothing known.
+    for n, attrs in ((1, 1), (7, 5), (33, 40), (2_501, 40)):
+        x = randn(rng, (n, attrs), dtype, 4.0)
+        t = (rng.uniform(size=x.shape) > 0.5).astype(dtype)
+        t[rng.uniform(size=x.shape) < 0.3] = -1
+        t.flat[0] = 1  # at least one known target
+        yield Sample(f"masked N={n} A={attrs}", (x, t, rng.uniform(0.5, 4, size=attrs).astype(dtype)))
+    yield Sample("all unknown", (randn(rng, (3, 4), dtype), np.full((3, 4), -1, dtype)))
 
 
 def _bce_errors(dtype):
@@ -164,7 +173,8 @@ def _bce_errors(dtype):
     yield err("int logits", lambda xp: op(xp.ones((2, 2), np.int32), a(xp, 2, 2)), TypeError, "fastnn.bce_with_logits: argument 'logits'")
     yield err("mixed targets", lambda xp: op(a(xp, 2, 2), xp.ones((2, 2), other_dtype(dtype))), TypeError, "argument 'targets'")
     yield err("strided targets", lambda xp: op(a(xp, 2), a(xp, 4)[::2]), ValueError, "argument 'targets' must be C-contiguous")
-    for bad, shown in ((2.0, "2"), (-0.5, "-0.5"), (np.nan, "nan")):
+    # -1 means unknown; other values outside [0, 1] (just below -1 too) stay errors.
+    for bad, shown in ((2.0, "2"), (-0.5, "-0.5"), (np.nan, "nan"), (-1.5, "-1.5")):
         t = np.array([[0, 1], [bad, 0]], dtype)
         yield err(f"target {bad}", lambda xp, t=t: op(a(xp, 2, 2), xp.asarray(t)), ValueError,
                   f"fastnn.bce_with_logits: argument 'targets' must lie in [0, 1]; got targets.flat[2] = {shown}")

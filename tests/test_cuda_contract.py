@@ -107,6 +107,10 @@ CALLS["l2_normalize_backward"] = lambda: ops.l2_normalize_backward(a(4, 5), a(4,
 CALLS["arcface_loss"] = lambda: ops.arcface_loss(a(4, 5), a(3, 5), a(4, dtype="int64"), 30.0, 0.3, 1e-6,
                                                  weight_grad=a(3, 5))
 CALLS["triplet_margin_loss"] = lambda: ops.triplet_margin_loss(a(6, 4), a(6, dtype="int64"), 0.5, "all")
+CALLS["pairwise_similarity"] = lambda: ops.pairwise_similarity(a(4, 3), a(5, 3), "sqeuclidean")
+CALLS["pairwise_similarity_backward"] = lambda: ops.pairwise_similarity_backward(a(4, 5), a(4, 3), a(5, 3), "cosine")
+CALLS["topk"] = lambda: ops.topk(a(4, 5), 2, largest=False)
+CALLS["similarity_topk"] = lambda: ops.similarity_topk(a(4, 3), a(5, 3), 2, "dot", largest=True)
 
 
 def test_every_op_has_a_stand_in_call():

@@ -1,8 +1,8 @@
 // Binding of binary cross-entropy on logits (cpu/bce_logits.h, cuda/bce_logits.h). Targets
-// outside [0, 1] raise the same ValueError on both backends: checked on the host before the CPU
+// outside [0, 1] other than -1 (unknown) raise the same ValueError on both backends: checked on the host before the CPU
 // kernel, flagged by the GPU kernel.
 #include "bindings/backend.h"
-#include "common/shapes/rows.h"
+#include "common/shapes/bce_logits.h"
 
 namespace fastnn::bind {
 
@@ -27,7 +27,7 @@ py::tuple bce_with_logits(py::object logits_obj, py::object targets_obj, py::obj
   }
   if constexpr (Backend::host_memory) {
     dispatch_float(x.dtype, [&](auto zero) {
-      validate_probabilities(op, "targets", t.data<decltype(zero)>(), t.numel);
+      validate_bce_targets(op, "targets", t.data<decltype(zero)>(), t.numel);
     });
   }
   const Array grad = compute_grad ? new_array(op, "grad", x.dtype, x.dims) : Array{};

@@ -19,6 +19,7 @@ void init_dropout(py::module_& m);
 void init_l2_normalize(py::module_& m);
 void init_arcface(py::module_& m);
 void init_triplet(py::module_& m);
+void init_similarity(py::module_& m);
 
 void init_ops(py::module_& m) {
   py::register_exception_translator([](std::exception_ptr p) {
@@ -41,6 +42,7 @@ void init_ops(py::module_& m) {
   init_l2_normalize(m);
   init_arcface(m);
   init_triplet(m);
+  init_similarity(m);
 }
 
 }  // namespace fastnn::bind

@@ -3,8 +3,11 @@
 // or null (all ones), broadcast along the last axis.
 //   softplus(z) = log(1 + exp(z)) = max(z, 0) + log1p(exp(-|z|))      (stable for any |z|)
 //   l   = pw * t * softplus(-x) + (1 - t) * softplus(x)
-//   loss = (1 / n) * sum l
-//   dloss/dx = (sigmoid(x) * (pw * t + 1 - t) - pw * t) / n          (written to grad if not null)
+//   loss = (1 / n_known) * sum over known elements of l
+//   dloss/dx = ((1 - t) * sigmoid(x) - pw * t * sigmoid(-x)) / n_known    (written to grad if not null)
+// A target of exactly -1 is unknown (common/shapes/bce_logits.h): it adds no loss, gets a zero
+// gradient and is not counted in n_known. With every target unknown the loss is 0 and the
+// gradient zero: such a batch carries no label to learn from, and a 0 / 0 NaN would end training.
 #pragma once
 
 #include <cstdint>

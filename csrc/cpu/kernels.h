@@ -15,3 +15,4 @@
 #include "cpu/l2_normalize.h"
 #include "cpu/arcface.h"
 #include "cpu/triplet.h"
+#include "cpu/similarity.h"

@@ -15,3 +15,4 @@
 #include "cuda/l2_normalize.h"
 #include "cuda/arcface.h"
 #include "cuda/triplet.h"
+#include "cuda/similarity.h"

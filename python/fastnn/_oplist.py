@@ -49,6 +49,7 @@ OP_FAMILIES: dict[str, tuple[str, ...]] = {
     "l2_normalize": ("l2_normalize", "l2_normalize_backward"),
     "arcface": ("arcface_loss",),
     "triplet": ("triplet_margin_loss",),
+    "similarity": ("pairwise_similarity", "pairwise_similarity_backward", "similarity_topk", "topk"),
 }
 
 # Ops with no reference function of their own: the multi-tensor optimiser steps, whose spec is

@@ -61,14 +61,16 @@ class SoftmaxCrossEntropy(_Loss):
 
 class BCEWithLogits(_Loss):
     """Binary cross-entropy on logits for binary / multi-label targets (floats in [0, 1] of
-    the logits' shape), with optional per-class ``pos_weight``."""
+    the logits' shape, -1 marking an unknown label: no loss, no gradient, not counted in the
+    mean), with optional per-class ``pos_weight``."""
 
     def __init__(self, pos_weight: Array | None = None) -> None:
         super().__init__()
         self.pos_weight = pos_weight
 
     def forward(self, logits: Array, targets: Array) -> float:  # type: ignore[override]
-        """The mean loss over every element (NaN for a batch of 0, as in PyTorch)."""
+        """The mean loss over the known targets (NaN for a batch of 0, as in PyTorch; 0.0 when
+        every target is -1, unknown)."""
         if _empty_batch(logits, targets, same_shape=True):
             return self._empty(logits)
         pos_weight = self.pos_weight

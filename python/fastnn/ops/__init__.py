@@ -53,6 +53,7 @@ from fastnn.ops.softmax_xent import (
 from fastnn.ops.l2_normalize import l2_normalize, l2_normalize_backward
 from fastnn.ops.arcface import arcface_loss
 from fastnn.ops.triplet import triplet_margin_loss
+from fastnn.ops.similarity import pairwise_similarity, pairwise_similarity_backward, similarity_topk, topk
 
 # The exports are the one op list's (tests/test_stubs.py checks the imports above against it).
 __all__ = list(_oplist.OPS)

@@ -43,6 +43,7 @@ from fastnn.reference.softmax_xent import (
 from fastnn.reference.l2_normalize import l2_normalize, l2_normalize_backward
 from fastnn.reference.arcface import arcface_loss
 from fastnn.reference.triplet import triplet_margin_loss
+from fastnn.reference.similarity import pairwise_similarity, pairwise_similarity_backward, similarity_topk, topk
 
 # The exports are the one op list's (tests/test_stubs.py checks the imports above against it).
 __all__ = list(_oplist.REFERENCE_OPS)
