@@ -85,17 +85,4 @@ __device__ inline T block_max(T v, T* shared) {
   return warp_max(v);
 }
 
-// Row-per-warp kernels: blocks of WarpsPerBlock warps, one row per warp.
-template <int WarpsPerBlock>
-inline unsigned int warp_row_blocks(int64_t rows) {
-  return static_cast<unsigned int>((rows + WarpsPerBlock - 1) / WarpsPerBlock);
-}
-
-// This warp's row, or -1 past the end (the whole warp leaves together).
-template <int WarpsPerBlock>
-__device__ inline int64_t warp_row_of(int64_t rows) {
-  const int64_t row = static_cast<int64_t>(blockIdx.x) * WarpsPerBlock + threadIdx.x / kWarpSize;
-  return row < rows ? row : -1;
-}
-
 }  // namespace fastnn::cuda

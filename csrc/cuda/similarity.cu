@@ -5,16 +5,13 @@
 
 #include "cuda/device.cuh"
 #include "cuda/gemm.h"
+#include "cuda/warp_rows.cuh"
 
 namespace fastnn::cuda {
 namespace {
 
-constexpr int kWarpsPerBlock = 8;
-constexpr int kRowThreads = kWarpsPerBlock * kWarpSize;
+constexpr int kRowThreads = kRowBlockThreads;
 constexpr int kTopkThreads = 256;
-
-unsigned int row_blocks(int64_t rows) { return warp_row_blocks<kWarpsPerBlock>(rows); }
-__device__ inline int64_t warp_row(int64_t rows) { return warp_row_of<kWarpsPerBlock>(rows); }
 
 // One warp per row: norm_out[r] = 1 / max(|x_r|, eps) (cosine) or |x_r|^2 (sqeuclidean), summed in
 // double; copy (nullable) = x_r * that inverse norm (cosine) or -2 x_r (sqeuclidean).
