@@ -10,7 +10,7 @@ from fastnn.data.digits import digits
 from fastnn.data.files import DatasetError, DatasetNotFoundError
 from fastnn.data.loader import DataLoader
 from fastnn.data.mnist import mnist, read_idx
-from fastnn.data.transforms import Compose, Normalize, RandomCrop, RandomHorizontalFlip
+from fastnn.data.transforms import Compose, Normalize, RandomAffine, RandomCrop, RandomHorizontalFlip
 
 __all__ = [
     "ArrayDataset",
@@ -19,6 +19,7 @@ __all__ = [
     "DatasetError",
     "DatasetNotFoundError",
     "Normalize",
+    "RandomAffine",
     "RandomCrop",
     "RandomHorizontalFlip",
     "cifar10",
