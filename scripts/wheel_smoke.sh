@@ -8,6 +8,12 @@ cd "$(dirname "$0")/.."
 src=$PWD
 out=$(mkdir -p "${1:-dist}" && cd "${1:-dist}" && pwd)
 export FASTNN_CUDA=${FASTNN_CUDA:-OFF}
+# A wheel is for other machines: AUTO (the source install's default) would compile the CUDA backend
+# for this machine's GPU alone, or leave it out where this machine has none.
+if [[ $FASTNN_CUDA != ON && $FASTNN_CUDA != OFF ]]; then
+  echo "wheel_smoke.sh: FASTNN_CUDA must be ON (GPU wheel, every architecture) or OFF (CPU wheel); got '$FASTNN_CUDA'" >&2
+  exit 2
+fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 

@@ -168,3 +168,54 @@ def test_transforms_leave_input_alone_and_follow_manual_seed():
     np.testing.assert_array_equal(x, before)
     with pytest.raises(ValueError, match="4-D"):
         data.RandomHorizontalFlip()(x[0])
+
+
+def _affine_reference(image: np.ndarray, degrees: float, factor: float, shift: tuple[float, float]) -> np.ndarray:
+    """One (C, H, W) image through scipy's own bilinear sampler (map_coordinates, order 1,
+    zeros outside), at the source points of the inverse map written out with a rotation
+    matrix: an implementation independent of fastnn's vectorised one."""
+    from scipy import ndimage
+
+    _, h, w = image.shape
+    centre = np.array([(h - 1) / 2, (w - 1) / 2])
+    t = np.deg2rad(degrees)
+    # (row, col) with rows pointing down: a counter-clockwise turn as displayed.
+    turn = np.array([[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]]) * factor
+    rows, cols = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
+    out_points = np.stack([rows.ravel(), cols.ravel()]).astype(np.float64)
+    sources = np.linalg.solve(turn, out_points - centre[:, None] - np.asarray(shift, float)[:, None]) + centre[:, None]
+    return np.stack([ndimage.map_coordinates(plane.astype(np.float64), sources, order=1, mode="grid-constant", cval=0.0,
+                                             prefilter=False).reshape(h, w) for plane in image])
+
+
+@pytest.mark.parametrize("h, w", [(8, 8), (5, 7), (1, 3), (17, 16)])
+def test_random_affine_matches_scipy_bilinear_reference(h, w):
+    pytest.importorskip("scipy", reason="the reference sampler is scipy.ndimage.map_coordinates")
+    x = np.random.default_rng(3).random((6, 2, h, w)).astype(np.float32)
+    out = data.RandomAffine(degrees=25, translate=1.5, scale=0.2)(x, np.random.default_rng(7))
+    # The same draws as the transform makes, in its order, then one image at a time.
+    rng = np.random.default_rng(7)
+    degrees, factors = rng.uniform(-25, 25, size=6), rng.uniform(0.8, 1.2, size=6)
+    shifts = rng.uniform(-1.5, 1.5, size=(6, 2))
+    assert out.shape == x.shape and out.dtype == np.float32 and out.flags.c_contiguous
+    for i in range(len(x)):
+        # float32 output of a float64 computation: rounding only (values are in [0, 1]).
+        np.testing.assert_allclose(out[i], _affine_reference(x[i], degrees[i], factors[i], shifts[i]), rtol=0, atol=1e-6)
+
+
+def test_random_affine_exact_cases_and_bad_arguments():
+    x = batch(h=6, w=6)
+    n = len(x)
+    apply = data.RandomAffine.apply
+    np.testing.assert_array_equal(data.RandomAffine()(x), x)  # nothing drawn away from zero: a copy
+    np.testing.assert_array_equal(apply(x, [90] * n, [1] * n, [(0, 0)] * n), np.rot90(x, 1, axes=(2, 3)))
+    shifted = apply(x, [0] * n, [1] * n, [(2, -1)] * n)  # two rows down, one column left, zeros in
+    np.testing.assert_array_equal(shifted[:, :, 2:, :-1], x[:, :, :-2, 1:])
+    assert not shifted[:, :, :2].any() and not shifted[:, :, :, -1].any()
+    assert data.RandomAffine(10, 1, 0.1)(x[:0]).shape == (0, *x.shape[1:])
+    for kwargs, name in (({"degrees": -1}, "degrees"), ({"translate": float("nan")}, "translate"),
+                         ({"scale": 1.0}, "scale"), ({"scale": "0.1"}, "scale")):
+        with pytest.raises(ValueError, match=f"fastnn.data.RandomAffine: argument '{name}'"):
+            data.RandomAffine(**kwargs)
+    with pytest.raises(ValueError, match="4-D"):
+        data.RandomAffine(5)(x[0])

@@ -88,6 +88,29 @@ def test_readme_sample_is_the_cli_output(tmp_path, monkeypatch, capsys):
     # Fixed facts of the default run: the split, the model's size and the schedule.
     first = re.sub(r"\d+ epochs?", "N epochs", re.sub(r"\d+ threads?", "T threads", sample[0]))
     assert first == re.sub(r"\d+ epochs?", "N epochs", re.sub(r"\d+ threads?", "T threads", real[0]))
-    assert re.search(r": 30 epochs, ", sample[0]), "the sample is of the default 30-epoch run"
+    from fastnn import recipes
+
+    epochs = recipes.dataset_recipe("digits").epochs
+    assert re.search(rf": {epochs} epochs, ", sample[0]), f"the sample is of the default {epochs}-epoch run"
     accuracy = float(re.search(r"^test accuracy ([\d.]+)%", "\n".join(sample), re.M).group(1))
     assert accuracy >= 90
+
+
+def test_ci_runs_the_readme_commands():
+    """CI runs the README's commands as they stand in the README (issue 14): `.ci/run` reads
+    them from the "Two commands" section, and what it reads is every command line of that
+    section's bash blocks, in order: the main job with the digits, progress and plots extras
+    (so the first run draws its pictures), then the tests."""
+    ci = README.parent / ".ci" / "run"
+    if not README.exists() or not ci.exists():
+        pytest.skip("README.md and .ci/run are not beside the tests (installed test suite)")
+    section = re.search(r"^## Two commands\n(.*?)^## ", README.read_text(), re.S | re.M).group(1)
+    expected = [line for block in re.findall(r"```bash\n(.*?)```", section, re.S)
+                for line in block.splitlines() if line.strip()]
+    out = subprocess.run(["bash", str(ci), "--print-commands"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == expected
+    main_job = expected[0]
+    assert re.fullmatch(r'pip install "\.\[([a-z,]+)\]" && python -m fastnn train', main_job), main_job
+    assert {"digits", "progress", "plots"} <= set(re.search(r"\[([a-z,]+)\]", main_job).group(1).split(","))
+    assert expected[-1].endswith("python -m pytest")

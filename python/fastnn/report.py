@@ -84,6 +84,10 @@ def plot_curves(records: Sequence[dict], path: Path, title: str, val_name: str =
         if all(v is not None for v in values):
             ax_acc.plot(epochs, [100 * v for v in values], marker="o", markersize=3, label=label)
     ax_loss.set(xlabel="epoch", ylabel="loss (cross-entropy)", title="loss")
+    if all(v > 0 for line in ax_loss.get_lines() for v in line.get_ydata()):
+        # Log scale: on a linear one the losses of a good run hug zero after the first epochs,
+        # hiding the gap between training and validation loss that shows memorising.
+        ax_loss.set_yscale("log")
     ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
     from matplotlib.ticker import MaxNLocator
 
@@ -116,7 +120,7 @@ def plot_confusion(confusion: np.ndarray, classes: Sequence[str], path: Path, ti
         for i in range(k):
             for j in range(k):
                 if confusion[i, j]:
-                    ax.text(j, i, str(int(confusion[i, j])), ha="center", va="center", fontsize=8,
+                    ax.text(j, i, str(int(confusion[i, j])), ha="center", va="center", fontsize=11 if k <= 12 else 8,
                             color="white" if fractions[i, j] > 0.5 else "black")
         long_names = max(len(c) for c in classes) > 2
         ax.set_xticks(range(k), list(classes), rotation=45 if long_names else 0, ha="right" if long_names else "center")

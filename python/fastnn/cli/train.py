@@ -56,7 +56,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     train.add_argument("--channels", type=int, choices=(1, 3),
                        help="--dataset folder: 1 (grayscale) or 3 (RGB) (default: 1 if every image is gray, else 3)")
     train.add_argument("--model", choices=list(recipes.MODEL_NAMES), help="default: simple_cnn")
-    train.add_argument("--epochs", type=int_at_least(1), help="default: per dataset (digits 30, MNIST 10, CIFAR 30)")
+    train.add_argument("--epochs", type=int_at_least(1), help="default: per dataset (digits 60, MNIST 10, CIFAR 30)")
     train.add_argument("--batch-size", type=int_at_least(1), help="default: 64 for digits, else 128")
     train.add_argument("--optimizer", choices=list(recipes.OPTIMIZER_NAMES), help="default: sgd (momentum 0.9, Nesterov)")
     train.add_argument("--lr", type=positive_float, help="peak learning rate (default: sgd 0.05, adam/adamw 0.001)")
@@ -66,7 +66,10 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     train.add_argument("--step-size", type=int_at_least(1), metavar="EPOCHS",
                        help="--schedule step: epochs between drops (default: half the run, so one drop at its middle)")
     train.add_argument("--gamma", type=unit_float, help="--schedule step: factor of each drop (default 0.1)")
-    train.add_argument("--augment", action="store_true", help="random crops (and flips where they make sense)")
+    train.add_argument("--augment", action=argparse.BooleanOptionalAction,
+                       help="augment the training images: small random turns, sub-pixel shifts and rescalings for "
+                            "the 8x8 digits (on by default), random crops (and flips where they make sense) for the "
+                            "other datasets (off by default)")
     train.add_argument("--threads", type=int_at_least(1), help="CPU threads (default: all cores)")
     train.add_argument("--device", type=device, default="cpu",
                        help="cpu (default), cuda or cuda:<index>: where the whole training loop runs")
@@ -146,7 +149,7 @@ def _config_from_args(args: argparse.Namespace, base: dict[str, Any] | None = No
         "schedule": args.schedule or "cosine",
         "step_size": args.step_size,
         "gamma": args.gamma,
-        "augment": bool(args.augment),
+        "augment": spec.augment if args.augment is None else bool(args.augment),
         "seed": args.seed if args.seed is not None else 0,
         "val_fraction": args.val_fraction if args.val_fraction is not None else 0.1,
         "early_stop": args.early_stop,
@@ -197,7 +200,9 @@ def _resumed_config(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str,
     for key in RUN_DEFINING:
         given = getattr(args, key)
         saved = config[key] if key != "monitor" else config[key] or "val_loss"  # None: the default
-        if given not in (None, False) and given != saved:
+        # An option left out is None (or a store_true flag's False); --no-augment's False is a choice.
+        left_out = given is None or (given is False and key != "augment")
+        if not left_out and given != saved:
             raise CLIError(f"--{key.replace('_', '-')} {given} differs from the resumed run's {saved}; "
                            "a resumed run keeps its settings (start a new run to change them, or --init-from "
                            "its checkpoint to start one from its weights)")
@@ -418,7 +423,7 @@ def _train(args: argparse.Namespace, config: dict[str, Any], ck: dict[str, Any] 
                                                                   else ")"))
     if skipped:
         lines.append(f"note: {' and '.join(skipped)} not drawn: matplotlib is not installed "
-                     "(pip install matplotlib, or fastnn[all])")
+                     "(pip install matplotlib, or fastnn[plots])")
     saved = [CHECKPOINT_NAME] + ([BEST_NAME] if val_set is not None else [])
     lines.append(f"run folder: {run_dir}  ({', '.join([*saved, *files])})")
     print_lines(args.quiet, *lines)

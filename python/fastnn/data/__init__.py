@@ -11,7 +11,7 @@ from fastnn.data.files import DatasetError, DatasetNotFoundError
 from fastnn.data.image_folder import ImageFolderDataset, ImageFolderWarning, image_folder, load_images
 from fastnn.data.loader import DataLoader
 from fastnn.data.mnist import mnist, read_idx
-from fastnn.data.transforms import Compose, Normalize, RandomCrop, RandomHorizontalFlip
+from fastnn.data.transforms import Compose, Normalize, RandomAffine, RandomCrop, RandomHorizontalFlip
 
 __all__ = [
     "ArrayDataset",
@@ -20,6 +20,7 @@ __all__ = [
     "DatasetError",
     "DatasetNotFoundError",
     "Normalize",
+    "RandomAffine",
     "RandomCrop",
     "RandomHorizontalFlip",
     "cifar10",
