@@ -18,7 +18,7 @@ from fastnn.cli import main
 
 pytest.importorskip("sklearn", reason="the default dataset (digits) ships inside scikit-learn")
 
-FAST = ["--model", "mlp", "--threads", "1", "--quiet"]
+FAST = ["--model", "mlp", "--threads", "1", "--quiet", "--no-augment"]
 
 
 @pytest.fixture
