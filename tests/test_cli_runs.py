@@ -17,6 +17,7 @@ import pytest
 import fastnn
 from fastnn.cli import main
 
+from cli_runs import one_line_error, report, small_digits_in
 from dataset_files import write_mnist
 
 pytest.importorskip("sklearn", reason="the default dataset (digits) ships inside scikit-learn")
@@ -26,30 +27,7 @@ FAST = ["--model", "mlp", "--threads", "1"]
 
 @pytest.fixture
 def in_tmp(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    threads = fastnn.get_num_threads()
-    full = fastnn.data.digits
-
-    def small(seed: int = 0, test_fraction: float = 0.2):
-        return tuple(fastnn.data.ArrayDataset(part.x[:n], part.y[:n], classes=part.classes)
-                     for part, n in zip(full(seed=seed, test_fraction=test_fraction), (100, 40)))
-
-    monkeypatch.setattr(fastnn.data, "digits", small)
-    yield tmp_path
-    fastnn.set_num_threads(threads)  # --threads changes the process-wide setting
-
-
-def one_line_error(capsys, *fragments: str) -> str:
-    captured = capsys.readouterr()
-    lines = captured.err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("fastnn: error: "), captured.err
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-    return lines[0]
-
-
-def report(run: str) -> dict:
-    return json.loads(Path(run, "report.json").read_text())
+    yield from small_digits_in(tmp_path, monkeypatch, 100, 40)
 
 
 # Item 2 ----------------------------------------------------------------------------------------
