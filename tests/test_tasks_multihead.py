@@ -19,18 +19,6 @@ from fastnn import nn, optim
 from fastnn import reference as ref
 
 
-def _masked_bce_supported() -> bool:
-    """Whether BCEWithLogits skips targets of -1 (unknown) instead of rejecting them."""
-    try:
-        nn.BCEWithLogits()(np.zeros((2, 1), np.float32), np.array([[1.0], [-1.0]], np.float32))
-    except ValueError:
-        return False
-    return True
-
-
-MASKED_BCE = _masked_bce_supported()
-
-
 def _heads(features: int, dtype=np.float64) -> nn.MultiHead:
     fastnn.manual_seed(0)
     heads = nn.MultiHead({"smiling": nn.Linear(features, 1), "hair": nn.Linear(features, 4),
@@ -192,8 +180,6 @@ def test_the_reference_of_the_loss_matches_finite_differences():
             assert grads[name][index] == pytest.approx((plus - minus) / (2 * eps), rel=1e-5, abs=1e-8)
 
 
-@pytest.mark.skipif(not MASKED_BCE, reason="BCEWithLogits does not skip -1 (unknown) targets yet; "
-                                            "the masked BCE kernel is built separately")
 def test_unknown_binary_targets_add_no_loss_and_no_gradient():
     rng = np.random.default_rng(7)
     logits = {"smiling": rng.standard_normal((12, 1)), "hair": rng.standard_normal((12, 4)),
@@ -208,14 +194,6 @@ def test_unknown_binary_targets_add_no_loss_and_no_gradient():
     for name in SPEC:
         assert_close(grads[name], expected_grads[name], FLOAT64_RTOL, name)
     assert not grads["smiling"][targets[:, 0] == -1].any()
-
-
-@pytest.mark.skipif(MASKED_BCE, reason="BCEWithLogits skips -1 targets here (tested above)")
-def test_unknown_binary_targets_without_masking_are_rejected_not_mis_scored():
-    logits = {"smiling": np.zeros((2, 1)), "hair": np.zeros((2, 4)), "glasses": np.zeros((2, 1))}
-    targets = np.array([[1, 0, 0], [-1, 1, 1]], dtype=np.float32)
-    with pytest.raises(ValueError, match=r"fastnn.nn.MultiHeadLoss: head 'smiling': .*targets"):
-        nn.MultiHeadLoss(SPEC)(logits, targets)
 
 
 def test_a_head_with_only_unknown_targets_contributes_nothing():

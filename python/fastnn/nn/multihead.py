@@ -159,8 +159,7 @@ class MultiHeadLoss(Module):
     rows get a zero gradient, and a head with no known row in the batch contributes 0 (a batch
     of 0 images gives NaN, the mean of nothing, as the other losses do, and empty gradients). A
     multiclass head selects its known rows itself; a binary head passes its column, -1 and all,
-    to :class:`BCEWithLogits`, which skips the unknown entries (a BCEWithLogits without that
-    support rejects -1 with a ValueError, never a wrong loss).
+    to :class:`BCEWithLogits`, which skips the unknown entries.
 
     Returns the weighted sum as a float; :meth:`backward` returns ``{name: dloss/dlogits}``
     for :meth:`MultiHead.backward`. After each call ``last_losses`` holds every head's own
