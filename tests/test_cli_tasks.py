@@ -128,3 +128,54 @@ def test_bad_attribute_csv_fails_in_one_line_and_writes_nothing(in_tmp, capsys, 
                  "--out", "run"]) != 0
     one_line_error(capsys, *fragments)
     assert not Path("run").exists()
+
+
+# The same commands on the published formats and on an image folder ----------------------------
+
+def _files(dataset: str, root: Path) -> list[str]:
+    from dataset_files import small_cifar10, write_mnist
+
+    if dataset in ("mnist", "fashion-mnist"):
+        write_mnist(root / dataset, n_train=200, n_test=60)
+    else:
+        small_cifar10(root / dataset, archive=False, n=40)
+    return ["--dataset", dataset, "--data-dir", str(root / dataset)]
+
+
+@pytest.mark.parametrize("dataset, task", [
+    ("mnist", ["--task", "verification", "--pairs", "200"]),
+    ("mnist", ["--task", "attributes"]),
+    ("fashion-mnist", ["--task", "attributes"]),
+    ("fashion-mnist", ["--task", "binary", "--positive", "5,7,9"]),
+    ("cifar10", ["--task", "attributes"]),
+    ("cifar10", ["--task", "identification", "--unknown-classes", "1"]),
+])
+def test_tasks_run_on_the_published_formats(in_tmp, capsys, dataset, task):
+    """The task commands work on MNIST, Fashion-MNIST and CIFAR-10 files (random pixels and
+    labels in the published formats: this checks the plumbing and the built-in attribute tables,
+    not what is learnt)."""
+    assert main(["train", *FAST, "--epochs", "1", "--out", "run", *task, *_files(dataset, in_tmp)]) == 0, \
+        capsys.readouterr().err
+    final = report("run")["final"]
+    assert final["task"] == task[1] and final[task[1]]
+
+
+def test_attributes_of_an_image_folder_from_a_csv_of_file_names(in_tmp):
+    Image = pytest.importorskip("PIL.Image")
+    rng = np.random.default_rng(0)
+    rows = ["file,bright,size"]
+    for label, name in enumerate(["dark cats", "light dogs"]):
+        (in_tmp / "imgs" / name).mkdir(parents=True)
+        for i in range(10):
+            level = 40 + 160 * label
+            Image.fromarray(rng.integers(level, level + 40, (10, 10), dtype=np.uint8)).save(
+                in_tmp / "imgs" / name / f"{i}.png")
+            rows.append(f"{name}/{i}.png,{label},{'' if i == 0 else i % 3}")
+    Path("table.csv").write_text("\n".join(rows) + "\n")
+    assert main(["train", *FAST, "--dataset", "folder", "--data-dir", "imgs", "--image-size", "8", "--task",
+                 "attributes", "--attributes", "table.csv", "--epochs", "3", "--val-fraction", "0",
+                 "--out", "run"]) == 0
+    attributes = report("run")["final"]["attributes"]
+    assert attributes["bright"]["kind"] == "binary" and attributes["size"]["kind"] == "multiclass"
+    # 20 images, 4 held out as the test set; the two unknown 'size' cells are left out where they fall.
+    assert attributes["bright"]["known"] == 4 and attributes["size"]["known"] + attributes["size"]["unknown"] == 4

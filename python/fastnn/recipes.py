@@ -163,7 +163,8 @@ def _folder_dataset(data_dir: str | Path | None, image_size: int,
     if test is not None:
         return train, test
     try:
-        return data.stratified_split(train, FOLDER_TEST_FRACTION, seed=0)
+        rest, held = data.stratified_indices(train.y, FOLDER_TEST_FRACTION, seed=0)
+        return train.subset(rest), train.subset(held)  # the same split as stratified_split, paths kept
     except ValueError as e:
         raise data.DatasetError(f"fastnn.data: {data_dir} has too few images to hold out "
                                 f"{FOLDER_TEST_FRACTION:g} of them as the test set ({str(e).split(': ', 1)[-1]}); "

@@ -55,12 +55,27 @@ class ImageFolderDataset(ArrayDataset):
     an image ending that could not be decoded (truncated, empty, not an image); ``ignored``
     lists the files without an image ending (README.txt ...). Hidden files and folders (names
     starting with ".", such as .DS_Store and the cache folder) are passed over silently.
+    ``ids[i]`` is image ``i``'s path relative to the folder :func:`image_folder` read
+    (``cats/001.png``, or ``train/cats/001.png`` in a train/test folder): what an attribute
+    table (``--attributes``) names it by.
     """
 
     def __init__(self, x: np.ndarray, y: np.ndarray, classes: list[str], paths: list[str],
-                 skipped: list[tuple[str, str]], ignored: list[str]) -> None:
+                 skipped: list[tuple[str, str]], ignored: list[str], top: Path | None = None) -> None:
         super().__init__(x, y, classes)
-        self.paths, self.skipped, self.ignored = paths, skipped, ignored
+        self.paths, self.skipped, self.ignored, self.top = paths, skipped, ignored, top
+
+    @property
+    def ids(self) -> list[str]:
+        """Each image's path relative to the folder that was read (POSIX separators)."""
+        if self.top is None:
+            return [Path(p).as_posix() for p in self.paths]
+        return [Path(p).relative_to(self.top).as_posix() for p in self.paths]
+
+    def subset(self, index: np.ndarray) -> "ImageFolderDataset":
+        """The images at ``index`` (an index array), with their paths."""
+        return ImageFolderDataset(self.x[index], self.y[index], list(self.classes),
+                                  [self.paths[i] for i in index], self.skipped, self.ignored, self.top)
 
 
 def _pillow() -> Any:
@@ -254,7 +269,7 @@ def _write_cache(op: str, path: Path, arrays: dict[str, np.ndarray]) -> None:
 
 
 def _load_tree(op: str, root: Path, image_size: int | None, channels: int | None, cache_file: Path | None,
-               classes: list[str] | None = None) -> ImageFolderDataset:
+               classes: list[str] | None = None, top: Path | None = None) -> ImageFolderDataset:
     """One class-per-folder tree; ``classes`` (the training split's) fixes the labels of a test split."""
     found_classes, files, ignored = _scan(op, root)
     if classes is not None:
@@ -291,7 +306,7 @@ def _load_tree(op: str, root: Path, image_size: int | None, channels: int | None
         listed = "; ".join(f"{p} ({r})" for p, r in skipped[:5]) + ("; ..." if len(skipped) > 5 else "")
         warnings.warn(f"fastnn.data.{op}: skipped {len(skipped)} of {len(files)} image files under {root} that "
                       f"could not be decoded: {listed}", ImageFolderWarning, stacklevel=3)
-    return ImageFolderDataset(_to_float(pixels), labels, list(classes), paths, skipped, ignored)
+    return ImageFolderDataset(_to_float(pixels), labels, list(classes), paths, skipped, ignored, top)
 
 
 def image_folder(root: str | os.PathLike, image_size: int | None = None, channels: int | None = None, *,
@@ -342,11 +357,12 @@ def image_folder(root: str | os.PathLike, image_size: int | None = None, channel
         raise DatasetError(f"fastnn.data.{op}: {root} has {present}/ but no {absent}/; a split needs both "
                          f"(root/train/<class>/..., root/test/<class>/...), a single set neither")
     if not has_train:
-        return _load_tree(op, root, image_size, channels, cache_file("all")), None
-    train = _load_tree(op, root / "train", image_size, channels, cache_file("train"))
+        return _load_tree(op, root, image_size, channels, cache_file("all"), top=root), None
+    train = _load_tree(op, root / "train", image_size, channels, cache_file("train"), top=root)
     # The test split is read in the training split's channels, so both stack into one model.
     test_channels = channels if channels is not None else train.x.shape[1]
-    test = _load_tree(op, root / "test", image_size, test_channels, cache_file("test"), classes=train.classes)
+    test = _load_tree(op, root / "test", image_size, test_channels, cache_file("test"), classes=train.classes,
+                      top=root)
     if test.x.shape[2:] != train.x.shape[2:]:
         raise DatasetError(f"fastnn.data.{op}: test/ images are {test.x.shape[3]}x{test.x.shape[2]}, train/ images "
                          f"{train.x.shape[3]}x{train.x.shape[2]}; pass image_size= (--image-size) to resize both")
