@@ -65,7 +65,7 @@ def run_seed(seed: int, epochs: int, train_all: data.ArrayDataset, test_all: dat
               "unknown_classes": 0, "dataset": "bench"}
     task = task_for(config)
     train, test = task.select(train_all, test_all, config)
-    unseen, train_images = task.unseen, task.train_images
+    unseen = task.unseen
     mean, std = train.x.mean(axis=(0, 2, 3)).tolist(), train.x.std(axis=(0, 2, 3)).tolist()
     normalize = data.Normalize(mean, std)
     shape, classes = train.x.shape[1:], train.num_classes

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import fastnn
 from fastnn.cli import main
 
 from cli_runs import one_line_error, report, small_digits_in
@@ -179,3 +180,24 @@ def test_attributes_of_an_image_folder_from_a_csv_of_file_names(in_tmp):
     assert attributes["bright"]["kind"] == "binary" and attributes["size"]["kind"] == "multiclass"
     # 20 images, 4 held out as the test set; the two unknown 'size' cells are left out where they fall.
     assert attributes["bright"]["known"] == 4 and attributes["size"]["known"] + attributes["size"]["unknown"] == 4
+
+
+def test_predict_answers_in_the_tasks_terms(in_tmp, capsys):
+    Image = pytest.importorskip("PIL.Image")
+    train, _ = fastnn.data.digits()
+    for i in range(2):  # digits pixels are 0..1 (0..16 scaled): an 8-bit PNG of them reads back the same
+        Image.fromarray((train.x[i, 0] * 255).round().astype(np.uint8)).save(f"d{i}.png")
+    assert main(["train", *FAST, "--task", "verification", "--pairs", "200", "--epochs", "2", "--out", "ver"]) == 0
+    capsys.readouterr()
+    assert main(["predict", "ver/best.fastnn", "--pair", "d0.png", "d1.png", "--json"]) == 0
+    pair = json.loads(capsys.readouterr().out)
+    assert pair["threshold"] == report("ver")["final"]["verification"]["eer_threshold"]
+    assert -1 - 1e-6 <= pair["similarity"] <= 1 + 1e-6 and pair["same"] == (pair["similarity"] >= pair["threshold"])
+    assert main(["predict", "ver/best.fastnn", "d0.png"]) != 0  # an embedding model names no classes
+    assert "--pair" in capsys.readouterr().err
+    assert main(["train", *FAST, "--task", "attributes", "--epochs", "1", "--out", "att"]) == 0
+    capsys.readouterr()
+    assert main(["predict", "att/best.fastnn", "d0.png", "--json"]) == 0
+    (result,) = json.loads(capsys.readouterr().out)
+    assert set(result["attributes"]) == set(report("att")["config"]["classes"])
+    assert all(0.5 <= v["probability"] <= 1 for v in result["attributes"].values())

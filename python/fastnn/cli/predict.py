@@ -164,9 +164,8 @@ def compare_pair(model: nn.Module, prep: dict[str, Any], first: str, second: str
     x, kept, bad = load_images([first, second], prep["image_size"], prep["channels"])
     if bad:
         raise CLIError(f"--pair: cannot read {bad[0][0]}: {bad[0][1]}")
-    e = np.asarray(model(normalize(x)), dtype=np.float64)
-    e /= np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)
-    similarity = float(e[0] @ e[1])
+    e = np.ascontiguousarray(model(normalize(x)))
+    similarity = float(ops.pairwise_similarity(e[:1], e[1:], metric="cosine")[0, 0])
     threshold = prep.get("threshold")
     return {"a": first, "b": second, "similarity": similarity, "threshold": threshold,
             "same": None if threshold is None else bool(similarity >= threshold)}

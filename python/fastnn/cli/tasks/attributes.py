@@ -16,7 +16,7 @@ import numpy as np
 
 from fastnn import data, metrics, nn, report
 from fastnn.cli.common import CLIError, build_model
-from fastnn.cli.tasks.base import Task, TaskResult, flag_error, percent, run_model, softmax
+from fastnn.cli.tasks.base import Task, TaskResult, flag_error, percent, run_model
 
 
 def _specs(config: dict[str, Any]) -> list[Any]:
@@ -101,7 +101,7 @@ class AttributesTask(Task):
                 entry["auc"] = metrics.roc_auc(y, p) if len(np.unique(y)) == 2 else None
                 entry["average_precision"] = metrics.average_precision(y, p) if len(np.unique(y)) == 2 else None
             else:
-                predicted = softmax(logits).argmax(axis=1)
+                predicted = logits.argmax(axis=1)
                 entry["accuracy"] = float(np.mean(predicted == y))
                 scores = metrics.precision_recall_f1(y, predicted, len(spec.classes))
                 present = np.bincount(y, minlength=len(spec.classes)) > 0

@@ -87,12 +87,6 @@ def run_model(model: nn.Module, dataset: Any, config: dict[str, Any], device: st
     return np.concatenate(outputs)
 
 
-def softmax(logits: np.ndarray) -> np.ndarray:
-    z = logits - logits.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
-
-
 def class_list(text: str) -> list[str]:
     """An argparse type: a comma-separated list of class names or ids (``--positive 1,3,cat``)."""
     items = [item.strip() for item in text.split(",")]

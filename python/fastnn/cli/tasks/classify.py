@@ -6,9 +6,9 @@ from typing import Any
 
 import numpy as np
 
-from fastnn import data, metrics, nn, report
+from fastnn import data, metrics, nn, ops, report
 from fastnn.cli.common import CLIError
-from fastnn.cli.tasks.base import Task, TaskResult, as_class_refs, flag_error, percent, run_model, softmax
+from fastnn.cli.tasks.base import Task, TaskResult, as_class_refs, flag_error, percent, run_model
 
 
 class MulticlassTask(Task):
@@ -47,7 +47,8 @@ class BinaryTask(Task):
 
     def score(self, model: nn.Module, loss: nn.Module, test: Any, config: dict[str, Any], device: str,
               batch_size: int) -> TaskResult:
-        p_yes = softmax(run_model(model, test, config, device, batch_size).astype(np.float64))[:, 1]
+        logits = np.ascontiguousarray(run_model(model, test, config, device, batch_size), dtype=np.float64)
+        p_yes = ops.softmax(logits)[:, 1]
         y = test.y
         predicted = (p_yes >= self.threshold).astype(np.int64)
         tp = int(np.count_nonzero((predicted == 1) & (y == 1)))
