@@ -11,7 +11,6 @@ without a GPU or driver, imports fastnn fine: :func:`is_available` is then False
 from __future__ import annotations
 
 import importlib
-import importlib.metadata
 from types import ModuleType
 from typing import Any
 
@@ -116,6 +115,9 @@ def get_matmul_precision() -> str:
 
 
 def _cupy_version() -> str | None:
+    # importlib.metadata pulls in the email package (~20 ms): only `info()` needs it.
+    import importlib.metadata
+
     for dist in importlib.metadata.packages_distributions().get("cupy", []):
         try:
             return importlib.metadata.version(dist)
