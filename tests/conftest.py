@@ -75,14 +75,19 @@ SIMD_LEVELS = ["generic", "avx2", "avx512"]
 def run_tests_at_simd_level(test_file: str, keyword: str, level: str) -> None:
     """Runs the tests of ``test_file`` matching ``keyword`` in a fresh process under
     FASTNN_SIMD=level (the level is fixed at first use in a process), so every SIMD path is
-    tested on one machine; skips levels the CPU lacks, and itself when already inside such a run."""
+    tested on one machine; skips levels the CPU lacks, the level this process runs (tested
+    in-process already), and itself when already inside such a run."""
     import fastnn
 
     if os.environ.get("FASTNN_TEST_EXPECT_SIMD"):
         pytest.skip("already inside a forced-level run")
-    detected = fastnn.build_info()["simd_detected"]
+    info = fastnn.build_info()
+    detected = info["simd_detected"]
     if SIMD_LEVELS.index(level) > SIMD_LEVELS.index(detected):
         pytest.skip(f"this CPU lacks {level} (best level: {detected})")
+    if level == info["simd"]:
+        # The suite's own process runs this level: its test_core_* tests are this run already.
+        pytest.skip(f"this process already runs the {level} path (its own test_core_* tests cover it)")
     env = dict(os.environ, FASTNN_SIMD=level, FASTNN_TEST_EXPECT_SIMD=level)
     run = subprocess.run(
         [sys.executable, "-m", "pytest", test_file, "-q", "-x", "-k", keyword, "-p", "no:cacheprovider"],
