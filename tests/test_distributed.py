@@ -211,3 +211,77 @@ def test_public_api_is_documented():
         for name, value in vars(cls).items():
             if (inspect.isfunction(value) or isinstance(value, classmethod)) and not name.startswith("_"):
                 assert inspect.getdoc(value), f"{cls.__name__}.{name}"
+
+
+class _TwinRankTransport:
+    """Stands in for MPI: the other rank holds the same gradients, so a sum doubles them. Records
+    when each bucket starts, relative to the layers' backward."""
+
+    def __init__(self, events: list) -> None:
+        self.events = events
+
+    def empty(self, size, dtype, like):
+        return np.empty(size, dtype=dtype)
+
+    def start(self, buffer):
+        self.events.append(("start", buffer.size))
+        buffer *= 2
+        return buffer.size
+
+    def progress(self, requests):
+        pass
+
+    def wait(self, requests):
+        self.events.append(("wait", len(requests)))
+
+
+class _TwoRankComm:
+    def Get_size(self):
+        return 2
+
+    def Get_rank(self):
+        return 0
+
+    def Bcast(self, array, root=0):
+        pass
+
+
+def test_ddp_buckets_start_during_backward_and_average(monkeypatch):
+    # The bucket logic without MPI (the GPU's NCCL transport shares it): buckets start from the
+    # backward-done hooks, in reverse parameter order, and the gradients come back averaged.
+    from fastnn.distributed import ddp as ddp_module
+
+    events: list = []
+    monkeypatch.setattr(dist.group, "_comm", _TwoRankComm())
+    monkeypatch.setattr(ddp_module, "_MpiTransport", lambda comm: _TwinRankTransport(events))
+    fastnn.manual_seed(0)
+    model = _net()
+    reference_model = _net()
+    reference_model.load_state_dict(model.state_dict())
+    wrapped = dist.DistributedDataParallel(model, bucket_mb=40 / 2**20)  # 40-byte buckets: one per layer here
+    x = np.random.default_rng(3).standard_normal((2, 1, 4, 4)).astype(np.float32)
+    grad = np.random.default_rng(4).standard_normal((2, 3)).astype(np.float32)
+    layers = [m for m in model.modules() if m._parameters]
+    for m in layers:  # note each layer's backward among the bucket starts
+        original = m.backward
+
+        def noted(g, _m=m, _original=original):
+            events.append(("layer", type(_m).__name__))
+            return _original(g)
+
+        object.__setattr__(m, "backward", noted)
+    wrapped(x)
+    wrapped.backward(grad)
+    reference_model(x)
+    reference_model.backward(grad)
+    got = dict(model.named_parameters())
+    for name, p in reference_model.named_parameters():
+        assert np.array_equal(got[name].grad, p.grad), name  # (2 g) * 1/2 is exactly g
+    starts = [i for i, e in enumerate(events) if e[0] == "start"]
+    last_layer = max(i for i, e in enumerate(events) if e[0] == "layer")
+    assert len(starts) == len(wrapped._buckets) == 3
+    assert starts[0] < last_layer  # the first buckets went out while earlier layers still ran backward
+    assert events[-1] == ("wait", len(wrapped._buckets))
+    sizes = [e[1] for e in events if e[0] == "start"]
+    assert sizes == [sum(p.size for p in layer.parameters()) for layer in (model[5], model[3].block[0], model[0])]
+    assert wrapped.last_early_buckets == len(starts)

@@ -82,7 +82,12 @@ class _NcclTransport:
 
     def __init__(self, comm: Any) -> None:
         import cupy
-        from cupy.cuda import nccl
+
+        try:
+            from cupy.cuda import nccl
+        except ImportError as e:
+            raise RuntimeError("fastnn.distributed.DistributedDataParallel: parameters on the GPU need NCCL through "
+                               f"cupy.cuda.nccl, which this CuPy lacks ({e}); install CuPy with NCCL") from e
 
         self._cupy, self._nccl = cupy, nccl
         uid = nccl.get_unique_id() if comm.Get_rank() == 0 else None
