@@ -285,3 +285,11 @@ def test_ddp_buckets_start_during_backward_and_average(monkeypatch):
     sizes = [e[1] for e in events if e[0] == "start"]
     assert sizes == [sum(p.size for p in layer.parameters()) for layer in (model[5], model[3].block[0], model[0])]
     assert wrapped.last_early_buckets == len(starts)
+
+
+def test_info_says_how_to_get_mpi_where_mpi4py_is_missing(monkeypatch):
+    from fastnn.cli import info
+
+    real = info.importlib.util.find_spec
+    monkeypatch.setattr(info.importlib.util, "find_spec", lambda name, *a: None if name == "mpi4py" else real(name, *a))
+    assert info._mpi_text(info._mpi_facts()) == "mpi4py is not installed (pip install 'fastnn[mpi]')"

@@ -133,3 +133,11 @@ def test_cli_distributed_error_on_every_rank_ends_the_job_with_its_message(tmp_p
                    cwd=tmp_path)
     assert done.returncode != 0
     assert "fastnn: error: --batch-size 63 is the global batch: it must divide evenly over the 2 ranks" in done.stderr
+
+
+def test_info_names_the_mpi_library_and_the_world_size():
+    done = _launch(2, ["-m", "fastnn", "info"], timeout=60)
+    assert done.returncode == 0, done.stderr
+    rows = [line for line in done.stdout.splitlines() if line.startswith("MPI:")]
+    assert len(rows) == 2  # both ranks print; each names the library and the job's world size
+    assert all("mpi4py" in row and row.endswith("world size 2") for row in rows)
