@@ -14,7 +14,8 @@ import fastnn
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE_ROOT = str(Path(fastnn.__file__).resolve().parents[1])
-LAZY = ["bench", "data", "metrics", "models", "onnx", "recipes", "reference", "report", "tasks", "train"]
+LAZY = ["bench", "data", "distributed", "metrics", "models", "onnx", "recipes", "reference", "report", "tasks",
+        "train"]
 
 
 def _run(code: str) -> str:

@@ -42,7 +42,8 @@ if _os.environ.get("FASTNN_SIMD", "") not in ("",) + _SIMD_CHOICES:
 
 
 # Public subpackages loaded on first attribute access (see the module docstring).
-_LAZY_SUBMODULES = ("bench", "data", "metrics", "models", "onnx", "recipes", "reference", "report", "tasks", "train")
+_LAZY_SUBMODULES = ("bench", "data", "metrics", "models", "onnx", "recipes", "reference", "report", "tasks", "train",
+                    "distributed")
 
 
 def __getattr__(name: str) -> _ModuleType:
@@ -98,6 +99,7 @@ __all__ = [
     "build_info",
     "cuda",
     "data",
+    "distributed",
     "free_cached_buffers",
     "get_matmul_precision",
     "get_num_threads",

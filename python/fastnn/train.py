@@ -90,6 +90,28 @@ class History:
         return f"History(epochs={len(self)}, last={last})"
 
 
+def _distributed_group() -> Any:
+    """fastnn.distributed when this process is a rank of a distributed run (its init() ran),
+    else None; never imports it (nor mpi4py)."""
+    group = sys.modules.get("fastnn.distributed")
+    return group if group is not None and group.is_initialized() else None
+
+
+def _is_main_process() -> bool:
+    """Whether this process prints and writes files: rank 0, or the only process."""
+    group = _distributed_group()
+    return group is None or group.rank() == 0
+
+
+def _summed_over_shards(loader: Any, values: list[Any]) -> list[Any]:
+    """``values`` summed over the ranks when ``loader`` reads one shard of a distributed run (the
+    same numbers on every rank); as they are otherwise."""
+    group = _distributed_group()
+    if group is None or not getattr(loader, "distributed", False):
+        return values
+    return group.sum_across_ranks(values)
+
+
 def _minimised(monitor: str) -> bool:
     return monitor.endswith("loss")
 
@@ -178,6 +200,7 @@ def evaluate(model: Any, loader: Iterable, loss_fn: Any = None, k: int = 3, devi
         model.train(was_training)
         if loss_was_training is not None:
             loss_fn.train(loss_was_training)
+    confusion, top_k_hits, loss_sum, n, batches = _summed_over_shards(loader, [confusion, top_k_hits, loss_sum, n, batches])
     if batches == 0:
         raise ValueError("fastnn.train.evaluate: the loader yielded no batches")
     return {
@@ -291,6 +314,7 @@ def _train_epoch(model, loss_fn, optimizer, loader, scheduler, per_batch: bool, 
             bar.refresh()  # the final loss/accuracy/rate, even when the epoch beat tqdm's redraw interval
             bar.close()
     seconds = time.perf_counter() - start
+    loss_sum, correct, seen = _summed_over_shards(loader, [loss_sum, correct, seen])
     return {
         "epoch": epoch,
         "lr": float(optimizer.param_groups[0]["lr"]),
@@ -367,6 +391,8 @@ def fit(model: Any, loss_fn: Any, optimizer: Any, train_loader: Any, epochs: int
     trained_loss = _trained_loss(loss_fn)
     if placement is not None and trained_loss is not None:
         loss_fn.to(device)
+    main = _is_main_process()  # a distributed run prints and writes files from rank 0 only
+    quiet = quiet or not main
     show_bar = (not quiet) and (progress if progress is not None else sys.stderr.isatty())
     history, first_epoch, saved = History(), 1, None
     callbacks = list(callbacks)
@@ -405,11 +431,12 @@ def fit(model: Any, loss_fn: Any, optimizer: Any, train_loader: Any, epochs: int
                 if restore_best:
                     best_state = model.state_dict()  # copies
                     best_loss_state = trained_loss.state_dict() if trained_loss is not None else None
-                if best_checkpoint is not None:
+                if best_checkpoint is not None and main:
                     save(best_checkpoint, model, optimizer, epoch=epoch, history=history,
                          **({"loss": trained_loss} if trained_loss is not None else {}), **(checkpoint_extra or {}))
         if checkpoint is not None:
-            save(checkpoint, model, optimizer, epoch=epoch, history=history, **stateful, **(checkpoint_extra or {}))
+            if main:
+                save(checkpoint, model, optimizer, epoch=epoch, history=history, **stateful, **(checkpoint_extra or {}))
             saved = (Path(checkpoint), epoch)
         if not quiet:
             log(_format_record(record, epochs, val_name) + ("  (best)" if improved and epoch > 1 else ""))

@@ -45,6 +45,28 @@ def _cuda_rows() -> list[tuple[str, str]]:
     return rows
 
 
+def _mpi_facts() -> dict[str, Any]:
+    """The MPI library mpi4py runs on and this job's world size (1 outside mpiexec), or why there
+    is none: what `fastnn train --distributed` would use."""
+    if importlib.util.find_spec("mpi4py") is None:
+        return {"available": False, "reason": "mpi4py is not installed (pip install 'fastnn[mpi]')"}
+    try:
+        import mpi4py
+        from mpi4py import MPI
+
+        library = MPI.Get_library_version().strip().splitlines()[0]
+        return {"available": True, "library": " ".join(library.split()), "mpi4py": mpi4py.__version__,
+                "world_size": MPI.COMM_WORLD.Get_size()}
+    except Exception as e:  # a broken MPI install is information here, not a crash
+        return {"available": False, "reason": f"mpi4py is installed but MPI did not start: {e}"}
+
+
+def _mpi_text(facts: dict[str, Any]) -> str:
+    if not facts["available"]:
+        return facts["reason"]
+    return f"{facts['library']} (mpi4py {facts['mpi4py']}), world size {facts['world_size']}"
+
+
 def run(args: argparse.Namespace) -> int:
     """Runs ``fastnn info``; returns the exit status."""
     info = fastnn.build_info()
@@ -56,10 +78,11 @@ def run(args: argparse.Namespace) -> int:
             ("GEMM kernel", f"{info.get('gemm_kernel_float32')} (float32)"),
             ("threads", str(info.get("threads"))),
             *_cuda_rows(),
+            ("MPI", _mpi_text(mpi := _mpi_facts())),
             ("python", f"{platform.python_version()}, NumPy {np.__version__}"),
             ("extras", ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in extras.items()))]
     if args.json:
-        print(json.dumps({**info, "extras": extras}, indent=2, default=str))  # info["cuda"]: fastnn.cuda.info()
+        print(json.dumps({**info, "extras": extras, "mpi": mpi}, indent=2, default=str))  # info["cuda"]: fastnn.cuda.info()
     else:
         for key, value in rows:
             print(f"{key + ':':<14}{value}")

@@ -97,6 +97,13 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                        help="continue the run saved in CHECKPOINT exactly, with its own settings (optimiser state "
                             "included)")
     train.add_argument("--quiet", action="store_true", help="print nothing")
+    train.add_argument("--distributed", action="store_true",
+                       help="data-parallel training over the ranks of an MPI job (mpiexec -n 4 python -m fastnn train "
+                            "--distributed ...; needs fastnn[mpi]): --batch-size is the global batch, split evenly; "
+                            "rank 0 prints and writes the run folder (docs/DISTRIBUTED.md)")
+    train.add_argument("--sync-bn", action="store_true",
+                       help="--distributed: BatchNorm statistics over the global batch (SyncBatchNorm) instead of "
+                            "each rank's own")
     tasks.add_arguments(train)
     train.set_defaults(handler=run)
     return train
@@ -225,18 +232,27 @@ def _init_config(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, An
 
 
 def _loaders(config: dict, train_set: data.ArrayDataset, eval_set: data.ArrayDataset,
-             device: str) -> tuple[data.DataLoader, data.DataLoader]:
+             device: str, ranks: int = 1) -> tuple[data.DataLoader, data.DataLoader]:
+    """The training and evaluation loaders; with ``ranks`` > 1 (--distributed) this rank's shards,
+    the global batch split evenly (evaluation shards unpadded: every image scored once)."""
     normalize = data.Normalize(config["normalize_mean"], config["normalize_std"])
     recipe = recipes.dataset_recipe(config["dataset"], **folder_options(config))
     augment = recipe.augmentation() if config["augment"] else []
-    train_loader = data.DataLoader(train_set, config["batch_size"], shuffle=True, seed=config["seed"],
-                                   transform=data.Compose(augment + [normalize]), device=device)
-    eval_loader = data.DataLoader(eval_set, max(config["batch_size"], 256), transform=normalize, device=device)
+    shards = {"distributed": True, "pad": False} if ranks > 1 else {}
+    train_loader = data.DataLoader(train_set, config["batch_size"] // ranks, shuffle=True, seed=config["seed"],
+                                   transform=data.Compose(augment + [normalize]), device=device,
+                                   distributed=ranks > 1)
+    eval_loader = data.DataLoader(eval_set, max(config["batch_size"], 256), transform=normalize, device=device,
+                                  **shards)
     return train_loader, eval_loader
 
 
 def _resume_command(checkpoint: Path, args: argparse.Namespace) -> str:
     words = ["python", "-m", "fastnn", "train", "--resume", str(checkpoint)]
+    if args.distributed:
+        from fastnn import distributed
+
+        words = ["mpiexec", "-n", str(distributed.world_size()), *words, "--distributed"]
     if args.threads is not None:
         words += ["--threads", str(args.threads)]
     if args.device != "cpu":
@@ -262,7 +278,53 @@ def _interrupted_text(run_dir: Path, training: bool, args: argparse.Namespace, e
 
 
 def run(args: argparse.Namespace) -> int:
-    """Runs ``fastnn train``; returns the exit status."""
+    """Runs ``fastnn train``; returns the exit status. With --distributed, a failure on any rank
+    prints that rank's message and ends the whole job (MPI_Abort): no rank waits for it."""
+    if not args.distributed:
+        if args.sync_bn:
+            raise CLIError("--sync-bn applies to --distributed runs only")
+        return _run(args)
+    from fastnn import distributed
+
+    try:
+        distributed.init()
+    except ImportError as e:
+        raise CLIError(f"--distributed needs mpi4py: pip install 'fastnn[mpi]' ({str(e).split(': ')[-1]})") from None
+    if args.threads is None:  # the ranks on one machine share its cores
+        fastnn.set_num_threads(max(1, fastnn.get_num_threads() // distributed.local_world_size()))
+    args.quiet = args.quiet or distributed.rank() != 0
+    try:
+        return _run(args)
+    except BaseException as e:  # noqa: BLE001 - every failure must end every rank
+        if isinstance(e, (CLIError, fastnn.checkpoint.CheckpointError, FileNotFoundError)):
+            text = f"fastnn: error: {' '.join(str(e).split())}"
+        else:
+            import traceback
+
+            text = "".join(traceback.format_exception(e)).rstrip()
+        distributed.abort(f"{text}\n(rank {distributed.rank()})", getattr(e, "code", 1) or 1)
+        raise  # not reached
+
+
+def _distributed_ranks(args: argparse.Namespace) -> int:
+    """The world size of a --distributed run, else 1."""
+    if not args.distributed:
+        return 1
+    from fastnn import distributed
+
+    return distributed.world_size()
+
+
+def _is_main(args: argparse.Namespace) -> bool:
+    """Whether this process writes the run folder (rank 0 of a --distributed run)."""
+    if not args.distributed:
+        return True
+    from fastnn import distributed
+
+    return distributed.rank() == 0
+
+
+def _run(args: argparse.Namespace) -> int:
     started = time.time()
     wall_start = time.perf_counter()
     if args.threads is not None:
@@ -278,8 +340,12 @@ def run(args: argparse.Namespace) -> int:
         if args.init_from:
             config, init = _init_config(args)
         run_dir = Path(args.out) if args.out else _new_run_dir(config)
+    if args.distributed:  # rank 0's folder name (it has the time in it) and checks
+        from fastnn import distributed
+
+        run_dir = Path(distributed.broadcast_object(str(run_dir)))
     _check_options(config)
-    replaced = _check_run_dir(run_dir, args)
+    replaced = _check_run_dir(run_dir, args) if _is_main(args) else []
     shape = recipes.dataset_recipe(config["dataset"], **folder_options(config)).input_shape
     check_model(config, shape)  # before any download
     require_device(args.device)
@@ -318,6 +384,7 @@ def _train(args: argparse.Namespace, config: dict[str, Any], ck: dict[str, Any] 
         print_lines(args.quiet, f"note: the run was trained with {plural(config.get('threads') or 0, 'thread')}, "
                                 f"now {fastnn.get_num_threads()}: results may differ in the last bits from an unbroken run")
     config["threads"] = fastnn.get_num_threads()
+    config["world_size"] = _distributed_ranks(args)
 
     fastnn.manual_seed(config["seed"])
     model = task.model(config)
@@ -328,15 +395,21 @@ def _train(args: argparse.Namespace, config: dict[str, Any], ck: dict[str, Any] 
         except fastnn.checkpoint.CheckpointError as e:
             raise CLIError(f"--init-from {args.init_from}: its weights do not fit --model {config['model']}: "
                            f"{str(e).split(': ', 2)[-1]}") from None
+    ranks = _distributed_ranks(args)
+    trained = model
+    if args.distributed:
+        model = _data_parallel(model, loss_fn, config, args)
     opt = recipes.build_optimizer(config["optimizer"], [*model.parameters(), *loss_fn.parameters()], config["lr"],
                                   config["weight_decay"])
     val_name = "val" if val_set is not None else "test"
-    train_loader, eval_loader = _loaders(config, train_set, val_set if val_set is not None else test_set, args.device)
+    train_loader, eval_loader = _loaders(config, train_set, val_set if val_set is not None else test_set, args.device,
+                                         ranks)
     schedule = recipes.build_schedule(config["schedule"], opt, config["epochs"], len(train_loader),
                                       **_schedule_options(config))
     for name in replaced:  # --overwrite: no file of the old run may be mistaken for the new one's
         (run_dir / name).unlink(missing_ok=True)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    if _is_main(args):
+        run_dir.mkdir(parents=True, exist_ok=True)
     checkpoint = run_dir / CHECKPOINT_NAME
     n_params = sum(p.size for p in model.parameters())
     sets = (f"{len(train_set):,} training / " + (f"{len(val_set):,} validation / " if val_set is not None else "")
@@ -350,7 +423,9 @@ def _train(args: argparse.Namespace, config: dict[str, Any], ck: dict[str, Any] 
                             f"lr {config['lr']:g}, "
                             f"{recipes.describe_schedule(config['schedule'], config['epochs'], **_schedule_options(config))}, "
                             + (f"{plural(config['threads'], 'thread')}" if args.device == "cpu"
-                               else device_text(args.device)) + origin)
+                               else device_text(args.device)) + origin
+                            + (f", {ranks} ranks (global batch {config['batch_size']}, {config['batch_size'] // ranks} "
+                               "per rank)" if args.distributed else ""))
 
     resume_from = Path(args.resume) if ck else None
     monitor = MONITORS[config.get("monitor") or "val_loss"]
@@ -370,8 +445,13 @@ def _train(args: argparse.Namespace, config: dict[str, Any], ck: dict[str, Any] 
 
     kept = history.best_epoch(monitor) if val_set is not None else len(history)
     result = fastnn.train.evaluate(model, fastnn.data.DataLoader(test_set, max(config["batch_size"], 256),
-                                                                 transform=eval_loader.transform, device=args.device),
+                                                                 transform=eval_loader.transform, device=args.device,
+                                                                 **({"distributed": True, "pad": False}
+                                                                    if ranks > 1 else {})),
                                    loss_fn, k=3, device=args.device)
+    model = trained  # every rank holds the same weights: the rest scores and saves the model itself
+    if not _is_main(args):
+        return 0  # rank 0 scores the task and writes the run folder
     scored = task.score(model, loss_fn, test_set, config, args.device, max(config["batch_size"], 256))
     if scored is not None and scored.report.get("eer_threshold") is not None and val_set is not None:
         # best.fastnn (the weights just scored) keeps the same/different threshold for predict --pair.
@@ -428,6 +508,23 @@ def _train(args: argparse.Namespace, config: dict[str, Any], ck: dict[str, Any] 
     lines.append(f"run folder: {run_dir}  ({', '.join([*saved, *files])})")
     print_lines(args.quiet, *lines)
     return 0
+
+
+def _data_parallel(model: Any, loss_fn: Any, config: dict[str, Any], args: argparse.Namespace) -> Any:
+    """--distributed: the model wrapped for data-parallel training (its BatchNorms synchronised
+    with --sync-bn); CLIError for what the run cannot do."""
+    from fastnn import distributed
+
+    ranks = distributed.world_size()
+    if config["batch_size"] % ranks:
+        raise CLIError(f"--batch-size {config['batch_size']} is the global batch: it must divide evenly over the "
+                       f"{ranks} ranks")
+    if any(True for _ in loss_fn.parameters()):
+        raise CLIError(f"--distributed does not train a loss with parameters of its own yet (--loss "
+                       f"{config.get('loss')}): its class centres would not be averaged over the ranks")
+    if args.sync_bn:
+        model = distributed.SyncBatchNorm.convert_sync_batchnorm(model)
+    return distributed.DistributedDataParallel(model)
 
 
 def _schedule_options(config: dict[str, Any]) -> dict[str, Any]:

@@ -9,6 +9,12 @@ the loader's whole state is two integers (``state_dict()``), which makes resumin
 With ``device="cuda"`` the batches arrive as CuPy arrays: each is staged in pinned host memory
 and copied to the GPU asynchronously on a copy stream of its own (fastnn.data.device_feed), so
 the next batch's copy overlaps the current batch's compute.
+
+With ``distributed=True`` each rank of a distributed run (fastnn.distributed) reads its shard of
+the same seeded epoch order, PyTorch's DistributedSampler rule: the order is padded by repeating
+its start until its length divides by the world size (or, with ``drop_last``, cut down to that),
+and rank r takes positions r, r + W, r + 2W, ... So batch b of every rank together is batch b of
+the single-process run with a W times larger batch (the padding aside).
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ Batch = tuple[np.ndarray, np.ndarray]
 
 # Keys passed to np.random.default_rng have a fixed length so that the key of an epoch's order
 # and the key of a batch's augmentation can never coincide (SeedSequence pads short keys).
-_ORDER, _AUGMENT = 0, 1
+_ORDER, _AUGMENT, _SHARD_AUGMENT = 0, 1, 2
 
 
 class _Arrays:
@@ -81,6 +87,13 @@ class DataLoader:
             that GPU, copied asynchronously from pinned host memory, double-buffered (the copy
             of batch k + 1 runs while batch k is used). RuntimeError here when the CUDA backend
             is not available.
+        distributed: read only this rank's shard of each epoch (see the module docstring);
+            ``batch_size`` is then per rank. ``drop_last`` also cuts the order to a multiple of
+            the world size instead of padding it. The rank and world size come from
+            fastnn.distributed (after its ``init()``) unless ``rank`` and ``world_size`` are given.
+        pad: with ``distributed`` and without ``drop_last``, False gives each rank its positions
+            of the unpadded order (shards differ in length by at most one): every sample exactly
+            once, for sharded evaluation.
 
     Batches are C-contiguous float32 images and int64 labels, fresh arrays each time, identical
     on every device (only where they live differs).
@@ -89,7 +102,8 @@ class DataLoader:
     def __init__(self, dataset: Any = None, batch_size: int | None = None, shuffle: bool = False,
                  drop_last: bool = False, seed: int | None = None,
                  transform: Callable[..., np.ndarray] | None = None, prefetch: int = 2, device: str = "cpu",
-                 *, x: Any = None, y: Any = None) -> None:
+                 *, x: Any = None, y: Any = None, distributed: bool = False, rank: int | None = None,
+                 world_size: int | None = None, pad: bool = True) -> None:
         if (x is None) != (y is None):
             raise TypeError("fastnn.data.DataLoader: pass both 'x' and 'y', or a dataset")
         if x is not None:
@@ -120,9 +134,22 @@ class DataLoader:
         self.prefetch = int(prefetch)
         self.seed = int(seed) if seed is not None else int(default_generator().integers(2**63))
         self.epoch = 0
+        self.distributed, self.pad = bool(distributed), bool(pad)
+        self.rank, self.world_size = _shard_position(self.distributed, rank, world_size)
+
+    def _shard_length(self) -> int:
+        """The number of samples this rank reads per epoch (all of them when not distributed)."""
+        n, ranks = len(self.dataset), self.world_size
+        if not self.distributed:
+            return n
+        if self.drop_last:
+            return n // ranks
+        if self.pad:
+            return -(-n // ranks)
+        return len(range(self.rank, n, ranks))
 
     def __len__(self) -> int:
-        n = len(self.dataset)
+        n = self._shard_length()
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def state_dict(self) -> dict[str, int]:
@@ -138,12 +165,28 @@ class DataLoader:
             return np.arange(len(self.dataset))
         return np.random.default_rng([self.seed, epoch, _ORDER, 0]).permutation(len(self.dataset))
 
+    def _shard(self, order: np.ndarray) -> np.ndarray:
+        """This rank's positions of the epoch's ``order``: padded by repeating its start to a
+        multiple of the world size (cut to one with ``drop_last``; left alone with ``pad=False``),
+        then every world_size-th entry from this rank's."""
+        if not self.distributed:
+            return order
+        n, ranks = len(order), self.world_size
+        if self.drop_last:
+            order = order[:n // ranks * ranks]
+        elif self.pad and n % ranks:
+            order = np.concatenate([order, np.resize(order, ranks - n % ranks)])  # repeats order's start
+        return order[self.rank::ranks]
+
     def _batch(self, epoch: int, order: np.ndarray, b: int) -> Batch:
         # Indexing by an index array copies, so a batch never shares memory with the dataset
         # (a caller modifying a batch in place cannot corrupt the data).
         x, y = self.dataset[order[b * self.batch_size:(b + 1) * self.batch_size]]
         if self.transform is not None:
-            x = self.transform(x, np.random.default_rng([self.seed, epoch, _AUGMENT, b]))
+            # Each rank augments its part of global batch b with a stream of its own.
+            key = ([self.seed, epoch, _AUGMENT, b] if self.world_size == 1
+                   else [self.seed, epoch, _SHARD_AUGMENT, b * self.world_size + self.rank])
+            x = self.transform(x, np.random.default_rng(key))
         return np.ascontiguousarray(x, dtype=np.float32), np.ascontiguousarray(y, dtype=np.int64)
 
     def __iter__(self) -> Iterator[Batch]:
@@ -151,7 +194,7 @@ class DataLoader:
         # state_dict() taken after a finished epoch points at the next one.
         epoch = self.epoch
         self.epoch += 1
-        order = self._order(epoch)
+        order = self._shard(self._order(epoch))
         make = lambda b: self._batch(epoch, order, b)  # noqa: E731
         if self.prefetch == 0:
             batches = (make(b) for b in range(len(self)))
@@ -166,12 +209,38 @@ class DataLoader:
     def __repr__(self) -> str:
         return (f"DataLoader(n={len(self.dataset)}, batch_size={self.batch_size}, shuffle={self.shuffle}, "
                 f"drop_last={self.drop_last}, seed={self.seed}, transform={self.transform!r}, prefetch={self.prefetch}, "
-                f"device={self.device_name!r})")
+                f"device={self.device_name!r}"
+                + (f", distributed=True, rank={self.rank}, world_size={self.world_size}, pad={self.pad}"
+                   if self.distributed else "") + ")")
 
     @property
     def device_name(self) -> str:
         """Where batches arrive: "cpu", "cuda" or "cuda:<index>"."""
         return self.device if self._device_index is None else f"{self.device}:{self._device_index}"
+
+
+def _shard_position(distributed: bool, rank: Any, world_size: Any) -> tuple[int, int]:
+    """(rank, world size) of a distributed loader: given, or fastnn.distributed's; (0, 1) otherwise."""
+    if not distributed:
+        if rank is not None or world_size is not None:
+            raise ValueError("fastnn.data.DataLoader: arguments 'rank' and 'world_size' apply with distributed=True only")
+        return 0, 1
+    if world_size is None or rank is None:
+        if rank is not None or world_size is not None:
+            raise ValueError("fastnn.data.DataLoader: give both 'rank' and 'world_size', or neither (then they come "
+                             "from fastnn.distributed)")
+        from fastnn import distributed as dist
+
+        if not dist.is_initialized():
+            raise RuntimeError("fastnn.data.DataLoader: distributed=True needs fastnn.distributed.init() first (or "
+                               "explicit rank= and world_size=)")
+        return dist.rank(), dist.world_size()
+    for name, value, low in (("world_size", world_size, 1), ("rank", rank, 0)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+            raise ValueError(f"fastnn.data.DataLoader: argument '{name}' must be an int >= {low}; got {value!r}")
+    if rank >= world_size:
+        raise ValueError(f"fastnn.data.DataLoader: argument 'rank' must be < world_size ({world_size}); got {rank}")
+    return int(rank), int(world_size)
 
 
 def _prefetched(make: Callable[[int], Batch], count: int, depth: int) -> Iterator[Batch]:

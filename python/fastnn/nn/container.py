@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Iterator
+import weakref
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -37,6 +38,29 @@ def _absorbs_relu_backward(activation: Module, pool: Module) -> bool:
 
 
 _CONTEXT = "_fastnn_sequential_context"
+
+# Callbacks the containers run right after a child's backward, when that child's parameter
+# gradients are final for the step: fastnn.distributed starts its gradient all-reduces there, so
+# they overlap the backward of the layers before. Weak keys: a hook never keeps a model alive.
+_backward_done_hooks: "weakref.WeakKeyDictionary[Module, Callable[[Module], None]]" = weakref.WeakKeyDictionary()
+
+
+def register_backward_done_hook(module: Module, hook: Callable[[Module], None] | None) -> None:
+    """Makes the containers (Sequential, Residual) call ``hook(module)`` each time ``module``'s
+    backward inside them has finished (None removes it). A module run outside any container
+    (the model itself) gets no call: its gradients are final when its own backward returns."""
+    if hook is None:
+        _backward_done_hooks.pop(module, None)
+    else:
+        _backward_done_hooks[module] = hook
+
+
+def backward_done(module: Module) -> None:
+    """Runs ``module``'s backward-done hook, if it has one (containers call this)."""
+    if _backward_done_hooks:
+        hook = _backward_done_hooks.get(module)
+        if hook is not None:
+            hook(module)
 
 
 def _layer_text(m: Module) -> str:
@@ -161,9 +185,12 @@ class Sequential(Module):
         while i >= 0:
             if self.fuse_relu and i > 0 and _absorbs_relu_backward(modules[i - 1], modules[i]):
                 grad_out = modules[i].backward_through_relu(grad_out)
+                backward_done(modules[i])
+                backward_done(modules[i - 1])
                 i -= 2
             else:
                 grad_out = modules[i].backward(grad_out)
+                backward_done(modules[i])
                 i -= 1
         return grad_out
 
@@ -175,6 +202,7 @@ class Sequential(Module):
         grad_out = self._backward_through(modules[first + 1:], grad_out)
         if first < len(modules):
             modules[first].backward_params(grad_out)
+            backward_done(modules[first])
 
     def __len__(self) -> int:
         """The number of modules."""

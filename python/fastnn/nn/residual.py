@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastnn._backend import Array
+from fastnn.nn.container import backward_done
 from fastnn.nn.module import Module
 
 
@@ -36,5 +37,9 @@ class Residual(Module):
 
     def backward(self, grad_out: Array) -> Array:
         grad_in = self.block.backward(grad_out)
-        skip = grad_out if self.shortcut is None else self.shortcut.backward(grad_out)
+        backward_done(self.block)
+        skip = grad_out
+        if self.shortcut is not None:
+            skip = self.shortcut.backward(grad_out)
+            backward_done(self.shortcut)
         return grad_in + skip
