@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import fastnn
@@ -67,6 +68,13 @@ def test_two_ranks_of_32_train_like_one_process_of_64(checks, run):
 @pytest.mark.parametrize("run", ["mlp_sgd", "cnn_syncbn_sgd", "mlp_adam"])
 def test_ranks_stay_bitwise_identical(checks, run):
     assert checks["equivalence"][run]["ranks_identical"]
+
+
+def test_a_loss_with_class_centres_trains_across_ranks_like_one_process(checks):
+    # ArcFace through fit: 20 steps; the same float32 summation-order argument and bound as the
+    # models above.
+    assert checks["arcface"]["relative_difference"] < 1e-5
+    assert checks["arcface"]["ranks_identical"]
 
 
 def test_gradient_buckets_start_during_the_backward(checks):
@@ -126,6 +134,22 @@ def test_cli_distributed_run_matches_the_single_process_run(tmp_path):
     report = json.loads((tmp_path / "dist" / "report.json").read_text())
     assert report["config"]["world_size"] == 2
     assert abs(_test_accuracy(tmp_path / "dist") - _test_accuracy(tmp_path / "single")) <= 0.01
+
+    # The same distributed run, interrupted after epoch 1 (every rank, as mpiexec forwards Ctrl-C),
+    # then resumed with --resume --distributed: every rank restores the same state, so it ends
+    # bitwise where the unbroken run ended.
+    done = _launch(2, [str(SCRIPTS / "cli_interrupted.py"), *common[3:]], timeout=180, cwd=tmp_path)
+    assert done.returncode == 130, done.stdout + done.stderr
+    assert ("fastnn: interrupted: epoch 1 of 2 is saved in broken/checkpoint.fastnn; to continue: mpiexec -n 2 "
+            "python -m fastnn train --resume broken/checkpoint.fastnn") in done.stderr
+    done = _launch(2, ["-m", "fastnn", "train", "--resume", "broken/checkpoint.fastnn", "--distributed", "--threads",
+                       "1"], timeout=180, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    unbroken, resumed = fastnn.load(tmp_path / "dist" / "checkpoint.fastnn"), fastnn.load(
+        tmp_path / "broken" / "checkpoint.fastnn")
+    assert resumed["epoch"] == unbroken["epoch"] == 2
+    for name, weights in unbroken["model"].items():
+        np.testing.assert_array_equal(resumed["model"][name], weights, err_msg=name)
 
 
 def test_cli_distributed_error_on_every_rank_ends_the_job_with_its_message(tmp_path):

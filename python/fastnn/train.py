@@ -153,6 +153,18 @@ def _trained_loss(loss_fn: Any) -> Any:
     return loss_fn if callable(parameters) and any(True for _ in parameters()) else None
 
 
+def _loss_gradient_sync(model: Any, trained_loss: Any) -> Callable[[], None] | None:
+    """In a distributed run whose model is a DistributedDataParallel, a loss with parameters of
+    its own (ArcFace's class centres) starts from rank 0's parameters and has its gradients
+    averaged over the ranks after each backward, as DDP averages the model's: returns the
+    averaging step. None otherwise."""
+    group = _distributed_group()
+    if group is None or trained_loss is None or not isinstance(model, group.DistributedDataParallel):
+        return None
+    group.broadcast_parameters(trained_loss)
+    return lambda: group.average_gradients(trained_loss)
+
+
 def _batches_on(loader: Iterable, device: tuple[str, int | None] | None) -> Iterable:
     """The loader's (x, y) batches on ``device``: as they come when already there (a
     ``DataLoader(device=...)`` copies asynchronously), else copied (synchronously)."""
@@ -275,7 +287,8 @@ def _format_record(r: dict, epochs: int, val_name: str = "val") -> str:
 
 
 def _train_epoch(model, loss_fn, optimizer, loader, scheduler, per_batch: bool, epoch: int, epochs: int,
-                 show_bar: bool, saved: tuple[Path, int] | None, device: tuple[str, int | None] | None) -> dict:
+                 show_bar: bool, saved: tuple[Path, int] | None, device: tuple[str, int | None] | None,
+                 loss_sync: Callable[[], None] | None = None) -> dict:
     model.train()
     steps = len(loader)
     bar = _progress_bar(steps, f"epoch {epoch}/{epochs}", show_bar)
@@ -297,6 +310,8 @@ def _train_epoch(model, loss_fn, optimizer, loader, scheduler, per_batch: bool, 
                 classified = False
             optimizer.zero_grad()
             model.backward_params(loss_fn.backward())
+            if loss_sync is not None:
+                loss_sync()
             optimizer.step()
             if per_batch and scheduler is not None:
                 scheduler.step()
@@ -404,6 +419,7 @@ def fit(model: Any, loss_fn: Any, optimizer: Any, train_loader: Any, epochs: int
     if resume_from is not None:
         ck = restore(resume_from, model, optimizer, history=history, **stateful)
         first_epoch, saved = int(ck["epoch"]) + 1, (Path(resume_from), int(ck["epoch"]))
+    loss_sync = _loss_gradient_sync(model, trained_loss)
     best_epoch = history.best_epoch(monitor) if tracking else None
     best_state = best_loss_state = None  # the best epoch's model (and loss) state, when that epoch ran in this call
     for epoch in range(first_epoch, epochs + 1):
@@ -411,7 +427,7 @@ def fit(model: Any, loss_fn: Any, optimizer: Any, train_loader: Any, epochs: int
             history.stopped_early = True  # a resumed run whose patience had already run out
             break
         record = _train_epoch(model, loss_fn, optimizer, train_loader, scheduler, scheduler_step == "batch", epoch,
-                              epochs, show_bar, saved, placement)
+                              epochs, show_bar, saved, placement, loss_sync)
         if scheduler is not None and scheduler_step == "epoch":
             scheduler.step()
         if val_loader is not None:

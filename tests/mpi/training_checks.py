@@ -103,6 +103,30 @@ def equivalence() -> dict:
     return out
 
 
+def arcface() -> dict:
+    """fit with nn.ArcFaceLoss, whose class centres train beside the DDP-wrapped model: 2 ranks x
+    32 vs 1 process x 64 (fit broadcasts rank 0's centres and averages their gradients)."""
+    def run(distributed: bool) -> tuple[np.ndarray, str]:
+        fastnn.manual_seed(RANK if distributed else 0)  # ranks start apart, loss included
+        model = nn.Sequential(nn.Linear(24, 32), nn.ReLU(), nn.Linear(32, 8))
+        loss_fn = nn.ArcFaceLoss(8, 10)
+        net = dist.DistributedDataParallel(model) if distributed else model
+        opt = optim.SGD([*net.parameters(), *loss_fn.parameters()], lr=0.05, momentum=0.9)
+        x, y = data()
+        loader = DataLoader(x=x, y=y, batch_size=PER_RANK_BATCH if distributed else PER_RANK_BATCH * WORLD,
+                            shuffle=True, seed=3, prefetch=0, distributed=distributed)
+        fastnn.train.fit(net, loss_fn, opt, loader, 4, quiet=True)
+        return np.concatenate([flat(model), flat(loss_fn)]), digest(model) + digest(loss_fn)
+
+    trained, key = run(True)
+    digests = dist.all_gather_object(key)
+    if RANK != 0:
+        return {}
+    single, _ = run(False)
+    return {"relative_difference": float(np.linalg.norm(trained - single) / np.linalg.norm(single)),
+            "ranks_identical": len(set(digests)) == 1}
+
+
 def sync_batchnorm() -> dict:
     """2-rank SyncBatchNorm vs the float64 reference on the whole batch (rows split by rank)."""
     rng = np.random.default_rng(11)
@@ -162,7 +186,7 @@ def sharded_evaluation() -> dict:
 
 if __name__ == "__main__":
     out_path, workdir = Path(sys.argv[1]), Path(sys.argv[2])
-    results = {"world_size": WORLD, "buckets": BUCKETS, "early_buckets": EARLY, "equivalence": equivalence(), "sync_batchnorm": sync_batchnorm(),
+    results = {"world_size": WORLD, "buckets": BUCKETS, "early_buckets": EARLY, "equivalence": equivalence(), "arcface": arcface(), "sync_batchnorm": sync_batchnorm(),
                "resume": resume(workdir), "sharded_evaluation": sharded_evaluation()}
     if RANK == 0:
         out_path.write_text(json.dumps(results, indent=1))

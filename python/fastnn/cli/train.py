@@ -295,6 +295,17 @@ def run(args: argparse.Namespace) -> int:
     args.quiet = args.quiet or distributed.rank() != 0
     try:
         return _run(args)
+    except Interrupted as e:
+        # Ctrl-C reaches every rank (mpiexec forwards it). Rank 0 wrote the checkpoint, so its
+        # message says what was saved; the others give it a moment to be printed first. Then the
+        # job ends as a whole: a rank interrupted alone must not leave the others waiting.
+        if distributed.rank() == 0:
+            text = f"fastnn: interrupted: {' '.join(str(e).split())}"
+        else:
+            time.sleep(1.0)
+            text = f"fastnn: interrupted on rank {distributed.rank()} (rank 0 says what was saved)"
+        distributed.abort(text, e.code)
+        raise  # not reached
     except BaseException as e:  # noqa: BLE001 - every failure must end every rank
         if isinstance(e, (CLIError, fastnn.checkpoint.CheckpointError, FileNotFoundError)):
             text = f"fastnn: error: {' '.join(str(e).split())}"
@@ -398,7 +409,7 @@ def _train(args: argparse.Namespace, config: dict[str, Any], ck: dict[str, Any] 
     ranks = _distributed_ranks(args)
     trained = model
     if args.distributed:
-        model = _data_parallel(model, loss_fn, config, args)
+        model = _data_parallel(model, config, args)
     opt = recipes.build_optimizer(config["optimizer"], [*model.parameters(), *loss_fn.parameters()], config["lr"],
                                   config["weight_decay"])
     val_name = "val" if val_set is not None else "test"
@@ -510,7 +521,7 @@ def _train(args: argparse.Namespace, config: dict[str, Any], ck: dict[str, Any] 
     return 0
 
 
-def _data_parallel(model: Any, loss_fn: Any, config: dict[str, Any], args: argparse.Namespace) -> Any:
+def _data_parallel(model: Any, config: dict[str, Any], args: argparse.Namespace) -> Any:
     """--distributed: the model wrapped for data-parallel training (its BatchNorms synchronised
     with --sync-bn); CLIError for what the run cannot do."""
     from fastnn import distributed
@@ -519,9 +530,6 @@ def _data_parallel(model: Any, loss_fn: Any, config: dict[str, Any], args: argpa
     if config["batch_size"] % ranks:
         raise CLIError(f"--batch-size {config['batch_size']} is the global batch: it must divide evenly over the "
                        f"{ranks} ranks")
-    if any(True for _ in loss_fn.parameters()):
-        raise CLIError(f"--distributed does not train a loss with parameters of its own yet (--loss "
-                       f"{config.get('loss')}): its class centres would not be averaged over the ranks")
     if args.sync_bn:
         model = distributed.SyncBatchNorm.convert_sync_batchnorm(model)
     return distributed.DistributedDataParallel(model)

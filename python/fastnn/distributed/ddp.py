@@ -125,6 +125,39 @@ class _Bucket:
         self.waiting = len(params)  # parameters whose gradient is not final yet this step
         self.handle: Any = None
 
+    def fill(self) -> None:
+        """The parameters' gradients into the flat buffer (zeros for one unused on this rank:
+        it contributes nothing to the sum)."""
+        for p, start, stop in zip(self.params, self.offsets, self.offsets[1:]):
+            if p.grad is None:
+                self.buffer[start:stop] = 0
+            else:
+                self.buffer[start:stop] = p.grad.reshape(-1)
+
+    def average_back(self, ranks: int) -> None:
+        """The summed buffer times 1 / ranks, copied back into the gradients."""
+        self.buffer *= self.buffer.dtype.type(1.0 / ranks)
+        for p, start, stop in zip(self.params, self.offsets, self.offsets[1:]):
+            averaged = self.buffer[start:stop].reshape(p.shape)
+            if p.grad is None:
+                p.grad = averaged.copy()
+            else:
+                p.grad[...] = averaged
+
+
+def _broadcast_arrays(comm: Any, arrays: list[Array]) -> None:
+    """Rank 0's ``arrays`` into every rank's, in place (CuPy arrays through the host: a few small
+    copies, at wrap time and per step)."""
+    for array in arrays:
+        if is_cupy_array(array):
+            import cupy
+
+            host = array.get()
+            comm.Bcast(host, root=0)
+            array[...] = cupy.asarray(host)
+        else:
+            comm.Bcast(array, root=0)
+
 
 class DistributedDataParallel(Module):
     """Wraps ``module`` for data-parallel training over the ranks of :mod:`fastnn.distributed`
@@ -257,16 +290,7 @@ class DistributedDataParallel(Module):
         if self.world_size == 1:
             return
         arrays = [p.data for p in module.parameters()] if parameters else []
-        arrays += [b for _, b in module.named_buffers()]
-        for array in arrays:
-            if is_cupy_array(array):  # through the host: a few small copies, at wrap time and per step
-                import cupy
-
-                host = array.get()
-                group.communicator().Bcast(host, root=0)
-                array[...] = cupy.asarray(host)
-            else:
-                group.communicator().Bcast(array, root=0)
+        _broadcast_arrays(group.communicator(), arrays + [b for _, b in module.named_buffers()])
 
     def _start_step(self) -> None:
         self._done: set[int] = set()
@@ -294,11 +318,7 @@ class DistributedDataParallel(Module):
         self._transport.progress([b.handle for b in self._buckets[:self._next]])
 
     def _start_bucket(self, bucket: _Bucket) -> None:
-        for p, start, stop in zip(bucket.params, bucket.offsets, bucket.offsets[1:]):
-            if p.grad is None:  # unused this step on this rank: it contributes nothing
-                bucket.buffer[start:stop] = 0
-            else:
-                bucket.buffer[start:stop] = p.grad.reshape(-1)
+        bucket.fill()
         bucket.handle = self._transport.start(bucket.buffer)
         self._next += 1
 
@@ -312,11 +332,37 @@ class DistributedDataParallel(Module):
         self._transport.wait([b.handle for b in self._buckets])
         self.last_wait_seconds = time.perf_counter() - begin
         for bucket in self._buckets:
-            bucket.buffer *= bucket.buffer.dtype.type(1.0 / self.world_size)
-            for p, start, stop in zip(bucket.params, bucket.offsets, bucket.offsets[1:]):
-                averaged = bucket.buffer[start:stop].reshape(p.shape)
-                if p.grad is None:
-                    p.grad = averaged.copy()
-                else:
-                    p.grad[...] = averaged
+            bucket.average_back(self.world_size)
             bucket.handle = None
+
+
+def broadcast_parameters(module: Module) -> None:
+    """Copies rank 0's parameters and buffers of ``module`` into every rank's (blocking): for a
+    module trained beside a :class:`DistributedDataParallel` model but outside it, such as a
+    loss with parameters of its own (``nn.ArcFaceLoss``'s class centres). A no-op on one rank."""
+    comm = group._require("broadcast_parameters")
+    if comm.Get_size() > 1:
+        _broadcast_arrays(comm, [p.data for p in module.parameters()] + [b for _, b in module.named_buffers()])
+
+
+def average_gradients(module: Module) -> None:
+    """Replaces each ``.grad`` of ``module``'s parameters by its average over the ranks
+    (blocking, one all-reduce of one flat array per dtype), by the same arithmetic as
+    :class:`DistributedDataParallel` (sum, then times 1 / world_size), so every rank ends with
+    bitwise the same gradients. A parameter without a gradient on a rank counts as zeros there.
+    For modules trained outside the wrapped model, such as a loss with parameters."""
+    comm = group._require("average_gradients")
+    ranks = comm.Get_size()
+    if ranks == 1:
+        return
+    params = list(module.parameters())
+    transport = _NcclTransport(comm) if params and is_cupy_array(params[0].data) else _MpiTransport(comm)
+    sizes = [p.size * p.dtype.itemsize for p in params]
+    for indices in bucket_plan(sizes, [p.dtype for p in params], sum(sizes) + 1):
+        bucket = _Bucket([params[i] for i in indices],
+                         transport.empty(sum(params[i].size for i in indices), params[indices[0]].dtype,
+                                         params[indices[0]].data))
+        bucket.fill()
+        transport.wait([transport.start(bucket.buffer)])
+        bucket.average_back(ranks)
+
