@@ -15,7 +15,7 @@ import numpy as np
 
 from fastnn import ops
 from fastnn._device import device_of, to_device_like, zeros_like
-from fastnn.nn.module import Parameter
+from fastnn.nn.module import Parameter, resolve_pending_gradients
 
 
 def _check(opt: str, name: str, ok: bool, value: Any, expected: str) -> None:
@@ -144,6 +144,8 @@ class SGD(Optimizer):
                g["nesterov"], "False unless momentum > 0 and dampening == 0")
 
     def step(self) -> None:
+        """One update of every parameter that has a gradient."""
+        resolve_pending_gradients()  # they read the weights as they are before this update
         for g in self.param_groups:
             # One multi-tensor update per (fresh buffers or not, device): buffers created this
             # step start as the gradient itself (PyTorch's first step).
@@ -186,6 +188,8 @@ class Adam(Optimizer):
         _check(name, "weight_decay", g["weight_decay"] >= 0, g["weight_decay"], ">= 0")
 
     def step(self) -> None:
+        """One update of every parameter that has a gradient."""
+        resolve_pending_gradients()  # they read the weights as they are before this update
         update = ops.adamw_step_multi if self._decoupled else ops.adam_step_multi
         for g in self.param_groups:
             beta1, beta2 = g["betas"]
