@@ -33,7 +33,7 @@ import time
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import reexec_without_openblas_overrides, wait_until_idle  # noqa: E402
+from harness import machine_busy_fraction, reexec_without_openblas_overrides, wait_until_idle  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_DATA = os.path.join(REPO, "..", "shared", "data", "cifar10")
@@ -220,8 +220,13 @@ def main() -> int:
     fastnn.set_num_threads(args.threads)
     torch.set_num_threads(args.threads)
     data = load(args.data, args.train_samples, args.test_samples)
+    # Other processes' load before and after: these machines are shared.
+    busy_before, load_before = machine_busy_fraction(), os.getloadavg()
     rows = [compare(name, data, args.epochs) for name in args.models.split(",") if name]
+    load_info = {"busy_fraction_before": busy_before, "busy_fraction_after": machine_busy_fraction(),
+                 "load_average_before": load_before, "load_average_after": os.getloadavg()}
     report = {"machine": machine_info(args.threads), "torch": torch.__version__, "threads": args.threads,
+              "machine_load": load_info,
               "train_samples": len(data[1]), "test_samples": len(data[3]), "epochs": args.epochs,
               "batch": BATCH, "runs": rows}
     if args.json:
@@ -230,6 +235,9 @@ def main() -> int:
         return 0
     print(f"CIFAR-10, {len(data[1])} training / {len(data[3])} test images, {args.epochs} epochs, batch {BATCH}, "
           f"{args.threads} threads, torch {torch.__version__}")
+    print(f"machine load: {100 * (load_info['busy_fraction_before'] or 0):.0f}% busy before, "
+          f"{100 * (load_info['busy_fraction_after'] or 0):.0f}% after; load average "
+          f"{load_info['load_average_before'][0]:.2f} -> {load_info['load_average_after'][0]:.2f}")
     print(f"{'model':<11} {'fastnn s/epoch':>14} {'torch s/epoch':>13} {'ratio':>6} {'fastnn acc':>10} "
           f"{'torch acc':>9}  (ratio: median per-epoch torch/fastnn time; accuracy on the test images)")
     for r in rows:
