@@ -57,6 +57,9 @@ def test_used_input_gradient_matches_reference(rng):
     assert_close(dx[1], expected[1], RTOL, "dx[1]")
     assert_close(dx * 2.0, 2.0 * expected, RTOL, "dx * 2")  # operators give plain arrays
     assert isinstance(dx + 0, np.ndarray) and isinstance(dx.resolve(), np.ndarray)
+    assert_close(np.stack(list(dx)), expected, RTOL, "rows of dx")
+    with pytest.raises(ValueError, match="truth value of an array"):  # as NumPy's
+        bool(dx)
 
 
 def test_deferred_gradient_passes_gradcheck_with_conv_first(rng):

@@ -190,6 +190,14 @@ class DeferredGradient(NDArrayOperatorsMixin):
         """The length of the gradient's first axis."""
         return len(self.resolve())
 
+    def __iter__(self) -> Iterator[Any]:
+        """Iterates over the gradient's first axis."""
+        return iter(self.resolve())
+
+    def __bool__(self) -> bool:
+        """The array's truth value (ValueError for more than one element, as NumPy's)."""
+        return bool(self.resolve())
+
     def __repr__(self) -> str:
         return f"DeferredGradient({self.resolve()!r})"
 
