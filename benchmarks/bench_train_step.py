@@ -1,6 +1,11 @@
 """A full training step (forward, softmax-CE loss, backward, SGD-momentum update), fastnn vs
-PyTorch CPU, on the models of issue 5 at batch 128 with 28x28 inputs:
-MLP 784-256-10, LeNet-5 and the 4-conv CNN (32-32-pool-64-64-pool-fc128).
+PyTorch CPU, at batch 128: MLP 784-256-10, LeNet-5 and the 4-conv CNN (32-32-pool-64-64-pool-fc128)
+on 28x28x1 inputs (the models of issue 5), and ResNet-20 on 32x32x3 (BatchNorm, stride-2 and 1x1
+shortcut convolutions, global average pooling: fastnn.models.resnet(20)).
+
+The fastnn step is written as the README writes it, ``model.backward(loss_fn.backward())``: the
+input gradient it returns is deferred and never computed (nn.DeferredGradient), as PyTorch skips
+it for data without requires_grad.
 
 The PyTorch model is built layer for layer from the fastnn one and starts from the same weights.
 Both libraries run with the same thread count (default 2), alternating in one process: each
@@ -10,11 +15,13 @@ the table shows median ms per step, the speed ratio (median of the rounds' paire
 fastnn faster), GFLOP/s (3x the forward multiply-adds x 2, the usual count for a training step)
 and the fraction of the machine's measured FMA peak.
 
-Memory (--memory, on by default): each library trains the 4-conv CNN in its own subprocess;
-peak RSS after 20 steps, and RSS growth between step 10 and step 100 (a leak shows there;
-medians of steps 10..19 and 91..100, since RSS swings by a few arrays from step to step).
+Memory (--memory, on by default): each library trains the 4-conv CNN (100 steps) and ResNet-20
+(40 steps), each in its own subprocess; peak RSS after 20 steps, and RSS growth between steps
+10..19 and the last ten (a leak shows there; medians, since RSS swings by a few arrays from step
+to step).
 
     PYTHONPATH=python python benchmarks/bench_train_step.py [--json] [--rounds 9] [--threads 2]
+        [--models mlp,lenet5,simple_cnn,resnet20]
 """
 
 from __future__ import annotations
@@ -29,10 +36,16 @@ import time
 from typing import Any, Callable
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import reexec_without_openblas_overrides, wait_until_idle  # noqa: E402
+from harness import machine_busy_fraction, reexec_without_openblas_overrides, wait_until_idle  # noqa: E402
 
-BATCH, SIDE, CLASSES = 128, 28, 10
-MODELS = ("mlp", "lenet5", "simple_cnn")
+BATCH, CLASSES = 128, 10
+MODELS = ("mlp", "lenet5", "simple_cnn", "resnet20")
+MEMORY_STEPS = {"simple_cnn": 100, "resnet20": 40}
+
+
+def input_shape(name: str) -> tuple[int, int, int]:
+    """One example's shape: CIFAR's 32x32x3 for ResNet-20, MNIST's 28x28x1 for the others."""
+    return (3, 32, 32) if name == "resnet20" else (1, 28, 28)
 
 
 def build_fastnn(name: str):
@@ -40,36 +53,49 @@ def build_fastnn(name: str):
     from fastnn import models
 
     fastnn.manual_seed(0)
-    return getattr(models, name)(1, CLASSES, SIDE)
+    channels, side, _ = input_shape(name)
+    if name == "resnet20":
+        return models.resnet(20, channels, CLASSES, side)
+    return getattr(models, name)(channels, CLASSES, side)
 
 
 def to_torch(model):
-    """The same network in PyTorch, with copies of fastnn's weights."""
-    import torch
+    """The same network in PyTorch, with copies of fastnn's weights (and running statistics)."""
+    from bench_gpu import torch_twin
+
+    return torch_twin(model)
+
+
+def forward_flops(model, x) -> float:
+    """2 x the multiply-adds of one forward pass, from a dry run of a copy of ``model`` that
+    records the output of every Conv2d and Linear, nested ones included (Residual blocks;
+    fastnn.bench.forward_flops reads a flat Sequential only)."""
+    import copy
+
     from fastnn import nn
 
-    layers = []
-    for layer in model:
-        if isinstance(layer, nn.Conv2d):
-            t = torch.nn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel_size, layer.stride,
-                                layer.padding, layer.dilation, layer.groups, bias=layer.bias is not None)
-        elif isinstance(layer, nn.Linear):
-            t = torch.nn.Linear(layer.in_features, layer.out_features, bias=layer.bias is not None)
-        elif isinstance(layer, nn.ReLU):
-            t = torch.nn.ReLU()
-        elif isinstance(layer, nn.MaxPool2d):
-            t = torch.nn.MaxPool2d(layer.kernel_size, layer.stride, layer.padding)
-        elif isinstance(layer, nn.Flatten):
-            t = torch.nn.Flatten()
-        else:
-            raise TypeError(f"no PyTorch twin for {type(layer).__name__}")
-        if hasattr(t, "weight"):
-            with torch.no_grad():
-                t.weight.copy_(torch.from_numpy(layer.weight.data))
-                if layer.bias is not None:
-                    t.bias.copy_(torch.from_numpy(layer.bias.data))
-        layers.append(t)
-    return torch.nn.Sequential(*layers)
+    twin = copy.deepcopy(model)
+    total = [0.0]
+
+    def counting(layer):
+        forward = layer.forward
+
+        def run(inputs):
+            y = forward(inputs)
+            if isinstance(layer, nn.Conv2d):
+                kh, kw = layer.kernel_size
+                total[0] += 2.0 * y.size * (layer.in_channels // layer.groups) * kh * kw
+            else:
+                total[0] += 2.0 * inputs.shape[0] * layer.in_features * layer.out_features
+            return y
+
+        return run
+
+    for layer in twin.modules():
+        if isinstance(layer, (nn.Conv2d, nn.Linear)):
+            object.__setattr__(layer, "forward", counting(layer))  # on the copy only
+    twin(x)
+    return total[0]
 
 
 def fastnn_stepper(model) -> Callable[[Any, Any], float]:
@@ -81,7 +107,7 @@ def fastnn_stepper(model) -> Callable[[Any, Any], float]:
     def step(x, labels):
         loss = loss_fn(model(x), labels)
         opt.zero_grad()
-        model.backward_params(loss_fn.backward())  # as PyTorch: no gradient for the data
+        model.backward(loss_fn.backward())  # as the README writes it
         opt.step()
         return float(loss)
 
@@ -104,11 +130,11 @@ def torch_stepper(model) -> Callable[[Any, Any], float]:
     return step
 
 
-def make_batches(count: int, seed: int = 0):
+def make_batches(count: int, shape: tuple[int, ...], seed: int = 0):
     import numpy as np
 
     rng = np.random.default_rng(seed)
-    return [(rng.standard_normal((BATCH, 1, SIDE, SIDE), dtype=np.float32),
+    return [(rng.standard_normal((BATCH, *shape), dtype=np.float32),
              rng.integers(0, CLASSES, BATCH)) for _ in range(count)]
 
 
@@ -129,12 +155,10 @@ def compare_model(name: str, rounds: int, steps: int, warmup: int) -> dict[str, 
     import numpy as np
     import torch
 
-    from fastnn import bench as fastnn_bench
-
     model = build_fastnn(name)
-    flops = 3.0 * fastnn_bench.forward_flops(model, np.zeros((BATCH, 1, SIDE, SIDE), np.float32))
+    flops = 3.0 * forward_flops(model, np.zeros((BATCH, *input_shape(name)), np.float32))
     twin = to_torch(model)
-    batches = make_batches(4)
+    batches = make_batches(4, input_shape(name))
     torch_batches = [(torch.from_numpy(x), torch.from_numpy(y)) for x, y in batches]
     fast, peer = fastnn_stepper(model), torch_stepper(twin)
     # Correctness before timing: the first step's losses agree (same weights, same batch).
@@ -174,10 +198,11 @@ def rss_bytes() -> int:
     return proc_status_bytes("VmRSS")
 
 
-def memory_child(library: str, threads: int) -> None:
-    """Trains the 4-conv CNN for 100 steps in this process; prints JSON with RSS figures."""
-    model = build_fastnn("simple_cnn")
-    batches = make_batches(2)
+def memory_child(library: str, threads: int, name: str) -> None:
+    """Trains model ``name`` for MEMORY_STEPS[name] steps in this process; prints JSON with RSS
+    figures."""
+    model = build_fastnn(name)
+    batches = make_batches(2, input_shape(name))
     if library == "torch":
         import torch
 
@@ -191,25 +216,27 @@ def memory_child(library: str, threads: int) -> None:
         fastnn.set_num_threads(threads)
         step = fastnn_stepper(model)
     before = rss_bytes()
+    steps = MEMORY_STEPS[name]
     rss = []  # after each step
-    for i in range(1, 101):
+    for i in range(1, steps + 1):
         step(*batches[i % 2])
         rss.append(rss_bytes())
         if i == 20:
             peak_20 = proc_status_bytes("VmHWM")
     # RSS swings by a few arrays from step to step (malloc returns big blocks to the system and
-    # takes them back), so growth compares the medians of steps 10..19 and 91..100.
-    early, late = statistics.median(rss[9:19]), statistics.median(rss[90:100])
-    json.dump({"rss_before_steps": before, "peak_rss_20_steps": peak_20, "rss_step_10": rss[9],
-               "rss_step_100": rss[99], "median_rss_steps_10_19": early,
-               "median_rss_steps_91_100": late, "growth_10_to_100": late - early}, sys.stdout)
+    # takes them back), so growth compares the medians of steps 10..19 and the last ten.
+    early, late = statistics.median(rss[9:19]), statistics.median(rss[-10:])
+    json.dump({"steps": steps, "rss_before_steps": before, "peak_rss_20_steps": peak_20, "rss_step_10": rss[9],
+               "rss_last_step": rss[-1], "median_rss_steps_10_19": early,
+               "median_rss_last_10_steps": late, "growth_10_to_last": late - early}, sys.stdout)
 
 
-def measure_memory(threads: int) -> dict[str, Any]:
+def measure_memory(threads: int, name: str) -> dict[str, Any]:
     result = {}
     for library in ("fastnn", "torch"):
         out = subprocess.run([sys.executable, os.path.abspath(__file__), "--memory-child", library,
-                              "--threads", str(threads)], check=True, capture_output=True, text=True)
+                              "--threads", str(threads), "--memory-model", name],
+                             check=True, capture_output=True, text=True)
         result[library] = json.loads(out.stdout)
     return result
 
@@ -224,10 +251,13 @@ def main() -> int:
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--no-memory", action="store_true")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--memory-models", default=",".join(MEMORY_STEPS),
+                        help="models whose peak RSS is measured (each library in its own subprocess)")
     parser.add_argument("--memory-child", choices=("fastnn", "torch"), help=argparse.SUPPRESS)
+    parser.add_argument("--memory-model", choices=tuple(MEMORY_STEPS), default="simple_cnn", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.memory_child:
-        memory_child(args.memory_child, args.threads)
+        memory_child(args.memory_child, args.threads, args.memory_model)
         return 0
     reexec_without_openblas_overrides()
     import fastnn
@@ -236,33 +266,44 @@ def main() -> int:
 
     fastnn.set_num_threads(args.threads)
     torch.set_num_threads(args.threads)
+    # Other processes' load (1 s of /proc/stat, and the load average) before and after: these
+    # machines are shared, and a busy run's ratios are not comparable with a quiet one's.
+    busy_before, load_before = machine_busy_fraction(), os.getloadavg()
     peak = measure_peak(args.threads)
     rows = [compare_model(m, args.rounds, args.steps, args.warmup) for m in args.models.split(",")]
     for row in rows:
         row["fastnn_fraction_of_peak"] = row["fastnn_gflops"] / peak
         row["torch_fraction_of_peak"] = row["torch_gflops"] / peak
-    memory = None if args.no_memory else measure_memory(args.threads)
+    memory = None if args.no_memory else {
+        name: measure_memory(args.threads, name) for name in args.memory_models.split(",") if name}
+    load = {"busy_fraction_before": busy_before, "busy_fraction_after": machine_busy_fraction(),
+            "load_average_before": load_before, "load_average_after": os.getloadavg()}
     report = {"machine": machine_info(args.threads), "torch": torch.__version__, "threads": args.threads,
+              "machine_load": load,
               "batch": BATCH, "rounds": args.rounds, "steps_per_round": args.steps,
               "warmup_steps_per_round": args.warmup, "fma_peak_gflops": peak, "steps": rows,
-              "memory_simple_cnn": memory}
+              "memory": memory}
     if args.json:
         json.dump(report, sys.stdout, indent=2)
         print()
         return 0
     print(f"training step, batch {BATCH}, {args.threads} threads, FMA peak {peak:.0f} GFLOP/s "
           f"(measured), torch {torch.__version__}")
+    print(f"machine load: {100 * (load['busy_fraction_before'] or 0):.0f}% busy before, "
+          f"{100 * (load['busy_fraction_after'] or 0):.0f}% after; load average {load['load_average_before'][0]:.2f} "
+          f"-> {load['load_average_after'][0]:.2f}")
     print(f"{'model':<12} {'fastnn ms':>10} {'torch ms':>10} {'speedup':>8} {'fastnn GF/s':>12} "
           f"{'of peak':>8} {'torch GF/s':>11} {'of peak':>8}")
     for r in rows:
         print(f"{r['model']:<12} {r['fastnn_ms']:>10.2f} {r['torch_ms']:>10.2f} {r['speedup']:>7.2f}x "
               f"{r['fastnn_gflops']:>12.1f} {100 * r['fastnn_fraction_of_peak']:>7.1f}% "
               f"{r['torch_gflops']:>11.1f} {100 * r['torch_fraction_of_peak']:>7.1f}%")
-    if memory:
-        mib = 1 << 20
-        print("memory, 4-conv CNN (MiB): peak RSS after 20 steps | RSS growth step 10 -> 100")
-        for lib, m in memory.items():
-            print(f"  {lib:<7} {m['peak_rss_20_steps'] / mib:8.1f} | {m['growth_10_to_100'] / mib:+8.2f}")
+    mib = 1 << 20
+    for name, by_library in (memory or {}).items():
+        print(f"memory, {name} (MiB): peak RSS after 20 steps | RSS growth steps 10..19 -> last ten of "
+              f"{by_library['fastnn']['steps']}")
+        for lib, m in by_library.items():
+            print(f"  {lib:<7} {m['peak_rss_20_steps'] / mib:8.1f} | {m['growth_10_to_last'] / mib:+8.2f}")
     return 0
 
 

@@ -103,8 +103,35 @@ def test_matmul_precision_round_trip():
         np.testing.assert_array_equal(ops.matmul(a, a), fastnn._cpu.matmul(a, a))
     finally:
         fastnn.set_matmul_precision("highest")
-    with pytest.raises(ValueError, match="must be 'highest' or 'high'; got 'medium'"):
+    with pytest.raises(ValueError, match="must be 'highest', 'high' or 'medium'; got 'low'"):
+        fastnn.set_matmul_precision("low")
+
+
+def test_medium_precision_keeps_float32_on_the_cpu_and_says_why(monkeypatch):
+    # fastnn has no bf16 CPU kernel: under "medium" the products must be bitwise the float32
+    # ones, and cpu_matmul_precision must say which instructions the CPU has or lacks.
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((33, 17)).astype(np.float32), rng.standard_normal((17, 9)).astype(np.float32)
+    exact = ops.matmul(a, b)
+    try:
         fastnn.set_matmul_precision("medium")
+        assert fastnn.get_matmul_precision() == "medium" and cuda.info()["gpu_matmul_precision"] == "high"
+        np.testing.assert_array_equal(ops.matmul(a, b), exact)
+        assert cuda.cpu_matmul_precision()["setting"] == "medium"
+        assert fastnn.build_info()["cpu_matmul_precision"]["setting"] == "medium"
+    finally:
+        fastnn.set_matmul_precision("highest")
+    monkeypatch.setattr(cuda, "_cpu_flags", lambda: {"avx2", "fma"})
+    lacking = cuda.cpu_matmul_precision("medium")
+    assert lacking["precision"] == "float32" and "no bf16 instructions (neither avx512_bf16 nor amx_bf16)" in lacking["reason"]
+    monkeypatch.setattr(cuda, "_cpu_flags", lambda: {"avx512f", "avx512_bf16"})
+    having = cuda.cpu_matmul_precision("medium")
+    assert having["precision"] == "float32" and "has avx512_bf16, but fastnn has no bf16 CPU kernel" in having["reason"]
+    monkeypatch.setattr(cuda, "_cpu_flags", lambda: None)
+    assert "CPU flags unreadable" in cuda.cpu_matmul_precision("medium")["reason"]
+    assert cuda.cpu_matmul_precision("highest")["reason"] == "exact float32, as 'highest' asks"
+    with pytest.raises(ValueError, match="cpu_matmul_precision: argument 'setting' must be .*; got 'bf16'"):
+        cuda.cpu_matmul_precision("bf16")
 
 
 def test_multi_tensor_steps_match_single_steps(rng):

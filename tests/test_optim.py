@@ -104,3 +104,48 @@ def test_optimizer_rejects_non_parameters():
         optim.SGD([np.zeros(3)], lr=0.1)
     with pytest.raises(ValueError, match="empty"):
         optim.SGD([], lr=0.1)
+
+
+@pytest.mark.parametrize("cls,kw", [
+    (optim.SGD, dict(lr=0.1, momentum=0.9, weight_decay=1e-3)),
+    (optim.Adam, dict(lr=1e-2, weight_decay=1e-3)),
+])
+def test_reused_update_lists_follow_reference_as_gradients_change(cls, kw, rng, monkeypatch):
+    # Steps reuse their argument lists while the arrays stay the same objects: each step here
+    # changes something they hold (the gradient's values in place, a new gradient array, a
+    # parameter that gains its first gradient late), and the result must still be the reference's.
+    model = nn.Linear(4, 3)
+    weight, bias = model.weight, model.bias
+    name = "sgd_step_multi" if cls is optim.SGD else "adam_step_multi"
+    calls = []
+    real = getattr(optim.optimizer.ops, name)
+    monkeypatch.setattr(optim.optimizer.ops, name, lambda *a, **k: calls.append(len(a[0])) or real(*a, **k))
+    opt = cls([weight, bias], **kw)
+    expected = {id(p): (p.data.astype(np.float64), None, np.zeros(p.shape), np.zeros(p.shape), 0)
+                for p in (weight, bias)}
+
+    def step_and_follow(active):
+        opt.step()
+        for p in active:
+            x, buf, m, v, t = expected[id(p)]
+            if cls is optim.SGD:
+                x, buf = ref.sgd_step(x, p.grad, buf, lr=0.1, momentum=0.9, weight_decay=1e-3, first_step=buf is None)
+            else:
+                x, m, v = ref.adam_step(x, p.grad, m, v, step=t + 1, lr=1e-2, weight_decay=1e-3)
+            expected[id(p)] = (x, buf, m, v, t + 1)
+        for p in (weight, bias):
+            assert_close(p.data, expected[id(p)][0], RTOL_STEPS, f"{cls.__name__} {p.shape}")
+
+    weight.grad = rng.standard_normal(weight.shape).astype(np.float32)
+    step_and_follow([weight])
+    step_and_follow([weight])
+    weight.grad[...] = rng.standard_normal(weight.shape)  # same array, new values
+    step_and_follow([weight])
+    weight.grad = rng.standard_normal(weight.shape).astype(np.float32)  # a new array
+    bias.grad = rng.standard_normal(bias.shape).astype(np.float32)  # bias joins at step 4
+    step_and_follow([weight, bias])
+    step_and_follow([weight, bias])
+    # One call per step, but two where the parameters are at different points: SGD's fresh
+    # momentum buffer for the bias at step 4, Adam's step counts (weight at 4 and 5, bias at 1
+    # and 2) at steps 4 and 5.
+    assert calls == ([1, 1, 1, 1, 1, 2] if cls is optim.SGD else [1, 1, 1, 1, 1, 1, 1])

@@ -61,3 +61,19 @@ def test_residual_rejects_bad_arguments_and_shape_mismatch(rng):
     with pytest.raises(ValueError, match=r"fastnn.nn.Residual: block output shape \(2, 3\) differs from "
                                          r"shortcut output shape \(2, 4\)"):
         model(rng.standard_normal((2, 4)).astype(np.float32))
+
+
+def test_residual_backward_sums_in_place_without_touching_the_callers_gradient(rng):
+    # Nested in a Sequential the block returns a fresh NumPy gradient, which takes the skip
+    # path's sum in place; grad_out (the caller's) and the shortcut's gradient must stay as they were.
+    fastnn.manual_seed(0)
+    linear = nn.Linear(4, 4)
+    model = nn.Sequential(nn.Residual(nn.Sequential(linear)), nn.Tanh())
+    x = rng.standard_normal((3, 4)).astype(np.float32)
+    y = model(x)
+    g = rng.standard_normal(y.shape).astype(np.float32)
+    kept = g.copy()
+    dx = np.asarray(model.backward(g))
+    dh = g.astype(np.float64) * (1 - y.astype(np.float64) ** 2)
+    assert_close(dx, dh @ linear.weight.data + dh, 1e-6, "dx")  # float32 sums of 4 products
+    np.testing.assert_array_equal(g, kept)

@@ -82,11 +82,15 @@ def free_cached_buffers() -> None:
 
 def build_info() -> dict:
     """How fastnn was built and which kernels it runs: compiler, OpenMP version, detected and
-    active SIMD level (FASTNN_SIMD caps it), GEMM micro-kernel names, and under ``"cuda"`` the
-    GPU backend's facts (:func:`fastnn.cuda.info`: built or not, architectures, GPUs)."""
+    active SIMD level (FASTNN_SIMD caps it), GEMM micro-kernel names, the precision the CPU's
+    matrix products use under the current :func:`set_matmul_precision` setting and under
+    "medium", and why (:func:`fastnn.cuda.cpu_matmul_precision`), and under ``"cuda"`` the GPU backend's facts
+    (:func:`fastnn.cuda.info`: built or not, architectures, GPUs)."""
     info = dict(_cpu.build_info())
     info["version"] = __version__
     info["threads"] = get_num_threads()
+    info["cpu_matmul_precision"] = cuda.cpu_matmul_precision()
+    info["cpu_matmul_precision_medium"] = cuda.cpu_matmul_precision("medium")
     info["cuda"] = cuda.info()
     return info
 

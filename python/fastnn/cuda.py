@@ -1,5 +1,5 @@
-"""The CUDA backend: whether it can run here, what it was built for, and how precise its matrix
-products are.
+"""The CUDA backend: whether it can run here, what it was built for, and how precise matrix
+products are (on the GPU and, for :func:`set_matmul_precision`'s "medium", on the CPU).
 
 fastnn runs an op on the GPU when its arrays are CuPy arrays: ``fastnn.ops`` dispatches them to
 the ``fastnn._cuda`` extension, which is built only where a CUDA compiler was found (see
@@ -14,7 +14,12 @@ import importlib
 from types import ModuleType
 from typing import Any
 
-_PRECISIONS = ("highest", "high")
+_PRECISIONS = ("highest", "high", "medium")
+# What the GPU kernels run for each setting. They have no bf16 product, so "medium" gets TF32:
+# finer than it allows, and what PyTorch's "medium" also permits.
+_GPU_PRECISION = {"highest": "highest", "high": "high", "medium": "high"}
+# The CPU instructions a bf16 product (float32 accumulation) would need; /proc/cpuinfo's names.
+_CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 _precision = "highest"
 _ready: ModuleType | None = None  # fastnn._cuda once every check has passed
 _reason: str | None = None  # why not, once checked
@@ -52,7 +57,7 @@ def _check() -> None:
     if reason is None:
         _ready = module
         if _precision != "highest":
-            module.set_matmul_precision(_precision)
+            module.set_matmul_precision(_GPU_PRECISION[_precision])
     _reason, _checked = reason, True
 
 
@@ -94,24 +99,75 @@ def backend(op: str) -> ModuleType:
 
 
 def set_matmul_precision(precision: str) -> None:
-    """How the GPU computes float32 matrix products (matmul, linear and every GEMM-shaped op):
-    ``"highest"`` (default) is exact float32 on CUDA cores; ``"high"`` lets tensor cores round the
-    operands to TF32 (10-bit mantissa, relative error ~1e-3, as PyTorch's
-    ``set_float32_matmul_precision("high")``) on GPUs of compute capability 8.0 and newer. CPU
-    kernels always compute in full precision."""
+    """How float32 matrix products (matmul, linear, convolution and every GEMM-shaped op) may
+    round their operands, with PyTorch's names (``torch.set_float32_matmul_precision``):
+
+    - ``"highest"`` (default): exact float32 everywhere.
+    - ``"high"``: on GPUs of compute capability 8.0 and newer, tensor cores round the operands
+      to TF32 (10-bit mantissa, relative error ~1e-3); the CPU stays float32.
+    - ``"medium"``: PyTorch's meaning is bf16 products (8-bit mantissa) with float32
+      accumulation where the hardware has them. fastnn has no bf16 kernel yet: the GPU runs
+      TF32 (as for "high", finer than "medium" allows) and the CPU keeps float32.
+      :func:`cpu_matmul_precision` says what the CPU kernels use and why (``fastnn info``
+      prints it).
+
+    ValueError for any other value."""
     global _precision
     if precision not in _PRECISIONS:
         raise ValueError(
-            f"fastnn.set_matmul_precision: argument 'precision' must be 'highest' or 'high'; got {precision!r}"
+            "fastnn.set_matmul_precision: argument 'precision' must be 'highest', 'high' or 'medium'; "
+            f"got {precision!r}"
         )
     _precision = precision
     if _ready is not None:
-        _ready.set_matmul_precision(precision)
+        _ready.set_matmul_precision(_GPU_PRECISION[precision])
 
 
 def get_matmul_precision() -> str:
-    """The current matmul precision, ``"highest"`` or ``"high"``."""
+    """The current matmul precision setting, ``"highest"``, ``"high"`` or ``"medium"``."""
     return _precision
+
+
+def _cpu_flags() -> set[str] | None:
+    """The CPU's feature flags from /proc/cpuinfo (None where it cannot be read: not Linux)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        return None
+    return set()
+
+
+def cpu_matmul_precision(setting: str | None = None) -> dict[str, str]:
+    """What the CPU kernels' matrix products compute in under ``setting`` (default: the current
+    :func:`set_matmul_precision` setting), and why: ``{"setting": ..., "precision": "float32",
+    "reason": ...}``. Always float32 today: "highest" asks for it, "high" names the GPU's TF32,
+    which CPUs lack, and for "medium" the reason says whether this CPU has the bf16 instructions
+    (AVX512-BF16, AMX-BF16) a bf16 path would need."""
+    setting = _precision if setting is None else setting
+    if setting not in _PRECISIONS:
+        raise ValueError(
+            "fastnn.cuda.cpu_matmul_precision: argument 'setting' must be 'highest', 'high' or 'medium'; "
+            f"got {setting!r}"
+        )
+    if setting == "highest":
+        reason = "exact float32, as 'highest' asks"
+    elif setting == "high":
+        reason = "'high' allows TF32, a GPU tensor-core format; CPUs multiply in float32"
+    else:
+        flags = _cpu_flags()
+        present = [f for f in _CPU_BF16_FLAGS if flags and f in flags]
+        if flags is None:
+            reason = "'medium' allows bf16 products, but fastnn has no bf16 CPU kernel (CPU flags unreadable here)"
+        elif present:
+            reason = (f"'medium' allows bf16 products and this CPU has {', '.join(present)}, but fastnn has no "
+                      "bf16 CPU kernel yet")
+        else:
+            reason = ("'medium' allows bf16 products, but this CPU has no bf16 instructions "
+                      f"(neither {' nor '.join(_CPU_BF16_FLAGS)})")
+    return {"setting": setting, "precision": "float32", "reason": reason}
 
 
 def _cupy_version() -> str | None:
@@ -132,7 +188,8 @@ def info() -> dict[str, Any]:
     CuPy's version, availability (and the reason when unavailable), matmul precision. Never
     imports CuPy."""
     module, _ = _extension()
-    facts: dict[str, Any] = {"built": module is not None, "matmul_precision": _precision}
+    facts: dict[str, Any] = {"built": module is not None, "matmul_precision": _precision,
+                             "gpu_matmul_precision": _GPU_PRECISION[_precision]}
     if module is not None:
         build = module.build_info()
         facts["architectures"] = build["architectures"]
@@ -165,6 +222,7 @@ def _arch_text(arch: str) -> str:
 
 __all__ = [
     "backend",
+    "cpu_matmul_precision",
     "device_count",
     "get_matmul_precision",
     "info",

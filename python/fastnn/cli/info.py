@@ -76,6 +76,10 @@ def run(args: argparse.Namespace) -> int:
             ("compiler", f"{info.get('compiler')} ({info.get('build_type')}), OpenMP {info.get('openmp')}"),
             ("SIMD", f"{info.get('simd')} in use (CPU supports {info.get('simd_detected')})"),
             ("GEMM kernel", f"{info.get('gemm_kernel_float32')} (float32)"),
+            ("CPU matmul", f"{info['cpu_matmul_precision']['precision']} (set_matmul_precision"
+                           f"({info['cpu_matmul_precision']['setting']!r})); under 'medium': "
+                           f"{info['cpu_matmul_precision_medium']['precision']}, "
+                           f"{info['cpu_matmul_precision_medium']['reason']}"),
             ("threads", str(info.get("threads"))),
             *_cuda_rows(),
             ("MPI", _mpi_text(mpi := _mpi_facts())),

@@ -293,6 +293,7 @@ class DistributedDataParallel(Module):
         _broadcast_arrays(group.communicator(), arrays + [b for _, b in module.named_buffers()])
 
     def _start_step(self) -> None:
+        self._stepping = True  # hooks count only between _start_step and _finish_step
         self._done: set[int] = set()
         self._remaining = dict(self._holders)
         for bucket in self._buckets:
@@ -300,7 +301,9 @@ class DistributedDataParallel(Module):
         self._next = 0  # the first bucket not started yet
 
     def _module_done(self, module: Module) -> None:
-        if not self._sync or self.world_size == 1:
+        # Outside a step (a deferred input gradient computed later runs the leading layers'
+        # backward) the buckets are already summed: nothing to do.
+        if not self._sync or self.world_size == 1 or not self._stepping:
             return
         for holder in self._holders_below.get(id(module), ()):
             if id(holder) in self._done:
@@ -323,6 +326,7 @@ class DistributedDataParallel(Module):
         self._next += 1
 
     def _finish_step(self) -> None:
+        self._stepping = False
         if not self._sync or self.world_size == 1:
             return
         self.last_early_buckets = self._next

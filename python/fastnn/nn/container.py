@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import weakref
 from typing import Callable, Iterator
 
@@ -10,7 +11,7 @@ import numpy as np
 from fastnn._backend import Array
 from fastnn.nn.activation import ReLU
 from fastnn.nn.linear import WeightedLayer
-from fastnn.nn.module import Module
+from fastnn.nn.module import DeferredGradient, Module, resolve_pending_gradients
 from fastnn.nn.pool import MaxPool2d
 
 
@@ -36,6 +37,21 @@ def _absorbs_relu_backward(activation: Module, pool: Module) -> bool:
     ``pool.backward_through_relu``."""
     return type(activation) is ReLU and type(pool) is MaxPool2d and _unpatched(activation, pool)
 
+
+def _defers_input_grad(layer: Module) -> bool:
+    """Whether ``layer``'s input gradient can be left out of its backward and computed later
+    from what the backward had: a Linear or Conv2d whose backward nobody replaced."""
+    return (
+        isinstance(layer, WeightedLayer)
+        and type(layer).backward is WeightedLayer.backward
+        and type(layer)._backward is WeightedLayer._backward
+        and _unpatched(layer)
+    )
+
+
+# How many Sequential backward calls are running on this thread: only the outermost (0) defers
+# its input gradient; a nested one's caller (Residual, an outer Sequential) needs it now.
+_backward_depth = threading.local()
 
 _CONTEXT = "_fastnn_sequential_context"
 
@@ -155,6 +171,7 @@ class Sequential(Module):
         and the message gains which layer raised it (dotted name and repr), the shape and
         dtype it got, the model's input, and what to do where that is clear (cast the input to
         float32; a model built for another input size)."""
+        resolve_pending_gradients()  # before this forward rewrites what they read
         modules = list(self._modules.values())
         given = x
         i = 0
@@ -176,8 +193,44 @@ class Sequential(Module):
         return x
 
     def backward(self, grad_out: Array) -> Array:
-        """Runs every module's backward in reverse order; returns dL/dx of the input."""
-        return self._backward_through(list(self._modules.values()), grad_out)
+        """Runs every module's backward in reverse order; returns dL/dx of the input.
+
+        Called on the outermost model, it returns dL/dx as a :class:`~fastnn.nn.DeferredGradient`:
+        the first Linear/Conv2d's input gradient (and the backward of any parameter-free layers
+        before it) is computed only when the result is used, so a training step that drops it
+        (``model.backward(loss_fn.backward())``) does the work of :meth:`backward_params` and no
+        more: data needs no gradient, PyTorch's rule for inputs without ``requires_grad``. A
+        Sequential nested in another module returns a plain array."""
+        modules = list(self._modules.values())
+        depth = getattr(_backward_depth, "value", 0)
+        _backward_depth.value = depth + 1
+        try:
+            if depth == 0:
+                return self._backward_deferring_input(modules, grad_out)
+            return self._backward_through(modules, grad_out)
+        finally:
+            _backward_depth.value = depth
+
+    def _backward_deferring_input(self, modules: list[Module], grad_out: Array) -> Array:
+        """The backward with the first weighted layer's input gradient deferred (where it can be:
+        otherwise eager)."""
+        first = next((i for i, m in enumerate(modules) if any(True for _ in m.parameters())), len(modules))
+        if first == len(modules) or not _defers_input_grad(modules[first]):
+            return self._backward_through(modules, grad_out)
+        layer = modules[first]
+        grad_at_layer = self._backward_through(modules[first + 1:], grad_out)
+        layer.backward_params(grad_at_layer)
+        backward_done(layer)
+        # What the input gradient reads, held as of now: dx depends on the weight and dy only
+        # (x gives the op its shape; the weight gradient it also computes is thrown away).
+        x, weight, op, kwargs = layer._x, layer.weight.data, layer._backward_op, layer._op_kwargs()
+        leading = modules[:first]
+
+        def input_grad() -> Array:
+            dx, _, _ = op(x, weight, grad_at_layer, bias=False, input_grad=True, **kwargs)
+            return self._backward_through(leading, dx) if leading else dx
+
+        return DeferredGradient(input_grad)
 
     def _backward_through(self, modules: list[Module], grad_out: Array) -> Array:
         """Runs the backward of ``modules`` in reverse order."""

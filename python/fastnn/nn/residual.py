@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from fastnn._backend import Array
 from fastnn.nn.container import backward_done
 from fastnn.nn.module import Module
@@ -42,4 +44,16 @@ class Residual(Module):
         if self.shortcut is not None:
             skip = self.shortcut.backward(grad_out)
             backward_done(self.shortcut)
+        if _fresh_numpy(grad_in, grad_out, skip):
+            grad_in += skip  # no new activation-sized array (and its page faults) per block
+            return grad_in
         return grad_in + skip
+
+
+def _fresh_numpy(grad: object, *others: Array) -> bool:
+    """Whether ``grad`` is a NumPy array that can take a sum in place: no layer keeps an input
+    gradient it returned, so only aliasing matters (an Identity or eval-mode Dropout block hands
+    back the caller's ``grad_out`` itself; a Flatten, a view of it)."""
+    return (type(grad) is np.ndarray and grad.flags.writeable
+            and all(type(o) is np.ndarray and o.dtype == grad.dtype and o.shape == grad.shape
+                    and not np.may_share_memory(grad, o) for o in others))

@@ -15,7 +15,7 @@ import numpy as np
 
 from fastnn import ops
 from fastnn._device import device_of, to_device_like, zeros_like
-from fastnn.nn.module import Parameter
+from fastnn.nn.module import Parameter, resolve_pending_gradients
 
 
 def _check(opt: str, name: str, ok: bool, value: Any, expected: str) -> None:
@@ -49,6 +49,33 @@ class Optimizer:
             self._validate(group)
             self.param_groups.append(group)
         self.state: dict[Parameter, dict[str, Any]] = {}
+        # Per group: the update's argument lists as last built, and what they were built from.
+        self._plans: dict[int, tuple[tuple, Any]] = {}
+
+    def _plan_key(self, group: dict[str, Any]) -> tuple:
+        """What a group's cached argument lists depend on: each parameter with its data and
+        gradient arrays (a training loop keeps all three from step to step) and the settings
+        that add or drop state."""
+        return tuple((p, p.data, p.grad) for p in group["params"])
+
+    def _cached_plan(self, index: int, group: dict[str, Any], extra: tuple, build: Any) -> Any:
+        """The argument lists of group ``index``'s multi-tensor update: reused while the
+        group's parameters, their arrays and ``extra`` stay the same objects, rebuilt by
+        ``build(group)`` (which returns ``(plan, reusable)``) otherwise. Saves the per-parameter
+        Python work (state lookups, list building) of every step."""
+        cached = self._plans.get(index)
+        params = group["params"]
+        if cached is not None:
+            key, plan = cached
+            if (key[0] == extra and len(key[1]) == len(params)
+                    and all(p is kp and p.data is kd and p.grad is kg for p, (kp, kd, kg) in zip(params, key[1]))):
+                return plan
+        plan, reusable = build(group)
+        if reusable:
+            self._plans[index] = ((extra, self._plan_key(group)), plan)
+        else:
+            self._plans.pop(index, None)
+        return plan
 
     def _validate(self, group: dict[str, Any]) -> None:
         """Checks one group's hyperparameters (subclasses)."""
@@ -102,6 +129,7 @@ class Optimizer:
         ):
             raise ValueError(f"fastnn.optim.{name}.load_state_dict: parameter groups do not match this optimizer")
         params = self._params()
+        self._plans.clear()  # the state arrays the cached argument lists hold are replaced
         for saved, group in zip(groups, self.param_groups):
             for k, v in saved.items():
                 if k != "params":
@@ -144,28 +172,34 @@ class SGD(Optimizer):
                g["nesterov"], "False unless momentum > 0 and dampening == 0")
 
     def step(self) -> None:
-        for g in self.param_groups:
-            # One multi-tensor update per (fresh buffers or not, device): buffers created this
-            # step start as the gradient itself (PyTorch's first step).
-            batches: dict[tuple[bool, str], tuple[list, list, list]] = {}
-            for p in g["params"]:
-                if p.grad is None:
-                    continue
-                buf, first = None, False
-                if g["momentum"] != 0:
-                    state = self._state_of(p)
-                    buf = state.get("momentum_buffer")
-                    if buf is None:
-                        buf = state["momentum_buffer"] = zeros_like(p.data)
-                        first = True
-                params, grads, bufs = batches.setdefault((first, device_of(p.data)), ([], [], []))
-                params.append(p.data)
-                grads.append(p.grad)
-                bufs.append(buf)
-            for (first, _), (params, grads, bufs) in batches.items():
+        """One update of every parameter that has a gradient: one multi-tensor call per group."""
+        resolve_pending_gradients()  # they read the weights as they are before this update
+        for index, g in enumerate(self.param_groups):
+            for (first, _), (params, grads, bufs) in self._cached_plan(index, g, (g["momentum"] != 0,),
+                                                                       self._batches).items():
                 ops.sgd_step_multi(params, grads, bufs if g["momentum"] != 0 else None, lr=g["lr"],
                                    momentum=g["momentum"], dampening=g["dampening"],
                                    weight_decay=g["weight_decay"], nesterov=g["nesterov"], first_step=first)
+
+    def _batches(self, g: dict[str, Any]) -> tuple[dict, bool]:
+        """One argument list per (fresh buffers or not, device): buffers created this step start
+        as the gradient itself (PyTorch's first step), so a plan with fresh ones is not reused."""
+        batches: dict[tuple[bool, str], tuple[list, list, list]] = {}
+        for p in g["params"]:
+            if p.grad is None:
+                continue
+            buf, first = None, False
+            if g["momentum"] != 0:
+                state = self._state_of(p)
+                buf = state.get("momentum_buffer")
+                if buf is None:
+                    buf = state["momentum_buffer"] = zeros_like(p.data)
+                    first = True
+            params, grads, bufs = batches.setdefault((first, device_of(p.data)), ([], [], []))
+            params.append(p.data)
+            grads.append(p.grad)
+            bufs.append(buf)
+        return batches, not any(first for first, _ in batches)
 
 
 class Adam(Optimizer):
@@ -186,26 +220,52 @@ class Adam(Optimizer):
         _check(name, "weight_decay", g["weight_decay"] >= 0, g["weight_decay"], ">= 0")
 
     def step(self) -> None:
+        """One update of every parameter that has a gradient: one multi-tensor call per group
+        (per step count, where parameters joined at different steps)."""
+        resolve_pending_gradients()  # they read the weights as they are before this update
         update = ops.adamw_step_multi if self._decoupled else ops.adam_step_multi
-        for g in self.param_groups:
+        for index, g in enumerate(self.param_groups):
             beta1, beta2 = g["betas"]
-            # One multi-tensor update per (step count, device): bias correction depends on the step.
-            batches: dict[tuple[int, str], tuple[list, list, list, list]] = {}
-            for p in g["params"]:
-                if p.grad is None:
-                    continue
-                state = self._state_of(p)
-                if not state:
-                    state["step"] = 0
-                    state["exp_avg"] = zeros_like(p.data)
-                    state["exp_avg_sq"] = zeros_like(p.data)
+            states, lists = self._cached_plan(index, g, (), self._lists)
+            for state in states:
                 state["step"] += 1
-                lists = batches.setdefault((state["step"], device_of(p.data)), ([], [], [], []))
-                for target, value in zip(lists, (p.data, p.grad, state["exp_avg"], state["exp_avg_sq"])):
-                    target.append(value)
-            for (step, _), (params, grads, exp_avgs, exp_avg_sqs) in batches.items():
+            # A cached plan has every parameter at one step count (bias correction depends on it).
+            by_step = [(states[0]["step"], lists)] if lists is not None else self._by_step(g, states)
+            for step, (params, grads, exp_avgs, exp_avg_sqs) in by_step:
                 update(params, grads, exp_avgs, exp_avg_sqs, step=step, lr=g["lr"], beta1=beta1, beta2=beta2,
                        eps=g["eps"], weight_decay=g["weight_decay"])
+
+    def _lists(self, g: dict[str, Any]) -> tuple[tuple[list, tuple | None], bool]:
+        """The states of the parameters that have gradients and, where they all share a step
+        count on one device, the update's four argument lists (reusable from step to step)."""
+        states = []
+        for p in g["params"]:
+            if p.grad is None:
+                continue
+            state = self._state_of(p)
+            if not state:
+                state["step"] = 0
+                state["exp_avg"] = zeros_like(p.data)
+                state["exp_avg_sq"] = zeros_like(p.data)
+            states.append(state)
+        one_batch = bool(states) and len({s["step"] for s in states}) == 1 and len(
+            {device_of(p.data) for p in g["params"] if p.grad is not None}) == 1
+        if not one_batch:
+            return (states, None), False
+        params = [p for p in g["params"] if p.grad is not None]
+        lists = ([p.data for p in params], [p.grad for p in params], [s["exp_avg"] for s in states],
+                 [s["exp_avg_sq"] for s in states])
+        return (states, lists), True
+
+    def _by_step(self, g: dict[str, Any], states: list) -> list[tuple[int, tuple[list, list, list, list]]]:
+        """Argument lists per (step count, device), for parameters that joined at different steps."""
+        batches: dict[tuple[int, str], tuple[list, list, list, list]] = {}
+        params = [p for p in g["params"] if p.grad is not None]
+        for p, state in zip(params, states):
+            lists = batches.setdefault((state["step"], device_of(p.data)), ([], [], [], []))
+            for target, value in zip(lists, (p.data, p.grad, state["exp_avg"], state["exp_avg_sq"])):
+                target.append(value)
+        return [(step, lists) for (step, _), lists in batches.items()]
 
 
 class AdamW(Adam):

@@ -1,0 +1,259 @@
+"""End to end on real CIFAR-10 images: fastnn vs a PyTorch twin training simple_cnn (the 4-conv
+CNN) and ResNet-20 by one recipe, with the same initial weights, batch order and updates.
+
+Data: ../shared/data/cifar10 next to the repository (--data to point elsewhere; the benchmark
+skips, saying why, where it is absent). Training images: the 2,000 lossless images of
+data_batch_1 and the 9,000 JPEG-decoded test images that are not among the first 1,000 (the JPEG
+set is sorted by class, test order within a class, so those are each class's first images there;
+checked against the lossless ones by pixel distance); test images: the 1,000 lossless first test
+images. --train-samples / --test-samples take the first N (the training order is shuffled once,
+seeded, so a prefix mixes both sources).
+
+Recipe (both libraries): per-channel standardisation from the training images, SGD with momentum
+0.9, weight decay 5e-4, a fixed learning rate, batch 128 (the remainder dropped), a seeded
+permutation per epoch (the same batches for both); the step as the README writes it (``model.backward(loss_fn.backward())``;
+``loss.backward()`` in PyTorch). Epochs alternate between the libraries (who goes first
+alternates), so both see the same machine load; the ratio is the median of the per-epoch ratios
+(> 1: fastnn faster). Test accuracy of both after every epoch (untimed) and after the last: they
+start equal and apply the same float32 updates, so they should agree within noise; but float32
+gradients differ from step 1 (summation orders; on ResNet-20 PyTorch's CPU gradients sit ~1e-3
+from float64 ones, fastnn's ~1e-6), training amplifies that, and short runs' eval-mode accuracy
+swings from epoch to epoch (BatchNorm running statistics lag the weights): the per-epoch
+accuracies show how much.
+
+    PYTHONPATH=python python benchmarks/bench_cifar.py [--epochs 3] [--train-samples 11000]
+        [--test-samples 1000] [--models simple_cnn,resnet20] [--threads 2] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from typing import Any
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import machine_busy_fraction, reexec_without_openblas_overrides, wait_until_idle  # noqa: E402
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEFAULT_DATA = os.path.join(REPO, "..", "shared", "data", "cifar10")
+FILES = ("train_batch1_first1000.npz", "train_batch1_next1000.npz", "test_first1000.npz",
+         "test10000_jpeg_classordered.npz")
+CLASSES, BATCH = 10, 128
+# Mean absolute pixel difference between a lossless image and its JPEG decoding (about 6 on
+# average, up to ~12 for one image), against 30+ for different images of one class.
+SAME_IMAGE_MAX_DIFF = 20.0
+LEARNING_RATES = {"simple_cnn": 0.02, "resnet20": 0.05}
+
+
+def missing_data(folder: str) -> str | None:
+    """Why the data cannot be used, or None."""
+    absent = [f for f in FILES if not os.path.isfile(os.path.join(folder, f))]
+    if absent:
+        return f"CIFAR-10 files not found in {os.path.abspath(folder)}: {', '.join(absent)}"
+    return None
+
+
+def load(folder: str, train_samples: int, test_samples: int, seed: int = 0):
+    """(x_train, y_train, x_test, y_test): float32 NCHW standardised by the training images'
+    per-channel mean and deviation, int64 labels."""
+    import numpy as np
+
+    def read(name):
+        with np.load(os.path.join(folder, name)) as f:
+            return f["x"], f["y"].astype(np.int64)
+
+    parts = [read(FILES[0]), read(FILES[1])]
+    x_test, y_test = read(FILES[2])
+    jpeg_x, jpeg_y = read(FILES[3])
+    keep = np.ones(len(jpeg_y), bool)
+    for c in range(CLASSES):
+        in_test = np.flatnonzero(y_test == c)
+        of_class = np.flatnonzero(jpeg_y == c)
+        first = of_class[:len(in_test)]  # the same images, JPEG-decoded
+        diff = np.abs(jpeg_x[first].astype(np.int16) - x_test[in_test].astype(np.int16)).mean(axis=(1, 2, 3))
+        if diff.max() > SAME_IMAGE_MAX_DIFF:
+            raise SystemExit(f"bench_cifar: the JPEG test set's first images of class {c} are not the lossless "
+                             f"test images (mean pixel difference up to {diff.max():.1f}); cannot hold them out")
+        keep[first] = False
+    parts.append((jpeg_x[keep], jpeg_y[keep]))
+    x_train = np.concatenate([p[0] for p in parts])
+    y_train = np.concatenate([p[1] for p in parts])
+    order = np.random.default_rng(seed).permutation(len(y_train))[:train_samples]
+    x_train, y_train = x_train[order], y_train[order]
+    x_test, y_test = x_test[:test_samples], y_test[:test_samples]
+
+    def nchw(x):
+        return np.ascontiguousarray(x.transpose(0, 3, 1, 2), dtype=np.float32) / 255.0
+
+    x_train, x_test = nchw(x_train), nchw(x_test)
+    mean = x_train.mean(axis=(0, 2, 3), keepdims=True)
+    std = x_train.std(axis=(0, 2, 3), keepdims=True)
+    return ((x_train - mean) / std).astype(np.float32), y_train, ((x_test - mean) / std).astype(np.float32), y_test
+
+
+def build(name: str):
+    import fastnn
+    from fastnn import models
+
+    fastnn.manual_seed(0)
+    if name == "resnet20":
+        return models.resnet(20, 3, CLASSES, 32)
+    return models.simple_cnn(3, CLASSES, 32)
+
+
+def batch_orders(samples: int, epochs: int, seed: int = 1) -> list[list[Any]]:
+    """Per epoch, the index arrays of its full batches (a short remainder is dropped: a batch of
+    one would have no BatchNorm statistics)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    orders = []
+    for _ in range(epochs):
+        perm = rng.permutation(samples)
+        orders.append([perm[i:i + BATCH] for i in range(0, samples - BATCH + 1, BATCH)])
+    return orders
+
+
+class FastnnRun:
+    def __init__(self, model, lr: float) -> None:
+        from fastnn import nn, optim
+
+        self.model, self.loss_fn = model, nn.SoftmaxCrossEntropy()
+        self.opt = optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=5e-4)
+
+    def epoch(self, x, y, batches) -> float:
+        model, loss_fn, opt = self.model, self.loss_fn, self.opt
+        model.train()
+        total = 0.0
+        for idx in batches:
+            loss = loss_fn(model(x[idx]), y[idx])
+            opt.zero_grad()
+            model.backward(loss_fn.backward())
+            opt.step()
+            total += loss * len(idx)
+        return total / sum(len(b) for b in batches)
+
+    def accuracy(self, x, y) -> float:
+        import numpy as np
+
+        self.model.eval()
+        hits = sum(int((np.argmax(self.model(x[i:i + 500]), axis=1) == y[i:i + 500]).sum())
+                   for i in range(0, len(y), 500))
+        return hits / len(y)
+
+
+class TorchRun:
+    def __init__(self, model, lr: float) -> None:
+        import torch
+
+        self.torch, self.model = torch, model
+        self.loss_fn = torch.nn.CrossEntropyLoss()
+        self.opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=5e-4)
+
+    def epoch(self, x, y, batches) -> float:
+        torch, model, loss_fn, opt = self.torch, self.model, self.loss_fn, self.opt
+        model.train()
+        total = 0.0
+        for idx in batches:
+            index = torch.from_numpy(idx)
+            loss = loss_fn(model(x[index]), y[index])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total += loss.item() * len(idx)
+        return total / sum(len(b) for b in batches)
+
+    def accuracy(self, x, y) -> float:
+        torch = self.torch
+        self.model.eval()
+        with torch.inference_mode():
+            hits = sum(int((self.model(x[i:i + 500]).argmax(1) == y[i:i + 500]).sum()) for i in range(0, len(y), 500))
+        return hits / len(y)
+
+
+def compare(name: str, data, epochs: int) -> dict[str, Any]:
+    import torch
+    from bench_gpu import torch_twin
+
+    x_train, y_train, x_test, y_test = data
+    model = build(name)
+    runs = {"fastnn": FastnnRun(model, LEARNING_RATES[name]),
+            "torch": TorchRun(torch_twin(model), LEARNING_RATES[name])}
+    inputs = {"fastnn": (x_train, y_train),
+              "torch": (torch.from_numpy(x_train), torch.from_numpy(y_train))}
+    tests = {"fastnn": (x_test, y_test), "torch": (torch.from_numpy(x_test), torch.from_numpy(y_test))}
+    times: dict[str, list[float]] = {"fastnn": [], "torch": []}
+    losses: dict[str, list[float]] = {"fastnn": [], "torch": []}
+    # Test accuracy after every epoch (not timed): how much it swings from epoch to epoch is
+    # the noise the two libraries' final accuracies are compared against.
+    accuracies: dict[str, list[float]] = {"fastnn": [], "torch": []}
+    for e, batches in enumerate(batch_orders(len(y_train), epochs)):
+        for lib in (("fastnn", "torch") if e % 2 == 0 else ("torch", "fastnn")):
+            wait_until_idle(0.5)  # the other library's spinning workers go to sleep first
+            start = time.perf_counter()
+            losses[lib].append(runs[lib].epoch(*inputs[lib], batches))
+            times[lib].append(time.perf_counter() - start)
+            accuracies[lib].append(runs[lib].accuracy(*tests[lib]))
+    ratios = [t / f for f, t in zip(times["fastnn"], times["torch"])]
+    return {"model": name, "lr": LEARNING_RATES[name], "epoch_seconds": times, "train_loss": losses,
+            "epoch_time_ratio": statistics.median(ratios), "epoch_time_ratios": ratios,
+            "test_accuracy": {lib: acc[-1] for lib, acc in accuracies.items()},
+            "test_accuracy_per_epoch": accuracies}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", default=DEFAULT_DATA, help="folder of the CIFAR-10 .npz files")
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--train-samples", type=int, default=11000)
+    parser.add_argument("--test-samples", type=int, default=1000)
+    parser.add_argument("--models", default="simple_cnn,resnet20")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    reason = missing_data(args.data)
+    if reason:
+        print(f"bench_cifar: skipped: {reason}")
+        return 0
+    reexec_without_openblas_overrides()
+    import fastnn
+    import torch
+    from fastnn.bench import machine_info
+
+    fastnn.set_num_threads(args.threads)
+    torch.set_num_threads(args.threads)
+    data = load(args.data, args.train_samples, args.test_samples)
+    # Other processes' load before and after: these machines are shared.
+    busy_before, load_before = machine_busy_fraction(), os.getloadavg()
+    rows = [compare(name, data, args.epochs) for name in args.models.split(",") if name]
+    load_info = {"busy_fraction_before": busy_before, "busy_fraction_after": machine_busy_fraction(),
+                 "load_average_before": load_before, "load_average_after": os.getloadavg()}
+    report = {"machine": machine_info(args.threads), "torch": torch.__version__, "threads": args.threads,
+              "machine_load": load_info,
+              "train_samples": len(data[1]), "test_samples": len(data[3]), "epochs": args.epochs,
+              "batch": BATCH, "runs": rows}
+    if args.json:
+        json.dump(report, sys.stdout, indent=2)
+        print()
+        return 0
+    print(f"CIFAR-10, {len(data[1])} training / {len(data[3])} test images, {args.epochs} epochs, batch {BATCH}, "
+          f"{args.threads} threads, torch {torch.__version__}")
+    print(f"machine load: {100 * (load_info['busy_fraction_before'] or 0):.0f}% busy before, "
+          f"{100 * (load_info['busy_fraction_after'] or 0):.0f}% after; load average "
+          f"{load_info['load_average_before'][0]:.2f} -> {load_info['load_average_after'][0]:.2f}")
+    print(f"{'model':<11} {'fastnn s/epoch':>14} {'torch s/epoch':>13} {'ratio':>6}  test accuracy per epoch "
+          "(fastnn | torch)   (ratio: median per-epoch torch/fastnn time)")
+    for r in rows:
+        t, acc = r["epoch_seconds"], r["test_accuracy_per_epoch"]
+        print(f"{r['model']:<11} {statistics.median(t['fastnn']):>14.2f} {statistics.median(t['torch']):>13.2f} "
+              f"{r['epoch_time_ratio']:>5.2f}x  {' '.join(f'{100 * a:.1f}' for a in acc['fastnn'])} | "
+              f"{' '.join(f'{100 * a:.1f}' for a in acc['torch'])}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
