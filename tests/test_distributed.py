@@ -229,7 +229,7 @@ class _TwinRankTransport:
         return buffer.size
 
     def progress(self, requests):
-        pass
+        self.events.append(("progress", len(requests)))
 
     def wait(self, requests):
         self.events.append(("wait", len(requests)))
@@ -285,6 +285,38 @@ def test_ddp_buckets_start_during_backward_and_average(monkeypatch):
     sizes = [e[1] for e in events if e[0] == "start"]
     assert sizes == [sum(p.size for p in layer.parameters()) for layer in (model[5], model[3].block[0], model[0])]
     assert wrapped.last_early_buckets == len(starts)
+
+
+def test_ddp_under_the_readme_loop_with_a_deferred_input_gradient(monkeypatch):
+    # model.backward on the outermost Sequential defers the first layer's input gradient: its
+    # bucket must still start from the hooks before backward returns, and computing the deferred
+    # gradient afterwards (which runs the leading layers' backward) must not touch the buckets.
+    from fastnn.distributed import ddp as ddp_module
+
+    events: list = []
+    monkeypatch.setattr(dist.group, "_comm", _TwoRankComm())
+    monkeypatch.setattr(ddp_module, "_MpiTransport", lambda comm: _TwinRankTransport(events))
+    def net() -> nn.Sequential:  # a parameter-free layer before the first weighted one
+        return nn.Sequential(nn.Identity(), *_net())
+
+    fastnn.manual_seed(0)
+    model, reference_model = net(), net()
+    reference_model.load_state_dict(model.state_dict())
+    wrapped = dist.DistributedDataParallel(model, bucket_mb=40 / 2**20)
+    x = np.random.default_rng(3).standard_normal((2, 1, 4, 4)).astype(np.float32)
+    grad = np.random.default_rng(4).standard_normal((2, 3)).astype(np.float32)
+    wrapped(x)
+    dx = wrapped.backward(grad)
+    assert isinstance(dx, nn.DeferredGradient)
+    assert wrapped.last_early_buckets == len(wrapped._buckets) == 3
+    settled = list(events)
+    reference_model(x)
+    expected_dx = np.asarray(reference_model.backward(grad))
+    assert np.array_equal(np.asarray(dx), expected_dx)
+    assert events == settled
+    got = dict(model.named_parameters())
+    for name, p in reference_model.named_parameters():
+        assert np.array_equal(got[name].grad, p.grad), name
 
 
 def test_info_says_how_to_get_mpi_where_mpi4py_is_missing(monkeypatch):
