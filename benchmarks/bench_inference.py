@@ -217,8 +217,10 @@ def layer_count(model) -> int:
     return sum(1 for m in model.modules() if not isinstance(m, (nn.Sequential, nn.Residual)))
 
 
-def overhead_table(threads: int, rounds: int) -> str:
-    """Where a batch-1 forward's time goes, per model (see the module docstring)."""
+def overhead_table(threads: int, rounds: int, calls: int = 50) -> str:
+    """Where a batch-1 forward's time goes, per model (see the module docstring). The four
+    timings of a model (each path's forward and its kernels replayed) alternate round by round,
+    so that a change in the machine's load shifts them all alike; medians over the rounds."""
     import numpy as np
 
     import fastnn
@@ -227,35 +229,41 @@ def overhead_table(threads: int, rounds: int) -> str:
 
     fastnn.set_num_threads(threads)
 
-    def median_seconds(fn: Callable[[], Any], calls: int) -> float:
-        times = []
-        for _ in range(rounds):
-            start = time.perf_counter()
-            for _ in range(calls):
-                fn()
-            times.append((time.perf_counter() - start) / calls)
-        return statistics.median(times)
+    def set_fast_eval(model, fast: bool) -> None:
+        for m in model.modules():  # the flag is per Sequential
+            if isinstance(m, nn.Sequential):
+                m.fast_eval = fast
+
+    def batch_seconds(fn: Callable[[], Any]) -> float:
+        start = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        return (time.perf_counter() - start) / calls
 
     rows = []
     for name, (_, _, shape) in MODELS.items():
-        model = build(name)
-        x = np.random.default_rng(2).random((1, *shape), dtype=np.float32)
-        layers = layer_count(model)
-        found = {}
-        for fast in (True, False):
-            for m in model.modules():  # the flag is per Sequential
-                if isinstance(m, nn.Sequential):
-                    m.fast_eval = fast
-            calls = record_forward(model, x)
+        paths = {}
+        for fast in (False, True):  # one model per path: switching would rebuild the plan
+            model = build(name)
+            set_fast_eval(model, fast)
+            x = np.random.default_rng(2).random((1, *shape), dtype=np.float32)
+            recorded = record_forward(model, x)
             for _ in range(20):
                 model(x)
-            forward = median_seconds(lambda: model(x), 200)
-            kernels = median_seconds(calls.replay, 200)
-            found[fast] = (forward, kernels, len(calls.calls))
+            paths[fast] = (model, (lambda model=model, x=x: model(x)), recorded)
+        times: dict[tuple[bool, str], list[float]] = {(f, k): [] for f in paths for k in ("forward", "kernels")}
+        for r in range(rounds):
+            order = [(f, k) for f in paths for k in ("forward", "kernels")]
+            for fast, kind in (order if r % 2 == 0 else order[::-1]):
+                model, forward, recorded = paths[fast]
+                times[fast, kind].append(batch_seconds(forward if kind == "forward" else recorded.replay))
+        layers = layer_count(paths[True][0])
         for fast, label in ((False, "layer by layer"), (True, "eval plan")):
-            forward, kernels, count = found[fast]
-            rows.append([f"{name} ({label})", layers, count, forward * 1e6, kernels * 1e6, (forward - kernels) * 1e6,
-                         (forward - kernels) / layers * 1e6, f"{100 * (forward - kernels) / forward:.0f}%"])
+            forward = statistics.median(times[fast, "forward"])
+            kernels = statistics.median(times[fast, "kernels"])
+            rest = forward - kernels
+            rows.append([f"{name} ({label})", layers, len(paths[fast][2].calls), forward * 1e6, kernels * 1e6,
+                         rest * 1e6, rest / layers * 1e6, f"{100 * rest / forward:.0f}%"])
     headers = ["model, batch 1", "layers", "kernel calls", "forward us", "kernels us", "rest us", "rest us/layer",
                "rest share"]
     return format_table(headers, rows)
@@ -272,9 +280,9 @@ def main(argv: list[str] | None = None) -> int:
 
     fastnn.set_num_threads(ours.threads)
     if ours.overhead:
-        print(f"Python overhead of one batch-1 eval forward, {ours.threads} threads "
-              "(medians of 7 x 200 calls; kernels: the same kernel calls replayed back to back)")
-        print(overhead_table(ours.threads, rounds=7))
+        print(f"Python overhead of one batch-1 eval forward, {ours.threads} threads (medians of 15 alternating "
+              "rounds of 50 calls; kernels: the same kernel calls replayed back to back)")
+        print(overhead_table(ours.threads, rounds=15))
         return 0
     from harness import run
 
