@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import math
 import weakref
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
@@ -56,8 +56,10 @@ from fastnn.nn.linear import Linear
 from fastnn.nn.module import Module, note_weights_changed
 from fastnn.nn.norm import BatchNorm2d
 from fastnn.nn.pool import GlobalAvgPool2d, MaxPool2d
-from fastnn.nn.residual import Residual
 from fastnn.nn.shape import Flatten, Identity
+
+if TYPE_CHECKING:
+    from fastnn.nn.residual import Residual
 
 Step = Callable[[Array], Array]
 _INT32_MAX = 2**31 - 1
@@ -206,7 +208,7 @@ def _dropout_step(dropout: Dropout) -> Step:
     return identity
 
 
-def _residual_step(residual: Residual, relu: ReLU | None) -> Step:
+def _residual_step(residual: "Residual", relu: ReLU | None) -> Step:
     body, body_fresh = _plan_steps(residual.block)
     shortcut = _plan_steps(residual.shortcut)[0] if residual.shortcut is not None else None
 
@@ -241,7 +243,9 @@ def _module_step(m: Module) -> Step:
 def _plan_steps(m: Module) -> tuple[list[Step], bool]:
     """The steps that compute ``m``'s eval forward, and whether the last one's output is a
     fresh array nobody else refers to."""
+    # Imported here, not at the top: container.py imports this module, residual.py container.py.
     from fastnn.nn.container import Sequential
+    from fastnn.nn.residual import Residual
 
     if not (_plain(m, Sequential) and m.fuse_relu and m.fast_eval):
         return [_module_step(m)], False
