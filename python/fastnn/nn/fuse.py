@@ -16,14 +16,15 @@ here: a list of steps that call the CPU kernels directly with the layers' settin
 per-call argument normalisation, re-validation or statistics copies. The output equals the
 module-by-module forward up to float32 rounding of the folded weights (a few ulps per product
 term); set ``Sequential.fast_eval = False`` (or ``fuse_relu = False``) for the layer-by-layer
-forward.
+forward (the flag is per Sequential: a nested one keeps its own).
 
 When the plan is rebuilt (the staleness rule). Folded weights are copies, so the plan must
 never outlive a change of what it copied. It is rebuilt at the first eval forward after any
 event that may change parameters, buffers or the module tree in place:
 ``train()`` / ``eval()`` (on any module), ``load_state_dict``, ``to()``, an optimizer's
 ``step()``, an in-place operator on a Parameter (``p *= 0.5``), assigning a Parameter, a
-Module or a public attribute (``bn.eps = ...``, ``seq.append(...)``) and registering a buffer.
+Module or a public attribute (``bn.eps = ...``, ``seq.append(...)``), registering a buffer,
+gradcheck's perturbations and fastnn.distributed's broadcasts.
 These bump one process-wide count (:func:`fastnn.nn.module.note_weights_changed`); a plan
 records the count it was built at. A plan also checks, at every call, that each folded layer
 still holds the arrays it folded (``p.data = new_array`` replaces them). Writing into the
@@ -33,6 +34,9 @@ both: call ``model.eval()`` again afterwards (or :func:`note_weights_changed`).
 Backward after a planned forward works as after the layer-by-layer one: each step leaves
 the caches its layers' backward reads (the folded BatchNorm's input, the convolution's
 output, is recomputed only when that backward runs).
+
+Memory: a plan holds its own copy of each folded convolution's weights (the size of those
+weights), beside the model rather than in it (a deep copy or pickle of a model carries no plan).
 
 An input the plan's kernels reject (wrong dtype, shape, a non-NumPy array) is run again
 through the layer-by-layer forward, which raises its usual error naming the layer.
