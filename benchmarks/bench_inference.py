@@ -148,7 +148,7 @@ class KernelCalls:
         total = 0.0
         for fn, args in self.calls:
             if fn.__name__ == "conv2d_forward":
-                x, w = args[0], args[1]
+                w = args[1]
                 y = fn(*args)
                 total += 2.0 * y.size * w.shape[1] * w.shape[2] * w.shape[3]
             elif fn.__name__ == "linear_forward":
