@@ -33,7 +33,7 @@ import numpy as np
 from fastnn._backend import Array, is_cupy_array
 from fastnn.distributed import group
 from fastnn.nn.container import register_backward_done_hook
-from fastnn.nn.module import Module, Parameter
+from fastnn.nn.module import Module, Parameter, note_weights_changed
 
 
 def bucket_plan(sizes_bytes: list[int], dtypes: list[Any], bucket_bytes: int) -> list[list[int]]:
@@ -157,6 +157,7 @@ def _broadcast_arrays(comm: Any, arrays: list[Array]) -> None:
             array[...] = cupy.asarray(host)
         else:
             comm.Bcast(array, root=0)
+    note_weights_changed()  # written in place: eval-mode plans fold BatchNorm afresh (nn/fuse.py)
 
 
 class DistributedDataParallel(Module):

@@ -10,6 +10,7 @@ import numpy as np
 
 from fastnn._backend import Array
 from fastnn.nn.activation import ReLU
+from fastnn.nn.fuse import eval_forward
 from fastnn.nn.linear import WeightedLayer
 from fastnn.nn.module import DeferredGradient, Module, resolve_pending_gradients
 from fastnn.nn.pool import MaxPool2d
@@ -166,12 +167,24 @@ class Sequential(Module):
             setattr(self, str(i), m)
         self.fuse_relu = True
 
+    #: Eval-mode forwards of NumPy arrays run through a cached plan (:mod:`fastnn.nn.fuse`):
+    #: BatchNorm2d folded into the Conv2d before it, ReLUs in the kernels' epilogue, no
+    #: per-layer argument checks. False (or ``fuse_relu = False``) runs the modules one by one.
+    fast_eval = True
+
     def forward(self, x: Array) -> Array:
         """Runs the modules in order. An error raised inside one keeps its type and message,
         and the message gains which layer raised it (dotted name and repr), the shape and
         dtype it got, the model's input, and what to do where that is clear (cast the input to
-        float32; a model built for another input size)."""
-        resolve_pending_gradients()  # before this forward rewrites what they read
+        float32; a model built for another input size).
+
+        In eval mode a NumPy input runs through the plan of :mod:`fastnn.nn.fuse` (the same
+        output up to float32 rounding of the folded weights, the same errors)."""
+        resolve_pending_gradients()  # before this forward (planned or not) rewrites what they read
+        if not self.training and type(x) is np.ndarray and self.fast_eval and self.fuse_relu:
+            y = eval_forward(self, x)
+            if y is not None:
+                return y
         modules = list(self._modules.values())
         given = x
         i = 0

@@ -20,6 +20,26 @@ from fastnn._backend import Array
 from fastnn._device import parse_device, to_device, to_device_like
 
 
+# How many events that may change parameters, buffers or the module tree in place have happened
+# in this process (train()/eval(), load_state_dict, to(), optimizer steps, in-place operators on
+# a Parameter, assigning a Parameter, Module or public attribute). Eval-mode plans fold copies of
+# weights (nn/fuse.py) and are rebuilt when this count moves, so a change never leaves them stale.
+_weights_events = 0
+
+
+def note_weights_changed() -> None:
+    """Records that parameters or buffers may have changed in place. fastnn calls it wherever
+    it changes them; call it (or ``model.eval()``) after writing into ``p.data`` yourself, so
+    eval-mode forwards fold BatchNorm from the new values (see :mod:`fastnn.nn.fuse`)."""
+    global _weights_events
+    _weights_events += 1
+
+
+def weights_version() -> int:
+    """The count :func:`note_weights_changed` moves."""
+    return _weights_events
+
+
 def _unwrap(value: Any) -> Any:
     """A Parameter's array in its place (recursing into the tuples NumPy passes ``out`` as)."""
     if isinstance(value, Parameter):
@@ -89,6 +109,7 @@ class Parameter(NDArrayOperatorsMixin):
         out = kwargs.get("out")
         if out is not None:
             kwargs["out"] = _unwrap(out)
+            note_weights_changed()
         result = getattr(ufunc, method)(*_unwrap(inputs), **kwargs)
         if out is not None and len(out) == 1 and isinstance(out[0], Parameter):
             return out[0]
@@ -254,6 +275,8 @@ class Module:
                 table.pop(name, None)
         if keep is not None:
             keep[name] = value
+        if keep is not None or not name.startswith("_"):  # private names are forward caches
+            note_weights_changed()
         object.__setattr__(self, name, value)
 
     def __delattr__(self, name: str) -> None:
@@ -266,10 +289,12 @@ class Module:
         """Registers ``array`` as state saved in :meth:`state_dict` but not trained."""
         object.__setattr__(self, name, array)
         self._buffers[name] = array
+        note_weights_changed()
 
     def _set_buffer(self, name: str, array: Array) -> None:
         object.__setattr__(self, name, array)
         self._buffers[name] = array
+        note_weights_changed()
 
     def forward(self, x: Array) -> Array:
         """The layer's output for input ``x`` (a batch: N on axis 0). Caches what
@@ -338,6 +363,7 @@ class Module:
         """Sets training mode (BatchNorm batch statistics, Dropout active) here and below."""
         for m in self.modules():
             object.__setattr__(m, "training", bool(mode))
+        note_weights_changed()
         return self
 
     def eval(self) -> "Module":
@@ -366,6 +392,7 @@ class Module:
         for module in self.modules():
             for name, buffer in list(module._buffers.items()):
                 module._set_buffer(name, to_device(buffer, kind, index))
+        note_weights_changed()
         return self
 
     def zero_grad(self, set_to_none: bool = False) -> None:
@@ -401,6 +428,7 @@ class Module:
                 raise KeyError(
                     f"{owner}.load_state_dict: missing keys {missing}, unexpected keys {unexpected}"
                 )
+        note_weights_changed()  # before the copies: one may fail after others landed
         for name, target in targets.items():
             if name not in state:
                 continue

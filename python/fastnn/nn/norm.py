@@ -106,6 +106,10 @@ class _BatchNorm(Module):
         """dL/dx for the last forward; adds dL/dweight and dL/dbias into the ``.grad`` arrays."""
         if self._x is None:
             raise forward_cache_missing(self)
+        if callable(self._x):
+            # A folded eval forward (nn/fuse.py) never computed this layer's input, the
+            # convolution's output: it left a callable that computes it.
+            self._x = self._x()
         dx, dw, db = ops.batch_norm_backward(
             grad_out,
             self._x,
