@@ -18,25 +18,26 @@ module-by-module forward up to float32 rounding of the folded weights (a few ulp
 term); set ``Sequential.fast_eval = False`` (or ``fuse_relu = False``) for the layer-by-layer
 forward (the flag is per Sequential: a nested one keeps its own).
 
-When the plan is rebuilt (the staleness rule). Folded weights are copies, so the plan must
-never outlive a change of what it copied. It is rebuilt at the first eval forward after any
-event that may change parameters, buffers or the module tree in place:
-``train()`` / ``eval()`` (on any module), ``load_state_dict``, ``to()``, an optimizer's
-``step()``, an in-place operator on a Parameter (``p *= 0.5``), assigning a Parameter, a
-Module or a public attribute (``bn.eps = ...``, ``seq.append(...)``), registering a buffer,
-gradcheck's perturbations and fastnn.distributed's broadcasts.
-These bump one process-wide count (:func:`fastnn.nn.module.note_weights_changed`); a plan
-records the count it was built at. A plan also checks, at every call, that each folded layer
-still holds the arrays it folded (``p.data = new_array`` replaces them). Writing into the
-arrays by other means (``layer.weight.data[...] = v``, your own kernels) is invisible to
-both: call ``model.eval()`` again afterwards (or :func:`note_weights_changed`).
+When the plan is rebuilt (the staleness rule). A plan holds no copy of any weight: the folded
+convolution weights are recomputed from the layers' arrays at every call (into buffers the plan
+owns; a pass over the conv weights and a few microseconds of NumPy calls per layer), so no write into those arrays, by an
+optimiser, ``load_state_dict`` or a hand-written ``p.data[...] = v``, can leave it stale. What a
+plan does fix is its structure: which layers it fuses and their settings. It is rebuilt at the
+first eval forward after any event that may change that or the module tree: ``train()`` /
+``eval()`` (on any module), ``load_state_dict``, ``to()``, an optimizer's ``step()``, an in-place
+operator on a Parameter (``p *= 0.5``), assigning a Parameter, a Module or a public attribute
+(``bn.eps = ...``, ``seq.append(...)``), registering a buffer, gradcheck's perturbations and
+fastnn.distributed's broadcasts. These bump one process-wide count
+(:func:`fastnn.nn.module.note_weights_changed`); a plan records the count it was built at. A plan
+also checks, at every call, that each folded layer still holds the arrays it was built on
+(``p.data = new_array`` replaces them).
 
 Backward after a planned forward works as after the layer-by-layer one: each step leaves
 the caches its layers' backward reads (the folded BatchNorm's input, the convolution's
 output, is recomputed only when that backward runs).
 
-Memory: a plan holds its own copy of each folded convolution's weights (the size of those
-weights), beside the model rather than in it (a deep copy or pickle of a model carries no plan).
+Memory: a plan holds one buffer per folded convolution, the size of its weights, beside the
+model rather than in it (a deep copy or pickle of a model carries no plan).
 
 An input the plan's kernels reject (wrong dtype, shape, a non-NumPy array) is run again
 through the layer-by-layer forward, which raises its usual error naming the layer.
@@ -74,7 +75,8 @@ __all__ = ["EvalPlan", "eval_forward", "fold_batchnorm", "note_weights_changed"]
 
 def fold_batchnorm(conv: Conv2d, bn: BatchNorm2d) -> tuple[np.ndarray, np.ndarray]:
     """``(weight, bias)`` of the one convolution that computes ``bn(conv(x))`` in eval mode
-    (the module docstring has the formula); float64 arithmetic, the conv weight's dtype out."""
+    (the module docstring has the formula); float64 arithmetic, the conv weight's dtype out.
+    (A plan folds with :func:`_fold_into`, the same formula in the weights' dtype.)"""
     dtype = conv.weight.data.dtype
     scale = np.asarray(bn.weight.data, np.float64) / np.sqrt(np.asarray(bn.running_var, np.float64) + bn.eps)
     weight = (conv.weight.data * scale[:, None, None, None]).astype(dtype)
@@ -83,6 +85,27 @@ def fold_batchnorm(conv: Conv2d, bn: BatchNorm2d) -> tuple[np.ndarray, np.ndarra
         shift = shift + conv.bias.data
     bias = (np.asarray(bn.bias.data, np.float64) + shift * scale).astype(dtype)
     return weight, bias
+
+
+def _fold_into(arrays: tuple, eps: float, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """:func:`fold_batchnorm`'s formula in the weights' dtype, from ``arrays`` = (conv weight,
+    conv bias or None, bn weight, bn bias, running mean, running var), written into ``weight``
+    and ``bias`` (a plan's buffers) in as few NumPy calls as it takes: it runs at every planned
+    forward, where each call's ~1 us of overhead counts at batch 1. Returns BatchNorm's
+    1 / sqrt(var + eps), which its eval backward reads. Float32 rounding of the scale adds an
+    ulp or two to the folded weights."""
+    conv_weight, conv_bias, bn_weight, bn_bias, mean, var = arrays
+    inv_std = var + eps
+    np.power(inv_std, -0.5, out=inv_std)
+    scale = bn_weight * inv_std
+    np.multiply(conv_weight, scale.reshape(-1, 1, 1, 1), out=weight)
+    if conv_bias is not None:
+        np.subtract(conv_bias, mean, out=bias)
+    else:
+        np.negative(mean, out=bias)
+    np.multiply(bias, scale, out=bias)
+    np.add(bias, bn_bias, out=bias)
+    return inv_std
 
 
 def _plain(m: Module, kind: type) -> bool:
@@ -112,20 +135,25 @@ def _conv_step(conv: Conv2d, bn: BatchNorm2d | None, relu: ReLU | None) -> tuple
 
     sources = (conv.weight.data, conv.bias.data if conv.bias is not None else None, bn.weight.data, bn.bias.data,
                bn.running_mean, bn.running_var)
-    weight, bias = fold_batchnorm(conv, bn)
-    # What BatchNorm's eval backward reads, as its own forward computes them.
-    mean, inv_std = bn.running_mean.copy(), (bn.running_var + bn.eps) ** -0.5
+    folded = (np.empty_like(conv.weight.data), np.empty(conv.out_channels, conv.weight.data.dtype))
 
     def conv_bn(x: Array) -> Array:
         if (conv.weight.data is not sources[0] or bn.weight.data is not sources[2] or bn.bias.data is not sources[3]
                 or bn.running_mean is not sources[4] or bn.running_var is not sources[5]
                 or (conv.bias.data if conv.bias is not None else None) is not sources[1]):
             raise _Stale
+        # Folded afresh at every call from the layers' arrays as they are now, so that no
+        # write into them (an optimiser, load_state_dict, or a hand-written p.data[...] = v)
+        # can leave the plan with stale weights.
+        weight, bias = folded
+        inv_std = _fold_into(sources, bn.eps, weight, bias)
         y = _cpu.conv2d_forward(x, weight, bias, conv.stride, conv.padding, conv.dilation, conv.groups,
                                 relu is not None)
         _set(conv, "_x", x)
         _set(bn, "_x", _ConvOutput(conv, x))
-        _set(bn, "_mean", mean)
+        # What BatchNorm's eval backward reads, as its own forward keeps them (the running
+        # statistics do not move in eval mode: no copy).
+        _set(bn, "_mean", bn.running_mean)
         _set(bn, "_inv_std", inv_std)
         _set(bn, "_trained", False)
         if relu is not None:
