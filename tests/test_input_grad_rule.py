@@ -82,6 +82,23 @@ def test_optimizer_step_resolves_with_the_weights_before_the_update(rng):
     assert_close(np.asarray(dx), reference.linear_backward(x, weight_before, g)[0], RTOL, "dx after step")
 
 
+def test_a_hand_written_update_before_the_first_use_leaves_dx_alone(rng):
+    # No optimiser to resolve it first: the update writes straight into the weight array.
+    fastnn.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 4), nn.Tanh(), nn.Linear(4, 2))
+    x = rng.standard_normal((3, 6)).astype(np.float32)
+    g = rng.standard_normal((3, 2)).astype(np.float32)
+    model(x)
+    first_weight = model[0].weight.data.copy()
+    h = np.tanh(reference.linear(x, first_weight, model[0].bias.data))
+    dh = reference.linear_backward(h, model[2].weight.data, g)[0] * (1 - h**2)
+    dx = model.backward(g)
+    for p in model.parameters():
+        p.data -= 0.5 * p.grad
+    assert not np.array_equal(model[0].weight.data, first_weight)
+    assert_close(np.asarray(dx), reference.linear_backward(x, first_weight, dh)[0], RTOL, "dx after the update")
+
+
 def test_next_forward_resolves_before_the_caches_change(rng):
     fastnn.manual_seed(0)
     model = nn.Sequential(nn.Flatten(), nn.Linear(8, 3))

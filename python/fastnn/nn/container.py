@@ -235,8 +235,11 @@ class Sequential(Module):
         layer.backward_params(grad_at_layer)
         backward_done(layer)
         # What the input gradient reads, held as of now: dx depends on the weight and dy only
-        # (x gives the op its shape; the weight gradient it also computes is thrown away).
-        x, weight, op, kwargs = layer._x, layer.weight.data, layer._backward_op, layer._op_kwargs()
+        # (x gives the op its shape; the weight gradient it also computes is thrown away). The
+        # weight is copied (the first layer's only: a conv stem's is tiny, an MLP's first
+        # Linear ~1 MB, ~2% of its step) so that no write into it before dx is read, such as a
+        # hand-written update p.data -= lr * p.grad, can change dx.
+        x, weight, op, kwargs = layer._x, layer.weight.data.copy(), layer._backward_op, layer._op_kwargs()
         leading = modules[:first]
 
         def input_grad() -> Array:

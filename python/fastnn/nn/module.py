@@ -156,10 +156,10 @@ class DeferredGradient(NDArrayOperatorsMixin):
     It acts as the array it stands for: ``np.asarray(dx)``, ufuncs and operators (``dx + 1``:
     plain arrays come back), ``dx.shape``, ``dx[i]``, ``len(dx)``, any array attribute or method
     (``dx.sum()``, ``dx.get()`` on the GPU), ``cupy.asarray(dx)``; :meth:`resolve` returns the
-    array itself (pass that to fastnn.ops). The layers' caches and weights it reads are those of
-    the backward that made it: an optimiser step and the next forward of any Sequential compute
-    still-referenced deferred gradients first. Weights changed in place by hand before the
-    first use would change the result: resolve it first.
+    array itself (pass that to fastnn.ops). It is the gradient of the backward that made it:
+    that backward keeps a copy of the first layer's weight, so no update of the weights before
+    the first use changes it, and an optimiser step and the next forward of any Sequential (which
+    rewrite the layer caches it reads) compute still-referenced deferred gradients first.
     """
 
     __slots__ = ("_compute", "_array", "__weakref__")
