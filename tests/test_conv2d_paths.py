@@ -98,6 +98,19 @@ def test_core_plan_is_the_stated_one(case, rng):
     assert (plan["forward"], plan["input_grad"], plan["weight_grad"]) == CASES[case][1]
 
 
+def test_core_sixteen_channels_take_the_gemm_where_they_fill_its_tile(rng):
+    # ResNet's first stage (16 -> 16 channels, 3x3, stride 1): the direct kernels unless the 16
+    # output channels fill the float32 GEMM's register tile (nr <= 16, as under AVX2), where the
+    # indirect product is faster; both ways the result is checked against the reference by the
+    # cases above and test_conv2d.py.
+    x = rng.standard_normal((2, 16, 12, 12)).astype(np.float32)
+    weight = rng.standard_normal((16, 16, 3, 3)).astype(np.float32)
+    plan = _cpu._conv2d_plan(x, weight, (1, 1), (1, 1), (1, 1), 1)
+    nr = fastnn.build_info()["gemm_blocking_float32"]["nr"]
+    expected = "indirect" if nr <= 16 else "direct"
+    assert (plan["forward"], plan["input_grad"]) == (expected, expected), nr
+
+
 def test_every_method_is_covered():
     methods = {(i, m) for _, plan in CASES.values() for i, m in enumerate(plan)}
     forward = {"direct", "channel_major", "indirect", "columns", "input_as_columns"}
