@@ -18,17 +18,16 @@ module-by-module forward up to float32 rounding of the folded weights (a few ulp
 term); set ``Sequential.fast_eval = False`` (or ``fuse_relu = False``) for the layer-by-layer
 forward (the flag is per Sequential: a nested one keeps its own).
 
-When the plan is rebuilt (the staleness rule). A plan holds no copy of any weight: the folded
+When the plan is rebuilt (the staleness rule). A plan holds no copy of any value: the folded
 convolution weights are recomputed from the layers' arrays at every call (into buffers the plan
-owns; a pass over the conv weights and a few microseconds of NumPy calls per layer), so no write into those arrays, by an
-optimiser, ``load_state_dict`` or a hand-written ``p.data[...] = v``, can leave it stale. What a
-plan does fix is its structure: which layers it fuses and their settings. It is rebuilt at the
-first eval forward after any event that may change that or the module tree: ``train()`` /
-``eval()`` (on any module), ``load_state_dict``, ``to()``, an optimizer's ``step()``, an in-place
-operator on a Parameter (``p *= 0.5``), assigning a Parameter, a Module or a public attribute
-(``bn.eps = ...``, ``seq.append(...)``), registering a buffer, gradcheck's perturbations and
-fastnn.distributed's broadcasts. These bump one process-wide count
-(:func:`fastnn.nn.module.note_weights_changed`); a plan records the count it was built at. A plan
+owns; a pass over the conv weights and a few microseconds of NumPy calls per layer), and every
+other step reads its layer's arrays as they are, so no write into them, by an optimiser,
+``load_state_dict`` or a hand-written ``p.data[...] = v``, can leave it stale. What a plan does
+fix is its structure: which layers it fuses and with which settings. It is rebuilt at the first
+eval forward after any event that may change that: ``train()`` / ``eval()`` (on any module),
+``to()``, ``load_state_dict``, assigning a Parameter, a Module, a buffer or a public attribute
+(``bn.eps = ...``, ``seq.append(...)``). These bump one process-wide count
+(:func:`fastnn.nn.module.note_modules_changed`); a plan records the count it was built at. A plan
 also checks, at every call, that each folded layer still holds the arrays it was built on
 (``p.data = new_array`` replaces them).
 
@@ -58,7 +57,7 @@ from fastnn.nn.activation import ReLU
 from fastnn.nn.conv import Conv2d
 from fastnn.nn.dropout import Dropout
 from fastnn.nn.linear import Linear
-from fastnn.nn.module import Module, note_weights_changed
+from fastnn.nn.module import Module
 from fastnn.nn.norm import BatchNorm2d
 from fastnn.nn.pool import GlobalAvgPool2d, MaxPool2d
 from fastnn.nn.shape import Flatten, Identity
@@ -70,7 +69,7 @@ Step = Callable[[Array], Array]
 _INT32_MAX = 2**31 - 1
 _set = object.__setattr__  # caches are private attributes: skip Module's registration work
 
-__all__ = ["EvalPlan", "eval_forward", "fold_batchnorm", "note_weights_changed"]
+__all__ = ["EvalPlan", "eval_forward", "fold_batchnorm"]
 
 
 def fold_batchnorm(conv: Conv2d, bn: BatchNorm2d) -> tuple[np.ndarray, np.ndarray]:
@@ -332,7 +331,7 @@ def _plan_steps(m: Module) -> tuple[list[Step], bool]:
 
 
 class EvalPlan:
-    """The steps of one Sequential's eval forward, built at one count of weight-changing
+    """The steps of one Sequential's eval forward, built at one count of structure-changing
     events (see the module docstring): valid while :meth:`current`."""
 
     __slots__ = ("steps", "version")
@@ -347,7 +346,7 @@ class EvalPlan:
         in training mode, and where a parameter or buffer is not a NumPy array (the GPU)."""
         from fastnn.nn.container import Sequential
 
-        version = _module.weights_version()
+        version = _module.modules_version()
         arrays = [p.data for p in model.parameters()] + [b for _, b in model.named_buffers()]
         if (not _plain(model, Sequential) or any(m.training for m in model.modules())
                 or any(type(a) is not np.ndarray for a in arrays)):
@@ -355,8 +354,8 @@ class EvalPlan:
         return cls(_plan_steps(model)[0], version)
 
     def current(self) -> bool:
-        """No weight-changing event since the plan was built."""
-        return self.version == _module.weights_version()
+        """No structure-changing event since the plan was built."""
+        return self.version == _module.modules_version()
 
     def __call__(self, x: Array) -> Array | None:
         """The eval forward of ``x``, or None when the plan has no steps or a step refused

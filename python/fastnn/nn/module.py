@@ -20,24 +20,24 @@ from fastnn._backend import Array
 from fastnn._device import parse_device, to_device, to_device_like
 
 
-# How many events that may change parameters, buffers or the module tree in place have happened
-# in this process (train()/eval(), load_state_dict, to(), optimizer steps, in-place operators on
-# a Parameter, assigning a Parameter, Module or public attribute). Eval-mode plans fold copies of
-# weights (nn/fuse.py) and are rebuilt when this count moves, so a change never leaves them stale.
-_weights_events = 0
+# How many events that may change the module tree or a module's settings have happened in this
+# process (train()/eval(), to(), load_state_dict, assigning a Parameter, Module, buffer or public
+# attribute). Eval-mode plans (nn/fuse.py) fix which layers they fuse and with what settings, and
+# are rebuilt when this count moves; they read every value (weights, statistics) afresh at each
+# call, so writes into arrays need no count.
+_module_events = 0
 
 
-def note_weights_changed() -> None:
-    """Records that parameters or buffers may have changed in place. fastnn calls it wherever
-    it changes them; call it (or ``model.eval()``) after writing into ``p.data`` yourself, so
-    eval-mode forwards fold BatchNorm from the new values (see :mod:`fastnn.nn.fuse`)."""
-    global _weights_events
-    _weights_events += 1
+def note_modules_changed() -> None:
+    """Records that a module's structure or settings may have changed (fastnn calls it wherever
+    it changes them), so eval-mode plans are rebuilt (:mod:`fastnn.nn.fuse`)."""
+    global _module_events
+    _module_events += 1
 
 
-def weights_version() -> int:
-    """The count :func:`note_weights_changed` moves."""
-    return _weights_events
+def modules_version() -> int:
+    """The count :func:`note_modules_changed` moves."""
+    return _module_events
 
 
 def _unwrap(value: Any) -> Any:
@@ -109,7 +109,6 @@ class Parameter(NDArrayOperatorsMixin):
         out = kwargs.get("out")
         if out is not None:
             kwargs["out"] = _unwrap(out)
-            note_weights_changed()
         result = getattr(ufunc, method)(*_unwrap(inputs), **kwargs)
         if out is not None and len(out) == 1 and isinstance(out[0], Parameter):
             return out[0]
@@ -276,7 +275,7 @@ class Module:
         if keep is not None:
             keep[name] = value
         if keep is not None or not name.startswith("_"):  # private names are forward caches
-            note_weights_changed()
+            note_modules_changed()
         object.__setattr__(self, name, value)
 
     def __delattr__(self, name: str) -> None:
@@ -289,12 +288,12 @@ class Module:
         """Registers ``array`` as state saved in :meth:`state_dict` but not trained."""
         object.__setattr__(self, name, array)
         self._buffers[name] = array
-        note_weights_changed()
+        note_modules_changed()
 
     def _set_buffer(self, name: str, array: Array) -> None:
         object.__setattr__(self, name, array)
         self._buffers[name] = array
-        note_weights_changed()
+        note_modules_changed()
 
     def forward(self, x: Array) -> Array:
         """The layer's output for input ``x`` (a batch: N on axis 0). Caches what
@@ -363,7 +362,7 @@ class Module:
         """Sets training mode (BatchNorm batch statistics, Dropout active) here and below."""
         for m in self.modules():
             object.__setattr__(m, "training", bool(mode))
-        note_weights_changed()
+        note_modules_changed()
         return self
 
     def eval(self) -> "Module":
@@ -392,7 +391,7 @@ class Module:
         for module in self.modules():
             for name, buffer in list(module._buffers.items()):
                 module._set_buffer(name, to_device(buffer, kind, index))
-        note_weights_changed()
+        note_modules_changed()
         return self
 
     def zero_grad(self, set_to_none: bool = False) -> None:
@@ -428,7 +427,7 @@ class Module:
                 raise KeyError(
                     f"{owner}.load_state_dict: missing keys {missing}, unexpected keys {unexpected}"
                 )
-        note_weights_changed()  # before the copies: one may fail after others landed
+        note_modules_changed()  # before the copies: one may fail after others landed
         for name, target in targets.items():
             if name not in state:
                 continue

@@ -9,14 +9,13 @@ lives: after ``model.to("cuda")`` they follow it at the next step.
 
 from __future__ import annotations
 
-import functools
 from typing import Any, Iterable, Mapping
 
 import numpy as np
 
 from fastnn import ops
 from fastnn._device import device_of, to_device_like, zeros_like
-from fastnn.nn.module import Parameter, note_weights_changed, resolve_pending_gradients
+from fastnn.nn.module import Parameter, resolve_pending_gradients
 
 
 def _check(opt: str, name: str, ok: bool, value: Any, expected: str) -> None:
@@ -80,21 +79,6 @@ class Optimizer:
 
     def _validate(self, group: dict[str, Any]) -> None:
         """Checks one group's hyperparameters (subclasses)."""
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        """Every subclass's ``step`` also records that parameters changed in place, so eval-mode
-        forwards fold BatchNorm from the updated weights (fastnn.nn.fuse)."""
-        super().__init_subclass__(**kwargs)
-        step = cls.__dict__.get("step")
-        if step is not None:
-            @functools.wraps(step)
-            def step_and_note(self: Optimizer, *args: Any, **kw: Any) -> Any:
-                try:
-                    return step(self, *args, **kw)
-                finally:
-                    note_weights_changed()
-
-            cls.step = step_and_note  # type: ignore[method-assign]
 
     def step(self) -> None:
         raise NotImplementedError
