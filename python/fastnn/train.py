@@ -161,8 +161,7 @@ def _loss_gradient_sync(model: Any, trained_loss: Any) -> Callable[[], None] | N
     group = _distributed_group()
     if group is None or trained_loss is None or not isinstance(model, group.DistributedDataParallel):
         return None
-    group.broadcast_parameters(trained_loss)
-    return lambda: group.average_gradients(trained_loss)
+    return group.DistributedDataParallel(trained_loss, bucket_mb=0).sync_gradients
 
 
 def _batches_on(loader: Iterable, device: tuple[str, int | None] | None) -> Iterable:

@@ -11,12 +11,12 @@ what is untested (the GPU path through NCCL).
 
 from __future__ import annotations
 
-from fastnn.distributed.ddp import DistributedDataParallel, average_gradients, broadcast_parameters, bucket_plan
+from fastnn.distributed.ddp import DistributedDataParallel, bucket_plan
 from fastnn.distributed.group import (abort, all_gather_object, all_reduce, barrier, broadcast_object, communicator,
                                       init, is_initialized, is_main_process, local_world_size, rank,
                                       sum_across_ranks, world_size)
 from fastnn.distributed.sync_batchnorm import SyncBatchNorm
 
 __all__ = ["DistributedDataParallel", "SyncBatchNorm", "abort", "all_gather_object", "all_reduce",
-           "average_gradients", "barrier", "broadcast_object", "broadcast_parameters", "bucket_plan", "communicator", "init", "is_initialized", "is_main_process",
+           "barrier", "broadcast_object", "bucket_plan", "communicator", "init", "is_initialized", "is_main_process",
            "local_world_size", "rank", "sum_across_ranks", "world_size"]

@@ -33,7 +33,7 @@ import numpy as np
 from fastnn._backend import Array, is_cupy_array
 from fastnn.distributed import group
 from fastnn.nn.container import register_backward_done_hook
-from fastnn.nn.module import Module, Parameter, note_weights_changed
+from fastnn.nn.module import Module, Parameter
 
 
 def bucket_plan(sizes_bytes: list[int], dtypes: list[Any], bucket_bytes: int) -> list[list[int]]:
@@ -157,7 +157,6 @@ def _broadcast_arrays(comm: Any, arrays: list[Array]) -> None:
             array[...] = cupy.asarray(host)
         else:
             comm.Bcast(array, root=0)
-    note_weights_changed()  # written in place: eval-mode plans fold BatchNorm afresh (nn/fuse.py)
 
 
 class DistributedDataParallel(Module):
@@ -271,6 +270,13 @@ class DistributedDataParallel(Module):
         self.module.backward_params(grad_out)
         self._finish_step()
 
+    def sync_gradients(self) -> None:
+        """Averages the wrapped module's gradients over the ranks now (blocking), through the
+        same buckets: for a module whose backward runs outside the wrapper, such as a loss with
+        parameters of its own (``fit`` wraps one this way)."""
+        self._start_step()
+        self._finish_step()
+
     @contextlib.contextmanager
     def no_sync(self) -> Iterator[None]:
         """Backwards inside accumulate gradients locally without talking to the other ranks."""
@@ -339,35 +345,3 @@ class DistributedDataParallel(Module):
         for bucket in self._buckets:
             bucket.average_back(self.world_size)
             bucket.handle = None
-
-
-def broadcast_parameters(module: Module) -> None:
-    """Copies rank 0's parameters and buffers of ``module`` into every rank's (blocking): for a
-    module trained beside a :class:`DistributedDataParallel` model but outside it, such as a
-    loss with parameters of its own (``nn.ArcFaceLoss``'s class centres). A no-op on one rank."""
-    comm = group._require("broadcast_parameters")
-    if comm.Get_size() > 1:
-        _broadcast_arrays(comm, [p.data for p in module.parameters()] + [b for _, b in module.named_buffers()])
-
-
-def average_gradients(module: Module) -> None:
-    """Replaces each ``.grad`` of ``module``'s parameters by its average over the ranks
-    (blocking, one all-reduce of one flat array per dtype), by the same arithmetic as
-    :class:`DistributedDataParallel` (sum, then times 1 / world_size), so every rank ends with
-    bitwise the same gradients. A parameter without a gradient on a rank counts as zeros there.
-    For modules trained outside the wrapped model, such as a loss with parameters."""
-    comm = group._require("average_gradients")
-    ranks = comm.Get_size()
-    if ranks == 1:
-        return
-    params = list(module.parameters())
-    transport = _NcclTransport(comm) if params and is_cupy_array(params[0].data) else _MpiTransport(comm)
-    sizes = [p.size * p.dtype.itemsize for p in params]
-    for indices in bucket_plan(sizes, [p.dtype for p in params], sum(sizes) + 1):
-        bucket = _Bucket([params[i] for i in indices],
-                         transport.empty(sum(params[i].size for i in indices), params[indices[0]].dtype,
-                                         params[indices[0]].data))
-        bucket.fill()
-        transport.wait([transport.start(bucket.buffer)])
-        bucket.average_back(ranks)
-
