@@ -36,7 +36,7 @@ import time
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import machine_busy_fraction, reexec_without_openblas_overrides, wait_until_idle  # noqa: E402
+from harness import MachineLoad, reexec_without_openblas_overrides, wait_until_idle  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_DATA = os.path.join(REPO, "..", "shared", "data", "cifar10")
@@ -227,11 +227,9 @@ def main() -> int:
     fastnn.set_num_threads(args.threads)
     torch.set_num_threads(args.threads)
     data = load(args.data, args.train_samples, args.test_samples)
-    # Other processes' load before and after: these machines are shared.
-    busy_before, load_before = machine_busy_fraction(), os.getloadavg()
+    machine_load = MachineLoad()
     rows = [compare(name, data, args.epochs) for name in args.models.split(",") if name]
-    load_info = {"busy_fraction_before": busy_before, "busy_fraction_after": machine_busy_fraction(),
-                 "load_average_before": load_before, "load_average_after": os.getloadavg()}
+    load_info = machine_load.finish()
     report = {"machine": machine_info(args.threads), "torch": torch.__version__, "threads": args.threads,
               "machine_load": load_info,
               "train_samples": len(data[1]), "test_samples": len(data[3]), "epochs": args.epochs,
@@ -242,9 +240,7 @@ def main() -> int:
         return 0
     print(f"CIFAR-10, {len(data[1])} training / {len(data[3])} test images, {args.epochs} epochs, batch {BATCH}, "
           f"{args.threads} threads, torch {torch.__version__}")
-    print(f"machine load: {100 * (load_info['busy_fraction_before'] or 0):.0f}% busy before, "
-          f"{100 * (load_info['busy_fraction_after'] or 0):.0f}% after; load average "
-          f"{load_info['load_average_before'][0]:.2f} -> {load_info['load_average_after'][0]:.2f}")
+    print(machine_load.line())
     print(f"{'model':<11} {'fastnn s/epoch':>14} {'torch s/epoch':>13} {'ratio':>6}  test accuracy per epoch "
           "(fastnn | torch)   (ratio: median per-epoch torch/fastnn time)")
     for r in rows:

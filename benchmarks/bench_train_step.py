@@ -36,7 +36,7 @@ import time
 from typing import Any, Callable
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import machine_busy_fraction, reexec_without_openblas_overrides, wait_until_idle  # noqa: E402
+from harness import MachineLoad, reexec_without_openblas_overrides, wait_until_idle  # noqa: E402
 
 BATCH, CLASSES = 128, 10
 MODELS = ("mlp", "lenet5", "simple_cnn", "resnet20")
@@ -266,9 +266,7 @@ def main() -> int:
 
     fastnn.set_num_threads(args.threads)
     torch.set_num_threads(args.threads)
-    # Other processes' load (1 s of /proc/stat, and the load average) before and after: these
-    # machines are shared, and a busy run's ratios are not comparable with a quiet one's.
-    busy_before, load_before = machine_busy_fraction(), os.getloadavg()
+    machine_load = MachineLoad()
     peak = measure_peak(args.threads)
     rows = [compare_model(m, args.rounds, args.steps, args.warmup) for m in args.models.split(",")]
     for row in rows:
@@ -276,8 +274,7 @@ def main() -> int:
         row["torch_fraction_of_peak"] = row["torch_gflops"] / peak
     memory = None if args.no_memory else {
         name: measure_memory(args.threads, name) for name in args.memory_models.split(",") if name}
-    load = {"busy_fraction_before": busy_before, "busy_fraction_after": machine_busy_fraction(),
-            "load_average_before": load_before, "load_average_after": os.getloadavg()}
+    load = machine_load.finish()
     report = {"machine": machine_info(args.threads), "torch": torch.__version__, "threads": args.threads,
               "machine_load": load,
               "batch": BATCH, "rounds": args.rounds, "steps_per_round": args.steps,
@@ -289,9 +286,7 @@ def main() -> int:
         return 0
     print(f"training step, batch {BATCH}, {args.threads} threads, FMA peak {peak:.0f} GFLOP/s "
           f"(measured), torch {torch.__version__}")
-    print(f"machine load: {100 * (load['busy_fraction_before'] or 0):.0f}% busy before, "
-          f"{100 * (load['busy_fraction_after'] or 0):.0f}% after; load average {load['load_average_before'][0]:.2f} "
-          f"-> {load['load_average_after'][0]:.2f}")
+    print(machine_load.line())
     print(f"{'model':<12} {'fastnn ms':>10} {'torch ms':>10} {'speedup':>8} {'fastnn GF/s':>12} "
           f"{'of peak':>8} {'torch GF/s':>11} {'of peak':>8}")
     for r in rows:

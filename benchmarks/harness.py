@@ -137,6 +137,27 @@ def machine_busy_fraction(interval: float = 1.0) -> float | None:
     return 1.0 - (idle1 - idle0) / max(1, total1 - total0)
 
 
+class MachineLoad:
+    """Other processes' load around a benchmark run (1 s of /proc/stat and the load average,
+    before and after): these machines are shared, and a busy run's ratios are not comparable
+    with a quiet one's. Create it before the run, call :meth:`finish` after it."""
+
+    def __init__(self) -> None:
+        self.record = {"busy_fraction_before": machine_busy_fraction(), "load_average_before": os.getloadavg()}
+
+    def finish(self) -> dict:
+        """The record, with the after values: what the JSON report stores."""
+        self.record.update(busy_fraction_after=machine_busy_fraction(), load_average_after=os.getloadavg())
+        return self.record
+
+    def line(self) -> str:
+        """The record as one line of a printed report."""
+        r = self.record
+        return (f"machine load: {100 * (r['busy_fraction_before'] or 0):.0f}% busy before, "
+                f"{100 * (r['busy_fraction_after'] or 0):.0f}% after; load average "
+                f"{r['load_average_before'][0]:.2f} -> {r['load_average_after'][0]:.2f}")
+
+
 def wait_for_quiet_machine(max_seconds: float, log=sys.stderr) -> bool:
     """Waits (at most max_seconds) until other processes leave the CPUs >= 95% idle, so a case
     is not timed while a neighbour compiles; True when the machine was quiet."""
