@@ -33,4 +33,4 @@ export FASTNN_SANITIZED=1  # tests that spawn many subprocesses or time out may 
 # Preflight: the interpreter really runs with the ASan runtime and the instrumented extension.
 PYTHONPATH="$package" python -c "import fastnn; maps = open('/proc/self/maps').read(); \
 assert 'libasan' in maps and fastnn._cpu.__file__.startswith('$package'), 'sanitizer runtime not loaded'"
-PYTHONPATH="$package" python -m pytest tests -q -p no:cacheprovider "$@"
+PYTHONPATH="$package" python -m pytest tests -q -p no:cacheprovider --numprocesses 0 "$@"

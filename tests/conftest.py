@@ -90,15 +90,54 @@ def run_tests_at_simd_level(test_file: str, keyword: str, level: str) -> None:
         pytest.skip(f"this process already runs the {level} path (its own test_core_* tests cover it)")
     env = dict(os.environ, FASTNN_SIMD=level, FASTNN_TEST_EXPECT_SIMD=level)
     run = subprocess.run(
-        [sys.executable, "-m", "pytest", test_file, "-q", "-x", "-k", keyword, "-p", "no:cacheprovider"],
+        [sys.executable, "-m", "pytest", test_file, "-q", "-x", "-k", keyword, "-p", "no:cacheprovider",
+         "--numprocesses", "0"],
         env=env, capture_output=True, text=True, timeout=300,
     )
     assert run.returncode == 0, f"FASTNN_SIMD={level}:\n{run.stdout[-4000:]}\n{run.stderr[-2000:]}"
 
 
+def pytest_configure(config) -> None:
+    config.addinivalue_line("markers", "pictures: the test's training runs draw curves.png and confusion.png")
+
+
+@pytest.fixture(autouse=True)
+def no_pictures_unless_marked(request, monkeypatch):
+    """Training runs draw no curves.png / confusion.png unless the test is marked ``pictures``:
+    matplotlib's two figures cost about a second of CPU per run, more than a short CLI run's
+    training, and most tests look at other things. The run then behaves as without matplotlib
+    (its note and report.json say the pictures were skipped)."""
+    if request.node.get_closest_marker("pictures") is None:
+        import fastnn.report
+
+        monkeypatch.setattr(fastnn.report, "_pyplot", lambda: None)
+
+
+def pytest_addoption(parser) -> None:
+    """pyproject.toml's addopts ask pytest-xdist for a worker per core; where it is not installed
+    (a bare ``pip install pytest``), its two options are accepted here and the tests run in
+    this one process."""
+    try:
+        import xdist  # noqa: F401
+    except ImportError:
+        group = parser.getgroup("xdist stand-in")
+        group.addoption("--numprocesses", dest="numprocesses", default=None,
+                        help="ignored: pytest-xdist is not installed, so the tests run in one process")
+        group.addoption("--dist", dest="dist", default="no", help="ignored: pytest-xdist is not installed")
+
+
+def pytest_report_header(config) -> str | None:
+    if config.getoption("numprocesses", None) and not config.pluginmanager.hasplugin("xdist"):
+        return "pytest-xdist is not installed: the tests run in one process (the test extra installs it)"
+    return None
+
+
 def pytest_collection_finish(session) -> None:
     """Starts compiling the CUDA host programs in the background when a selected test runs them
-    (tests/cuda_host_build.py says why)."""
+    (tests/cuda_host_build.py says why). Under pytest-xdist every worker collects every test,
+    so there the one worker given test_cuda_index_maps.py starts them at its first test."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        return
     if any(item.nodeid.split("::")[0].endswith("test_cuda_index_maps.py") for item in session.items):
         import cuda_host_build
 

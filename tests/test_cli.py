@@ -42,6 +42,7 @@ def one_line_error(capsys, *fragments: str) -> str:
     return lines[0]
 
 
+@pytest.mark.pictures
 def test_train_writes_a_run_folder(in_tmp, capsys):
     assert main(["train", *FAST, "--epochs", "3"]) == 0
     out = capsys.readouterr().out

@@ -7,6 +7,7 @@ and eval's re-scoring of the kept weights."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -28,13 +29,22 @@ def in_tmp(tmp_path, monkeypatch):
     yield from small_digits_in(tmp_path, monkeypatch, 600, 200)
 
 
+def drew(*names: str) -> None:
+    """The run folder holds the task's pictures (where matplotlib is installed)."""
+    if importlib.util.find_spec("matplotlib"):
+        missing = [name for name in names if not (Path("run") / name).is_file()]
+        assert not missing, f"not drawn: {missing}"
+
+
 def eval_json(checkpoint: str, path: str = "eval.json") -> dict:
     assert main(["eval", checkpoint, "--threads", "1", "--json", path]) == 0
     return json.loads(Path(path).read_text())
 
 
+@pytest.mark.pictures
 def test_binary(in_tmp, capsys):
     assert main(["train", *FAST, "--task", "binary", "--positive", "1,3,5,7,9", "--epochs", "6", "--out", "run"]) == 0
+    drew("curves.png", "confusion.png", "roc.png")
     final = report("run")["final"]
     assert final["task"] == "binary" and final["classes"] == ["no", "yes"]
     binary = final["binary"]
@@ -46,8 +56,10 @@ def test_binary(in_tmp, capsys):
     assert again["binary"]["auc"] == pytest.approx(binary["auc"], abs=1e-12)
 
 
+@pytest.mark.pictures
 def test_attributes(in_tmp):
     assert main(["train", *FAST, "--task", "attributes", "--epochs", "6", "--out", "run"]) == 0
+    drew("curves.png", "attributes.png")
     final = report("run")["final"]
     attributes = final["attributes"]
     names = [name for name in attributes if name != "mean"]
@@ -75,10 +87,12 @@ def test_attributes_from_a_csv_with_unknown_cells(in_tmp):
     assert attributes["big"]["accuracy"] is None
 
 
-@pytest.mark.parametrize("loss", ["arcface", "triplet"])
+@pytest.mark.parametrize("loss", ["arcface", pytest.param("triplet", marks=pytest.mark.pictures)])
 def test_verification(in_tmp, loss):
     assert main(["train", *FAST, "--task", "verification", "--loss", loss, "--epochs", "4", "--pairs", "400",
                  "--out", "run"]) == 0
+    if loss == "triplet":
+        drew("curves.png", "roc.png", "scores.png")
     config, final = report("run")["config"], report("run")["final"]
     assert config["eval_class_names"] == ["6", "7", "8", "9"] and config["num_classes"] == 6
     verification = final["verification"]
@@ -92,9 +106,11 @@ def test_verification(in_tmp, loss):
     assert again["verification"]["auc"] == pytest.approx(verification["auc"], abs=1e-9)
 
 
+@pytest.mark.pictures
 def test_identification_open_set(in_tmp):
     assert main(["train", *FAST, "--task", "identification", "--eval-classes", "5,6,7,8,9", "--enroll", "3",
                  "--unknown-classes", "1", "--epochs", "4", "--out", "run"]) == 0
+    drew("curves.png", "cmc.png")
     identification = report("run")["final"]["identification"]
     assert identification["gallery"] == 4 and identification["enroll"] == 3
     assert identification["non_mated_probes"] > 0 and identification["dir_at_far"]

@@ -32,6 +32,7 @@ def builder():
     built = cuda_host_build.builder()
     if built is None:
         pytest.skip(cuda_host_build.unavailable())
+    built.start()  # queued already unless this is a pytest-xdist worker (tests/conftest.py)
     return built
 
 
