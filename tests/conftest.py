@@ -16,6 +16,13 @@ import sys
 import numpy as np
 import pytest
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Workers share the cores, so a kernel's OpenMP thread often waits for a sibling that the
+    # OS has given to another worker; spinning there burns the time slice the sibling needs
+    # (a 0.5 ms kernel took 8 ms on a loaded 2-core machine). Passive waiting sleeps instead.
+    # Set before fastnn loads the OpenMP runtime, which reads it once.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 FLOAT32_RTOL = 1e-5
 FLOAT32_RTOL_REDUCTION = 1e-4
 FLOAT64_RTOL = 1e-12
