@@ -15,12 +15,15 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import time
 from typing import Any, Sequence
 
 import numpy as np
 
 _comm: Any = None  # mpi4py's communicator once init() ran
 _previous_hooks: tuple[Any, Any] | None = None
+
+_ABORT_DRAIN_SECONDS = 0.5  # abort(): time for the launcher to forward the last output
 
 
 def _require(what: str) -> Any:
@@ -159,6 +162,9 @@ def abort(message: str, code: int = 1) -> None:
                      "(MPI_Abort) so that the other ranks do not wait for it\n")
     sys.stderr.flush()
     sys.stdout.flush()
+    # The launcher forwards each rank's output from a pipe, and an abort can overtake what is
+    # still in it (MPICH's mpiexec dropped the traceback on a loaded machine): give it a moment.
+    time.sleep(_ABORT_DRAIN_SECONDS)
     comm.Abort(code)
     os._exit(code)  # not reached: MPI_Abort ends the process
 
