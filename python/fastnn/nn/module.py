@@ -267,7 +267,7 @@ class Module:
         d = self.__dict__
         if "_parameters" not in d:
             raise RuntimeError(f"{type(self).__name__}.__init__ must call super().__init__() first")
-        if (name[0] == "_" and not isinstance(value, (Parameter, Module)) and name not in d["_parameters"]
+        if (name[:1] == "_" and not isinstance(value, (Parameter, Module)) and name not in d["_parameters"]
                 and name not in d["_modules"] and name not in d["_buffers"]):
             # A forward cache (every layer sets a few per step): nothing to register or unregister.
             object.__setattr__(self, name, value)
