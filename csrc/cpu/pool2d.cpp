@@ -152,7 +152,7 @@ template <class T, class Index>
 void max_pool2d_forward(const T* x, T* y, Index* indices, const Pool2dShape& s, const Exec&) {
   const int64_t W = s.in_w;
   if constexpr (std::is_same_v<T, float>) {
-    // (Both 2x2 kernels compute window offsets in int32.)
+    // (The 2x2 kernels compute window offsets in int32.)
     if (is_2x2_stride_2(s) && s.in_plane() <= INT32_MAX) {
       const auto planes = [&](auto plane_kernel) {
         for_each_plane(s.planes(), s.in_plane(), [&](int64_t p) {
