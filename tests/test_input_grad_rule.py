@@ -151,3 +151,31 @@ def test_unused_deferred_gradient_leaves_nothing_pending(rng):
 def test_deferred_gradient_without_forward_raises():
     with pytest.raises(RuntimeError, match="Linear.backward called before forward"):
         nn.Sequential(nn.Linear(2, 2)).backward(np.ones((1, 2), np.float32))
+
+
+def test_first_weighted_layer_follows_changes_to_the_model(rng):
+    # Sequential caches which child is its first with parameters (the one whose input gradient
+    # is deferred); replacing or deleting children must move it.
+    fastnn.manual_seed(0)
+    model = nn.Sequential(nn.Tanh(), nn.Linear(6, 4), nn.ReLU(), nn.Linear(4, 3))
+    x = rng.standard_normal((5, 6)).astype(np.float32)
+    g = rng.standard_normal((5, 3)).astype(np.float32)
+    model(x)
+    model.backward(g)
+    model[1].weight.grad = None
+    setattr(model, "0", nn.Linear(6, 6))  # now the first child has parameters
+    model(x)
+    dx = model.backward(g)
+    assert model[0].weight.grad is not None and model[1].weight.grad is not None
+    h0 = reference.linear(x, model[0].weight.data, model[0].bias.data)
+    h1 = reference.linear(h0, model[1].weight.data, model[1].bias.data)
+    dh1 = reference.linear_backward(np.maximum(h1, 0), model[3].weight.data, g)[0] * (h1 > 0)
+    dh0 = reference.linear_backward(h0, model[1].weight.data, dh1)[0]
+    expected = reference.linear_backward(x, model[0].weight.data, dh0)[0]
+    assert_close(np.asarray(dx), expected, RTOL, "dx")
+    shorter = nn.Sequential(nn.Tanh(), nn.Linear(6, 3))
+    shorter(x)
+    shorter.backward(g)
+    delattr(shorter, "0")  # the Linear is first now: its input gradient is the one deferred
+    shorter(x)
+    assert isinstance(shorter.backward(g), DeferredGradient)

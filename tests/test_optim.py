@@ -149,3 +149,42 @@ def test_reused_update_lists_follow_reference_as_gradients_change(cls, kw, rng, 
     # momentum buffer for the bias at step 4, Adam's step counts (weight at 4 and 5, bias at 1
     # and 2) at steps 4 and 5.
     assert calls == ([1, 1, 1, 1, 1, 2] if cls is optim.SGD else [1, 1, 1, 1, 1, 1, 1])
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_multi_tensor_updates_split_the_list_like_single_updates(threads, rng):
+    # The list's elements are cut into one share per thread, shares crossing tensor boundaries
+    # (sizes past the threading grain, odd, with tiny tensors between): every element must get
+    # exactly the single-tensor update (elementwise: bitwise), whatever the thread count.
+    import fastnn
+    from fastnn import ops
+
+    sizes = [70001, 3, 130001, 1, 90017]
+    params = [rng.standard_normal(n).astype(np.float32) for n in sizes]
+    grads = [rng.standard_normal(n).astype(np.float32) for n in sizes]
+    bufs = [rng.standard_normal(n).astype(np.float32) for n in sizes]
+    moments = [np.abs(rng.standard_normal(n)).astype(np.float32) for n in sizes]
+    sgd = dict(lr=0.1, momentum=0.9, weight_decay=1e-3)
+    adam = dict(step=3, lr=1e-2, weight_decay=1e-3)
+    expected_sgd, expected_adam = [], []
+    for p, g, b, m in zip(params, grads, bufs, moments):
+        p1, b1 = p.copy(), b.copy()
+        ops.sgd_step(p1, g, b1, **sgd)
+        expected_sgd.append((p1, b1))
+        p2, m2, v2 = p.copy(), b.copy(), m.copy()
+        ops.adam_step(p2, g, m2, v2, **adam)
+        expected_adam.append((p2, m2, v2))
+    before = fastnn.get_num_threads()
+    fastnn.set_num_threads(threads)
+    try:
+        sgd_params, sgd_bufs = [p.copy() for p in params], [b.copy() for b in bufs]
+        ops.sgd_step_multi(sgd_params, grads, sgd_bufs, **sgd)
+        adam_params, adam_m, adam_v = [p.copy() for p in params], [b.copy() for b in bufs], [m.copy() for m in moments]
+        ops.adam_step_multi(adam_params, grads, adam_m, adam_v, **adam)
+    finally:
+        fastnn.set_num_threads(before)
+    for i in range(len(sizes)):
+        np.testing.assert_array_equal(sgd_params[i], expected_sgd[i][0])
+        np.testing.assert_array_equal(sgd_bufs[i], expected_sgd[i][1])
+        for got, want in zip((adam_params[i], adam_m[i], adam_v[i]), expected_adam[i]):
+            np.testing.assert_array_equal(got, want)

@@ -156,7 +156,11 @@ def test_max_pool2d_ties_send_each_gradient_to_exactly_one_input(rng, kernel_siz
 # 2x2 windows with stride 2 and no padding take the vectorised fast paths (max: float32; avg:
 # both dtypes): odd H or W (the last row / column belongs to no window), rows shorter and longer
 # than a vector, a single window, a LeNet-sized plane.
-FAST_2X2_SHAPES = [(2, 3, 7, 9), (1, 2, 8, 5), (1, 1, 2, 2), (1, 1, 3, 3), (2, 4, 28, 28), (1, 2, 5, 70)]
+# Rows of 8 or more outputs take the AVX2 kernel where the CPU has it: whole vectors, a last
+# step of 1-7 outputs (35 = 2 x 16 + 3 columns, odd), and a plane whose last row is the last
+# element of the array (its last step is stored element by element, not as a whole vector).
+FAST_2X2_SHAPES = [(2, 3, 7, 9), (1, 2, 8, 5), (1, 1, 2, 2), (1, 1, 3, 3), (2, 4, 28, 28), (1, 2, 5, 70),
+                   (1, 3, 9, 35), (1, 1, 2, 16)]
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -196,9 +200,22 @@ def test_2x2_max_pool_ties_and_nans_follow_scan_order(rng, dtype):
     assert np.isnan(y).all()
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_2x2_max_pool_nans_in_wide_rows_follow_scan_order(rng, dtype):
+    # The same rule on rows that fill whole vectors (the SIMD kernels): about one element in
+    # five a NaN, so windows hold none, one or several, in every position.
+    x = rng.standard_normal((2, 3, 28, 37)).astype(dtype)
+    x[rng.random(x.shape) < 0.2] = np.nan
+    y, indices = ops.max_pool2d(x, 2)
+    y_ref, indices_ref = ref.max_pool2d(x, 2)
+    np.testing.assert_array_equal(indices, indices_ref)
+    np.testing.assert_array_equal(y, y_ref.astype(dtype))  # NaN where the reference has NaN
+
+
 @pytest.mark.parametrize("level", SIMD_LEVELS)
 def test_2x2_paths_at_every_simd_level(level):
-    """The 2x2 tests under FASTNN_SIMD=level (float32 max pool: AVX-512 kernel or portable loop)."""
+    """The 2x2 tests under FASTNN_SIMD=level (float32 max pool: AVX-512 or AVX2 kernel, or the
+    portable loop)."""
     run_tests_at_simd_level(__file__, "test_2x2_", level)
 
 

@@ -129,8 +129,24 @@ struct DirectGeometry {
         blocks((Og + OB - 1) / OB) {}
 };
 
-// R output rows at once share each weight broadcast (R = 2 where 32 vector registers hold the
-// 2 x 8 accumulators: the loads per FMA drop from 9/8 to 10/16, under the FMA ports' rate).
+// The kernel rows [begin, end) that read a real input row (not the padding) for at least one
+// of the output rows first..last (stride 1). The others read only zeros of the padded image and
+// are skipped: they would add exact zeros. (Where padding is wide next to a small plane, as in
+// the input gradient of LeNet's second layer, dy padded by 4 around 10 x 10, that is over a
+// quarter of the taps.)
+struct KernelRows {
+  int64_t begin, end;
+};
+inline KernelRows kernel_rows_inside(const Conv2dShape& s, int64_t first, int64_t last) {
+  const int64_t dh = s.dilation_h;
+  const int64_t begin = std::max<int64_t>(0, (s.pad_h - last + dh - 1) / dh);
+  const int64_t end = std::min<int64_t>(s.kernel_h, (s.pad_h + s.height - first + dh - 1) / dh);
+  return {std::min(begin, end), end};
+}
+
+// R output rows at once share each weight broadcast (R = 2 where the registers hold R x OB
+// accumulators, direct_rows_per_pass: for 8 channels under AVX-512 the loads per FMA drop from
+// 9/8 to 10/16, under the FMA ports' rate). Kernel rows that read only padding are skipped.
 template <class T, int L, int R, int OB>
 void direct_forward_image(const T* xpad, const T* wblock, const T* bias, T* y, bool relu,
                           const Conv2dShape& s) {
@@ -147,12 +163,13 @@ void direct_forward_image(const T* xpad, const T* wblock, const T* bias, T* y, b
       for (int64_t i = 0; i < H_out; i += R) {
         int64_t rows[R];
         clamped_rows(i, H_out, rows);
+        const KernelRows taps = kernel_rows_inside(s, rows[0], rows[R - 1]);
         for (int64_t j0 = 0; j0 < W_out; j0 += L) {
           V acc[R][OB];
           zero_accumulators(acc);
-          const T* wk = w;
-          for (int64_t c = 0; c < Cg; ++c)
-            for (int64_t p = 0; p < s.kernel_h; ++p) {
+          for (int64_t c = 0; c < Cg; ++c) {
+            const T* wk = w + (c * s.kernel_h + taps.begin) * s.kernel_w * OB;
+            for (int64_t p = taps.begin; p < taps.end; ++p) {
               const T* base = xg + c * plane + p * s.dilation_h * Wp + j0;
               for (int64_t q = 0; q < s.kernel_w; ++q, wk += OB) {
                 V src[R];
@@ -167,6 +184,7 @@ void direct_forward_image(const T* xpad, const T* wblock, const T* bias, T* y, b
                 }
               }
             }
+          }
           const int64_t n = std::min<int64_t>(L, W_out - j0);
           for (int r = 0; r < R && i + r < H_out; ++r)
             for (int u = 0; u < ob; ++u) {
@@ -361,17 +379,26 @@ constexpr int direct_taps_per_pass(int registers, int OB) {
   return (registers - 1) / (OB + 1) > 1 ? (registers - 1) / (OB + 1) : 1;
 }
 
-// L lanes per vector, R output rows per pass of the forward, `registers` vector registers (the
-// pixel-major forward holds R rows of (registers - 8) / R pixels).
-template <class T, int L, int R, int registers>
+// How many output rows the row-vector forward takes per pass, up to R, with `registers` vector
+// registers: rows x OB accumulators, one pixel vector per row and one weight broadcast. Under
+// AVX2 (16 registers) blocks of 6 take 2 rows (15 registers): per tap 2 loads and 6 broadcasts
+// feed 12 FMAs in 12 independent chains, where one row had 7 loads per 6 FMAs and too few
+// chains to hide the FMA latency (LeNet's first layer and its second layer's input gradient).
+constexpr int direct_rows_per_pass(int registers, int OB, int R) {
+  const int fit = (registers - 1) / (OB + 1);
+  return fit < 1 ? 1 : (fit < R ? fit : R);
+}
+
+// L lanes per vector, `registers` vector registers; the pixel-major forward takes R rows of RW
+// pixels per pass (R x RW accumulators).
+template <class T, int L, int R, int registers, int RW = (registers - 8) / R>
 Conv2dDirectKernels<T> direct_kernels() {
   return {L,
-          {{8, direct_forward_image<T, L, R, 8>,
+          {{8, direct_forward_image<T, L, direct_rows_per_pass(registers, 8, 2), 8>,
             direct_weight_grad_image<T, L, 8, direct_taps_per_pass(registers, 8)>},
-           {6, direct_forward_image<T, L, R, 6>,
+           {6, direct_forward_image<T, L, direct_rows_per_pass(registers, 6, 2), 6>,
             direct_weight_grad_image<T, L, 6, direct_taps_per_pass(registers, 6)>}},
-          direct_forward_image_pixel_major<T, L, R, (registers - 8) / R>,
-          (registers - 8) / R};
+          direct_forward_image_pixel_major<T, L, R, RW>, RW};
 }
 
 }  // namespace

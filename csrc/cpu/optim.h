@@ -23,8 +23,8 @@
 
 namespace fastnn::cpu {
 
-// Each updates every tensor of the list in turn (one threaded pass per tensor; the CUDA twin
-// updates the whole list in one launch). SGD reads state0 as the momentum buffer (null when
+// Each updates every tensor of the list in one threaded pass over all their elements (the CUDA
+// twin: one launch). SGD reads state0 as the momentum buffer (null when
 // momentum == 0); Adam reads state0 / state1 as exp_avg / exp_avg_sq.
 template <class T>
 void sgd_step(const std::vector<OptimTensor<T>>& tensors, const SgdConfig& cfg, const Exec&);

@@ -8,7 +8,7 @@
 #include "common/cpu_features.h"
 #include "common/threading.h"
 #if defined(FASTNN_X86)
-#include "cpu/pool2d_avx512.h"
+#include "cpu/pool2d_simd.h"
 #endif
 
 namespace fastnn::cpu {
@@ -45,10 +45,19 @@ inline bool is_2x2_stride_2(const Pool2dShape& s) {
          s.pad_h == 0 && s.pad_w == 0;
 }
 
-// The AVX-512 kernel (pool2d_avx512.cpp) when the CPU and FASTNN_SIMD allow it.
+// The AVX-512 (pool2d_avx512.cpp) or AVX2 (pool2d_avx2.cpp) kernels, where the CPU and
+// FASTNN_SIMD allow them.
 inline bool use_avx512_2x2_max_pool() {
 #if defined(FASTNN_X86)
   return active_simd_level() == SimdLevel::avx512;
+#else
+  return false;
+#endif
+}
+
+inline bool use_avx2_2x2_max_pool() {
+#if defined(FASTNN_X86)
+  return active_simd_level() >= SimdLevel::avx2;
 #else
   return false;
 #endif
@@ -143,19 +152,20 @@ template <class T, class Index>
 void max_pool2d_forward(const T* x, T* y, Index* indices, const Pool2dShape& s, const Exec&) {
   const int64_t W = s.in_w;
   if constexpr (std::is_same_v<T, float>) {
-    // (Both 2x2 kernels compute window offsets in int32.)
+    // (The 2x2 kernels compute window offsets in int32.)
     if (is_2x2_stride_2(s) && s.in_plane() <= INT32_MAX) {
-      const bool avx512 = use_avx512_2x2_max_pool();
-      for_each_plane(s.planes(), s.in_plane(), [&](int64_t p) {
-        const float* xp = x + p * s.in_plane();
-        float* yp = y + p * s.out_plane();
-        Index* ip = indices + p * s.out_plane();
+      const auto planes = [&](auto plane_kernel) {
+        for_each_plane(s.planes(), s.in_plane(), [&](int64_t p) {
+          plane_kernel(x + p * s.in_plane(), y + p * s.out_plane(), indices + p * s.out_plane(), W,
+                       s.out_h, s.out_w);
+        });
+      };
 #if defined(FASTNN_X86)
-        if (avx512) return max_pool2d_2x2_plane_avx512(xp, yp, ip, W, s.out_h, s.out_w);
+      if (use_avx512_2x2_max_pool()) return planes(max_pool2d_2x2_plane_avx512<Index>);
+      // The AVX2 kernel where rows hold whole vectors of outputs (it was slower on all-tail rows).
+      if (use_avx2_2x2_max_pool() && s.out_w >= 8) return planes(max_pool2d_2x2_plane_avx2<Index>);
 #endif
-        max_pool2d_2x2_plane(xp, yp, ip, W, s.out_h, s.out_w);
-      });
-      return;
+      return planes(max_pool2d_2x2_plane<Index>);
     }
   }
   for_each_output_row(s, [&](int64_t plane, int64_t oh) {
@@ -185,7 +195,8 @@ int64_t max_pool2d_backward_scatter(const T* dy, const Index* indices, T* dx, in
                                     int64_t in_plane, int64_t out_plane, const Exec&) {
   // A plane fits in L1, so zeroing it and scattering into it costs one pass over dx in memory.
   // (A one-pass 2x2 path writing each dx element from its window's index was slower: rows of
-  // 14 outputs leave the vector loop mostly tails.)
+  // 14 outputs leave the vector loop mostly tails; an AVX2 one was no faster: the pass is bound
+  // by writing dx.)
   for_each_plane(planes, in_plane + out_plane, [&](int64_t p) {
     T* dxp = dx + p * in_plane;
     const T* dyp = dy + p * out_plane;

@@ -1,9 +1,9 @@
-// AVX-512 2x2 stride-2 max pool (see pool2d_avx512.h). A zmm holds 16 outputs of a row: two
+// AVX-512 2x2 stride-2 max pool (see pool2d_simd.h). A zmm holds 16 outputs of a row: two
 // loads of 16 floats per input row are split into even (left) and odd (right) columns with
 // one permute each, and the window's four candidates are compared as whole vectors. Masked
 // loads and stores cover a row of any length in one pass (a 28-wide input row is one 14-lane
 // step), where the portable loop spent most of its time in scalar tails.
-#include "cpu/pool2d_avx512.h"
+#include "cpu/pool2d_simd.h"
 
 #include <immintrin.h>
 

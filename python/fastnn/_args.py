@@ -28,6 +28,8 @@ def int_pair(owner: str, arg: str, value: IntPair) -> tuple[int, int]:
 
     TypeError naming ``fastnn.<owner>`` and ``arg`` for anything but an int or two ints.
     """
+    if type(value) is tuple and len(value) == 2 and type(value[0]) is int and type(value[1]) is int:
+        return value  # already a pair (what layers hold and pass at every call): no conversions
     if _is_int(value):
         return int(value), int(value)  # type: ignore[arg-type]
     if isinstance(value, (tuple, list)) and len(value) == 2 and all(_is_int(v) for v in value):

@@ -12,7 +12,7 @@ from fastnn._backend import Array
 from fastnn.nn.activation import ReLU
 from fastnn.nn.fuse import eval_forward
 from fastnn.nn.linear import WeightedLayer
-from fastnn.nn.module import DeferredGradient, Module, resolve_pending_gradients
+from fastnn.nn.module import DeferredGradient, Module, modules_version, resolve_pending_gradients
 from fastnn.nn.pool import MaxPool2d
 
 
@@ -60,21 +60,27 @@ _CONTEXT = "_fastnn_sequential_context"
 # gradients are final for the step: fastnn.distributed starts its gradient all-reduces there, so
 # they overlap the backward of the layers before. Weak keys: a hook never keeps a model alive.
 _backward_done_hooks: "weakref.WeakKeyDictionary[Module, Callable[[Module], None]]" = weakref.WeakKeyDictionary()
+# Whether any hook was ever registered in this process: the containers call backward_done after
+# every child's backward, and a WeakKeyDictionary's truth test (its __len__) cost more than
+# the call itself in a process that never trains distributed.
+_any_backward_done_hook = False
 
 
 def register_backward_done_hook(module: Module, hook: Callable[[Module], None] | None) -> None:
     """Makes the containers (Sequential, Residual) call ``hook(module)`` each time ``module``'s
     backward inside them has finished (None removes it). A module run outside any container
     (the model itself) gets no call: its gradients are final when its own backward returns."""
+    global _any_backward_done_hook
     if hook is None:
         _backward_done_hooks.pop(module, None)
     else:
         _backward_done_hooks[module] = hook
+        _any_backward_done_hook = True
 
 
 def backward_done(module: Module) -> None:
     """Runs ``module``'s backward-done hook, if it has one (containers call this)."""
-    if _backward_done_hooks:
+    if _any_backward_done_hook:
         hook = _backward_done_hooks.get(module)
         if hook is not None:
             hook(module)
@@ -227,7 +233,7 @@ class Sequential(Module):
     def _backward_deferring_input(self, modules: list[Module], grad_out: Array) -> Array:
         """The backward with the first weighted layer's input gradient deferred (where it can be:
         otherwise eager)."""
-        first = next((i for i, m in enumerate(modules) if any(True for _ in m.parameters())), len(modules))
+        first = self._first_with_parameters(modules)
         if first == len(modules) or not _defers_input_grad(modules[first]):
             return self._backward_through(modules, grad_out)
         layer = modules[first]
@@ -248,6 +254,19 @@ class Sequential(Module):
 
         return DeferredGradient(input_grad)
 
+    def _first_with_parameters(self, modules: list[Module]) -> int:
+        """The index of the first module that has parameters (len(modules) if none). Cached
+        until the module tree may have changed (modules_version: assigning or deleting a
+        Parameter or Module anywhere): walking every child's parameters() took a few
+        microseconds per layer at every backward."""
+        cached = self.__dict__.get("_first_weighted")
+        version = modules_version()
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        first = next((i for i, m in enumerate(modules) if any(True for _ in m.parameters())), len(modules))
+        object.__setattr__(self, "_first_weighted", (version, first))  # a cache: no registration
+        return first
+
     def _backward_through(self, modules: list[Module], grad_out: Array) -> Array:
         """Runs the backward of ``modules`` in reverse order."""
         i = len(modules) - 1
@@ -267,7 +286,7 @@ class Sequential(Module):
         """Parameter gradients only: the leading modules without parameters (Flatten...) get
         no backward call, and the first one with parameters skips its input gradient."""
         modules = list(self._modules.values())
-        first = next((i for i, m in enumerate(modules) if any(True for _ in m.parameters())), len(modules))
+        first = self._first_with_parameters(modules)
         grad_out = self._backward_through(modules[first + 1:], grad_out)
         if first < len(modules):
             modules[first].backward_params(grad_out)

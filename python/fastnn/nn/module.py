@@ -264,8 +264,14 @@ class Module:
     def __setattr__(self, name: str, value: Any) -> None:
         """Sets the attribute; a :class:`Parameter` or Module value is also registered under
         ``name`` (and any earlier registration of another kind under that name dropped)."""
-        if "_parameters" not in self.__dict__:
+        d = self.__dict__
+        if "_parameters" not in d:
             raise RuntimeError(f"{type(self).__name__}.__init__ must call super().__init__() first")
+        if (name[:1] == "_" and not isinstance(value, (Parameter, Module)) and name not in d["_parameters"]
+                and name not in d["_modules"] and name not in d["_buffers"]):
+            # A forward cache (every layer sets a few per step): nothing to register or unregister.
+            object.__setattr__(self, name, value)
+            return
         # A Parameter (Module) replacing one keeps its place in the table, so the state dict's
         # order survives ``layer.weight = ...`` and in-place operators (``layer.weight *= 2``).
         keep = self._parameters if isinstance(value, Parameter) else self._modules if isinstance(value, Module) else None
@@ -281,7 +287,8 @@ class Module:
     def __delattr__(self, name: str) -> None:
         """Deletes the attribute and its registration as a parameter, module or buffer."""
         for table in (self._parameters, self._modules, self._buffers):
-            table.pop(name, None)
+            if table.pop(name, None) is not None:
+                note_modules_changed()
         object.__delattr__(self, name)
 
     def register_buffer(self, name: str, array: Array) -> None:

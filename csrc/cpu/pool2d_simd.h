@@ -1,5 +1,6 @@
-// AVX-512 kernels of cpu/pool2d.cpp, defined in pool2d_avx512.cpp (compiled with its own -m
-// flags): call them only when active_simd_level() is avx512 (common/cpu_features.h).
+// The SIMD kernels of cpu/pool2d.cpp, each defined in its ISA's translation unit (compiled with
+// its own -m flags): pool2d_avx512.cpp, pool2d_avx2.cpp. Call one only when active_simd_level()
+// allows its ISA (common/cpu_features.h).
 #pragma once
 
 #include <cstdint>
@@ -12,5 +13,10 @@ namespace fastnn::cpu {
 template <class Index>
 void max_pool2d_2x2_plane_avx512(const float* x, float* y, Index* indices, int64_t W,
                                  int64_t out_h, int64_t out_w);
+
+// The same under AVX2; pays where out_w >= 8 (whole vectors).
+template <class Index>
+void max_pool2d_2x2_plane_avx2(const float* x, float* y, Index* indices, int64_t W,
+                               int64_t out_h, int64_t out_w);
 
 }  // namespace fastnn::cpu
