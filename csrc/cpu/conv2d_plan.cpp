@@ -124,13 +124,14 @@ bool tap_views_pay(const Conv2dShape& s) { return wide_rows_pay(s) && !columns_a
 // pixel: 6 * tiles <= pixels). Measured against the method chosen otherwise on an AVX2 Zen at
 // batch 128, one thread, ms per forward with bias and ReLU (the input gradient, the same
 // product on dy, within a few per cent of it):
-//   ResNet-20  16->16 32x32  indirect 8.4  winograd 6.2     4-conv CNN  32->32 28x28  23.2 12.8
-//              32->32 16x16           7.9           3.9                 32->64 14x14  12.4  6.8
-//              64->64  8x8            8.5           3.1                 64->64 14x14  23.8 11.6
+//   ResNet-20  16->16 32x32  indirect 8.3  winograd 5.6     4-conv CNN  32->32 28x28  22.9 12.2
+//              32->32 16x16           8.0           3.6                 32->64 14x14  12.5  5.9
+//              64->64  8x8            8.6           2.7                 64->64 14x14  23.7 10.9
 //   too few channels: 12->12 24x24 direct 3.4 winograd 3.8, 8->8 32x32 2.6 2.5 (even), 3->16
 //   32x32 2.2 4.2; tiles that waste: 64->64 5x5 (6 * 4 tiles <= 25) columns 3.6 winograd 3.1,
-//   128->128 2x2 (6 > 4) 2.6 4.5. F(2x2, 3x3) lost to F(4x4, 3x3) on all six layers above
-//   (8.3, 5.6, 4.2; 16.9, 8.1, 14.3 ms), so only F(4x4, 3x3) is built.
+//   128->128 2x2 (6 > 4) 2.6 4.5. F(2x2, 3x3) lost to F(4x4, 3x3) on all six layers above, in
+//   one run before the weights' transform got cheaper (ResNet 8.3, 5.6, 4.2 against 6.3, 3.9,
+//   3.1; CNN 16.9, 8.1, 14.3 against 12.8, 6.8, 11.6), so only F(4x4, 3x3) is built.
 // The weights' transform costs about 65 ns per channel pair and call, and Winograd saves about
 // 0.2 ns per pair and output pixel, so the batch needs a few hundred output pixels: at 512 it
 // won (ms, batch x layer: 1 x 16->16 32x32 0.07 -> 0.06, 2 x 32->32 16x16 0.13 -> 0.11, 8 x
