@@ -13,7 +13,9 @@ FASTNN_SIMD level (the direct kernels are built per ISA, like the GEMM's).
 
 Tolerances as in test_conv2d.py: float64 FLOAT64_RTOL (1e-12); float32 sums of up to ~2000
 products, FLOAT32_RTOL_REDUCTION (1e-4), while any indexing, padding or blocking bug gives
-errors of order 1.
+errors of order 1. Winograd (float32 only) loses one to two digits more than the other methods
+(relative errors ~1e-6 here, well within 1e-4); tests/test_conv2d_winograd.py bounds it per
+element.
 """
 
 from __future__ import annotations
@@ -45,15 +47,25 @@ CASES = {
     "direct-pixel-major-grouped": ((2, 4, 11, 9, 32, 3, 1, 1, 1, 2), ("direct", "col2im", "direct")),
     # A first layer with many output channels: the product writes y in place.
     "first-layer-wide": ((3, 1, 11, 12, 20, 3, 1, 1, 1, 1), ("channel_major", "col2im", "direct")),
-    # The 4-conv CNN's shapes, small: taps read through offsets, weight gradient over tap views.
-    "indirect": ((2, 20, 10, 12, 24, 3, 1, 1, 1, 1), ("indirect", "indirect", "tap_views")),
+    # The 4-conv CNN's shapes, small, in float32: Winograd F(4x4, 3x3) forward and input
+    # gradient (10x12 outputs: partial tiles at the bottom and right; 512 output pixels in the
+    # batch at least), weight gradient over tap views. In float64 the taps are read through
+    # offsets (the indirect product).
+    "winograd": ((5, 20, 10, 12, 24, 3, 1, 1, 1, 1), ("winograd", "winograd", "tap_views")),
+    # Padding 2, batch 1 (threads inside the image: the tile rows and the products split).
+    "winograd-batch1-pad2": ((1, 20, 25, 23, 17, 3, 1, 2, 1, 1), ("winograd", "winograd", "tap_views")),
+    # Fewer than 16 output channels (too few for Winograd): taps read through offsets.
+    "indirect": ((2, 24, 10, 12, 12, 3, 1, 1, 1, 1), ("indirect", "indirect", "tap_views")),
     "indirect-dilated": ((2, 17, 11, 20, 19, 3, 1, 2, 2, 1), ("indirect", "indirect", "tap_views")),
     "indirect-grouped": ((3, 36, 9, 10, 40, 3, 1, 1, 1, 2), ("indirect", "indirect", "tap_views")),
     # Output rows of 14 and 21 pixels: under AVX-512 the indirect product runs one 14- or
-    # 7-row tile per output row (gemm_row_tile) instead of wide rows.
-    "indirect-row-tiles": ((2, 20, 9, 14, 24, 3, 1, 1, 1, 1), ("indirect", "indirect", "tap_views")),
+    # 7-row tile per output row (gemm_row_tile) instead of wide rows (fewer than 16 input
+    # channels, so not Winograd: the forward's product has the 24 columns; in the second case
+    # the input gradient's does).
+    "indirect-row-tiles": ((2, 12, 9, 14, 24, 3, 1, 1, 1, 1), ("indirect", "col2im", "tap_views")),
+    "indirect-row-tiles-input-grad": ((2, 24, 9, 14, 12, 3, 1, 1, 1, 1), ("indirect", "indirect", "tap_views")),
     "indirect-row-tiles-grouped": ((3, 36, 5, 14, 40, 3, 1, 1, 1, 2), ("indirect", "indirect", "tap_views")),
-    "indirect-row-tiles-of-7": ((2, 18, 6, 21, 20, 3, 1, 1, 1, 1), ("indirect", "indirect", "tap_views")),
+    "indirect-row-tiles-of-7": ((2, 12, 6, 21, 20, 3, 1, 1, 1, 1), ("indirect", "col2im", "tap_views")),
     # Few output channels (8: the narrow tile's product, which has no row tile) over 14-pixel
     # rows: wide rows again.
     "indirect-few-outputs-14": ((2, 20, 5, 14, 8, 3, 1, 1, 1, 1), ("indirect", "indirect", "tap_views")),
@@ -71,7 +83,7 @@ CASES = {
     # Few output channels: the input gradient's convolution has few taps (12) too.
     "pointwise-few-outputs": ((2, 20, 4, 5, 12, 1, 1, 0, 1, 1), ("channel_major", "channel_major", "input_as_columns")),
     # K beyond the GEMM's K block (384 floats), batch 1 (threads inside the image).
-    "deep-K-batch1": ((1, 48, 9, 9, 24, 3, 1, 1, 1, 1), ("indirect", "indirect", "tap_views")),
+    "deep-K-batch1": ((1, 48, 9, 9, 12, 3, 1, 1, 1, 1), ("indirect", "indirect", "tap_views")),
 }
 
 
@@ -99,21 +111,23 @@ def test_core_plan_is_the_stated_one(case, rng):
 
 
 def test_core_sixteen_channels_take_the_gemm_where_they_fill_its_tile(rng):
-    # ResNet's first stage (16 -> 16 channels, 3x3, stride 1): the direct kernels unless the 16
-    # output channels fill the float32 GEMM's register tile (nr <= 16, as under AVX2), where the
-    # indirect product is faster; both ways the result is checked against the reference by the
-    # cases above and test_conv2d.py.
-    x = rng.standard_normal((2, 16, 12, 12)).astype(np.float32)
-    weight = rng.standard_normal((16, 16, 3, 3)).astype(np.float32)
+    # ResNet's first stage (16 -> 16 channels, 3x3, stride 1): Winograd in float32. In float64,
+    # the direct kernels unless the 16 output channels fill the GEMM's register tile (nr <= 16),
+    # where the indirect product is faster; every way the result is checked against the
+    # reference by the cases above and test_conv2d.py.
+    x = rng.standard_normal((4, 16, 12, 12))
+    weight = rng.standard_normal((16, 16, 3, 3))
+    plan32 = _cpu._conv2d_plan(x.astype(np.float32), weight.astype(np.float32), (1, 1), (1, 1), (1, 1), 1)
+    assert (plan32["forward"], plan32["input_grad"]) == ("winograd", "winograd")
     plan = _cpu._conv2d_plan(x, weight, (1, 1), (1, 1), (1, 1), 1)
-    nr = fastnn.build_info()["gemm_blocking_float32"]["nr"]
+    nr = fastnn.build_info()["gemm_blocking_float64"]["nr"]
     expected = "indirect" if nr <= 16 else "direct"
     assert (plan["forward"], plan["input_grad"]) == (expected, expected), nr
 
 
 def test_every_method_is_covered():
     methods = {(i, m) for _, plan in CASES.values() for i, m in enumerate(plan)}
-    forward = {"direct", "channel_major", "indirect", "columns", "input_as_columns"}
+    forward = {"direct", "channel_major", "indirect", "columns", "input_as_columns", "winograd"}
     input_grad = forward | {"col2im", "input_as_columns_col2im"}
     weight_grad = {"direct", "tap_views", "columns", "input_as_columns"}
     wanted = {(0, m) for m in forward} | {(1, m) for m in input_grad - {"input_as_columns"}} | {
@@ -152,7 +166,7 @@ def test_core_matches_reference(case, dtype, num_threads, rng, threads):
     assert_close(db, rdb + db0, rtol, f"{case} dbias")
 
 
-@pytest.mark.parametrize("case", ["indirect", "lenet-conv1", "strided"])
+@pytest.mark.parametrize("case", ["indirect", "lenet-conv1", "strided", "winograd", "winograd-batch1-pad2"])
 def test_core_results_do_not_depend_on_thread_count_in_forward(case, rng, threads):
     """The forward sums each output in one fixed order on every path: bitwise equal."""
     x, weight, bias, args = make(case, np.float32, rng)

@@ -11,14 +11,18 @@
 //                  image through per-tap offsets at stride 1 (gemm_indirect_a: no column
 //                  matrix, weights packed once per call), else it is the column matrix of a
 //                  block of images (conv2d_columns.h), or the image itself for 1x1 kernels.
+//   winograd       F(4x4, 3x3) over transformed tiles (conv2d_winograd.h), float32 only.
 // Every output is one fixed-order sum on every path: results do not depend on the thread count.
 #include <algorithm>
+#include <stdexcept>
+#include <type_traits>
 #include <vector>
 
 #include "cpu/conv2d.h"
 #include "cpu/conv2d_columns.h"
 #include "cpu/conv2d_direct.h"
 #include "cpu/conv2d_plan.h"
+#include "cpu/conv2d_winograd.h"
 #include "cpu/gemm.h"
 
 namespace fastnn::cpu::conv2d_detail {
@@ -207,6 +211,12 @@ void run_forward(const T* x, const T* weight, const T* bias, T* y, bool relu,
                               threads);
       });
       return;
+    case ForwardMethod::winograd:
+      if constexpr (std::is_same_v<T, float>) {
+        winograd_forward(x, weight, bias, y, relu, s);
+        return;
+      }
+      throw std::logic_error("conv2d: the winograd method is planned for float32 only");
   }
 }
 

@@ -39,6 +39,8 @@ enum WorkspaceSlot {
   kDirectGrad,
   kWeightPartials,
   kWeightTransposed,
+  kWinogradWeights,  // conv2d_winograd.cpp: the packed transformed weights, and their scratch
+  kWinogradWeightScratch,
   kWorkspaceSlots
 };
 

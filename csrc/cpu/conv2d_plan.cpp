@@ -4,9 +4,12 @@
 // shape to every method.
 #include "cpu/conv2d_plan.h"
 
+#include <type_traits>
+
 #include "cpu/conv2d.h"
 #include "cpu/conv2d_columns.h"
 #include "cpu/conv2d_direct.h"
+#include "cpu/conv2d_winograd.h"
 #include "cpu/gemm.h"
 #include "cpu/gemm_kernel.h"
 
@@ -115,6 +118,34 @@ bool input_grad_is_convolution(const Conv2dShape& s) {
 // the output's (the products' K is then long enough to pay).
 bool tap_views_pay(const Conv2dShape& s) { return wide_rows_pay(s) && !columns_are_input(s); }
 
+// Winograd F(4x4, 3x3) (conv2d_winograd.h) in float32 (float64 serves gradient checks, where
+// its digits matter more than speed), with at least 16 channels in and out, on output planes
+// whose 4x4 tiles do at most 2/3 of a direct 3x3's multiplies (36 per tile against 9 per
+// pixel: 6 * tiles <= pixels). Measured against the method chosen otherwise on an AVX2 Zen at
+// batch 128, one thread, ms per forward with bias and ReLU (the input gradient, the same
+// product on dy, within a few per cent of it):
+//   ResNet-20  16->16 32x32  indirect 8.3  winograd 5.6     4-conv CNN  32->32 28x28  22.9 12.2
+//              32->32 16x16           8.0           3.6                 32->64 14x14  12.5  5.9
+//              64->64  8x8            8.6           2.7                 64->64 14x14  23.7 10.9
+//   too few channels: 12->12 24x24 direct 3.4 winograd 3.8, 8->8 32x32 2.6 2.5 (even), 3->16
+//   32x32 2.2 4.2; tiles that waste: 64->64 5x5 (6 * 4 tiles <= 25) columns 3.6 winograd 3.1,
+//   128->128 2x2 (6 > 4) 2.6 4.5. F(2x2, 3x3) lost to F(4x4, 3x3) on all six layers above, in
+//   one run before the weights' transform got cheaper (ResNet 8.3, 5.6, 4.2 against 6.3, 3.9,
+//   3.1; CNN 16.9, 8.1, 14.3 against 12.8, 6.8, 11.6), so only F(4x4, 3x3) is built.
+// The weights' transform costs about 65 ns per channel pair and call, and Winograd saves about
+// 0.2 ns per pair and output pixel, so the batch needs a few hundred output pixels: at 512 it
+// won (ms, batch x layer: 1 x 16->16 32x32 0.07 -> 0.06, 2 x 32->32 16x16 0.13 -> 0.11, 8 x
+// 64->64 8x8 0.54 -> 0.39), at 256 it lost (1 x 32->32 16x16 0.07 -> 0.09, 4 x 64->64 8x8
+// 0.29 -> 0.32; batch 1 of that layer 0.08 -> 0.26).
+template <class T>
+bool winograd_pays(const Conv2dShape& s) {
+  constexpr int64_t kMinChannels = 16, kMinBatchPixels = 512;
+  if (!(std::is_same_v<T, float> && winograd_applies(s))) return false;
+  const int64_t tiles = (s.out_height + 3) / 4 * ((s.out_width + 3) / 4);
+  return s.in_channels >= kMinChannels && s.out_channels >= kMinChannels &&
+         6 * tiles <= s.out_plane() && s.batch * s.out_plane() >= kMinBatchPixels;
+}
+
 const char* name(ForwardMethod m) {
   switch (m) {
     case ForwardMethod::direct: return "direct";
@@ -122,6 +153,7 @@ const char* name(ForwardMethod m) {
     case ForwardMethod::indirect: return "indirect";
     case ForwardMethod::columns: return "columns";
     case ForwardMethod::input_as_columns: return "input_as_columns";
+    case ForwardMethod::winograd: return "winograd";
   }
   return "";
 }
@@ -150,7 +182,9 @@ const char* name(WeightGradMethod m) {
 template <class T>
 ForwardPlan plan_forward(const Conv2dShape& s) {
   ForwardPlan plan;
-  if (direct_forward_pays<T>(s)) {
+  if (winograd_pays<T>(s)) {
+    plan.method = ForwardMethod::winograd;
+  } else if (direct_forward_pays<T>(s)) {
     plan.method = ForwardMethod::direct;
     plan.direct.block = direct_block<T>(s);
     plan.direct.pixel_major = pixel_major_direct_pays<T>(s);

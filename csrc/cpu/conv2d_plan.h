@@ -7,6 +7,8 @@
 //                                straight from a padded image through per-tap offsets
 //                columns         the same product over an im2col column matrix
 //                input_as_columns  1x1, stride 1, no padding: the image is its own columns
+//                winograd        3x3, stride 1, float32: F(4x4, 3x3) tiles, a*a GEMMs over
+//                                transformed tiles (conv2d_winograd.h)
 //   input grad   convolution     stride 1: dy convolved with the flipped kernel, by whichever
 //                                forward method fits that shape
 //                col2im          dcol = weight[g]^T @ dy[n, g], added back into dx
@@ -25,7 +27,7 @@
 
 namespace fastnn::cpu::conv2d_detail {
 
-enum class ForwardMethod { direct, channel_major, indirect, columns, input_as_columns };
+enum class ForwardMethod { direct, channel_major, indirect, columns, input_as_columns, winograd };
 enum class InputGradMethod { convolution, col2im, input_as_columns_col2im };
 enum class WeightGradMethod { direct, tap_views, columns, input_as_columns };
 

@@ -1,0 +1,137 @@
+"""conv2d by Winograd F(4x4, 3x3) (cpu/conv2d_winograd.h): 3x3, stride 1, float32, at least 16
+channels in and out. Forward and input gradient (the flipped-kernel convolution of dy, which runs
+the same forward) through the public ops, against the float64 reference, on odd planes (partial
+tiles at the bottom and right), paddings 0, 1 and 2, channel counts that are not multiples of any
+vector width, batches of 1 and several (several images per block, shares split across threads),
+bias and ReLU on and off.
+
+Tolerance. Every output is compared with the reference relative to its own magnitude scale
+s = sum |x| |w| (+ |bias|): a sum of float32 products computed in any order has an error of at
+most about K * 2^-24 * s, and directly (9 C products) these layers stay below ~3e-7 s. Winograd
+adds the transforms: the inputs are multiplied by B^T's coefficients (up to 5, row sums up to 10
+per dimension), the products summed, and the result combined by A^T's (up to 8), so values that
+largely cancel are rounded at up to ~100x the output's magnitude: the error grows by one to two
+decimal digits. Measured on these shapes, up to 3.5e-6 s (about 60 ulps of s; the portable and
+AVX2 paths alike). WINOGRAD_RTOL = 2e-5 leaves a margin of about six for other operation
+orders, and stays far below the errors of order s that any indexing, padding or tile-edge bug
+gives.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import SIMD_LEVELS, run_tests_at_simd_level
+
+import fastnn
+from fastnn import _cpu, ops, reference
+
+WINOGRAD_RTOL = 2e-5
+
+# (N, C_in, H, W, C_out, padding)
+# (Winograd needs 512 output pixels in the batch, forward and input gradient: conv2d_plan.cpp.)
+SHAPES = [
+    (1, 16, 21, 27, 16, 1),  # batch 1: threads inside the image; partial tiles at both edges
+    (4, 17, 15, 13, 19, 0),  # no padding: 13x11 outputs; the input gradient pads by 2
+    (8, 33, 8, 8, 20, 2),  # padding 2: 10x10 outputs; the input gradient has none
+    (6, 24, 17, 6, 40, 1),  # tall and narrow, C_out past two AVX2 vectors and one AVX-512 one
+    (33, 16, 4, 4, 18, 1),  # one tile per image: 33 images in a block, 16 + 17 on 2 threads
+]
+
+
+@pytest.fixture
+def threads():
+    before = fastnn.get_num_threads()
+    yield
+    fastnn.set_num_threads(before)
+
+
+def assert_within_scale(got, want, scale, what):
+    """|got - want| <= WINOGRAD_RTOL * scale, element by element (see the module docstring)."""
+    err = np.abs(got.astype(np.float64) - want) / np.maximum(scale, np.finfo(np.float64).tiny)
+    assert err.max() <= WINOGRAD_RTOL, f"{what}: error {err.max():.3g} of the scale > {WINOGRAD_RTOL:.0e}"
+
+
+def make(shape, rng):
+    n, c_in, h, w, c_out, padding = shape
+    x = rng.standard_normal((n, c_in, h, w)).astype(np.float32)
+    weight = (rng.standard_normal((c_out, c_in, 3, 3)) / np.sqrt(9 * c_in)).astype(np.float32)
+    bias = rng.standard_normal(c_out).astype(np.float32)
+    return x, weight, bias, padding
+
+
+def as64(*arrays):
+    return [a.astype(np.float64) for a in arrays]
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_core_winograd_is_planned_for_these_shapes(shape, rng):
+    """Each shape below runs Winograd forward and for the input gradient (else the tests below
+    would check another method); float64 never does."""
+    x, weight, _, padding = make(shape, rng)
+    plan = _cpu._conv2d_plan(x, weight, (1, 1), (padding, padding), (1, 1), 1)
+    assert (plan["forward"], plan["input_grad"]) == ("winograd", "winograd")
+    plan64 = _cpu._conv2d_plan(*as64(x, weight), (1, 1), (padding, padding), (1, 1), 1)
+    assert "winograd" not in (plan64["forward"], plan64["input_grad"])
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("num_threads", [1, 2])
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_core_winograd_forward_matches_reference(shape, num_threads, with_bias, rng, threads):
+    fastnn.set_num_threads(num_threads)
+    x, weight, bias, padding = make(shape, rng)
+    b = bias if with_bias else None
+    x64, w64, b64 = as64(x, weight, bias)
+    ref = reference.conv2d(x64, w64, b64 if with_bias else None, padding=padding)
+    scale = reference.conv2d(np.abs(x64), np.abs(w64), np.abs(b64) if with_bias else None, padding=padding)
+    assert_within_scale(ops.conv2d(x, weight, b, padding=padding), ref, scale, f"{shape} y")
+    assert_within_scale(
+        ops.conv2d(x, weight, b, padding=padding, relu=True), np.maximum(ref, 0), scale, f"{shape} relu(y)"
+    )
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("num_threads", [1, 2])
+def test_core_winograd_input_grad_matches_reference(shape, num_threads, rng, threads):
+    fastnn.set_num_threads(num_threads)
+    x, weight, _, padding = make(shape, rng)
+    y = ops.conv2d(x, weight, None, padding=padding)
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    dx, _, _ = ops.conv2d_backward(x, weight, dy, bias=False, padding=padding)
+    x64, w64, dy64 = as64(x, weight, dy)
+    rdx, _, _ = reference.conv2d_backward(x64, w64, dy64, bias=False, padding=padding)
+    scale, _, _ = reference.conv2d_backward(x64, np.abs(w64), np.abs(dy64), bias=False, padding=padding)
+    assert_within_scale(dx, rdx, scale, f"{shape} dx")
+
+
+def test_core_nonfinite_input_stays_in_its_tiles(rng):
+    """An Inf reaches every output the reference makes non-finite, and beyond those only the
+    other outputs of the 4x4 tiles whose 6x6 input tiles hold it (the transforms mix a tile);
+    every other output stays finite and accurate."""
+    x, weight, bias, padding = make((3, 16, 13, 14, 16, 1), rng)
+    h, w = 6, 9
+    x[0, 3, h, w] = np.inf
+    y = ops.conv2d(x, weight, bias, padding=padding)
+    x64, w64, b64 = as64(x, weight, bias)
+    ref = reference.conv2d(x64, w64, b64, padding=padding)
+    bad, ref_bad = ~np.isfinite(y), ~np.isfinite(ref)
+    assert ref_bad.any() and (bad | ~ref_bad).all()
+    # Input tile i covers padded rows 4i .. 4i + 5 and writes output rows 4i .. 4i + 3.
+    reach = np.zeros(y.shape[1:], bool)  # image 0 only
+    rows = [i for i in range(4) if 4 * i <= h + padding <= 4 * i + 5]
+    cols = [j for j in range(4) if 4 * j <= w + padding <= 4 * j + 5]
+    for i in rows:
+        for j in cols:
+            reach[:, 4 * i : 4 * i + 4, 4 * j : 4 * j + 4] = True
+    reach = np.stack([reach] + [np.zeros_like(reach)] * (len(y) - 1))
+    assert not (bad & ~reach).any()
+    scale = reference.conv2d(np.abs(x64), np.abs(w64), np.abs(b64), padding=padding)
+    outside = ~reach
+    assert_within_scale(y[outside], ref[outside], scale[outside], "outputs outside the Inf's tiles")
+
+
+@pytest.mark.parametrize("level", SIMD_LEVELS)
+def test_forced_simd_paths(level):
+    """The test_core_* tests under FASTNN_SIMD=level (the transforms are built per ISA)."""
+    run_tests_at_simd_level(__file__, "test_core_", level)
