@@ -125,6 +125,16 @@ def test_core_sixteen_channels_take_the_gemm_where_they_fill_its_tile(rng):
     assert (plan["forward"], plan["input_grad"]) == (expected, expected), nr
 
 
+def test_core_winograd_stops_at_256_by_256_channels():
+    # Its transformed weights stay in each thread's workspace (3 x 36 floats per channel
+    # pair), so wider layers take the other methods (the plan reads shapes only: the arrays
+    # are never convolved here).
+    x = np.zeros((8, 256, 16, 16), np.float32)
+    for c_out, winograd in ((256, True), (257, False)):
+        plan = _cpu._conv2d_plan(x, np.zeros((c_out, 256, 3, 3), np.float32), (1, 1), (1, 1), (1, 1), 1)
+        assert (plan["forward"] == "winograd") == winograd, (c_out, plan)
+
+
 def test_every_method_is_covered():
     methods = {(i, m) for _, plan in CASES.values() for i, m in enumerate(plan)}
     forward = {"direct", "channel_major", "indirect", "columns", "input_as_columns", "winograd"}

@@ -137,13 +137,17 @@ bool tap_views_pay(const Conv2dShape& s) { return wide_rows_pay(s) && !columns_a
 // won (ms, batch x layer: 1 x 16->16 32x32 0.07 -> 0.06, 2 x 32->32 16x16 0.13 -> 0.11, 8 x
 // 64->64 8x8 0.54 -> 0.39), at 256 it lost (1 x 32->32 16x16 0.07 -> 0.09, 4 x 64->64 8x8
 // 0.29 -> 0.32; batch 1 of that layer 0.08 -> 0.26).
+// The transformed weights and their scratch stay in each thread's workspace between calls
+// (3 x 36 floats per channel pair), so the channel pairs are capped at 256 x 256 (28 MB per
+// thread; 512 x 512 would hold 113 MB); the measurements above go up to 128 channels.
 template <class T>
 bool winograd_pays(const Conv2dShape& s) {
-  constexpr int64_t kMinChannels = 16, kMinBatchPixels = 512;
+  constexpr int64_t kMinChannels = 16, kMinBatchPixels = 512, kMaxChannelPairs = 256 * 256;
   if (!(std::is_same_v<T, float> && winograd_applies(s))) return false;
   const int64_t tiles = (s.out_height + 3) / 4 * ((s.out_width + 3) / 4);
   return s.in_channels >= kMinChannels && s.out_channels >= kMinChannels &&
-         6 * tiles <= s.out_plane() && s.batch * s.out_plane() >= kMinBatchPixels;
+         s.in_channels * s.out_channels <= kMaxChannelPairs && 6 * tiles <= s.out_plane() &&
+         s.batch * s.out_plane() >= kMinBatchPixels;
 }
 
 const char* name(ForwardMethod m) {
