@@ -33,7 +33,8 @@ _NUMBER = r"-?\d[\d,]*(?:\.\d+)?(?:e[+-]?\d+)?"
 def _line_pattern(line: str) -> re.Pattern:
     """A README sample line as a pattern for a line of real output: every number may differ
     (accuracies, times, dates), runs of spaces may differ in width (column padding), and the
-    per-epoch "(best)" marker is optional; all the words and punctuation must be as printed."""
+    per-epoch "(best)" marker is optional; all the words and punctuation must be as printed,
+    but for "thread" against "threads" (a one-core machine runs 1 thread)."""
     line = re.sub(r"\s+\(best\)$", "", line)
     pieces = []
     for token in re.split(rf"({_NUMBER}| +)", line):
@@ -44,7 +45,7 @@ def _line_pattern(line: str) -> re.Pattern:
         elif token.isspace():
             pieces.append(r"\s+")
         else:
-            pieces.append(re.escape(token))
+            pieces.append(re.sub(r"threads?\b", "threads?", re.escape(token)))
     return re.compile("".join(pieces) + r"(\s+\(best\))?")
 
 
