@@ -124,8 +124,10 @@ def pytest_addoption(parser) -> None:
     """pyproject.toml's addopts ask pytest-xdist for a worker per core; where it is not installed
     (a bare ``pip install pytest``), its two options are accepted here and the tests run in
     this one process."""
+    import importlib
+
     try:
-        import xdist  # noqa: F401
+        importlib.import_module("xdist")
     except ImportError:
         group = parser.getgroup("xdist stand-in")
         group.addoption("--numprocesses", dest="numprocesses", default=None,
