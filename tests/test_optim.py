@@ -86,6 +86,74 @@ def test_zero_grad_keeps_arrays(rng):
     assert model.weight.grad is None
 
 
+def _layer_and_input(kind, rng):
+    if kind == "linear":
+        return nn.Linear(7, 5), rng.standard_normal((6, 7)).astype(np.float32)
+    return nn.Conv2d(3, 4, 3, padding=1), rng.standard_normal((2, 3, 5, 6)).astype(np.float32)
+
+
+@pytest.mark.parametrize("kind", ["linear", "conv2d"])
+def test_backward_after_zero_grad_writes_over_the_kept_arrays(kind, rng):
+    """zero_grad marks the gradients zero without writing them; the next backward writes its
+    gradient over the kept array (old contents, NaN included, ignored), the one after adds."""
+    layer, x = _layer_and_input(kind, rng)
+    dy = rng.standard_normal(layer(x).shape).astype(np.float32)
+    layer.backward(dy)
+    fresh = {name: p.grad.copy() for name, p in layer.named_parameters()}
+    kept = {name: p.grad for name, p in layer.named_parameters()}
+    for p in layer.parameters():
+        p.grad.fill(np.nan)  # must not leak into the next gradient
+    optim.SGD(layer.parameters(), lr=0.1).zero_grad()
+    layer.backward(dy)
+    for name, p in layer.named_parameters():
+        assert p.grad is kept[name]
+        np.testing.assert_array_equal(p.grad, fresh[name])  # same kernel, same order: bit-equal
+    layer.backward(dy)
+    for name, p in layer.named_parameters():
+        assert_close(p.grad, 2 * fresh[name], rtol=FLOAT32_RTOL)
+
+
+def test_zeroed_weight_gradient_with_a_set_bias_gradient_adds_into_both(rng):
+    """After zero_grad, a bias gradient set by hand is kept and added to; the weight's zeros
+    are still zeros underneath."""
+    layer, x = _layer_and_input("linear", rng)
+    dy = rng.standard_normal(layer(x).shape).astype(np.float32)
+    layer.backward(dy)
+    fresh_w, fresh_b = layer.weight.grad.copy(), layer.bias.grad.copy()
+    layer.zero_grad()
+    layer.bias.grad = np.ones(5, np.float32)
+    layer.backward(dy)
+    np.testing.assert_array_equal(layer.weight.grad, fresh_w)
+    assert_close(layer.bias.grad, 1 + fresh_b, rtol=FLOAT32_RTOL)
+
+
+def test_reading_a_zeroed_gradient_gives_zeros_and_unused_parameters_stay_zero(rng):
+    model = _model_and_grads(rng)
+    opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    opt.zero_grad()
+    before = model.weight.data.copy()
+    opt.step()  # no backward: every gradient is zero, so the weights stay put
+    np.testing.assert_array_equal(model.weight.data, before)
+    assert not model.weight.grad.any() and not model.bias.grad.any()
+
+
+@pytest.mark.parametrize("kind", ["linear", "conv2d"])
+def test_backward_op_with_accumulate_false_ignores_the_given_arrays(kind, rng):
+    from fastnn import ops
+
+    layer, x = _layer_and_input(kind, rng)
+    dy = rng.standard_normal(layer(x).shape).astype(np.float32)
+    op = ops.linear_backward if kind == "linear" else ops.conv2d_backward
+    kw = {} if kind == "linear" else dict(padding=1)
+    _, dw, db = op(x, layer.weight.data, dy, input_grad=False, **kw)
+    gw, gb = np.full_like(dw, np.nan), np.full_like(db, np.nan)
+    _, dw2, db2 = op(x, layer.weight.data, dy, grad_weight=gw, grad_bias=gb, input_grad=False,
+                     accumulate=False, **kw)
+    assert dw2 is gw and db2 is gb
+    np.testing.assert_array_equal(gw, dw)
+    np.testing.assert_array_equal(gb, db)
+
+
 @pytest.mark.parametrize("cls,kw,arg", [
     (optim.SGD, dict(lr=-1.0), "lr"),
     (optim.SGD, dict(lr=0.1, momentum=-0.5), "momentum"),

@@ -51,7 +51,8 @@ inline Array new_array(const char* op, const char* name, Dtype dtype,
 
 // A parameter gradient of a backward op (the .grad convention): the array given as `obj`,
 // checked to have `dims` and the dtype of `like`, to be writeable and to share no memory with
-// `inputs`, which the kernel accumulates into; or, for None, a new array the kernel writes.
+// `inputs`, which the kernel accumulates into (or, with `accumulate` false, writes over: a
+// gradient just zeroed, Parameter.zero_grad); or, for None, a new array the kernel writes.
 struct ParamGrad {
   Array array;
   bool accumulate = false;
@@ -59,11 +60,12 @@ struct ParamGrad {
 
 inline ParamGrad param_grad(const char* op, const char* arg, const py::handle& obj,
                             const Array& like, const std::vector<int64_t>& dims,
-                            std::initializer_list<const Array*> inputs) {
+                            std::initializer_list<const Array*> inputs,
+                            bool accumulate = true) {
   ParamGrad g;
   g.array = optional_float_array(op, arg, obj, -1, Access::write);
-  g.accumulate = bool(g.array);
-  if (g.accumulate) {
+  if (g.array) {
+    g.accumulate = accumulate;
     require_same_dtype(op, like, g.array);
     require_dims(op, g.array, dims, "(the parameter's shape)");
     for (const Array* in : inputs) require_no_overlap(op, g.array, *in);

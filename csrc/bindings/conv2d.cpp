@@ -37,10 +37,12 @@ py::object conv2d_forward(py::object x_obj, py::object w_obj, py::object b_obj, 
 }
 
 // Returns (dx or None, dweight, dbias or None). dweight / dbias accumulate into the given arrays
-// (the .grad convention) or are freshly written when None is given.
+// (the .grad convention; with accumulate false they are written over) or are freshly written
+// when None is given.
 py::tuple conv2d_backward(py::object x_obj, py::object w_obj, py::object dy_obj,
                           py::object dw_obj, py::object db_obj, Pair stride, Pair padding,
-                          Pair dilation, int64_t groups, bool compute_dx, bool compute_dbias) {
+                          Pair dilation, int64_t groups, bool compute_dx, bool compute_dbias,
+                          bool accumulate) {
   const char* op = "conv2d_backward";
   const Conv2dInputs in =
       conv2d_inputs(op, x_obj, w_obj, conv2d_params(stride, padding, dilation, groups));
@@ -51,10 +53,12 @@ py::tuple conv2d_backward(py::object x_obj, py::object w_obj, py::object dy_obj,
   require_same_dtype(op, x, dy);
   require_dims(op, dy, s.output_dims(), "(the conv2d output's shape (N, C_out, H_out, W_out))");
   require_unused_grad_absent(op, "grad_bias", db_obj, compute_dbias, "bias=False");
-  const ParamGrad dw = param_grad(op, "grad_weight", dw_obj, x, s.weight_dims(), {&x, &w, &dy});
-  const ParamGrad db = compute_dbias
-                           ? param_grad(op, "grad_bias", db_obj, x, {s.out_channels}, {&x, &w, &dy})
-                           : ParamGrad{};
+  const ParamGrad dw =
+      param_grad(op, "grad_weight", dw_obj, x, s.weight_dims(), {&x, &w, &dy}, accumulate);
+  const ParamGrad db =
+      compute_dbias
+          ? param_grad(op, "grad_bias", db_obj, x, {s.out_channels}, {&x, &w, &dy}, accumulate)
+          : ParamGrad{};
   const Array dx = compute_dx ? new_array(op, "dx", x.dtype, x.dims) : Array{};
   const Backend::Context context;
   dispatch_float(x.dtype, [&](auto zero) {
@@ -91,7 +95,7 @@ void init_conv2d(py::module_& m) {
         py::arg("grad_bias") = py::none(), py::arg("stride") = Pair{1, 1},
         py::arg("padding") = Pair{0, 0}, py::arg("dilation") = Pair{1, 1},
         py::arg("groups") = 1, py::arg("compute_input_grad") = true,
-        py::arg("compute_bias_grad") = true);
+        py::arg("compute_bias_grad") = true, py::arg("accumulate") = true);
   m.def("conv2d_check_params", &conv2d_check_params, py::arg("caller"), py::arg("in_channels"),
         py::arg("out_channels"), py::arg("kernel_size"), py::arg("stride"), py::arg("padding"),
         py::arg("dilation"), py::arg("groups"));

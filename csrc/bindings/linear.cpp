@@ -28,9 +28,11 @@ py::object linear_forward(py::object x_obj, py::object w_obj, py::object b_obj, 
 }
 
 // Returns (dx or None, dweight, dbias or None). dweight / dbias accumulate into the given arrays
-// (the .grad convention) or are freshly written when None is given.
+// (the .grad convention; with accumulate false they are written over) or are freshly written
+// when None is given.
 py::tuple linear_backward(py::object x_obj, py::object w_obj, py::object dy_obj, py::object dw_obj,
-                          py::object db_obj, bool compute_dx, bool compute_dbias) {
+                          py::object db_obj, bool compute_dx, bool compute_dbias,
+                          bool accumulate) {
   const char* op = "linear_backward";
   const Array x = float_array(op, "x", x_obj);
   const Array w = float_array(op, "weight", w_obj);
@@ -41,10 +43,12 @@ py::tuple linear_backward(py::object x_obj, py::object w_obj, py::object dy_obj,
   require_dims(op, dy, {s.batch, s.out_features}, "(batch, out_features)");
   require_unused_grad_absent(op, "grad_bias", db_obj, compute_dbias, "bias=False");
   const ParamGrad dw =
-      param_grad(op, "grad_weight", dw_obj, x, {s.out_features, s.in_features}, {&x, &w, &dy});
-  const ParamGrad db = compute_dbias
-                           ? param_grad(op, "grad_bias", db_obj, x, {s.out_features}, {&x, &w, &dy})
-                           : ParamGrad{};
+      param_grad(op, "grad_weight", dw_obj, x, {s.out_features, s.in_features}, {&x, &w, &dy},
+                 accumulate);
+  const ParamGrad db =
+      compute_dbias
+          ? param_grad(op, "grad_bias", db_obj, x, {s.out_features}, {&x, &w, &dy}, accumulate)
+          : ParamGrad{};
   const Array dx = compute_dx ? new_array(op, "dx", x.dtype, {s.batch, s.in_features}) : Array{};
   const Backend::Context context;
   dispatch_float(x.dtype, [&](auto zero) {
@@ -68,7 +72,8 @@ void init_linear(py::module_& m) {
         py::arg("bias") = py::none(), py::arg("relu") = false);
   m.def("linear_backward", &linear_backward, py::arg("x"), py::arg("weight"), py::arg("grad_out"),
         py::arg("grad_weight") = py::none(), py::arg("grad_bias") = py::none(),
-        py::arg("compute_input_grad") = true, py::arg("compute_bias_grad") = true);
+        py::arg("compute_input_grad") = true, py::arg("compute_bias_grad") = true,
+        py::arg("accumulate") = true);
 }
 
 }  // namespace fastnn::bind

@@ -69,12 +69,19 @@ class WeightedLayer(Module):
     def _backward(self, grad_out: Array, input_grad: bool) -> Array | None:
         if self._x is None:
             raise forward_cache_missing(self)
+        grad_weight, accumulate = self.weight.grad_for_backward()
+        grad_bias = None
+        if self.bias is not None:
+            grad_bias, bias_accumulates = self.bias.grad_for_backward()
+            if bias_accumulates != accumulate:  # zeroed one and not the other: zeros written, add
+                grad_weight, grad_bias, accumulate = self.weight.grad, self.bias.grad, True
         dx, dw, db = self._backward_op(
             self._x, self.weight.data, grad_out,
-            grad_weight=self.weight.grad,
-            grad_bias=self.bias.grad if self.bias is not None else None,
+            grad_weight=grad_weight,
+            grad_bias=grad_bias,
             bias=self.bias is not None,
             input_grad=input_grad,
+            accumulate=accumulate,
             **self._op_kwargs(),
         )
         self.weight.grad = dw

@@ -60,14 +60,47 @@ class Parameter(NDArrayOperatorsMixin):
     dict keys (optimiser state); compare ``p.data`` for element-wise equality.
     """
 
-    __slots__ = ("data", "grad")
+    # ``_grad_zeroed``: zero_grad() asked for zeros and nobody has read or written the array
+    # since. The zeros are written when ``.grad`` is next read; a layer's backward instead writes
+    # its gradient over the array (grad_for_backward): PyTorch's default zero_grad drops the
+    # gradients for the same reason, and here the array (and its memory) stays.
+    __slots__ = ("data", "_grad", "_grad_zeroed")
 
     def __init__(self, data: Array) -> None:
         """Wraps ``data`` (a NumPy or CuPy array, used as is: no copy); no gradient yet."""
         if not hasattr(data, "shape") or not hasattr(data, "dtype"):
             raise TypeError(f"fastnn.nn.Parameter: argument 'data' must be an array; got {type(data).__name__}")
         self.data = data
-        self.grad: Array | None = None
+        self._grad: Array | None = None
+        self._grad_zeroed = False
+
+    @property
+    def grad(self) -> Array | None:
+        """The gradient accumulated by backward passes (None until the first one)."""
+        if self._grad_zeroed:
+            self._grad.fill(0)
+            self._grad_zeroed = False
+        return self._grad
+
+    @grad.setter
+    def grad(self, value: Array | None) -> None:
+        self._grad = value
+        self._grad_zeroed = False
+
+    def zero_grad(self, set_to_none: bool = False) -> None:
+        """Makes ``.grad`` zero (or None with ``set_to_none``), keeping its array. The zeros
+        cost nothing until used: the next backward writes its gradient over the array instead
+        of adding into it (a pass over the memory saved, twice for a large weight), and a read
+        of ``.grad`` before then writes them."""
+        if set_to_none:
+            self.grad = None
+        elif self._grad is not None:
+            self._grad_zeroed = True
+
+    def grad_for_backward(self) -> tuple[Array | None, bool]:
+        """``(array, accumulate)`` for a backward op's ``grad_*`` argument: the gradient array
+        and whether the op must add into it (False after :meth:`zero_grad`: it may overwrite)."""
+        return self._grad, not self._grad_zeroed
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -404,10 +437,7 @@ class Module:
     def zero_grad(self, set_to_none: bool = False) -> None:
         """Zeroes every parameter's ``.grad`` in place (or drops it with ``set_to_none``)."""
         for p in self.parameters():
-            if set_to_none:
-                p.grad = None
-            elif p.grad is not None:
-                p.grad.fill(0)
+            p.zero_grad(set_to_none)
 
     def state_dict(self) -> "OrderedDict[str, Array]":
         """Copies of every parameter and buffer, by dotted name."""

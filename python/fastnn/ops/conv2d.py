@@ -122,6 +122,7 @@ def conv2d_backward(
     padding: IntPair = 0,
     dilation: IntPair = 1,
     groups: int = 1,
+    accumulate: bool = True,
 ) -> tuple[Array | None, Array, Array | None]:
     """Gradients of :func:`conv2d` given ``grad_out`` = dL/dy (N, C_out, H_out, W_out).
 
@@ -134,13 +135,13 @@ def conv2d_backward(
         dbias[o]            = sum_{n, i, j} dy[n, o, i, j]   (None when ``bias`` is False)
 
     When ``grad_weight`` / ``grad_bias`` arrays are given, the gradients are *added* into them
-    in place and those arrays are returned. ``stride``, ``padding``, ``dilation`` and ``groups``
-    must be those of the forward call.
+    in place (written over them with ``accumulate=False``) and those arrays are returned.
+    ``stride``, ``padding``, ``dilation`` and ``groups`` must be those of the forward call.
     """
     hyper = conv2d_hyper_parameters("conv2d_backward", stride, padding, dilation, groups)
     try:
         return backend_for("conv2d_backward", x).conv2d_backward(
-            x, weight, grad_out, grad_weight, grad_bias, *hyper, input_grad, bias
+            x, weight, grad_out, grad_weight, grad_bias, *hyper, input_grad, bias, bool(accumulate)
         )
     except MemoryError as e:
         raise _named_memory_error("conv2d_backward", e, x, weight, hyper) from e

@@ -23,14 +23,16 @@ def linear_backward(
     grad_bias: Array | None = None,
     bias: bool = True,
     input_grad: bool = True,
+    accumulate: bool = True,
 ) -> tuple[Array | None, Array, Array | None]:
     """Gradients of :func:`linear` given ``grad_out`` = dL/dy (N, out).
 
     Returns ``(dx, dweight, dbias)``: ``dx = grad_out @ weight`` (None when ``input_grad`` is
     False), ``dweight = grad_out.T @ x``, ``dbias = grad_out.sum(0)`` (None when ``bias`` is
     False). When ``grad_weight`` / ``grad_bias`` arrays are given, the gradients are *added*
-    into them in place and those arrays are returned.
+    into them in place (written over them with ``accumulate=False``) and those arrays are
+    returned.
     """
     return backend_for("linear_backward", x).linear_backward(
-        x, weight, grad_out, grad_weight, grad_bias, input_grad, bias
+        x, weight, grad_out, grad_weight, grad_bias, input_grad, bias, bool(accumulate)
     )

@@ -84,14 +84,12 @@ class Optimizer:
         raise NotImplementedError
 
     def zero_grad(self, set_to_none: bool = False) -> None:
-        """Zeroes every gradient in place (keeps the arrays: no allocation next step), or
-        drops them with ``set_to_none``."""
+        """Zeroes every gradient (keeps the arrays: no allocation next step; the zeros are
+        written lazily, see :meth:`fastnn.nn.Parameter.zero_grad`), or drops them with
+        ``set_to_none``."""
         for group in self.param_groups:
             for p in group["params"]:
-                if set_to_none:
-                    p.grad = None
-                elif p.grad is not None:
-                    p.grad.fill(0)
+                p.zero_grad(set_to_none)
 
     def _state_of(self, p: Parameter) -> dict[str, Any]:
         """p's state, its arrays moved to p's device first if p has moved (Module.to)."""
