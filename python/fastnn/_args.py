@@ -53,6 +53,8 @@ def integer(owner: str, arg: str, value: object) -> int:
 
 def real(owner: str, arg: str, value: object) -> float:
     """``value`` (an int or float, NumPy scalars included) as a float; TypeError otherwise."""
+    if type(value) is float:  # the usual case, first: optimisers pass several per step
+        return value
     if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_)):
         return float(value)
     raise TypeError(f"fastnn.{owner}: argument '{arg}' must be a real number; got {value!r}")

@@ -154,6 +154,26 @@ def _annotate(error: Exception, seq: "Sequential", child: Module, child_input: A
     error.args = (message,) + error.args[1:]
 
 
+class _StepPlan:
+    """How a Sequential runs its modules, worked out once per change of the model:
+    ``fuses[i]``, module i runs as ``forward_relu`` with the ReLU after it; ``absorbs[i]``,
+    module i (a MaxPool2d) takes the backward of the ReLU before it; ``first_weighted``, the
+    index of the first module with parameters (len(modules) if none); ``defers_first``,
+    whether that module's input gradient can be deferred."""
+
+    __slots__ = ("modules", "fuses", "absorbs", "first_weighted", "defers_first")
+
+    def __init__(self, modules: list[Module], fuse_relu: bool) -> None:
+        self.modules = modules
+        self.fuses = [fuse_relu and i + 1 < len(modules) and _fuses_with_relu(m, modules[i + 1])
+                      for i, m in enumerate(modules)]
+        self.absorbs = [fuse_relu and i > 0 and _absorbs_relu_backward(modules[i - 1], m)
+                        for i, m in enumerate(modules)]
+        self.first_weighted = next(
+            (i for i, m in enumerate(modules) if any(True for _ in m.parameters())), len(modules))
+        self.defers_first = self.first_weighted < len(modules) and _defers_input_grad(modules[self.first_weighted])
+
+
 class Sequential(Module):
     """Runs its modules in order; backward runs them in reverse.
 
@@ -191,13 +211,14 @@ class Sequential(Module):
             y = eval_forward(self, x)
             if y is not None:
                 return y
-        modules = list(self._modules.values())
+        plan = self._plan()
+        modules, fuses = plan.modules, plan.fuses
         given = x
         i = 0
         while i < len(modules):
             m = modules[i]
             try:
-                if self.fuse_relu and i + 1 < len(modules) and _fuses_with_relu(m, modules[i + 1]):
+                if fuses[i]:
                     y = m.forward_relu(x)
                     modules[i + 1].keep_fused_output(y)
                     step = 2
@@ -220,24 +241,24 @@ class Sequential(Module):
         (``model.backward(loss_fn.backward())``) does the work of :meth:`backward_params` and no
         more: data needs no gradient, PyTorch's rule for inputs without ``requires_grad``. A
         Sequential nested in another module returns a plain array."""
-        modules = list(self._modules.values())
+        plan = self._plan()
         depth = getattr(_backward_depth, "value", 0)
         _backward_depth.value = depth + 1
         try:
             if depth == 0:
-                return self._backward_deferring_input(modules, grad_out)
-            return self._backward_through(modules, grad_out)
+                return self._backward_deferring_input(plan, grad_out)
+            return self._backward_through(plan, 0, len(plan.modules), grad_out)
         finally:
             _backward_depth.value = depth
 
-    def _backward_deferring_input(self, modules: list[Module], grad_out: Array) -> Array:
+    def _backward_deferring_input(self, plan: "_StepPlan", grad_out: Array) -> Array:
         """The backward with the first weighted layer's input gradient deferred (where it can be:
         otherwise eager)."""
-        first = self._first_with_parameters(modules)
-        if first == len(modules) or not _defers_input_grad(modules[first]):
-            return self._backward_through(modules, grad_out)
+        modules, first = plan.modules, plan.first_weighted
+        if not plan.defers_first:
+            return self._backward_through(plan, 0, len(modules), grad_out)
         layer = modules[first]
-        grad_at_layer = self._backward_through(modules[first + 1:], grad_out)
+        grad_at_layer = self._backward_through(plan, first + 1, len(modules), grad_out)
         layer.backward_params(grad_at_layer)
         backward_done(layer)
         # What the input gradient reads, held as of now: dx depends on the weight and dy only
@@ -246,32 +267,34 @@ class Sequential(Module):
         # Linear ~1 MB, ~2% of its step) so that no write into it before dx is read, such as a
         # hand-written update p.data -= lr * p.grad, can change dx.
         x, weight, op, kwargs = layer._x, layer.weight.data.copy(), layer._backward_op, layer._op_kwargs()
-        leading = modules[:first]
 
         def input_grad() -> Array:
             dx, _, _ = op(x, weight, grad_at_layer, bias=False, input_grad=True, **kwargs)
-            return self._backward_through(leading, dx) if leading else dx
+            return self._backward_through(plan, 0, first, dx)
 
         return DeferredGradient(input_grad)
 
-    def _first_with_parameters(self, modules: list[Module]) -> int:
-        """The index of the first module that has parameters (len(modules) if none). Cached
-        until the module tree may have changed (modules_version: assigning or deleting a
-        Parameter or Module anywhere): walking every child's parameters() took a few
-        microseconds per layer at every backward."""
-        cached = self.__dict__.get("_first_weighted")
+    def _plan(self) -> "_StepPlan":
+        """How forward and backward run the modules (:class:`_StepPlan`). Cached until the
+        module tree or a setting may have changed (modules_version: assigning a Parameter,
+        Module or public attribute anywhere, an instance's forward or backward included), for
+        this object only (a deep copy, which copies the cache, rebuilds it): the per-layer type,
+        patch and parameter checks cost a few microseconds a layer at every forward and
+        backward."""
+        cached = self.__dict__.get("_step_plan")
         version = modules_version()
-        if cached is not None and cached[0] == version:
-            return cached[1]
-        first = next((i for i, m in enumerate(modules) if any(True for _ in m.parameters())), len(modules))
-        object.__setattr__(self, "_first_weighted", (version, first))  # a cache: no registration
-        return first
+        if cached is not None and cached[0] == version and cached[1] == id(self):
+            return cached[2]
+        plan = _StepPlan(list(self._modules.values()), bool(self.fuse_relu))
+        object.__setattr__(self, "_step_plan", (version, id(self), plan))  # a cache: no registration
+        return plan
 
-    def _backward_through(self, modules: list[Module], grad_out: Array) -> Array:
-        """Runs the backward of ``modules`` in reverse order."""
-        i = len(modules) - 1
-        while i >= 0:
-            if self.fuse_relu and i > 0 and _absorbs_relu_backward(modules[i - 1], modules[i]):
+    def _backward_through(self, plan: "_StepPlan", start: int, stop: int, grad_out: Array) -> Array:
+        """Runs the backward of ``plan.modules[start:stop]`` in reverse order."""
+        modules, absorbs = plan.modules, plan.absorbs
+        i = stop - 1
+        while i >= start:
+            if i > start and absorbs[i]:
                 grad_out = modules[i].backward_through_relu(grad_out)
                 backward_done(modules[i])
                 backward_done(modules[i - 1])
@@ -285,12 +308,12 @@ class Sequential(Module):
     def backward_params(self, grad_out: Array) -> None:
         """Parameter gradients only: the leading modules without parameters (Flatten...) get
         no backward call, and the first one with parameters skips its input gradient."""
-        modules = list(self._modules.values())
-        first = self._first_with_parameters(modules)
-        grad_out = self._backward_through(modules[first + 1:], grad_out)
-        if first < len(modules):
-            modules[first].backward_params(grad_out)
-            backward_done(modules[first])
+        plan = self._plan()
+        first = plan.first_weighted
+        grad_out = self._backward_through(plan, first + 1, len(plan.modules), grad_out)
+        if first < len(plan.modules):
+            plan.modules[first].backward_params(grad_out)
+            backward_done(plan.modules[first])
 
     def __len__(self) -> int:
         """The number of modules."""
