@@ -99,6 +99,30 @@ def test_a_hand_written_update_before_the_first_use_leaves_dx_alone(rng):
     assert_close(np.asarray(dx), reference.linear_backward(x, first_weight, dh)[0], RTOL, "dx after the update")
 
 
+@pytest.mark.parametrize("write", ["operator", "ufunc out", "array taken"])
+def test_other_writes_into_the_weight_before_the_first_use_leave_dx_alone(rng, write):
+    """The weight is copied only when handed out; every way of writing into it hands it out
+    first: in-place operators on the Parameter, ufuncs with out=, np.asarray."""
+    fastnn.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 4))
+    x = rng.standard_normal((3, 6)).astype(np.float32)
+    g = rng.standard_normal((3, 4)).astype(np.float32)
+    model(x)
+    first_weight = model[0].weight.data.copy()
+    dx, dx_kept = model.backward(g), model.backward(g)  # two pending gradients read the weight
+    weight = model[0].weight
+    if write == "operator":
+        weight -= 1.0
+    elif write == "ufunc out":
+        np.multiply(weight, 3.0, out=weight)
+    else:
+        np.asarray(weight)[...] = 0.0
+    assert not np.array_equal(weight.data, first_weight)
+    expected = reference.linear_backward(x, first_weight, g)[0]
+    assert_close(np.asarray(dx), expected, RTOL, "dx")
+    assert_close(np.asarray(dx_kept), expected, RTOL, "the second dx")
+
+
 def test_next_forward_resolves_before_the_caches_change(rng):
     fastnn.manual_seed(0)
     model = nn.Sequential(nn.Flatten(), nn.Linear(8, 3))

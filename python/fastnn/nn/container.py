@@ -263,16 +263,16 @@ class Sequential(Module):
         backward_done(layer)
         # What the input gradient reads, held as of now: dx depends on the weight and dy only
         # (x gives the op its shape; the weight gradient it also computes is thrown away). The
-        # weight is copied (the first layer's only: a conv stem's is tiny, an MLP's first
-        # Linear ~1 MB, ~2% of its step) so that no write into it before dx is read, such as a
-        # hand-written update p.data -= lr * p.grad, can change dx.
-        x, weight, op, kwargs = layer._x, layer.weight.data.copy(), layer._backward_op, layer._op_kwargs()
+        # weight is copied only if someone takes it (Parameter.data) before dx is computed, so
+        # that no write into it, such as a hand-written update p.data -= lr * p.grad, can change
+        # dx; optimisers and the next forward compute dx first.
+        x, weight, op, kwargs = layer._x, layer.weight.data, layer._backward_op, layer._op_kwargs()
 
-        def input_grad() -> Array:
+        def input_grad(weight: Array) -> Array:
             dx, _, _ = op(x, weight, grad_at_layer, bias=False, input_grad=True, **kwargs)
             return self._backward_through(plan, 0, first, dx)
 
-        return DeferredGradient(input_grad)
+        return DeferredGradient(input_grad, reads=(weight,))
 
     def _plan(self) -> "_StepPlan":
         """How forward and backward run the modules (:class:`_StepPlan`). Cached until the

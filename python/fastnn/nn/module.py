@@ -64,15 +64,26 @@ class Parameter(NDArrayOperatorsMixin):
     # since. The zeros are written when ``.grad`` is next read; a layer's backward instead writes
     # its gradient over the array (grad_for_backward): PyTorch's default zero_grad drops the
     # gradients for the same reason, and here the array (and its memory) stays.
-    __slots__ = ("data", "_grad", "_grad_zeroed")
+    __slots__ = ("_data", "_grad", "_grad_zeroed")
 
     def __init__(self, data: Array) -> None:
         """Wraps ``data`` (a NumPy or CuPy array, used as is: no copy); no gradient yet."""
         if not hasattr(data, "shape") or not hasattr(data, "dtype"):
             raise TypeError(f"fastnn.nn.Parameter: argument 'data' must be an array; got {type(data).__name__}")
-        self.data = data
+        self._data = data
         self._grad: Array | None = None
         self._grad_zeroed = False
+
+    @property
+    def data(self) -> Array:
+        """The array (written in place by optimisers and by in-place operators)."""
+        if _PENDING_GRADIENTS:  # a deferred input gradient that reads this array keeps a copy first
+            _before_handing_out(self._data)
+        return self._data
+
+    @data.setter
+    def data(self, value: Array) -> None:
+        self._data = value
 
     @property
     def grad(self) -> Array | None:
@@ -105,22 +116,22 @@ class Parameter(NDArrayOperatorsMixin):
     @property
     def shape(self) -> tuple[int, ...]:
         """The data's shape."""
-        return tuple(self.data.shape)
+        return tuple(self._data.shape)
 
     @property
     def dtype(self) -> np.dtype:
         """The data's dtype."""
-        return self.data.dtype
+        return self._data.dtype
 
     @property
     def size(self) -> int:
         """The data's element count."""
-        return int(self.data.size)
+        return int(self._data.size)
 
     @property
     def ndim(self) -> int:
         """The data's number of axes."""
-        return int(self.data.ndim)
+        return int(self._data.ndim)
 
     def accumulate_grad(self, grad: Array) -> None:
         """Adds ``grad`` into ``.grad`` (adopting ``grad`` itself when ``.grad`` is None)."""
@@ -160,7 +171,7 @@ class Parameter(NDArrayOperatorsMixin):
 
     def __len__(self) -> int:
         """The length of the data's first axis."""
-        return len(self.data)
+        return len(self._data)
 
     def __getitem__(self, index: Any) -> Array:
         """``p.data[index]`` (a view or copy of the data, as NumPy indexing gives)."""
@@ -189,16 +200,23 @@ class DeferredGradient(NDArrayOperatorsMixin):
     plain arrays come back), ``dx.shape``, ``dx[i]``, ``len(dx)``, any array attribute or method
     (``dx.sum()``, ``dx.get()`` on the GPU), ``cupy.asarray(dx)``; :meth:`resolve` returns the
     array itself (pass that to fastnn.ops). It is the gradient of the backward that made it:
-    that backward keeps a copy of the first layer's weight, so no update of the weights before
-    the first use changes it, and an optimiser step and the next forward of any Sequential (which
-    rewrite the layer caches it reads) compute still-referenced deferred gradients first.
+    it keeps a copy of the first layer's weight as soon as that weight is handed out for a
+    possible write (:attr:`Parameter.data`, in-place operators, ``np.asarray(p)``), so no update
+    of the weights before the first use changes it, and an optimiser step and the next forward of
+    any Sequential (which rewrite the weights and the layer caches it reads) compute
+    still-referenced deferred gradients first.
     """
 
-    __slots__ = ("_compute", "_array", "__weakref__")
+    __slots__ = ("_compute", "_reads", "_array", "__weakref__")
 
-    def __init__(self, compute: Callable[[], Array]) -> None:
-        """``compute()`` returns the gradient; it runs at most once."""
-        self._compute: Callable[[], Array] | None = compute
+    def __init__(self, compute: Callable[..., Array], reads: tuple[Array, ...] = ()) -> None:
+        """``compute(*reads)`` returns the gradient; it runs at most once. ``reads`` are the
+        parameter arrays it reads (a layer's weight): if one is handed out through
+        :attr:`Parameter.data` (to be written, perhaps) before then, this gradient first keeps a
+        copy of it as it is, and computes from the copy. Copying only then, not at every
+        backward, saves an MLP's step a pass over its largest weight."""
+        self._compute: Callable[..., Array] | None = compute
+        self._reads = reads
         self._array: Array | None = None
         key = id(self)
         _PENDING_GRADIENTS[key] = weakref.ref(self, lambda _, key=key: _PENDING_GRADIENTS.pop(key, None))
@@ -208,8 +226,15 @@ class DeferredGradient(NDArrayOperatorsMixin):
         if self._compute is not None:
             compute, self._compute = self._compute, None
             _PENDING_GRADIENTS.pop(id(self), None)
-            self._array = compute()
+            reads, self._reads = self._reads, ()
+            self._array = compute(*reads)
         return self._array
+
+    def _keep_copy_of(self, array: Array) -> None:
+        """Replaces ``array`` among the arrays still to be read by a copy of it."""
+        if any(r is array for r in self._reads):
+            copy = array.copy()
+            self._reads = tuple(copy if r is array else r for r in self._reads)
 
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
         """The gradient as a NumPy array (no copy unless ``dtype`` or ``copy`` asks for one)."""
@@ -261,9 +286,18 @@ def _resolve_all(values: tuple) -> tuple:
 
 # Deferred gradients not yet computed and still referenced somewhere, by id (a WeakSet would
 # compare them with ==, which is element-wise here): resolved before anything that would change
-# what they read (an optimiser step, a forward). The README loop's gradient is dropped at once,
-# so this is empty there and checking it costs nothing.
+# what they read (an optimiser step, a forward), and given copies of the parameter arrays they
+# read before those are handed out (Parameter.data). The README loop's gradient is dropped at
+# once, so this is empty there and checking it costs nothing.
 _PENDING_GRADIENTS: "dict[int, weakref.ref[DeferredGradient]]" = {}
+
+
+def _before_handing_out(array: Array) -> None:
+    """Makes every pending deferred gradient that reads ``array`` keep a copy of it."""
+    for ref in list(_PENDING_GRADIENTS.values()):
+        grad = ref()
+        if grad is not None:
+            grad._keep_copy_of(array)
 
 
 def resolve_pending_gradients() -> None:
