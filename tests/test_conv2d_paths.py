@@ -47,13 +47,14 @@ CASES = {
     "direct-pixel-major-grouped": ((2, 4, 11, 9, 32, 3, 1, 1, 1, 2), ("direct", "col2im", "direct")),
     # A first layer with many output channels: the product writes y in place.
     "first-layer-wide": ((3, 1, 11, 12, 20, 3, 1, 1, 1, 1), ("channel_major", "col2im", "direct")),
-    # The 4-conv CNN's shapes, small, in float32: Winograd F(4x4, 3x3) forward and input
-    # gradient (10x12 outputs: partial tiles at the bottom and right; 512 output pixels in the
-    # batch at least), weight gradient over tap views. In float64 the taps are read through
-    # offsets (the indirect product).
-    "winograd": ((5, 20, 10, 12, 24, 3, 1, 1, 1, 1), ("winograd", "winograd", "tap_views")),
-    # Padding 2, batch 1 (threads inside the image: the tile rows and the products split).
-    "winograd-batch1-pad2": ((1, 20, 25, 23, 17, 3, 1, 2, 1, 1), ("winograd", "winograd", "tap_views")),
+    # The 4-conv CNN's shapes, small, in float32: Winograd F(4x4, 3x3) forward, input gradient
+    # and weight gradient (10x12 outputs: partial tiles at the bottom and right; 512 output
+    # pixels in the batch at least). In float64 the taps are read through offsets (the indirect
+    # product) and the weight gradient runs over tap views.
+    "winograd": ((5, 20, 10, 12, 24, 3, 1, 1, 1, 1), ("winograd", "winograd", "winograd")),
+    # Padding 2, batch 1 (threads inside the image: the tile rows and the products split; the
+    # weight gradient's one block on one thread).
+    "winograd-batch1-pad2": ((1, 20, 25, 23, 17, 3, 1, 2, 1, 1), ("winograd", "winograd", "winograd")),
     # Fewer than 16 output channels (too few for Winograd): taps read through offsets.
     "indirect": ((2, 24, 10, 12, 12, 3, 1, 1, 1, 1), ("indirect", "indirect", "tap_views")),
     "indirect-dilated": ((2, 17, 11, 20, 19, 3, 1, 2, 2, 1), ("indirect", "indirect", "tap_views")),
@@ -127,19 +128,20 @@ def test_core_sixteen_channels_take_the_gemm_where_they_fill_its_tile(rng):
 
 def test_core_winograd_stops_at_256_by_256_channels():
     # Its transformed weights stay in each thread's workspace (3 x 36 floats per channel
-    # pair), so wider layers take the other methods (the plan reads shapes only: the arrays
-    # are never convolved here).
+    # pair; the weight gradient's sums, 36 per pair and chunk), so wider layers take the other
+    # methods (the plan reads shapes only: the arrays are never convolved here).
     x = np.zeros((8, 256, 16, 16), np.float32)
     for c_out, winograd in ((256, True), (257, False)):
         plan = _cpu._conv2d_plan(x, np.zeros((c_out, 256, 3, 3), np.float32), (1, 1), (1, 1), (1, 1), 1)
         assert (plan["forward"] == "winograd") == winograd, (c_out, plan)
+        assert (plan["weight_grad"] == "winograd") == winograd, (c_out, plan)
 
 
 def test_every_method_is_covered():
     methods = {(i, m) for _, plan in CASES.values() for i, m in enumerate(plan)}
     forward = {"direct", "channel_major", "indirect", "columns", "input_as_columns", "winograd"}
     input_grad = forward | {"col2im", "input_as_columns_col2im"}
-    weight_grad = {"direct", "tap_views", "columns", "input_as_columns"}
+    weight_grad = {"direct", "tap_views", "columns", "input_as_columns", "winograd"}
     wanted = {(0, m) for m in forward} | {(1, m) for m in input_grad - {"input_as_columns"}} | {
         (2, m) for m in weight_grad
     }
