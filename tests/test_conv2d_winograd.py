@@ -1,10 +1,11 @@
-"""conv2d by Winograd F(4x4, 3x3) (cpu/conv2d_winograd.h): 3x3, stride 1, float32, at least 16
-channels in and out. Forward, input gradient (the flipped-kernel convolution of dy, which runs
-the same forward) and weight gradient (sum over tiles of (A dY A^T) .* (B^T d B), then
-G^T . G) through the public ops, against the float64 reference, on odd planes (partial tiles at
-the bottom and right), paddings 0, 1 and 2, channel counts that are not multiples of any vector
-width, batches of 1 and several (several images per block, shares split across threads), bias
-and ReLU on and off, gradients accumulated or written.
+"""conv2d by Winograd F(4x4, 3x3) (cpu/conv2d_winograd.h): 3x3, stride 1, float32; at least 16
+channels in and out for the forward and input gradient, 8 in and 4 out for the weight gradient.
+Forward, input gradient (the flipped-kernel convolution of dy, which runs the same forward) and
+weight gradient (the sum over tiles of (A dY A^T) .* (B^T d B), then G^T . G) through the public
+ops, against the float64 reference, on odd planes (partial tiles at the bottom and right),
+paddings 0, 1 and 2, channel counts that are not multiples of any vector width, batches of 1 and
+several (several images per block, shares split across threads), bias and ReLU on and off,
+gradients accumulated or written.
 
 Tolerance. Every output is compared with the reference relative to its own magnitude scale
 s = sum |x| |w| (+ |bias|): a sum of float32 products computed in any order has an error of at
@@ -17,16 +18,19 @@ AVX2 paths alike). WINOGRAD_RTOL = 2e-5 leaves a margin of about six for other o
 orders, and stays far below the errors of order s that any indexing, padding or tile-edge bug
 gives.
 
-Weight gradient. Its scale is s = sum |dy| |x| over the products of each weight (the reference's
-weight gradient of |x| and |dy|). Per dimension Winograd computes tap p's sum of 4 products
-dy[i] d[i + p] as sum_xi G^T[p, xi] (A dy)[xi] (B^T d)[xi]; with every value of magnitude 1 its
-terms add up in magnitude to sum_xi |G^T[p, xi]| |A|row(xi) |B^T|row(xi) (row sums of absolute
-values: A 1 4 4 15 15 1, B^T 10 10 10 6 6 10): 23, 28 and 53 for p = 0, 1, 2, against 4 for
-the direct sum: up to 13x per dimension, 178x in two. The products are rounded at that
-magnitude, so one rounding of the largest intermediate is 178 * 2^-24 s = 1.06e-5 s:
-WGRAD_RTOL = 1e-5. The transforms' and the sums' roundings are many and of either sign, so they
-mostly cancel: measured up to 1.3e-6 s on these shapes (a margin of about eight), while any
-indexing, padding, tile-edge or block bug gives errors of order s.
+Weight gradient. Each weight's magnitude scale is s = sum |dy| |x| over its products (the
+reference's weight gradient of |x| and |dy|); the transforms mix the 9 taps of a channel pair, so
+each tap is compared relative to the largest s among them (a tap that reads mostly padding has a
+small s of its own but shares the rounding of its neighbours' sums). Per dimension Winograd
+computes tap p's sum of 4 products dy[i] d[i + p] as sum_xi G^T[p, xi] (A dy)[xi] (B^T d)[xi];
+with every value of magnitude 1 its terms add up in magnitude to
+sum_xi |G^T[p, xi]| |A|row(xi) |B^T|row(xi) (row sums of absolute values: A 1 4 4 15 15 1,
+B^T 10 10 10 6 6 10): 23, 28 and 53 for p = 0, 1, 2, against 4 for the direct sum: up to 13x
+per dimension, 178x in two. The products are rounded at that magnitude, so one rounding of the
+largest intermediate is 178 * 2^-24 s = 1.06e-5 s: WGRAD_RTOL = 1e-5. The transforms' and the
+sums' roundings are many and of either sign, so they mostly cancel: measured up to 1.8e-6 s on
+these shapes and on ResNet-20's at batch 64-128 (the portable and AVX2 paths; a margin of five),
+while any indexing, padding, tile-edge or block bug gives errors of order s.
 """
 
 from __future__ import annotations
@@ -119,7 +123,8 @@ def test_core_winograd_input_grad_matches_reference(shape, num_threads, rng, thr
 
 
 def weight_grad_reference(x, dy, padding):
-    """The float64 weight gradient and its scale s (module docstring)."""
+    """The float64 weight gradient and its scale: for each channel pair, the largest s of its
+    9 taps (module docstring)."""
     x64, dy64 = as64(x, dy)
     weight_shape = (dy.shape[1], x.shape[1], 3, 3)
     w64 = np.zeros(weight_shape)  # the weight gradient does not read it
@@ -127,15 +132,32 @@ def weight_grad_reference(x, dy, padding):
     _, scale, _ = reference.conv2d_backward(
         np.abs(x64), w64, np.abs(dy64), bias=False, input_grad=False, padding=padding
     )
-    return rdw, scale
+    return rdw, np.broadcast_to(scale.max(axis=(2, 3), keepdims=True), scale.shape)
 
 
 # Several blocks of images, so the sum runs over chunks (cpu/conv2d_winograd.cpp): 16 tiles per
-# image, 8 images per block, 5 blocks.
+# image, 16 images per block, 3 blocks of 16, 16 and 8.
 MANY_BLOCKS = (40, 16, 15, 16, 17, 1)
+# The weight gradient's rule is wider than the forward's (cpu/conv2d_plan.cpp): 8 input
+# channels and 4 output ones, planes smaller than a tile, 8 tiles in the batch.
+WGRAD_SHAPES = SHAPES + [
+    MANY_BLOCKS,
+    (3, 8, 9, 11, 5, 1),  # 8 -> 5 channels: less than a vector on either side
+    (16, 20, 2, 3, 24, 2),  # 4x5 outputs from a 2x3 plane padded by 2: one tile, two partial
+    (8, 9, 1, 1, 16, 1),  # one pixel: each tile holds one real output
+]
 
 
-@pytest.mark.parametrize("shape", SHAPES + [MANY_BLOCKS])
+@pytest.mark.parametrize("shape", WGRAD_SHAPES)
+def test_core_winograd_weight_grad_is_planned_for_these_shapes(shape, rng):
+    x, weight, _, padding = make(shape, rng)
+    plan = _cpu._conv2d_plan(x, weight, (1, 1), (padding, padding), (1, 1), 1)
+    assert plan["weight_grad"] == "winograd"
+    plan64 = _cpu._conv2d_plan(*as64(x, weight), (1, 1), (padding, padding), (1, 1), 1)
+    assert plan64["weight_grad"] != "winograd"
+
+
+@pytest.mark.parametrize("shape", WGRAD_SHAPES)
 @pytest.mark.parametrize("num_threads", [1, 2])
 @pytest.mark.parametrize("accumulate", [False, True])
 def test_core_winograd_weight_grad_matches_reference(shape, num_threads, accumulate, rng, threads):

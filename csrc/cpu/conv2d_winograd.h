@@ -55,7 +55,8 @@
 //
 // Every output is one fixed-order computation whatever the thread count or blocking.
 // Non-finite inputs spread to the whole output tiles whose input tiles hold them (the
-// transforms mix every pixel of a tile), not only to the outputs whose 3x3 windows hold them.
+// transforms mix every pixel of a tile), not only to the outputs whose 3x3 windows hold them;
+// in the weight gradient, to all 9 taps of the channel pairs whose tiles hold them.
 #pragma once
 
 #include <cstdint>
