@@ -216,6 +216,25 @@ def test_core_nonfinite_input_stays_in_its_tiles(rng):
     assert_within_scale(y[outside], ref[outside], scale[outside], "outputs outside the Inf's tiles")
 
 
+def test_core_nonfinite_input_stays_in_its_channel_pairs(rng):
+    """In the weight gradient an Inf in x reaches every weight the reference makes non-finite,
+    and beyond those at most the other taps of the same channel pairs (the transforms mix a
+    pair's 9 taps); every other channel pair stays finite and accurate."""
+    shape = (3, 16, 13, 14, 17, 1)
+    x, weight, _, padding = make(shape, rng)
+    x[1, 3, 6, 9] = np.inf
+    dy = rng.standard_normal(ops.conv2d(x, weight, None, padding=padding).shape).astype(np.float32)
+    _, dw, _ = ops.conv2d_backward(x, weight, dy, bias=False, input_grad=False, padding=padding)
+    with np.errstate(invalid="ignore"):
+        rdw, scale = weight_grad_reference(x, dy, padding)
+    bad, ref_bad = ~np.isfinite(dw), ~np.isfinite(rdw)
+    assert ref_bad.any() and (bad | ~ref_bad).all()
+    others = np.ones(shape[1], bool)
+    others[3] = False
+    assert not bad[:, others].any()
+    assert_within_scale(dw[:, others], rdw[:, others], scale[:, others], "other channel pairs", WGRAD_RTOL)
+
+
 @pytest.mark.parametrize("level", SIMD_LEVELS)
 def test_forced_simd_paths(level):
     """The test_core_* tests under FASTNN_SIMD=level (the transforms are built per ISA)."""
