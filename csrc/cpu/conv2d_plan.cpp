@@ -163,8 +163,9 @@ bool winograd_pays(const Conv2dShape& s) {
 //   64->64 8x8 0.23 -> 0.14, 1 x 16->16 16x16 0.05 -> 0.04;
 //   it loses with fewer than 8 input channels (the transforms' lanes run over them: 6->16
 //   16x16 0.39 -> 0.54, 4->8 32x32 1.80 -> 2.23, 3->16 32x32 (direct) 1.46 -> 1.87) and with
-//   fewer than 8 tiles in the batch (1 x 64->64 8x8: 4 tiles, 0.12 -> 0.11, 1 x 32->32 8x8
-//   0.03 -> 0.04: the products' K too short for the fixed final transform).
+//   fewer than 8 tiles in the batch (1 x 64->64 8x8, 4 tiles: 0.08 -> 0.11 in one run, 0.12
+//   -> 0.11 in another; 1 x 32->32 8x8 0.03 -> 0.04: the products' K too short for the fixed
+//   cost of the final transform).
 // Channel pairs capped as the forward's: its sums take 36 floats per pair and chunk.
 template <class T>
 bool winograd_weight_grad_pays(const Conv2dShape& s) {
