@@ -146,18 +146,22 @@ int64_t images_per_block(const WinogradGeometry& g, int64_t target_tiles = kTarg
 }
 
 // The weight gradient's blocks: longer than the forward's, as each block reads and writes all
-// of M (a*a x C_out x C_in) once more, and the products' K is the block's tiles. Its chunks of
-// the batch, each summed into its own partial M: up to 8 (enough to keep 2-4 threads even), as
-// long as the partials stay within 4 MiB. Measured on an AVX2 Zen at batch 128, two threads,
-// ms per weight gradient (ResNet-20 16->16 32x32 / 32->32 16x16 / 64->64 8x8; 4-conv CNN
-// 32->32 28x28 / 32->64 14x14 / 64->64 14x14): 128 tiles within 512 KiB (the forward's
-// blocks) 2.71 2.29 1.92 8.87 6.35 8.86; 256 tiles within 2 MiB 2.62 2.29 1.95 8.04 5.59 7.67;
-// within 4 MiB 2.63 2.19 2.11 8.28 6.13 8.74; 512 tiles within 2 MiB, 4 to 16 chunks: within
-// 10% of these, as close as the runs repeat on this shared machine.
+// of M (a*a x C_out x C_in) once more, and the products' K is the block's tiles. Measured on an
+// AVX2 Zen at batch 128, two threads, ms per weight gradient (ResNet-20 16->16 32x32 / 32->32
+// 16x16 / 64->64 8x8; 4-conv CNN 32->32 28x28 / 32->64 14x14 / 64->64 14x14): 128 tiles
+// within 512 KiB (the forward's blocks) 2.71 2.29 1.92 8.87 6.35 8.86; 256 tiles within 2 MiB
+// 2.62 2.29 1.95 8.04 5.59 7.67; within 4 MiB 2.63 2.19 2.11 8.28 6.13 8.74; 512 tiles within
+// 2 MiB: within 10% of these, as close as the runs repeat on this shared machine.
+// Its chunks of the batch, each summed into its own partial M: up to 8 (4 to 16 measured alike;
+// 8 keeps 2 and 4 threads even), while the partials fit in 16 MiB, and at least 2 (two threads
+// for any layer; 19 MiB for 256 x 256 channels). Within 4 MiB, 128 x 128 channels had one
+// chunk, so one thread: 8x8 planes 14.8 ms against 9.7 within 16 MiB (64 images of 16x16:
+// 30.6 against 17.8); 64 x 64 channels (7 chunks, then 8) 2.0 and 1.9.
 constexpr int64_t kWeightGradTargetTiles = 256;
 constexpr int64_t kWeightGradMaxBlockBytes = int64_t{2} << 20;
 constexpr int64_t kWeightGradMaxChunks = 8;
-constexpr int64_t kWeightGradPartialBytes = int64_t{4} << 20;
+constexpr int64_t kWeightGradMinChunks = 2;
+constexpr int64_t kWeightGradPartialBytes = int64_t{16} << 20;
 
 }  // namespace
 
@@ -240,8 +244,8 @@ void winograd_weight_grad(const float* dy, const float* x, float* dweight, bool 
   const int64_t blocks = (s.batch + per_block - 1) / per_block;
   const int64_t m_stride = xi_stride(O * g.Cp), partial_size = X * m_stride;
   const int64_t chunks = std::clamp<int64_t>(
-      kWeightGradPartialBytes / (partial_size * int64_t{sizeof(float)}), 1,
-      std::min(blocks, kWeightGradMaxChunks));
+      kWeightGradPartialBytes / (partial_size * int64_t{sizeof(float)}),
+      std::min(blocks, kWeightGradMinChunks), std::min(blocks, kWeightGradMaxChunks));
   const int64_t x_image = g.Hh * g.Wh * g.Cp, dy_image = g.tiles_h * m * dy_width * g.Op;
   const int64_t v_stride = xi_stride(per_block * tiles * g.Cp);
   const int64_t w_stride = xi_stride(per_block * tiles * g.Op);
