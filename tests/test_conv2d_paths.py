@@ -28,6 +28,9 @@ import fastnn
 from fastnn import _cpu, ops, reference
 
 # name: ((N, C_in, H, W, C_out, kernel, stride, padding, dilation, groups), plan)
+# The plan named is float32's. Dense 3x3 stride-1 layers of 8 or more input channels take the
+# Winograd weight gradient in float32 (cpu/conv2d_plan.cpp), the tap views in float64: the
+# float64 runs below keep those shapes on the tap views.
 CASES = {
     # LeNet's first layer: direct forward and weight gradient (few taps); its input gradient
     # (one input channel) by col2im.
@@ -47,28 +50,29 @@ CASES = {
     "direct-pixel-major-grouped": ((2, 4, 11, 9, 32, 3, 1, 1, 1, 2), ("direct", "col2im", "direct")),
     # A first layer with many output channels: the product writes y in place.
     "first-layer-wide": ((3, 1, 11, 12, 20, 3, 1, 1, 1, 1), ("channel_major", "col2im", "direct")),
-    # The 4-conv CNN's shapes, small, in float32: Winograd F(4x4, 3x3) forward and input
-    # gradient (10x12 outputs: partial tiles at the bottom and right; 512 output pixels in the
-    # batch at least), weight gradient over tap views. In float64 the taps are read through
-    # offsets (the indirect product).
-    "winograd": ((5, 20, 10, 12, 24, 3, 1, 1, 1, 1), ("winograd", "winograd", "tap_views")),
-    # Padding 2, batch 1 (threads inside the image: the tile rows and the products split).
-    "winograd-batch1-pad2": ((1, 20, 25, 23, 17, 3, 1, 2, 1, 1), ("winograd", "winograd", "tap_views")),
+    # The 4-conv CNN's shapes, small, in float32: Winograd F(4x4, 3x3) forward, input gradient
+    # and weight gradient (10x12 outputs: partial tiles at the bottom and right; 512 output
+    # pixels in the batch at least). In float64 the taps are read through offsets (the indirect
+    # product) and the weight gradient runs over tap views.
+    "winograd": ((5, 20, 10, 12, 24, 3, 1, 1, 1, 1), ("winograd", "winograd", "winograd")),
+    # Padding 2, batch 1 (threads inside the image: the tile rows and the products split; the
+    # weight gradient's one block on one thread).
+    "winograd-batch1-pad2": ((1, 20, 25, 23, 17, 3, 1, 2, 1, 1), ("winograd", "winograd", "winograd")),
     # Fewer than 16 output channels (too few for Winograd): taps read through offsets.
-    "indirect": ((2, 24, 10, 12, 12, 3, 1, 1, 1, 1), ("indirect", "indirect", "tap_views")),
+    "indirect": ((2, 24, 10, 12, 12, 3, 1, 1, 1, 1), ("indirect", "indirect", "winograd")),
     "indirect-dilated": ((2, 17, 11, 20, 19, 3, 1, 2, 2, 1), ("indirect", "indirect", "tap_views")),
     "indirect-grouped": ((3, 36, 9, 10, 40, 3, 1, 1, 1, 2), ("indirect", "indirect", "tap_views")),
     # Output rows of 14 and 21 pixels: under AVX-512 the indirect product runs one 14- or
     # 7-row tile per output row (gemm_row_tile) instead of wide rows (fewer than 16 input
     # channels, so not Winograd: the forward's product has the 24 columns; in the second case
     # the input gradient's does).
-    "indirect-row-tiles": ((2, 12, 9, 14, 24, 3, 1, 1, 1, 1), ("indirect", "col2im", "tap_views")),
-    "indirect-row-tiles-input-grad": ((2, 24, 9, 14, 12, 3, 1, 1, 1, 1), ("indirect", "indirect", "tap_views")),
+    "indirect-row-tiles": ((2, 12, 9, 14, 24, 3, 1, 1, 1, 1), ("indirect", "col2im", "winograd")),
+    "indirect-row-tiles-input-grad": ((2, 24, 9, 14, 12, 3, 1, 1, 1, 1), ("indirect", "indirect", "winograd")),
     "indirect-row-tiles-grouped": ((3, 36, 5, 14, 40, 3, 1, 1, 1, 2), ("indirect", "indirect", "tap_views")),
-    "indirect-row-tiles-of-7": ((2, 12, 6, 21, 20, 3, 1, 1, 1, 1), ("indirect", "col2im", "tap_views")),
+    "indirect-row-tiles-of-7": ((2, 12, 6, 21, 20, 3, 1, 1, 1, 1), ("indirect", "col2im", "winograd")),
     # Few output channels (8: the narrow tile's product, which has no row tile) over 14-pixel
     # rows: wide rows again.
-    "indirect-few-outputs-14": ((2, 20, 5, 14, 8, 3, 1, 1, 1, 1), ("indirect", "indirect", "tap_views")),
+    "indirect-few-outputs-14": ((2, 20, 5, 14, 8, 3, 1, 1, 1, 1), ("indirect", "indirect", "winograd")),
     # Strided: exact columns, col2im, several images per block.
     "strided": ((5, 16, 9, 9, 32, 3, 2, 1, 1, 1), ("columns", "col2im", "columns")),
     "strided-rect": ((3, 18, 11, 10, 20, (3, 2), (2, 1), (1, 0), 1, 1), ("columns", "col2im", "columns")),
@@ -83,7 +87,7 @@ CASES = {
     # Few output channels: the input gradient's convolution has few taps (12) too.
     "pointwise-few-outputs": ((2, 20, 4, 5, 12, 1, 1, 0, 1, 1), ("channel_major", "channel_major", "input_as_columns")),
     # K beyond the GEMM's K block (384 floats), batch 1 (threads inside the image).
-    "deep-K-batch1": ((1, 48, 9, 9, 12, 3, 1, 1, 1, 1), ("indirect", "indirect", "tap_views")),
+    "deep-K-batch1": ((1, 48, 9, 9, 12, 3, 1, 1, 1, 1), ("indirect", "indirect", "winograd")),
 }
 
 
@@ -127,19 +131,40 @@ def test_core_sixteen_channels_take_the_gemm_where_they_fill_its_tile(rng):
 
 def test_core_winograd_stops_at_256_by_256_channels():
     # Its transformed weights stay in each thread's workspace (3 x 36 floats per channel
-    # pair), so wider layers take the other methods (the plan reads shapes only: the arrays
-    # are never convolved here).
+    # pair; the weight gradient's sums, 36 per pair and chunk), so wider layers take the other
+    # methods (the plan reads shapes only: the arrays are never convolved here).
     x = np.zeros((8, 256, 16, 16), np.float32)
     for c_out, winograd in ((256, True), (257, False)):
         plan = _cpu._conv2d_plan(x, np.zeros((c_out, 256, 3, 3), np.float32), (1, 1), (1, 1), (1, 1), 1)
         assert (plan["forward"] == "winograd") == winograd, (c_out, plan)
+        assert (plan["weight_grad"] == "winograd") == winograd, (c_out, plan)
+
+
+def test_core_winograd_weight_grad_rule():
+    # cpu/conv2d_plan.cpp: at least 8 input and 4 output channels and 8 tiles in the batch, in
+    # float32, at stride 1 without dilation or groups, padding up to 2 (shapes only: nothing is
+    # convolved).
+    def weight_grad(n, c_in, hw, c_out, padding=1, dilation=1, groups=1, dtype=np.float32):
+        x = np.zeros((n, c_in, hw, hw), dtype)
+        weight = np.zeros((c_out, c_in // groups, 3, 3), dtype)
+        return _cpu._conv2d_plan(x, weight, (1, 1), (padding, padding), (dilation, dilation), groups)["weight_grad"]
+
+    assert weight_grad(2, 8, 8, 4) == "winograd"  # 2 images of 2x2 tiles
+    assert weight_grad(2, 7, 8, 4) != "winograd"
+    assert weight_grad(2, 8, 8, 3) != "winograd"
+    assert weight_grad(1, 8, 8, 4) != "winograd"  # 4 tiles
+    assert weight_grad(2, 8, 8, 4, padding=2) == "winograd"
+    assert weight_grad(2, 8, 8, 4, padding=3) != "winograd"
+    assert weight_grad(2, 8, 8, 4, dilation=2) != "winograd"
+    assert weight_grad(2, 16, 8, 16, groups=2) != "winograd"
+    assert weight_grad(2, 8, 8, 4, dtype=np.float64) == "tap_views"
 
 
 def test_every_method_is_covered():
     methods = {(i, m) for _, plan in CASES.values() for i, m in enumerate(plan)}
     forward = {"direct", "channel_major", "indirect", "columns", "input_as_columns", "winograd"}
     input_grad = forward | {"col2im", "input_as_columns_col2im"}
-    weight_grad = {"direct", "tap_views", "columns", "input_as_columns"}
+    weight_grad = {"direct", "tap_views", "columns", "input_as_columns", "winograd"}
     wanted = {(0, m) for m in forward} | {(1, m) for m in input_grad - {"input_as_columns"}} | {
         (2, m) for m in weight_grad
     }

@@ -10,11 +10,15 @@
 //                 offset (rows = channels, in place, the output pixels picked by offsets) and dy
 //                 packed once per image; otherwise dweight^T[g] (Kg, Og) (+)= col[g] @ dy^T
 //                 over blocks of images. Transposed once at the end.
+//                 3x3 float32 layers at stride 1 by Winograd F(4x4, 3x3) where the plan says it
+//                 pays (conv2d_winograd.h).
 //   bias grad:    per output channel, plane by plane over the images in order.
 //
 // Determinism: a thread sums its images into its own partial, then the partials are added in
 // thread order, so every gradient depends on the thread count only, never on scheduling.
 #include <algorithm>
+#include <stdexcept>
+#include <type_traits>
 #include <vector>
 
 #include "common/threading.h"
@@ -22,6 +26,7 @@
 #include "cpu/conv2d_columns.h"
 #include "cpu/conv2d_direct.h"
 #include "cpu/conv2d_plan.h"
+#include "cpu/conv2d_winograd.h"
 #include "cpu/gemm.h"
 
 namespace fastnn::cpu::conv2d_detail {
@@ -275,6 +280,12 @@ void conv2d_backward_weight(const T* dy, const T* x, T* dweight, bool accumulate
     case WeightGradMethod::input_as_columns:  // block_columns hands out the image itself
       product_weight_grad(dy, x, dweight, accumulate, s, false);
       return;
+    case WeightGradMethod::winograd:
+      if constexpr (std::is_same_v<T, float>) {
+        winograd_weight_grad(dy, x, dweight, accumulate, s);
+        return;
+      }
+      throw std::logic_error("conv2d: the winograd method is planned for float32 only");
   }
 }
 

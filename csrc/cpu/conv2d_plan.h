@@ -16,6 +16,8 @@
 //   weight grad  direct          conv2d_direct.h kernels: few taps
 //                tap_views       stride 1: one product per tap over the shifted padded image
 //                columns / input_as_columns  dweight^T[g] (+)= col[g] @ dy[n, g]^T
+//                winograd        3x3, stride 1, float32: M[xi] = sum over tiles of the
+//                                transformed dy^T @ transformed x, then G^T M G (conv2d_winograd.h)
 //
 // Every heuristic that chooses a method lives in conv2d_plan.cpp. The passes (conv2d.cpp,
 // conv2d_backward.cpp) switch on the plan and choose no method themselves (they only size
@@ -29,7 +31,7 @@ namespace fastnn::cpu::conv2d_detail {
 
 enum class ForwardMethod { direct, channel_major, indirect, columns, input_as_columns, winograd };
 enum class InputGradMethod { convolution, col2im, input_as_columns_col2im };
-enum class WeightGradMethod { direct, tap_views, columns, input_as_columns };
+enum class WeightGradMethod { direct, tap_views, columns, input_as_columns, winograd };
 
 // How the direct kernels run a shape (Conv2dDirectKernels, conv2d_direct.h).
 struct DirectPlan {

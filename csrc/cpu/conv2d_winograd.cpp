@@ -7,12 +7,22 @@
 // products M[xi] = V[xi] @ U[xi] on the thread itself; then per tile row the output transform
 // (bias, ReLU) into a band that is transposed into y's planes while it is in cache. A batch too
 // small to split runs in turn, its threads sharing the tile rows and the products.
+//
+// The weight gradient cuts the batch into chunks of whole blocks, a number fixed by the shape
+// (at most kWeightGradMaxChunks): a thread takes whole chunks and sums each into its own partial
+// M, block after block, with no barrier (the channels-last copies of x and dy, their transforms
+// V and W, then the a*a products M[xi] += W[xi]^T V[xi]). Then, per output channel, the
+// partials are added in chunk order and transformed to 3x3. Every element is thus one sum in
+// one order whatever the thread count. (Threads sharing each block instead, split by tile rows
+// and positions, cost three barriers per block: on two cores shared with other work each one
+// could wait a time slice, and that ran 20x slower than one thread.)
 #include "cpu/conv2d_winograd.h"
 
 #include <algorithm>
 #include <vector>
 
 #include "common/cpu_features.h"
+#include "common/threading.h"
 #include "cpu/conv2d_columns.h"
 #include "cpu/gemm.h"
 
@@ -127,12 +137,31 @@ const float* channels_last_image(const float* x, int64_t n, const Conv2dShape& s
   return xh;
 }
 
-int64_t images_per_block(const WinogradGeometry& g) {
+int64_t images_per_block(const WinogradGeometry& g, int64_t target_tiles = kTargetTiles,
+                         int64_t max_block_bytes = kMaxBlockBytes) {
   const int64_t tiles = g.tiles();
   const int64_t image_bytes = g.positions() * tiles * (g.Cp + g.Op) * int64_t{sizeof(float)};
-  const int64_t by_tiles = (kTargetTiles + tiles - 1) / tiles;
-  return std::max<int64_t>(1, std::min(by_tiles, kMaxBlockBytes / image_bytes));
+  const int64_t by_tiles = (target_tiles + tiles - 1) / tiles;
+  return std::max<int64_t>(1, std::min(by_tiles, max_block_bytes / image_bytes));
 }
+
+// The weight gradient's blocks: longer than the forward's, as each block reads and writes all
+// of M (a*a x C_out x C_in) once more, and the products' K is the block's tiles. Measured on an
+// AVX2 Zen at batch 128, two threads, ms per weight gradient (ResNet-20 16->16 32x32 / 32->32
+// 16x16 / 64->64 8x8; 4-conv CNN 32->32 28x28 / 32->64 14x14 / 64->64 14x14): 128 tiles
+// within 512 KiB (the forward's blocks) 2.71 2.29 1.92 8.87 6.35 8.86; 256 tiles within 2 MiB
+// 2.62 2.29 1.95 8.04 5.59 7.67; within 4 MiB 2.63 2.19 2.11 8.28 6.13 8.74; 512 tiles within
+// 2 MiB: within 10% of these, as close as the runs repeat on this shared machine.
+// Its chunks of the batch, each summed into its own partial M: up to 8 (4 to 16 measured alike;
+// 8 keeps 2 and 4 threads even), while the partials fit in 16 MiB, and at least 2 (two threads
+// for any layer; 19 MiB for 256 x 256 channels). Within 4 MiB, 128 x 128 channels had one
+// chunk, so one thread: 8x8 planes 14.8 ms against 9.7 within 16 MiB (64 images of 16x16:
+// 30.6 against 17.8); 64 x 64 channels (7 chunks, then 8) 2.0 and 1.9.
+constexpr int64_t kWeightGradTargetTiles = 256;
+constexpr int64_t kWeightGradMaxBlockBytes = int64_t{2} << 20;
+constexpr int64_t kWeightGradMaxChunks = 8;
+constexpr int64_t kWeightGradMinChunks = 2;
+constexpr int64_t kWeightGradPartialBytes = int64_t{16} << 20;
 
 }  // namespace
 
@@ -196,6 +225,95 @@ void winograd_forward(const float* x, const float* weight, const float* bias, fl
       }
     }
   });
+}
+
+void winograd_weight_grad(const float* dy, const float* x, float* dweight, bool accumulate,
+                          const Conv2dShape& s) {
+  constexpr int m = WinogradGeometry::m;
+  const WinogradKernels& transforms = winograd_kernels();
+  const WinogradGeometry g = geometry(s, transforms.lanes);
+  const int64_t C = s.in_channels, O = s.out_channels, X = g.positions();
+  const int64_t tiles = g.tiles(), dy_width = g.tiles_w * m;
+  const int64_t H = s.height, W = s.width, H_out = s.out_height, W_out = s.out_width;
+  const int64_t in_plane = s.in_plane(), out_plane = s.out_plane();
+
+  // Blocks and chunks are sized by the shape alone, never by the thread count: they fix the
+  // order of every sum.
+  const int64_t per_block =
+      images_per_block(g, kWeightGradTargetTiles, kWeightGradMaxBlockBytes);
+  const int64_t blocks = (s.batch + per_block - 1) / per_block;
+  const int64_t m_stride = xi_stride(O * g.Cp), partial_size = X * m_stride;
+  const int64_t chunks = std::clamp<int64_t>(
+      kWeightGradPartialBytes / (partial_size * int64_t{sizeof(float)}),
+      std::min(blocks, kWeightGradMinChunks), std::min(blocks, kWeightGradMaxChunks));
+  const int64_t x_image = g.Hh * g.Wh * g.Cp, dy_image = g.tiles_h * m * dy_width * g.Op;
+  const int64_t v_stride = xi_stride(per_block * tiles * g.Cp);
+  const int64_t w_stride = xi_stride(per_block * tiles * g.Op);
+  float* partials = workspace<float>(kWinogradWeights, chunks * partial_size);  // shared
+  // The spare input channels' sums are never written (the products write C_in of Cp) but the
+  // final transform reads them whole.
+  if (g.Cp != C) std::fill(partials, partials + chunks * partial_size, 0.0f);
+
+  const ThreadPlan thread_plan = plan_threads(s);
+  const int nt = static_cast<int>(
+      std::min<int64_t>(std::max(thread_plan.image_threads, thread_plan.inner_threads), chunks));
+#pragma omp parallel for num_threads(nt) schedule(static)
+  for (int64_t chunk = 0; chunk < chunks; ++chunk) {
+    float* xh = workspace<float>(kPaddedImage, x_image);
+    float* dyh = workspace<float>(kPaddedPlane, dy_image);
+    float* v = workspace<float>(kColumns, X * v_stride);
+    float* w = workspace<float>(kProduct, X * w_stride);
+    float* mprod = partials + chunk * partial_size;
+    // The padding (and the spare channels) of the channels-last copies stays zero: the copies
+    // below write only the images' pixels.
+    std::fill(xh, xh + x_image, 0.0f);
+    std::fill(dyh, dyh + dy_image, 0.0f);
+    const int64_t first = chunk * blocks / chunks * per_block;
+    const int64_t end = std::min(s.batch, (chunk + 1) * blocks / chunks * per_block);
+    for (int64_t n = first; n < end; n += per_block) {
+      const int64_t images = std::min(per_block, end - n);
+      for (int64_t i = 0; i < images; ++i) {
+        const float* image = x + (n + i) * C * in_plane;
+        for (int64_t h = 0; h < H; ++h)
+          transpose(image + h * W, in_plane, C, W,
+                    xh + ((h + s.pad_h) * g.Wh + s.pad_w) * g.Cp, g.Cp);
+        const float* dy_n = dy + (n + i) * O * out_plane;
+        for (int64_t h = 0; h < H_out; ++h)
+          transpose(dy_n + h * W_out, out_plane, O, W_out, dyh + h * dy_width * g.Op, g.Op);
+        for (int64_t r = 0; r < g.tiles_h; ++r) {
+          const int64_t row0 = i * tiles + r * g.tiles_w;
+          transforms.input(xh, g, r, v, row0, v_stride);
+          transforms.output_grad(dyh, g, r, w, row0, w_stride);
+        }
+      }
+      GemmShape gs = GemmShape::dense(O, C, images * tiles, true, false);
+      gs.lda = g.Op, gs.ldb = g.Cp, gs.ldc = g.Cp;
+      const float beta = n == first ? 0.0f : 1.0f;
+      for (int64_t xi = 0; xi < X; ++xi)
+        gemm(gs, 1.0f, w + xi * w_stride, v + xi * v_stride, beta, mprod + xi * m_stride, {},
+             GemmThreads::caller);
+    }
+  }
+
+  // Per output channel: its rows of the chunks' partials summed in chunk order, then G^T M G.
+  const int nt_final = threads_for(O * C * X * chunks);
+#pragma omp parallel for num_threads(nt_final) schedule(static)
+  for (int64_t o = 0; o < O; ++o) {
+    float* sums = workspace<float>(kPackedGrad, X * g.Cp + 9 * g.Cp);  // this thread's
+    float* taps = sums + X * g.Cp;
+    for (int64_t xi = 0; xi < X; ++xi) {
+      float* dst = sums + xi * g.Cp;
+      const float* src = partials + xi * m_stride + o * g.Cp;
+      std::copy(src, src + g.Cp, dst);
+      for (int64_t chunk = 1; chunk < chunks; ++chunk)
+        for (int64_t c = 0; c < g.Cp; ++c) dst[c] += src[chunk * partial_size + c];
+    }
+    transforms.weight_grad(sums, g, 0, g.Cp, taps);
+    float* dst = dweight + o * C * 9;
+    for (int64_t c = 0; c < C; ++c)
+      for (int k = 0; k < 9; ++k)
+        dst[c * 9 + k] = accumulate ? dst[c * 9 + k] + taps[k * g.Cp + c] : taps[k * g.Cp + c];
+  }
 }
 
 }  // namespace fastnn::cpu::conv2d_detail
