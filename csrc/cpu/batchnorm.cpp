@@ -4,6 +4,7 @@
 #include "cpu/batchnorm.h"
 
 #include <cmath>
+#include <type_traits>
 
 #include "common/cpu_features.h"
 #include "common/threading.h"
@@ -13,24 +14,37 @@ namespace fastnn::cpu {
 namespace {
 
 // Rows shorter than this (BatchNorm1d's S = 1, tiny planes) take the inlined portable loops:
-// a call through the table per handful of values costs more than the wider vectors gain.
+// a call through the table per handful of values cost more than the wider vectors gain
+// (BatchNorm1d on (128, 256) took twice as long).
 constexpr int64_t kMinTableRow = 16;
 
+// The portable row loops called directly (inlined), with the table's member names.
 template <class T>
-const BatchNormRows<T>& rows_for(const BatchNormShape&) {
-  static const BatchNormRows<T> rows = this_isa_rows<T>();
-  return rows;
-}
+struct InlineRows {
+  template <class... A>
+  static void shifted_sums(A... a) { shifted_sums_row<T>(a...); }
+  template <class... A>
+  static void normalize(A... a) { normalize_row<T>(a...); }
+  template <class... A>
+  static void grad_sums(A... a) { grad_sums_row<T>(a...); }
+  template <class... A>
+  static void input_grad(A... a) { input_grad_row<T>(a...); }
+};
 
-template <>
-const BatchNormRows<float>& rows_for<float>(const BatchNormShape& s) {
-  static const BatchNormRows<float> portable = this_isa_rows<float>();
-  if (s.spatial < kMinTableRow) return portable;
+// Calls body(rows) with the row loops for this shape: the same choice for a forward and its
+// backward (the fused ReLU's mask must come from the code that wrote y).
+template <class T, class F>
+void with_rows(const BatchNormShape& s, F body) {
 #if defined(FASTNN_X86)
-  return table_for_active_level(portable, batch_norm_rows_avx2, batch_norm_rows_avx512);
-#else
-  return portable;
+  if constexpr (std::is_same_v<T, float>) {
+    if (s.spatial >= kMinTableRow && active_simd_level() != SimdLevel::generic) {
+      static const BatchNormRows<float> portable = this_isa_rows<float>();
+      body(table_for_active_level(portable, batch_norm_rows_avx2, batch_norm_rows_avx512));
+      return;
+    }
+  }
 #endif
+  body(InlineRows<T>{});
 }
 
 // Calls channel_fn(c) for every channel, channels split across threads.
@@ -55,8 +69,8 @@ struct ChannelMap {
       : mean(mean_c), scale(inv_std_c * (weight ? weight[c] : T(1))), shift(bias ? bias[c] : T(0)) {}
 };
 
-template <class T>
-void normalize_channel(const BatchNormRows<T>& rows, const T* x, T* y, const ChannelMap<T>& map,
+template <class T, class Rows>
+void normalize_channel(const Rows& rows, const T* x, T* y, const ChannelMap<T>& map,
                        bool relu, const BatchNormShape& s, int64_t c) {
   for (int64_t n = 0; n < s.batch; ++n) {
     const int64_t offset = row_offset(s, n, c);
@@ -70,9 +84,8 @@ template <class T>
 void batch_norm_train_forward(const T* x, const T* weight, const T* bias, T* y, T* save_mean,
                               T* save_inv_std, T* running_mean, T* running_var, double momentum,
                               double eps, bool relu, const BatchNormShape& s, const Exec&) {
-  const BatchNormRows<T>& rows = rows_for<T>(s);
   const double count = static_cast<double>(s.values_per_channel());
-  for_each_channel(s, [&](int64_t c) {
+  with_rows<T>(s, [&](const auto& rows) { for_each_channel(s, [&](int64_t c) {
     // One pass: sums of d = x - shift and d^2 with the channel's first value as the shift, so
     // that var = E[d^2] - E[d]^2 cancels only as much as the data lie far from that value
     // relative to their spread (not the mean's size: 1e4 + N(0, 1) keeps full accuracy).
@@ -94,28 +107,26 @@ void batch_norm_train_forward(const T* x, const T* weight, const T* bias, T* y, 
     }
     // Normalise with the saved (rounded) statistics, the ones backward will see.
     normalize_channel(rows, x, y, ChannelMap<T>(weight, bias, save_mean[c], save_inv_std[c], c), relu, s, c);
-  });
+  }); });
 }
 
 template <class T>
 void batch_norm_eval_forward(const T* x, const T* weight, const T* bias, const T* running_mean,
                              const T* running_var, T* y, double eps, bool relu,
                              const BatchNormShape& s, const Exec&) {
-  const BatchNormRows<T>& rows = rows_for<T>(s);
-  for_each_channel(s, [&](int64_t c) {
+  with_rows<T>(s, [&](const auto& rows) { for_each_channel(s, [&](int64_t c) {
     const T inv_std = static_cast<T>(1.0 / std::sqrt(static_cast<double>(running_var[c]) + eps));
     normalize_channel(rows, x, y, ChannelMap<T>(weight, bias, running_mean[c], inv_std, c), relu, s, c);
-  });
+  }); });
 }
 
 template <class T>
 void batch_norm_backward(const T* dy, const T* x, const T* weight, const T* bias, const T* mean,
                          const T* inv_std, T* dx, T* dweight, T* dbias, bool accumulate,
                          bool training, bool relu, const BatchNormShape& s, const Exec&) {
-  const BatchNormRows<T>& rows = rows_for<T>(s);
   const bool need_sums = training || dweight || dbias;
   const double count = static_cast<double>(s.values_per_channel());
-  for_each_channel(s, [&](int64_t c) {
+  with_rows<T>(s, [&](const auto& rows) { for_each_channel(s, [&](int64_t c) {
     const double mu = static_cast<double>(mean[c]);
     const double rstd = static_cast<double>(inv_std[c]);
     const ChannelMap<T> map(weight, bias, mean[c], inv_std[c], c);
@@ -144,7 +155,7 @@ void batch_norm_backward(const T* dy, const T* x, const T* weight, const T* bias
       rows.input_grad(dy + offset, x + offset, dx + offset, s.spatial, a, b, k, relu, map.mean,
                       map.scale, map.shift);
     }
-  });
+  }); });
 }
 
 #define FASTNN_INSTANTIATE(T)                                                                    \

@@ -193,8 +193,8 @@ class Sequential(Module):
     ReLU in its normalising pass, and the ReLU's backward inside the batch norm's backward
     passes) and a Residual (the sum and the ReLU in one pass). The backward of a ReLU followed by
     a MaxPool2d masks the pool's smaller gradient instead of the ReLU's. Outputs and gradients
-    are the same as unfused for finite values (up to the order of the batch norm's sums). Set ``fuse_relu = False`` to run every module on
-    its own.
+    are the same as unfused for finite values (the batch norm's gradient sums up to their
+    order). Set ``fuse_relu = False`` to run every module on its own.
     """
 
     def __init__(self, *modules: Module) -> None:
