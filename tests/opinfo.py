@@ -48,6 +48,7 @@ blocking bug (errors of order 1). float64 kernels: FLOAT64_RTOL (1e-12) everywhe
 
 from __future__ import annotations
 
+import opinfo_add_relu
 import opinfo_arcface
 import opinfo_linalg
 import opinfo_optim
@@ -74,4 +75,5 @@ from opinfo_pool_norm import POOL2D_CONFIGS, batch_norm_dx_scale, batch_norm_par
 
 OP_DB: list[OpInfo] = [*opinfo_pointwise.op_db, *opinfo_linalg.op_db, *opinfo_pool_norm.op_db, *opinfo_optim.op_db,
                        *opinfo_arcface.op_db, *opinfo_triplet.op_db, *opinfo_similarity.op_db]
+OP_DB += opinfo_add_relu.op_db
 OPS = {entry.name: entry for entry in OP_DB}

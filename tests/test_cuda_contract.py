@@ -78,10 +78,10 @@ CALLS = {
     "avg_pool2d_backward": lambda: ops.avg_pool2d_backward(a(2, 3, 4, 4), (2, 3, 8, 8), 2),
     "global_avg_pool2d": lambda: ops.global_avg_pool2d(a(2, 3, 8, 8)),
     "global_avg_pool2d_backward": lambda: ops.global_avg_pool2d_backward(a(2, 3), (2, 3, 8, 8)),
-    "batch_norm_train": lambda: ops.batch_norm_train(a(4, 3, 2, 2), a(3), a(3), a(3), a(3), momentum=0.1),
-    "batch_norm_eval": lambda: ops.batch_norm_eval(a(4, 3, 2, 2), a(3), a(3), a(3), a(3)),
+    "batch_norm_train": lambda: ops.batch_norm_train(a(4, 3, 2, 2), a(3), a(3), a(3), a(3), momentum=0.1, relu=True),
+    "batch_norm_eval": lambda: ops.batch_norm_eval(a(4, 3, 2, 2), a(3), a(3), a(3), a(3), relu=True),
     "batch_norm_backward": lambda: ops.batch_norm_backward(a(4, 3, 2, 2), a(4, 3, 2, 2), a(3), a(3), a(3),
-                                                           grad_weight=a(3), grad_bias=a(3)),
+                                                           grad_weight=a(3), grad_bias=a(3), bias=a(3), relu=True),
     "dropout": lambda: ops.dropout(a(4, 5), 0.5, 7),
     "dropout_backward": lambda: ops.dropout_backward(a(4, 5), a(4, 5, dtype="uint8"), 0.5),
     "softmax": lambda: ops.softmax(a(4, 5)),
@@ -101,6 +101,7 @@ for _name in ("relu", "gelu", "sigmoid", "tanh"):
     CALLS[_name] = (lambda f: lambda: f(a(4, 5)))(getattr(ops, _name))
     CALLS[_name + "_backward"] = (lambda f: lambda: f(a(4, 5), a(4, 5)))(getattr(ops, _name + "_backward"))
 CALLS["leaky_relu"] = lambda: ops.leaky_relu(a(4, 5), 0.2)
+CALLS["add_relu"] = lambda: ops.add_relu(a(4, 5), a(4, 5), out=a(4, 5))
 CALLS["leaky_relu_backward"] = lambda: ops.leaky_relu_backward(a(4, 5), a(4, 5), 0.2)
 CALLS["l2_normalize"] = lambda: ops.l2_normalize(a(4, 5), 1e-6)
 CALLS["l2_normalize_backward"] = lambda: ops.l2_normalize_backward(a(4, 5), a(4, 5), 1e-6)

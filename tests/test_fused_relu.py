@@ -160,3 +160,122 @@ def test_relu_used_alone_after_fusion_still_works(rng):
     v = rng.standard_normal((2, 6)).astype(np.float32)
     np.testing.assert_array_equal(relu(v), np.maximum(v, 0))
     np.testing.assert_array_equal(relu.backward(np.ones_like(v)), (v > 0).astype(np.float32))
+
+
+# --- BatchNorm + ReLU and Residual + ReLU ------------------------------------------------------
+# The fused forwards compute the unfused expressions (the batch norm's affine map, then max(., 0);
+# the residual's one float add, then max(., 0)): outputs bit for bit. The backward of a fused
+# BatchNorm + ReLU masks dy inside the batch norm's sums, which may add the same terms in another
+# order than the unfused loop: gradients within FLOAT32_RTOL (sums in double, one float rounding
+# each; dx and the gradients further up carry that through a few float32 layers).
+
+FUSED_GRAD_RTOL = 1e-5
+
+
+def _no_eval_plan(*models_):
+    """Eval forwards module by module: the plan of nn/fuse.py (BatchNorm folded into the
+    convolution, another rounding) is not what these tests compare."""
+    for model in models_:
+        for m in model.modules():
+            if isinstance(m, nn.Sequential):
+                m.fast_eval = False
+
+
+def _assert_same_step(fused_step, unfused_step):
+    (y, dx, grads), (y_ref, dx_ref, grads_ref) = fused_step, unfused_step
+    np.testing.assert_array_equal(y, y_ref)
+    assert grads.keys() == grads_ref.keys()
+    for name, value in [("dx", (dx, dx_ref))] + [(n, (grads[n], grads_ref[n])) for n in grads]:
+        got, want = value
+        err = np.linalg.norm(np.asarray(got, np.float64) - want) / max(np.linalg.norm(want), 1e-30)
+        assert err <= FUSED_GRAD_RTOL, f"{name}: relative error {err:.3g}"
+
+
+@pytest.mark.parametrize("train", [True, False])
+def test_resnet_fusion_changes_no_result(rng, monkeypatch, train):
+    fastnn.manual_seed(0)
+    fused = models.resnet(8, in_channels=3, num_classes=5, input_size=8, width=4)
+    unfused = _unfused(fused)
+    _no_eval_plan(fused, unfused)
+    x = rng.standard_normal((3, 3, 8, 8)).astype(np.float32)
+    relu_passes, relu_backward_elements = [], []
+    relu, relu_backward = ops.relu, ops.relu_backward
+    monkeypatch.setattr(ops, "relu", lambda v: relu_passes.append(v.shape) or relu(v))
+    monkeypatch.setattr(
+        ops, "relu_backward", lambda v, g: relu_backward_elements.append(v.size) or relu_backward(v, g)
+    )
+    for _ in range(2):  # the second pass accumulates into the first one's gradients
+        step = _step(fused, x, train)
+        # Every ReLU follows a BatchNorm2d or a Residual: none runs on its own in the forward,
+        # and in training only the Residuals' ReLUs (one per block) run their own backward.
+        assert relu_passes == []
+        if train:
+            assert len(relu_backward_elements) == sum(isinstance(m, nn.Residual) for m in fused.modules())
+        relu_backward_elements.clear()
+        _assert_same_step(step, _step(unfused, x, train))
+        assert relu_passes
+        relu_passes.clear()
+        relu_backward_elements.clear()
+
+
+@pytest.mark.parametrize("layer, shape", [(lambda: nn.BatchNorm1d(5), (6, 5)), (lambda: nn.BatchNorm1d(3), (4, 3, 7)),
+                                          (lambda: nn.BatchNorm2d(3), (2, 3, 5, 5))])
+@pytest.mark.parametrize("train", [True, False])
+def test_batchnorm_relu_pairs_fuse_in_sequential(rng, layer, shape, train):
+    fastnn.manual_seed(0)
+    bn = layer()
+    bn.weight.data[:] = rng.standard_normal(bn.num_features)  # both signs: the mask is not x's sign
+    bn.bias.data[:] = rng.standard_normal(bn.num_features)
+    fused = nn.Sequential(bn, nn.ReLU(), nn.Flatten(), nn.Linear(int(np.prod(shape[1:])), 3))
+    unfused = _unfused(fused)
+    _no_eval_plan(fused, unfused)
+    x = rng.standard_normal(shape).astype(np.float32)
+    assert fused._plan().fuses[0] and fused._plan().relu_in_norm[1]
+    for _ in range(2):
+        _assert_same_step(_step(fused, x, train), _step(unfused, x, train))
+        np.testing.assert_array_equal(fused[0].running_var, unfused[0].running_var)
+
+
+def test_batchnorm_subclasses_and_patched_layers_are_not_fused(rng):
+    from fastnn.distributed import SyncBatchNorm
+
+    model = nn.Sequential(SyncBatchNorm(3), nn.ReLU(), nn.BatchNorm2d(3), nn.ReLU())
+    plan = model._plan()
+    assert plan.fuses == [False, False, True, False] and plan.relu_in_norm == [False, False, False, True]
+    # Called directly, a subclass's forward_relu runs its own forward, then the ReLU.
+    sync = SyncBatchNorm(3)
+    x = rng.standard_normal((4, 3, 2, 2)).astype(np.float32)
+    np.testing.assert_array_equal(sync.forward_relu(x), ops.relu(SyncBatchNorm(3)(x)))
+    model(x)
+    model.backward(np.ones((4, 3, 2, 2), np.float32))
+    model[2].forward = model[2].forward  # an instance attribute: hooks may want the pre-activation
+    assert not model._plan().fuses[2]
+
+
+def test_residual_relu_never_overwrites_an_output_a_layer_keeps(rng):
+    # The block ends in a ReLU, which keeps its output for backward: the fused sum must not be
+    # written over it (nor over x, passed through by the identity shortcut).
+    fastnn.manual_seed(0)
+    block = nn.Sequential(nn.Conv2d(2, 2, 3, padding=1), nn.BatchNorm2d(2), nn.ReLU(), nn.Conv2d(2, 2, 1), nn.ReLU())
+    model = nn.Sequential(nn.Residual(block), nn.ReLU())
+    unfused = _unfused(model)
+    x = rng.standard_normal((2, 2, 5, 5)).astype(np.float32)
+    x_before = x.copy()
+    _assert_same_step(_step(model, x), _step(unfused, x))
+    np.testing.assert_array_equal(x, x_before)
+
+
+def test_a_relu_changed_between_forward_and_backward_still_gets_its_gradient(rng):
+    # The plan fuses [BatchNorm, ReLU]; a forward run unfused (fuse_relu off) and a backward run
+    # fused must still apply the ReLU's mask: backward_relu falls back on the ReLU's backward.
+    fastnn.manual_seed(0)
+    model = nn.Sequential(nn.BatchNorm1d(4), nn.ReLU())
+    x = rng.standard_normal((6, 4)).astype(np.float32)
+    model.fuse_relu = False
+    y = model(x)
+    model.fuse_relu = True
+    dx = model.backward(np.ones_like(y))
+    twin = _unfused(model)
+    twin.fuse_relu = False
+    twin(x)
+    np.testing.assert_array_equal(dx, twin.backward(np.ones_like(y)))

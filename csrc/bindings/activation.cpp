@@ -1,6 +1,6 @@
 // Bindings of the activation kernels (cpu/activation.h, cuda/activation.h): one forward and one
 // backward entry point, the activation named by a string ("relu", "leaky_relu", "sigmoid",
-// "tanh", "gelu").
+// "tanh", "gelu"); and add_relu, a residual sum with the ReLU after it.
 #include <string>
 
 #include "bindings/backend.h"
@@ -44,6 +44,33 @@ py::object activation_backward(const std::string& name, py::object saved_obj, py
   return dx.object;
 }
 
+// y = max(a + b, 0), into `out` when given: a fresh array, or a or b itself (each element is
+// read before its own output is written, so only a partial overlap is refused).
+py::object add_relu(py::object a_obj, py::object b_obj, py::object out_obj) {
+  const char* op = "add_relu";
+  const Array a = float_array(op, "a", a_obj);
+  const Array b = float_array(op, "b", b_obj);
+  require_same_dtype(op, a, b);
+  require_dims(op, b, a.dims, "(the shape of a)");
+  Array y;
+  if (out_obj.is_none()) {
+    y = new_array(op, "out", a.dtype, a.dims);
+  } else {
+    y = float_array(op, "out", out_obj, -1, Access::write);
+    require_same_dtype(op, a, y);
+    require_dims(op, y, a.dims, "(the shape of a)");
+    for (const Array* in : {&a, &b})
+      if (in->address != y.address) require_no_overlap(op, y, *in);
+  }
+  const Backend::Context context;
+  dispatch_float(a.dtype, [&](auto zero) {
+    using T = decltype(zero);
+    py::gil_scoped_release release;
+    kernels::add_relu<T>(a.data<T>(), b.data<T>(), y.data<T>(), a.numel, context.exec());
+  });
+  return y.object;
+}
+
 }  // namespace
 
 void init_activation(py::module_& m) {
@@ -51,6 +78,7 @@ void init_activation(py::module_& m) {
         py::arg("negative_slope") = 0.01);
   m.def("activation_backward", &activation_backward, py::arg("name"), py::arg("saved"),
         py::arg("grad_out"), py::arg("negative_slope") = 0.01);
+  m.def("add_relu", &add_relu, py::arg("a"), py::arg("b"), py::arg("out") = py::none());
 }
 
 }  // namespace fastnn::bind

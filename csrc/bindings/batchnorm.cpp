@@ -20,7 +20,8 @@ Array channel_array(const char* op, const char* name, py::object obj, const Arra
 
 // Returns (y, save_mean, save_inv_std); running_mean / running_var (or None) updated in place.
 py::tuple batch_norm_train(py::object x_obj, py::object w_obj, py::object b_obj,
-                           py::object rm_obj, py::object rv_obj, double momentum, double eps) {
+                           py::object rm_obj, py::object rv_obj, double momentum, double eps,
+                           bool relu) {
   const char* op = "batch_norm_train";
   const Array x = float_array(op, "x", x_obj);
   const BatchNormShape s = BatchNormShape::from(op, x.dims, /*training=*/true);
@@ -43,14 +44,14 @@ py::tuple batch_norm_train(py::object x_obj, py::object w_obj, py::object b_obj,
     py::gil_scoped_release release;
     kernels::batch_norm_train_forward<T>(x.data<T>(), data_or_null<T>(w), data_or_null<T>(b),
                                          y.data<T>(), save_mean.data<T>(), save_inv_std.data<T>(),
-                                         data_or_null<T>(rm), data_or_null<T>(rv), momentum, eps, s,
-                                         context.exec());
+                                         data_or_null<T>(rm), data_or_null<T>(rv), momentum, eps, relu,
+                                         s, context.exec());
   });
   return py::make_tuple(y.object, save_mean.object, save_inv_std.object);
 }
 
 py::object batch_norm_eval(py::object x_obj, py::object w_obj, py::object b_obj,
-                           py::object rm_obj, py::object rv_obj, double eps) {
+                           py::object rm_obj, py::object rv_obj, double eps, bool relu) {
   const char* op = "batch_norm_eval";
   const Array x = float_array(op, "x", x_obj);
   const BatchNormShape s = BatchNormShape::from(op, x.dims, /*training=*/false);
@@ -67,7 +68,7 @@ py::object batch_norm_eval(py::object x_obj, py::object w_obj, py::object b_obj,
     using T = decltype(zero);
     py::gil_scoped_release release;
     kernels::batch_norm_eval_forward<T>(x.data<T>(), data_or_null<T>(w), data_or_null<T>(b),
-                                        rm.data<T>(), rv.data<T>(), y.data<T>(), eps, s,
+                                        rm.data<T>(), rv.data<T>(), y.data<T>(), eps, relu, s,
                                         context.exec());
   });
   return y.object;
@@ -75,10 +76,12 @@ py::object batch_norm_eval(py::object x_obj, py::object w_obj, py::object b_obj,
 
 // Returns (dx or None, dweight or None, dbias or None). Parameter gradients are computed when
 // `weight` is given; they accumulate into grad_weight / grad_bias when given (a missing one of
-// the two starts from zeros), else they are freshly written.
+// the two starts from zeros), else they are freshly written. With relu, grad_out is the
+// gradient of relu(y), masked inside the kernel by y's sign recomputed from x, weight and bias.
 py::tuple batch_norm_backward(py::object dy_obj, py::object x_obj, py::object w_obj,
                               py::object mean_obj, py::object inv_std_obj, py::object dw_obj,
-                              py::object db_obj, bool training, bool compute_dx) {
+                              py::object db_obj, bool training, bool compute_dx, py::object b_obj,
+                              bool relu) {
   const char* op = "batch_norm_backward";
   const Array x = float_array(op, "x", x_obj);
   const BatchNormShape s = BatchNormShape::from(op, x.dims, training);
@@ -88,6 +91,7 @@ py::tuple batch_norm_backward(py::object dy_obj, py::object x_obj, py::object w_
   const Array w = channel_array(op, "weight", w_obj, x, s);
   const Array mean = channel_array(op, "mean", mean_obj, x, s);
   const Array inv_std = channel_array(op, "inv_std", inv_std_obj, x, s);
+  const Array b = channel_array(op, "bias", b_obj, x, s);
   if (!mean || !inv_std)
     throw_value_error("fastnn.", op, ": arguments 'mean' and 'inv_std' are required");
   require_unused_grad_absent(op, "grad_weight", dw_obj, bool(w), "weight is None");
@@ -105,6 +109,7 @@ py::tuple batch_norm_backward(py::object dy_obj, py::object x_obj, py::object w_
       require_no_overlap(op, *g, w);
       require_no_overlap(op, *g, mean);
       require_no_overlap(op, *g, inv_std);
+      require_no_overlap(op, *g, b);
     }
     require_no_overlap(op, dw, db);
     accumulate = dw || db;
@@ -118,9 +123,10 @@ py::tuple batch_norm_backward(py::object dy_obj, py::object x_obj, py::object w_
   dispatch_float(x.dtype, [&](auto zero) {
     using T = decltype(zero);
     py::gil_scoped_release release;
-    kernels::batch_norm_backward<T>(dy.data<T>(), x.data<T>(), data_or_null<T>(w), mean.data<T>(),
-                                    inv_std.data<T>(), data_or_null<T>(dx), data_or_null<T>(dw),
-                                    data_or_null<T>(db), accumulate, training, s, context.exec());
+    kernels::batch_norm_backward<T>(dy.data<T>(), x.data<T>(), data_or_null<T>(w), data_or_null<T>(b),
+                                    mean.data<T>(), inv_std.data<T>(), data_or_null<T>(dx),
+                                    data_or_null<T>(dw), data_or_null<T>(db), accumulate, training,
+                                    relu, s, context.exec());
   });
   return py::make_tuple(dx.result(), dw.result(), db.result());
 }
@@ -130,13 +136,15 @@ py::tuple batch_norm_backward(py::object dy_obj, py::object x_obj, py::object w_
 void init_batchnorm(py::module_& m) {
   m.def("batch_norm_train", &batch_norm_train, py::arg("x"), py::arg("weight"), py::arg("bias"),
         py::arg("running_mean"), py::arg("running_var"), py::arg("momentum") = 0.1,
-        py::arg("eps") = 1e-5);
+        py::arg("eps") = 1e-5, py::arg("relu") = false);
   m.def("batch_norm_eval", &batch_norm_eval, py::arg("x"), py::arg("weight"), py::arg("bias"),
-        py::arg("running_mean"), py::arg("running_var"), py::arg("eps") = 1e-5);
+        py::arg("running_mean"), py::arg("running_var"), py::arg("eps") = 1e-5,
+        py::arg("relu") = false);
   m.def("batch_norm_backward", &batch_norm_backward, py::arg("grad_out"), py::arg("x"),
         py::arg("weight"), py::arg("mean"), py::arg("inv_std"),
         py::arg("grad_weight") = py::none(), py::arg("grad_bias") = py::none(),
-        py::arg("training") = true, py::arg("compute_input_grad") = true);
+        py::arg("training") = true, py::arg("compute_input_grad") = true,
+        py::arg("bias") = py::none(), py::arg("relu") = false);
 }
 
 }  // namespace fastnn::bind

@@ -96,6 +96,17 @@ void activation_backward(Activation act, const T* saved, const T* dy, T* dx, int
   }
 }
 
+template <class T>
+void add_relu(const T* a, const T* b, T* y, int64_t n, const Exec&) {
+  // Same rounding as a + b then relu: one float add, then the NaN-keeping max.
+  for_each_index(n, [=](int64_t i) {
+    const T v = a[i] + b[i];
+    y[i] = v < T(0) ? T(0) : v;
+  });
+}
+
+template void add_relu<float>(const float*, const float*, float*, int64_t, const Exec&);
+template void add_relu<double>(const double*, const double*, double*, int64_t, const Exec&);
 template void activation_forward<float>(Activation, const float*, float*, int64_t, float, const Exec&);
 template void activation_forward<double>(Activation, const double*, double*, int64_t, double, const Exec&);
 template void activation_backward<float>(Activation, const float*, const float*, float*, int64_t,

@@ -7,6 +7,8 @@
 //                                                     d/dx = Phi(x) + x * exp(-x^2 / 2) / sqrt(2 pi)
 // Backward reads what the derivative needs (saved): the input x for relu, leaky_relu and gelu,
 // the output y for sigmoid and tanh. dx = dy * d/dx is written.
+//   add_relu(a, b)   = max(a + b, 0)                  (a residual sum and the ReLU after it, in
+//                                                      one pass; y may be a or b itself)
 #pragma once
 
 #include <cstdint>
@@ -22,5 +24,8 @@ void activation_forward(Activation act, const T* x, T* y, int64_t n, T negative_
 template <class T>
 void activation_backward(Activation act, const T* saved, const T* dy, T* dx, int64_t n,
                          T negative_slope, const Exec&);
+
+template <class T>
+void add_relu(const T* a, const T* b, T* y, int64_t n, const Exec&);
 
 }  // namespace fastnn::cpu

@@ -67,9 +67,25 @@ __global__ void activation_backward_kernel(Backward<T> f, const T* saved, const 
   for (int64_t i = gs.first; i < n; i += gs.stride) dx[i] = f(saved[i], dy[i]);
 }
 
+template <class T>
+__global__ void add_relu_kernel(const T* a, const T* b, T* y, int64_t n) {
+  const GridStride gs = grid_stride();
+  for (int64_t i = gs.first; i < n; i += gs.stride) {
+    const T v = a[i] + b[i];
+    y[i] = v < T(0) ? T(0) : v;  // NaN stays NaN
+  }
+}
+
 constexpr int kThreads = 256;
 
 }  // namespace
+
+template <class T>
+void add_relu(const T* a, const T* b, T* y, int64_t n, const Exec& exec) {
+  if (n == 0) return;
+  FASTNN_LAUNCH(blocks_for(n, kThreads), kThreads, 0, exec.stream, add_relu_kernel<T>)(a, b, y, n);
+  check_launch("add_relu");
+}
 
 template <class T>
 void activation_forward(Activation act, const T* x, T* y, int64_t n, T negative_slope,
@@ -89,6 +105,8 @@ void activation_backward(Activation act, const T* saved, const T* dy, T* dx, int
   check_launch("activation_backward");
 }
 
+template void add_relu<float>(const float*, const float*, float*, int64_t, const Exec&);
+template void add_relu<double>(const double*, const double*, double*, int64_t, const Exec&);
 template void activation_forward<float>(Activation, const float*, float*, int64_t, float, const Exec&);
 template void activation_forward<double>(Activation, const double*, double*, int64_t, double, const Exec&);
 template void activation_backward<float>(Activation, const float*, const float*, float*, int64_t, float,

@@ -19,4 +19,8 @@ template <class T>
 void activation_backward(Activation act, const T* saved, const T* dy, T* dx, int64_t n,
                          T negative_slope, const Exec& exec);
 
+// y = max(a + b, 0) (y may be a or b itself).
+template <class T>
+void add_relu(const T* a, const T* b, T* y, int64_t n, const Exec& exec);
+
 }  // namespace fastnn::cuda

@@ -77,50 +77,77 @@ double* channel_band_sums(const BnDims& d, const Banding& b, Term term, const ch
   return partial;
 }
 
+// The channel's first value x[0, c, 0]: the shift of the one-pass statistics.
 template <class T>
-struct ValueTerm {  // x
+__device__ inline double channel_shift(const T* x, const BnDims& d, int64_t c) {
+  return static_cast<double>(x[c * d.S]);
+}
+
+template <class T>
+struct ShiftedTerms {  // d and d^2, d = x - the channel's first value (see cpu/batchnorm.cpp)
   const T* x;
-  __device__ Sums operator()(int64_t k, int64_t) const { return {static_cast<double>(x[k]), 0}; }
+  BnDims d;
+  __device__ Sums operator()(int64_t k, int64_t c) const {
+    const double v = static_cast<double>(x[k]) - channel_shift(x, d, c);
+    return {v, v * v};
+  }
+};
+
+// The channel's affine map y = (x - mean) * scale + shift, built and applied by one function
+// for the forward and for the fused ReLU backward's mask (the same sign as the stored y).
+template <class T>
+struct ChannelMap {
+  T mean, scale, shift;
 };
 
 template <class T>
-struct SquaredDeviationTerm {  // (x - mean)^2 with the double mean
-  const T* x;
-  const double* mean;
-  __device__ Sums operator()(int64_t k, int64_t c) const {
-    const double v = static_cast<double>(x[k]) - mean[c];
-    return {v * v, 0};
+__device__ inline ChannelMap<T> channel_map(const T* weight, const T* bias, const T* mean, const T* inv_std,
+                                            int64_t c) {
+  return {mean[c], inv_std[c] * (weight ? weight[c] : T(1)), bias ? bias[c] : T(0)};
+}
+
+template <class T>
+__device__ inline T normalized(T x, const ChannelMap<T>& m) {
+  return (x - m.mean) * m.scale + m.shift;
+}
+
+// What the ReLU passes back to the batch norm: dy where the forward's y > 0, else 0.
+template <class T>
+struct ReluMask {
+  const T *weight, *bias, *mean, *inv_std;  // mean null: no ReLU, dy passes unmasked
+  __device__ T operator()(T dy, T x, int64_t c) const {
+    if (!mean) return dy;
+    return normalized(x, channel_map(weight, bias, mean, inv_std, c)) > T(0) ? dy : T(0);
   }
 };
 
 template <class T>
-struct GradTerms {  // dy and dy * (x - mean)
+struct GradTerms {  // g and g * (x - mean), g the (masked) dy
   const T *dy, *x, *mean;
+  ReluMask<T> mask;
   __device__ Sums operator()(int64_t k, int64_t c) const {
-    const double g = static_cast<double>(dy[k]);
+    const double g = static_cast<double>(mask(dy[k], x[k], c));
     return {g, g * (static_cast<double>(x[k]) - static_cast<double>(mean[c]))};
   }
 };
 
-__global__ void finish_mean_kernel(const double* partial, int64_t bands, int64_t channels, double count,
-                                   double* mean) {
-  const GridStride gs = grid_stride();
-  for (int64_t c = gs.first; c < channels; c += gs.stride) mean[c] = channel_total(partial, bands, c).first / count;
-}
-
 // The CPU's per-channel step: statistics saved (rounded to T), running estimates moved.
 template <class T>
-__global__ void finish_train_stats_kernel(const double* partial, int64_t bands, int64_t channels, double count,
-                                          const double* mean, double momentum, double eps, T* save_mean,
-                                          T* save_inv_std, T* running_mean, T* running_var) {
+__global__ void finish_train_stats_kernel(const double* partial, int64_t bands, BnDims d, const T* x,
+                                          double momentum, double eps, T* save_mean, T* save_inv_std,
+                                          T* running_mean, T* running_var) {
   const GridStride gs = grid_stride();
-  for (int64_t c = gs.first; c < channels; c += gs.stride) {
-    const double var = channel_total(partial, bands, c).first / count;
-    save_mean[c] = static_cast<T>(mean[c]);
+  const double count = static_cast<double>(d.count());
+  for (int64_t c = gs.first; c < d.C; c += gs.stride) {
+    const Sums s = channel_total(partial, bands, c);
+    const double mean_d = s.first / count, raw_var = s.second / count - mean_d * mean_d;
+    const double var = raw_var < 0.0 ? 0.0 : raw_var;  // rounding can dip below 0; NaN stays
+    const double mean = channel_shift(x, d, c) + mean_d;
+    save_mean[c] = static_cast<T>(mean);
     save_inv_std[c] = static_cast<T>(1.0 / sqrt(var + eps));
     if (running_mean) {
       const double unbiased_var = var * count / (count - 1.0);
-      running_mean[c] = static_cast<T>((1.0 - momentum) * static_cast<double>(running_mean[c]) + momentum * mean[c]);
+      running_mean[c] = static_cast<T>((1.0 - momentum) * static_cast<double>(running_mean[c]) + momentum * mean);
       running_var[c] = static_cast<T>((1.0 - momentum) * static_cast<double>(running_var[c]) + momentum * unbiased_var);
     }
   }
@@ -133,15 +160,15 @@ __global__ void eval_inv_std_kernel(const T* running_var, double eps, int64_t ch
     inv_std[c] = static_cast<T>(1.0 / sqrt(static_cast<double>(running_var[c]) + eps));
 }
 
-// y = (x - mean[c]) * (inv_std[c] * weight[c]) + bias[c], as the CPU's normalize_channel.
+// y = (x - mean[c]) * (inv_std[c] * weight[c]) + bias[c], as the CPU's normalize_channel, then
+// max(y, 0) when relu (NaN stays NaN).
 template <class T>
 __global__ void normalize_kernel(const T* x, const T* weight, const T* bias, const T* mean, const T* inv_std,
-                                 T* y, BnDims d, int64_t total) {
+                                 T* y, BnDims d, int64_t total, bool relu) {
   const GridStride gs = grid_stride();
   for (int64_t k = gs.first; k < total; k += gs.stride) {
-    const int64_t c = d.channel(k);
-    const T scale = inv_std[c] * (weight ? weight[c] : T(1));
-    y[k] = (x[k] - mean[c]) * scale + (bias ? bias[c] : T(0));
+    const T v = normalized(x[k], channel_map(weight, bias, mean, inv_std, d.channel(k)));
+    y[k] = relu && v < T(0) ? T(0) : v;
   }
 }
 
@@ -167,11 +194,12 @@ __global__ void finish_backward_kernel(const double* partial, int64_t bands, int
 
 template <class T>
 __global__ void backward_input_kernel(const T* dy, const T* x, const T* mean, const T* coefficients, T* dx,
-                                      BnDims d, int64_t total) {
+                                      BnDims d, int64_t total, ReluMask<T> mask) {
   const GridStride gs = grid_stride();
   for (int64_t k = gs.first; k < total; k += gs.stride) {
     const int64_t c = d.channel(k);
-    dx[k] = coefficients[c] * dy[k] + coefficients[d.C + c] * (x[k] - mean[c]) + coefficients[2 * d.C + c];
+    const T g = mask(dy[k], x[k], c);
+    dx[k] = coefficients[c] * g + coefficients[d.C + c] * (x[k] - mean[c]) + coefficients[2 * d.C + c];
   }
 }
 
@@ -179,11 +207,11 @@ BnDims dims_of(const BatchNormShape& s) { return {s.batch, s.channels, s.spatial
 
 template <class T>
 void normalize(const T* x, const T* weight, const T* bias, const T* mean, const T* inv_std, T* y,
-               const BnDims& d, const Exec& exec) {
+               const BnDims& d, bool relu, const Exec& exec) {
   const int64_t total = d.N * d.C * d.S;
   if (total == 0) return;
   FASTNN_LAUNCH(blocks_for(total, kThreads), kThreads, 0, exec.stream, normalize_kernel<T>)(
-      x, weight, bias, mean, inv_std, y, d, total);
+      x, weight, bias, mean, inv_std, y, d, total, relu);
   check_launch("batch_norm_normalize");
 }
 
@@ -192,46 +220,40 @@ void normalize(const T* x, const T* weight, const T* bias, const T* mean, const 
 template <class T>
 void batch_norm_train_forward(const T* x, const T* weight, const T* bias, T* y, T* save_mean,
                               T* save_inv_std, T* running_mean, T* running_var, double momentum,
-                              double eps, const BatchNormShape& s, const Exec& exec) {
+                              double eps, bool relu, const BatchNormShape& s, const Exec& exec) {
   const BnDims d = dims_of(s);
   const Banding b = banding(d);
-  const double count = static_cast<double>(d.count());
-  const unsigned channel_blocks = blocks_for(d.C, kThreads);
-  auto* mean = static_cast<double*>(exec.scratch(d.C * sizeof(double), "batch_norm_train"));
-  const double* sums = channel_band_sums(d, b, ValueTerm<T>{x}, "batch_norm_mean", exec);
-  FASTNN_LAUNCH(channel_blocks, kThreads, 0, exec.stream, finish_mean_kernel)(
-      sums, b.bands, d.C, count, mean);
-  check_launch("batch_norm_finish_mean");
-  const double* squares = channel_band_sums(d, b, SquaredDeviationTerm<T>{x, mean}, "batch_norm_variance", exec);
-  FASTNN_LAUNCH(channel_blocks, kThreads, 0, exec.stream, finish_train_stats_kernel<T>)(
-      squares, b.bands, d.C, count, mean, momentum, eps, save_mean, save_inv_std, running_mean, running_var);
+  const double* sums = channel_band_sums(d, b, ShiftedTerms<T>{x, d}, "batch_norm_statistics", exec);
+  FASTNN_LAUNCH(blocks_for(d.C, kThreads), kThreads, 0, exec.stream, finish_train_stats_kernel<T>)(
+      sums, b.bands, d, x, momentum, eps, save_mean, save_inv_std, running_mean, running_var);
   check_launch("batch_norm_finish_stats");
   // Normalise with the saved (rounded) statistics, the ones backward will see.
-  normalize(x, weight, bias, save_mean, save_inv_std, y, d, exec);
+  normalize(x, weight, bias, save_mean, save_inv_std, y, d, relu, exec);
 }
 
 template <class T>
 void batch_norm_eval_forward(const T* x, const T* weight, const T* bias, const T* running_mean,
-                             const T* running_var, T* y, double eps, const BatchNormShape& s,
-                             const Exec& exec) {
+                             const T* running_var, T* y, double eps, bool relu,
+                             const BatchNormShape& s, const Exec& exec) {
   const BnDims d = dims_of(s);
   auto* inv_std = static_cast<T*>(exec.scratch(d.C * sizeof(T), "batch_norm_eval"));
   FASTNN_LAUNCH(blocks_for(d.C, kThreads), kThreads, 0, exec.stream, eval_inv_std_kernel<T>)(
       running_var, eps, d.C, inv_std);
   check_launch("batch_norm_eval_inv_std");
-  normalize(x, weight, bias, running_mean, inv_std, y, d, exec);
+  normalize(x, weight, bias, running_mean, inv_std, y, d, relu, exec);
 }
 
 template <class T>
-void batch_norm_backward(const T* dy, const T* x, const T* weight, const T* mean, const T* inv_std,
-                         T* dx, T* dweight, T* dbias, bool accumulate, bool training,
-                         const BatchNormShape& s, const Exec& exec) {
+void batch_norm_backward(const T* dy, const T* x, const T* weight, const T* bias, const T* mean,
+                         const T* inv_std, T* dx, T* dweight, T* dbias, bool accumulate, bool training,
+                         bool relu, const BatchNormShape& s, const Exec& exec) {
   const BnDims d = dims_of(s);
+  const ReluMask<T> mask{weight, bias, relu ? mean : nullptr, inv_std};
   const bool need_sums = training || dweight || dbias;
   if (!need_sums && !dx) return;
   const Banding b = banding(d);
   const double* sums =
-      need_sums && d.count() > 0 ? channel_band_sums(d, b, GradTerms<T>{dy, x, mean}, "batch_norm_backward_sums", exec)
+      need_sums && d.count() > 0 ? channel_band_sums(d, b, GradTerms<T>{dy, x, mean, mask}, "batch_norm_backward_sums", exec)
                                  : nullptr;
   T* coefficients = dx ? static_cast<T*>(exec.scratch(3 * d.C * sizeof(T), "batch_norm_backward")) : nullptr;
   FASTNN_LAUNCH(blocks_for(d.C, kThreads), kThreads, 0, exec.stream, finish_backward_kernel<T>)(
@@ -241,17 +263,17 @@ void batch_norm_backward(const T* dy, const T* x, const T* weight, const T* mean
   const int64_t total = d.N * d.C * d.S;
   if (!dx || total == 0) return;
   FASTNN_LAUNCH(blocks_for(total, kThreads), kThreads, 0, exec.stream, backward_input_kernel<T>)(
-      dy, x, mean, coefficients, dx, d, total);
+      dy, x, mean, coefficients, dx, d, total, mask);
   check_launch("batch_norm_backward_input");
 }
 
 #define FASTNN_INSTANTIATE(T)                                                                               \
   template void batch_norm_train_forward<T>(const T*, const T*, const T*, T*, T*, T*, T*, T*, double, double, \
-                                            const BatchNormShape&, const Exec&);                             \
+                                            bool, const BatchNormShape&, const Exec&);                       \
   template void batch_norm_eval_forward<T>(const T*, const T*, const T*, const T*, const T*, T*, double,     \
-                                           const BatchNormShape&, const Exec&);                              \
-  template void batch_norm_backward<T>(const T*, const T*, const T*, const T*, const T*, T*, T*, T*, bool,  \
-                                       bool, const BatchNormShape&, const Exec&);
+                                           bool, const BatchNormShape&, const Exec&);                        \
+  template void batch_norm_backward<T>(const T*, const T*, const T*, const T*, const T*, const T*, T*, T*,  \
+                                       T*, bool, bool, bool, const BatchNormShape&, const Exec&);
 FASTNN_INSTANTIATE(float)
 FASTNN_INSTANTIATE(double)
 #undef FASTNN_INSTANTIATE

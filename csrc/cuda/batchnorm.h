@@ -5,9 +5,10 @@
 // Per-channel sums run in double in two stages, both in a fixed order (deterministic): blocks
 // reduce bands of a channel's N * S values (grid-stride within the band, then warp shuffles and
 // warps in order), and one thread per channel adds the bands in band order. The training forward
-// makes two passes (mean, then squared deviations), as the CPU does, so a large mean cannot
-// cancel the variance; elementwise kernels then normalise or form dx from per-channel
-// coefficients.
+// takes its statistics in one pass, as the CPU does (sums of x - K and its square, K the
+// channel's first value, so a large mean cannot cancel the variance); elementwise kernels then
+// normalise (and apply the fused ReLU) or form dx from per-channel coefficients (the fused
+// ReLU's mask recomputed from x with the forward's expression).
 #pragma once
 
 #include "common/shapes/batchnorm.h"
@@ -20,18 +21,18 @@ namespace fastnn::cuda {
 template <class T>
 void batch_norm_train_forward(const T* x, const T* weight, const T* bias, T* y, T* save_mean,
                               T* save_inv_std, T* running_mean, T* running_var, double momentum,
-                              double eps, const BatchNormShape& s, const Exec& exec);
+                              double eps, bool relu, const BatchNormShape& s, const Exec& exec);
 
 template <class T>
 void batch_norm_eval_forward(const T* x, const T* weight, const T* bias, const T* running_mean,
-                             const T* running_var, T* y, double eps, const BatchNormShape& s,
-                             const Exec& exec);
+                             const T* running_var, T* y, double eps, bool relu,
+                             const BatchNormShape& s, const Exec& exec);
 
 // mean, inv_std: (C,) as saved by the training forward (running statistics in eval).
-// dx, dweight, dbias each nullable (not computed).
+// dx, dweight, dbias each nullable (not computed); bias (nullable) read only when relu.
 template <class T>
-void batch_norm_backward(const T* dy, const T* x, const T* weight, const T* mean, const T* inv_std,
-                         T* dx, T* dweight, T* dbias, bool accumulate, bool training,
-                         const BatchNormShape& s, const Exec& exec);
+void batch_norm_backward(const T* dy, const T* x, const T* weight, const T* bias, const T* mean,
+                         const T* inv_std, T* dx, T* dweight, T* dbias, bool accumulate, bool training,
+                         bool relu, const BatchNormShape& s, const Exec& exec);
 
 }  // namespace fastnn::cuda

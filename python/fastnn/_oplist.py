@@ -13,6 +13,7 @@ from __future__ import annotations
 # Ops in both fastnn.ops and fastnn.reference, by family (the file each lives in).
 OP_FAMILIES: dict[str, tuple[str, ...]] = {
     "activation": (
+        "add_relu",
         "gelu",
         "gelu_backward",
         "leaky_relu",

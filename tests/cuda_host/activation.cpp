@@ -7,7 +7,7 @@
 // / atol 1e-300 in float64 and rtol 2e-6 / atol 1e-30 in float32, scale = |want|, times 1 + x^2
 // for GELU (erfc's relative error in the left tail grows as x^2 with the rounding of its
 // argument), and for the backward passes of GELU, tanh and sigmoid the size of the terms that
-// cancel; NaN where the definition gives NaN.
+// cancel; NaN where the definition gives NaN. And add_relu (max(a + b, 0)) written in place.
 // Built and run by tests/test_cuda_index_maps.py.
 #include <cmath>
 #include <random>
@@ -80,6 +80,16 @@ void check(int64_t n, std::mt19937& rng) {
     }
     fails += count_outside(what, dx.data(), want_dx, scale, rtol) != 0;
   }
+  // add_relu(x, dy) = max(x + dy, 0), written over its first input (the residual's in-place use).
+  std::snprintf(what, sizeof what, "add_relu %s n %ld", std::is_same_v<T, double> ? "float64" : "float32", (long)n);
+  std::vector<double> want_sum(n), scale_sum(n);
+  for (int64_t i = 0; i < n; ++i) {
+    want_sum[i] = forward(Activation::relu, double(x[i]) + double(dy[i]), slope);
+    scale_sum[i] = std::fabs(double(x[i])) + std::fabs(double(dy[i])) + atol / rtol;
+  }
+  std::vector<T> sum = x;
+  add_relu(sum.data(), dy.data(), sum.data(), n, exec);
+  fails += count_outside(what, sum.data(), want_sum, scale_sum, rtol) != 0;
 }
 
 int main() {

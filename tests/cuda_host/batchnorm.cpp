@@ -4,7 +4,8 @@
 // public entry points. Compared in full with float64 loops over the definition (cpu/batchnorm.h):
 // training forward (saved mean and 1/std, running estimates with the unbiased variance), eval
 // forward, backward in training and eval mode with weight and bias gradients written and
-// accumulated, and without an affine transform. Shapes: BatchNorm1d (S = 1), 2d planes, one
+// accumulated, and without an affine transform; the fused ReLU's forward and backward (dy masked
+// where the forward's y > 0, the mask read from the kernel's own y). Shapes: BatchNorm1d (S = 1), 2d planes, one
 // channel, and enough values per channel for two bands on the emulated one-multiprocessor GPU.
 // Tolerance: |got - want| <= rtol * scale, scale the size of the terms (|x - mean| * 1/std * |w|
 // + |b| and the like), rtol 1e-12 in float64 and 4e-6 in float32 (statistics in double, the
@@ -59,7 +60,7 @@ void check(int64_t N, int64_t C, int64_t S, std::mt19937& rng) {
 
   // Training forward.
   batch_norm_train_forward(x.data(), w.data(), b.data(), y.data(), save_mean.data(), save_inv_std.data(),
-                           run_mean.data(), run_var.data(), momentum, eps, s, exec);
+                           run_mean.data(), run_var.data(), momentum, eps, false, s, exec);
   std::vector<double> mean(C), var(C), want_y(total), scale_y(total), ones(C, 1.0);
   std::vector<double> want_rm(C), want_rv(C), want_inv(C), abs_rm(C), abs_rv(C);
   for (int64_t c = 0; c < C; ++c) {
@@ -93,7 +94,7 @@ void check(int64_t N, int64_t C, int64_t S, std::mt19937& rng) {
   // Eval forward with the running estimates, no affine transform.
   std::vector<T> ye(total);
   batch_norm_eval_forward(x.data(), static_cast<const T*>(nullptr), static_cast<const T*>(nullptr), run_mean0.data(),
-                          run_var0.data(), ye.data(), eps, s, exec);
+                          run_var0.data(), ye.data(), eps, false, s, exec);
   std::vector<double> want_ye(total), scale_ye(total);
   for (int64_t k = 0; k < total; ++k) {
     const int64_t c = (k / S) % C;
@@ -103,11 +104,22 @@ void check(int64_t N, int64_t C, int64_t S, std::mt19937& rng) {
   }
   expect("batch_norm_eval_forward", s, ye, want_ye, scale_ye);
 
-  // Backward from the saved statistics, training and eval, gradients accumulated into a prior.
-  for (bool training : {true, false}) {
+  // The fused ReLU forward: max(y, 0) of the same values.
+  std::vector<T> yr(total), relu_mean(C), relu_inv_std(C);
+  batch_norm_train_forward(x.data(), w.data(), b.data(), yr.data(), relu_mean.data(), relu_inv_std.data(),
+                           static_cast<T*>(nullptr), static_cast<T*>(nullptr), momentum, eps, true, s, exec);
+  std::vector<double> want_yr(total);
+  for (int64_t k = 0; k < total; ++k) want_yr[k] = want_y[k] < 0 ? 0.0 : want_y[k];
+  expect("batch_norm_train_forward relu", s, yr, want_yr, scale_y);
+
+  // Backward from the saved statistics, training and eval, gradients accumulated into a prior;
+  // and the fused ReLU's (training), whose dy is masked where the stored y (yr) is positive.
+  for (int mode = 0; mode < 3; ++mode) {
+    const bool training = mode != 1, relu = mode == 2;
     std::vector<T> dx(total), dw(C, T(0.5)), db(C, T(-0.25));
-    batch_norm_backward(dy.data(), x.data(), w.data(), save_mean.data(), save_inv_std.data(), dx.data(), dw.data(),
-                        db.data(), true, training, s, exec);
+    batch_norm_backward(dy.data(), x.data(), w.data(), b.data(), save_mean.data(), save_inv_std.data(), dx.data(),
+                        dw.data(), db.data(), true, training, relu, s, exec);
+    auto g_at = [&](int64_t k) { return relu && !(yr[k] > T(0)) ? 0.0 : double(dy[k]); };
     std::vector<double> want_dx(total), scale_dx(total), want_dw(C), scale_dw(C), want_db(C), scale_db(C);
     for (int64_t c = 0; c < C; ++c) {
       const double m = save_mean[c], r = save_inv_std[c];
@@ -116,8 +128,8 @@ void check(int64_t N, int64_t C, int64_t S, std::mt19937& rng) {
         for (int64_t i = 0; i < S; ++i) {
           const int64_t k = at(n, c, i);
           const double xhat = (double(x[k]) - m) * r;
-          sdy += dy[k], sdy_xhat += dy[k] * xhat;
-          abs_dy += std::fabs(double(dy[k])), abs_dy_xhat += std::fabs(dy[k] * xhat);
+          sdy += g_at(k), sdy_xhat += g_at(k) * xhat;
+          abs_dy += std::fabs(g_at(k)), abs_dy_xhat += std::fabs(g_at(k) * xhat);
         }
       want_db[c] = -0.25 + sdy, scale_db[c] = 0.25 + abs_dy;
       want_dw[c] = 0.5 + sdy_xhat, scale_dw[c] = 0.5 + abs_dy_xhat;
@@ -125,11 +137,12 @@ void check(int64_t N, int64_t C, int64_t S, std::mt19937& rng) {
         for (int64_t i = 0; i < S; ++i) {
           const int64_t k = at(n, c, i);
           const double xhat = (double(x[k]) - m) * r, g = double(w[c]) * r;
-          want_dx[k] = training ? g * (dy[k] - sdy / double(count) - xhat * sdy_xhat / double(count)) : g * dy[k];
-          scale_dx[k] = std::fabs(g) * (std::fabs(double(dy[k])) + (abs_dy + std::fabs(xhat) * abs_dy_xhat) / double(count));
+          want_dx[k] = training ? g * (g_at(k) - sdy / double(count) - xhat * sdy_xhat / double(count)) : g * g_at(k);
+          scale_dx[k] = std::fabs(g) * (std::fabs(g_at(k)) + (abs_dy + std::fabs(xhat) * abs_dy_xhat) / double(count));
         }
     }
-    expect(training ? "batch_norm_backward dx (training)" : "batch_norm_backward dx (eval)", s, dx, want_dx, scale_dx);
+    expect(relu ? "batch_norm_backward dx (relu)" : training ? "batch_norm_backward dx (training)" : "batch_norm_backward dx (eval)",
+           s, dx, want_dx, scale_dx);
     expect("batch_norm_backward dweight (accumulated)", s, dw, want_dw, scale_dw);
     expect("batch_norm_backward dbias (accumulated)", s, db, want_db, scale_db);
   }

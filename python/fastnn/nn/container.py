@@ -13,7 +13,12 @@ from fastnn.nn.activation import ReLU
 from fastnn.nn.fuse import eval_forward
 from fastnn.nn.linear import WeightedLayer
 from fastnn.nn.module import DeferredGradient, Module, modules_version, resolve_pending_gradients
+from fastnn.nn.norm import BatchNorm1d, BatchNorm2d
 from fastnn.nn.pool import MaxPool2d
+
+# Batch norms that fuse with the ReLU after them, by exact type: a subclass may compute its
+# statistics otherwise (fastnn.distributed.SyncBatchNorm reduces them over ranks).
+_FUSING_NORMS = (BatchNorm1d, BatchNorm2d)
 
 
 def _unpatched(*modules: Module) -> bool:
@@ -24,13 +29,15 @@ def _unpatched(*modules: Module) -> bool:
 
 def _fuses_with_relu(layer: Module, activation: Module) -> bool:
     """Whether ``layer`` then ``activation`` can run as ``layer.forward_relu``: a Linear or
-    Conv2d whose forward no subclass replaced, followed by a plain ReLU."""
-    return (
-        type(activation) is ReLU
-        and isinstance(layer, WeightedLayer)
-        and type(layer).forward is WeightedLayer.forward
-        and _unpatched(layer, activation)
-    )
+    Conv2d whose forward no subclass replaced, a BatchNorm1d / BatchNorm2d or a Residual (those
+    exact types), followed by a plain ReLU."""
+    if type(activation) is not ReLU or not _unpatched(layer, activation):
+        return False
+    if isinstance(layer, WeightedLayer):
+        return type(layer).forward is WeightedLayer.forward
+    from fastnn.nn.residual import Residual  # residual.py imports this module
+
+    return type(layer) in _FUSING_NORMS or type(layer) is Residual
 
 
 def _absorbs_relu_backward(activation: Module, pool: Module) -> bool:
@@ -157,11 +164,13 @@ def _annotate(error: Exception, seq: "Sequential", child: Module, child_input: A
 class _StepPlan:
     """How a Sequential runs its modules, worked out once per change of the model:
     ``fuses[i]``, module i runs as ``forward_relu`` with the ReLU after it; ``absorbs[i]``,
-    module i (a MaxPool2d) takes the backward of the ReLU before it; ``first_weighted``, the
-    index of the first module with parameters (len(modules) if none); ``defers_first``,
-    whether that module's input gradient can be deferred."""
+    module i (a MaxPool2d) takes the backward of the ReLU before it; ``relu_in_norm[i]``, module
+    i (a ReLU fused into the BatchNorm before it) has its backward run inside that BatchNorm's
+    (``backward_relu``); ``first_weighted``, the index of the first module with parameters
+    (len(modules) if none); ``defers_first``, whether that module's input gradient can be
+    deferred."""
 
-    __slots__ = ("modules", "fuses", "absorbs", "first_weighted", "defers_first")
+    __slots__ = ("modules", "fuses", "absorbs", "relu_in_norm", "first_weighted", "defers_first")
 
     def __init__(self, modules: list[Module], fuse_relu: bool) -> None:
         self.modules = modules
@@ -169,6 +178,8 @@ class _StepPlan:
                       for i, m in enumerate(modules)]
         self.absorbs = [fuse_relu and i > 0 and _absorbs_relu_backward(modules[i - 1], m)
                         for i, m in enumerate(modules)]
+        self.relu_in_norm = [i > 0 and self.fuses[i - 1] and type(modules[i - 1]) in _FUSING_NORMS
+                             for i in range(len(modules))]
         self.first_weighted = next(
             (i for i, m in enumerate(modules) if any(True for _ in m.parameters())), len(modules))
         self.defers_first = self.first_weighted < len(modules) and _defers_input_grad(modules[self.first_weighted])
@@ -178,10 +189,12 @@ class Sequential(Module):
     """Runs its modules in order; backward runs them in reverse.
 
     A Linear or Conv2d directly followed by a ReLU runs as one fused op (the ReLU applied in the
-    GEMM's epilogue, saving a pass over the activations), and the backward of a ReLU followed by
-    a MaxPool2d masks the pool's smaller gradient instead of the ReLU's; outputs and gradients
-    are the same as unfused for finite values. Set ``fuse_relu = False`` to run every module on
-    its own.
+    GEMM's epilogue, saving a pass over the activations); so do a BatchNorm1d / BatchNorm2d (the
+    ReLU in its normalising pass, and the ReLU's backward inside the batch norm's backward
+    passes) and a Residual (the sum and the ReLU in one pass). The backward of a ReLU followed by
+    a MaxPool2d masks the pool's smaller gradient instead of the ReLU's. Outputs and gradients
+    are the same as unfused for finite values (the batch norm's gradient sums up to their
+    order). Set ``fuse_relu = False`` to run every module on its own.
     """
 
     def __init__(self, *modules: Module) -> None:
@@ -291,11 +304,16 @@ class Sequential(Module):
 
     def _backward_through(self, plan: "_StepPlan", start: int, stop: int, grad_out: Array) -> Array:
         """Runs the backward of ``plan.modules[start:stop]`` in reverse order."""
-        modules, absorbs = plan.modules, plan.absorbs
+        modules, absorbs, relu_in_norm = plan.modules, plan.absorbs, plan.relu_in_norm
         i = stop - 1
         while i >= start:
             if i > start and absorbs[i]:
                 grad_out = modules[i].backward_through_relu(grad_out)
+                backward_done(modules[i])
+                backward_done(modules[i - 1])
+                i -= 2
+            elif i > start and relu_in_norm[i]:
+                grad_out = modules[i - 1].backward_relu(grad_out, modules[i])
                 backward_done(modules[i])
                 backward_done(modules[i - 1])
                 i -= 2

@@ -47,6 +47,10 @@ class _BatchNorm(Module):
         self._mean: Array | None = None
         self._inv_std: Array | None = None
         self._trained = True
+        # Whether the last forward applied the ReLU with the saved batch statistics, so that
+        # backward_relu can recompute the ReLU's mask from x (training mode only: an eval
+        # forward's 1/std is computed by the kernel, not the one kept in _inv_std).
+        self._relu_fused = False
 
     def _layer_name(self) -> str:
         return f"fastnn.nn.{type(self).__name__}"
@@ -72,6 +76,18 @@ class _BatchNorm(Module):
     def forward(self, x: Array) -> Array:
         """Normalises ``x`` (see the class docstring). An empty input (a batch of 0) gives an
         empty output and leaves the running statistics alone, in both modes (PyTorch's rule)."""
+        return self._forward(x, relu=False)
+
+    def forward_relu(self, x: Array) -> Array:
+        """``relu(forward(x))`` in the normalising pass: used by :class:`fastnn.nn.Sequential`
+        for a BatchNorm followed by :class:`fastnn.nn.ReLU`, whose backward then runs inside
+        this layer's (:meth:`backward_relu`)."""
+        if type(self).forward is not _BatchNorm.forward:  # a subclass's own math (SyncBatchNorm)
+            return ops.relu(self.forward(x))
+        return self._forward(x, relu=True)
+
+    def _forward(self, x: Array, relu: bool) -> Array:
+        self._relu_fused = False
         self._check_input(x)
         if self.training and x.size == 0:
             # No values to take statistics of: nothing to normalise and nothing to learn.
@@ -80,7 +96,7 @@ class _BatchNorm(Module):
             self._x, self._trained = x, False
             self._mean = self.running_mean.copy()
             self._inv_std = (self.running_var + self.eps) ** -0.5
-            return x.copy()
+            return x.copy()  # empty: the ReLU has nothing to change
         if self.training:
             y, self._mean, self._inv_std = ops.batch_norm_train(
                 x,
@@ -90,11 +106,14 @@ class _BatchNorm(Module):
                 self.running_var,
                 momentum=self.momentum,
                 eps=self.eps,
+                relu=relu,
             )
+            self._relu_fused = relu
             self.num_batches_tracked[...] += 1  # in place: rebinding would unregister the buffer
         else:
             y = ops.batch_norm_eval(
-                x, self.weight.data, self.bias.data, self.running_mean, self.running_var, eps=self.eps
+                x, self.weight.data, self.bias.data, self.running_mean, self.running_var, eps=self.eps,
+                relu=relu,
             )
             # Constants for backward: the statistics this forward used (C values each).
             self._mean = self.running_mean.copy()
@@ -104,6 +123,20 @@ class _BatchNorm(Module):
 
     def backward(self, grad_out: Array) -> Array:
         """dL/dx for the last forward; adds dL/dweight and dL/dbias into the ``.grad`` arrays."""
+        return self._backward(grad_out, relu=False)
+
+    def backward_relu(self, grad_out: Array, relu: Module) -> Array:
+        """The backward of this layer and the ReLU module ``relu`` after it, given the gradient
+        of the ReLU's output. After a training-mode :meth:`forward_relu`, one kernel masks
+        ``grad_out`` by the sign of the output (recomputed from x with the forward's own
+        arithmetic, so exactly the stored output's ``y > 0``) inside the batch norm's passes;
+        otherwise it runs ``relu.backward`` and then :meth:`backward`. Used by
+        :class:`fastnn.nn.Sequential`."""
+        if self._relu_fused and self._x is not None and not callable(self._x):
+            return self._backward(grad_out, relu=True)
+        return self.backward(relu.backward(grad_out))
+
+    def _backward(self, grad_out: Array, relu: bool) -> Array:
         if self._x is None:
             raise forward_cache_missing(self)
         if callable(self._x):
@@ -119,6 +152,8 @@ class _BatchNorm(Module):
             training=self._trained,
             grad_weight=self.weight.grad,
             grad_bias=self.bias.grad,
+            bias=self.bias.data if relu else None,
+            relu=relu,
         )
         self.weight.grad, self.bias.grad = dw, db
         return dx

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from fastnn import ops
 from fastnn._backend import Array
-from fastnn.nn.container import backward_done
+from fastnn.nn.container import _FUSING_NORMS, Sequential, _unpatched, backward_done
 from fastnn.nn.module import Module
 
 
@@ -28,6 +29,20 @@ class Residual(Module):
         self.shortcut = shortcut
 
     def forward(self, x: Array) -> Array:
+        main, skip = self._paths(x)
+        return main + skip
+
+    def forward_relu(self, x: Array) -> Array:
+        """``relu(forward(x))`` with the sum and the ReLU in one pass (:func:`fastnn.ops.add_relu`),
+        written over the block's output where nothing else holds it: used by
+        :class:`fastnn.nn.Sequential` for a Residual followed by :class:`fastnn.nn.ReLU` (ResNet's
+        basic block)."""
+        main, skip = self._paths(x)
+        out = main if self._owns_block_output(main, skip, x) else None
+        return ops.add_relu(main, skip, out=out)
+
+    def _paths(self, x: Array) -> tuple[Array, Array]:
+        """The block's and the shortcut's outputs, checked to match."""
         main = self.block(x)
         skip = x if self.shortcut is None else self.shortcut(x)
         if tuple(main.shape) != tuple(skip.shape):
@@ -35,7 +50,18 @@ class Residual(Module):
                 f"fastnn.nn.Residual: block output shape {tuple(main.shape)} differs from shortcut "
                 f"output shape {tuple(skip.shape)}; give a shortcut that maps the input to the block's shape"
             )
-        return main + skip
+        return main, skip
+
+    def _owns_block_output(self, main: Array, skip: Array, x: Array) -> bool:
+        """Whether ``main`` may be overwritten: a fresh NumPy array from a training-mode block
+        ending in a plain BatchNorm, which keeps its input, not its output (a ReLU, a pool or a
+        sigmoid would keep the output for its backward; an eval plan may reuse its buffers)."""
+        block = self.block
+        if not (self.training and type(block) is Sequential and len(block) > 0):
+            return False
+        last = block[-1]
+        return (type(last) in _FUSING_NORMS and last.training and _unpatched(last)
+                and _fresh_numpy(main, skip, x))
 
     def backward(self, grad_out: Array) -> Array:
         grad_in = self.block.backward(grad_out)

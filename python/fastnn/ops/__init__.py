@@ -10,6 +10,7 @@ executable, in :mod:`fastnn.reference`.
 
 from fastnn import _oplist
 from fastnn.ops.activation import (
+    add_relu,
     gelu,
     gelu_backward,
     leaky_relu,

@@ -30,6 +30,13 @@ def relu_backward(x: Array, grad_out: Array) -> Array:
     return _backward("relu", x, grad_out)
 
 
+def add_relu(a: Array, b: Array, *, out: Array | None = None) -> Array:
+    """``max(a + b, 0)`` in one pass (a residual sum and the ReLU after it); the same values as
+    ``relu(a + b)``. ``out``: where to write it (a new array when None); it may be ``a`` or
+    ``b`` itself, but no other array overlapping them."""
+    return backend_for("add_relu", a).add_relu(a, b, out)
+
+
 def leaky_relu(x: Array, negative_slope: float = 0.01) -> Array:
     """``x if x > 0 else negative_slope * x``."""
     return _forward("leaky_relu", x, negative_slope)

@@ -7,6 +7,7 @@ check these against finite differences, then check every kernel against these.
 
 from fastnn import _oplist
 from fastnn.reference.activation import (
+    add_relu,
     gelu,
     gelu_backward,
     leaky_relu,

@@ -20,6 +20,11 @@ def relu_backward(x, grad_out):
     return np.where(f64(x) > 0, f64(grad_out), 0.0)
 
 
+def add_relu(a, b):
+    """max(a + b, 0): a residual sum and the ReLU after it (NaN stays NaN)."""
+    return relu(f64(a) + f64(b))
+
+
 def leaky_relu(x, negative_slope=0.01):
     x = f64(x)
     return np.where(x > 0, x, negative_slope * x)
