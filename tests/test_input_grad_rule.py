@@ -161,15 +161,15 @@ def test_nested_and_non_deferrable_models_return_arrays(rng):
 
 
 def test_unused_deferred_gradient_leaves_nothing_pending(rng):
-    from fastnn.nn import module
+    from fastnn.nn import deferred
 
     model = nn.Sequential(nn.Linear(4, 2))
     x = rng.standard_normal((3, 4)).astype(np.float32)
     model(x)
     dx = model.backward(np.ones((3, 2), np.float32))
-    assert len(module._PENDING_GRADIENTS) == 1
+    assert len(deferred._PENDING_GRADIENTS) == 1
     del dx
-    assert len(module._PENDING_GRADIENTS) == 0
+    assert len(deferred._PENDING_GRADIENTS) == 0
 
 
 def test_deferred_gradient_without_forward_raises():

@@ -15,7 +15,7 @@ from fastnn.nn.shape import Flatten, Identity
 from fastnn.nn.norm import L2Normalize
 from fastnn.nn.arcface import ArcFaceLoss
 from fastnn.nn.triplet import TripletMarginLoss
-from fastnn.nn.module import DeferredGradient
+from fastnn.nn.deferred import DeferredGradient
 
 __all__ = [
     "AvgPool2d",

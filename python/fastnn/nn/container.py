@@ -12,7 +12,8 @@ from fastnn._backend import Array
 from fastnn.nn.activation import ReLU
 from fastnn.nn.fuse import eval_forward
 from fastnn.nn.linear import WeightedLayer
-from fastnn.nn.module import DeferredGradient, Module, modules_version, resolve_pending_gradients
+from fastnn.nn.deferred import DeferredGradient, resolve_pending_gradients
+from fastnn.nn.module import Module, modules_version
 from fastnn.nn.norm import BatchNorm1d, BatchNorm2d
 from fastnn.nn.pool import MaxPool2d
 

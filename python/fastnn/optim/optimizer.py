@@ -15,7 +15,8 @@ import numpy as np
 
 from fastnn import ops
 from fastnn._device import device_of, to_device_like, zeros_like
-from fastnn.nn.module import Parameter, resolve_pending_gradients
+from fastnn.nn.deferred import resolve_pending_gradients
+from fastnn.nn.module import Parameter
 
 
 def _check(opt: str, name: str, ok: bool, value: Any, expected: str) -> None:
