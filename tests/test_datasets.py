@@ -293,3 +293,24 @@ def test_known_checksums_are_well_formed():
             assert name.endswith((".gz",)) and digests
             for d in digests:
                 parse_digest(d)
+
+
+def test_digits_read_from_scikit_learns_file_equal_load_digits():
+    # fastnn reads scikit-learn's digits.csv.gz itself (importing scikit-learn costs ~2 s); the
+    # images and labels must be exactly what load_digits gives, in its order.
+    datasets = pytest.importorskip("sklearn.datasets", reason="the digits data ships inside scikit-learn")
+    from fastnn.data.digits import _load_digits
+
+    x, y = _load_digits()
+    bunch = datasets.load_digits()
+    np.testing.assert_array_equal(x, (bunch.images.astype(np.float32) / 16.0)[:, None])
+    np.testing.assert_array_equal(y, bunch.target)
+    assert x.dtype == np.float32 and y.dtype == np.int64
+
+
+def test_digits_without_scikit_learn_say_which_extra_to_install(monkeypatch):
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "sklearn" else real_find_spec(name, *a))
+    with pytest.raises(ImportError, match=r"fastnn\.data\.digits needs scikit-learn.*fastnn\[digits\]"):
+        data.digits()
