@@ -18,7 +18,6 @@ import importlib.util
 from pathlib import Path
 from typing import Any
 
-import fastnn
 from fastnn.cli import tasks
 from fastnn.cli.common import CLIError, int_at_least
 from fastnn.cli.predict import EMBEDDING_TASKS, preprocessing

@@ -15,7 +15,7 @@ import numpy as np
 import fastnn
 from fastnn import data, metrics, recipes, report
 from fastnn.train import NonFiniteLossError
-from fastnn.cli import tasks
+from fastnn.cli import tasks, train_config
 from fastnn.cli.common import (CHECKPOINT_NAME, CLIError, Interrupted, check_model, device, device_text,
                                fraction, int_at_least, load_data, non_negative_float, positive_float, print_lines,
                                require_device, unit_float)
@@ -29,15 +29,6 @@ BEST_NAME = "best.fastnn"
 RUN_FILES = (CHECKPOINT_NAME, BEST_NAME, "report.json", "curves.png", "confusion.png", "roc.png", "scores.png",
              "cmc.png", "attributes.png")
 
-# Options that define a run; on --resume they come from the checkpoint and may not change.
-# Each with the value a checkpoint written before the option existed stands for.
-RUN_DEFINING: dict[str, Any] = {
-    "dataset": None, "model": None, "optimizer": None, "batch_size": None, "lr": None, "weight_decay": None,
-    "schedule": None, "step_size": None, "gamma": None, "augment": None, "seed": None, "val_fraction": 0.0,
-    "early_stop": None, "monitor": None, "image_size": None, "channels": None, "task": "multiclass",
-    "positive": None, "attributes": None, "eval_classes": None, "embedding_dim": None, "loss": None, "scale": None,
-    "margin": None,
-}
 
 # --monitor's names and the record keys they watch.
 MONITORS = {"val_loss": "val_loss", "val_acc": "val_accuracy"}
@@ -134,101 +125,6 @@ def _check_run_dir(run_dir: Path, args: argparse.Namespace) -> list[str]:
         raise CLIError(f"--out {run_dir} already holds files (an earlier run?); choose another --out, "
                        "or add --overwrite to replace the run files in it")
     return [name for name in RUN_FILES if (run_dir / name).exists()]
-
-
-def _config_from_args(args: argparse.Namespace, base: dict[str, Any] | None = None) -> dict[str, Any]:
-    """A new run's settings from the options, the defaults, and (with --init-from) the model,
-    dataset and data folder of the checkpoint's run ``base``."""
-    base = base or {}
-    dataset = args.dataset or base.get("dataset") or "digits"
-    spec = recipes.dataset_recipe(dataset)
-    opt = args.optimizer or "sgd"
-    defaults = recipes.optimizer_defaults(opt)
-    return {
-        "dataset": dataset,
-        "data_dir": args.data_dir or (base.get("data_dir") if dataset == base.get("dataset") else None),
-        "model": args.model or base.get("model") or "simple_cnn",
-        "epochs": args.epochs or spec.epochs,
-        "batch_size": args.batch_size or spec.batch_size,
-        "optimizer": opt,
-        "lr": args.lr if args.lr is not None else defaults["lr"],
-        "weight_decay": args.weight_decay if args.weight_decay is not None else defaults["weight_decay"],
-        "schedule": args.schedule or "cosine",
-        "step_size": args.step_size,
-        "gamma": args.gamma,
-        "augment": spec.augment if args.augment is None else bool(args.augment),
-        "seed": args.seed if args.seed is not None else 0,
-        "val_fraction": args.val_fraction if args.val_fraction is not None else 0.1,
-        "early_stop": args.early_stop,
-        "monitor": args.monitor,
-        **_folder_config(args, dataset, base),
-        **tasks.config_from_args(args, base),
-    }
-
-
-def _folder_config(args: argparse.Namespace, dataset: str, base: dict[str, Any]) -> dict[str, Any]:
-    """--image-size and --channels: a folder run's image size (the default made explicit, so
-    eval, --resume and predict see the same images) and channels; CLIError for other datasets."""
-    if dataset != "folder":
-        for flag in ("image_size", "channels"):
-            if getattr(args, flag) is not None:
-                raise CLIError(f"--{flag.replace('_', '-')} applies to --dataset folder only, not {dataset}")
-        return {}
-    same = base.get("dataset") == "folder"
-    return {"image_size": args.image_size or (base.get("image_size") if same else None) or recipes.FOLDER_IMAGE_SIZE,
-            "channels": args.channels or (base.get("channels") if same else None)}
-
-
-def _check_options(config: dict[str, Any]) -> None:
-    """CLIError naming the flags when options that only make sense together are not."""
-    tasks.task_for(config).check(config)
-    if config["schedule"] != "step":
-        for key in ("step_size", "gamma"):
-            if config.get(key) is not None:
-                raise CLIError(f"--{key.replace('_', '-')} applies to --schedule step only "
-                               f"(this run's schedule is {config['schedule']})")
-    if not config.get("val_fraction"):
-        for key in ("early_stop", "monitor"):
-            if config.get(key) is not None:
-                raise CLIError(f"--{key.replace('_', '-')} needs a validation set (--val-fraction > 0): picking epochs "
-                               "by the test set would tune the model to it")
-
-
-def _resumed_config(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The saved run's config (checked against explicitly given options) and the checkpoint."""
-    if args.init_from:
-        raise CLIError("--resume continues a run with its saved optimiser state; --init-from starts a new run from a "
-                       "checkpoint's weights: use one of them")
-    ck = fastnn.load(args.resume)
-    config = ck.get("config")
-    if not isinstance(config, dict):
-        raise CLIError(f"{args.resume} holds no run configuration (it was not written by `fastnn train`)")
-    config = {**{k: v for k, v in RUN_DEFINING.items() if k not in config}, **config}
-    for key in RUN_DEFINING:
-        given = getattr(args, key)
-        saved = config[key] if key != "monitor" else config[key] or "val_loss"  # None: the default
-        # An option left out is None (or a store_true flag's False); --no-augment's False is a choice.
-        left_out = given is None or (given is False and key != "augment")
-        if not left_out and given != saved:
-            raise CLIError(f"--{key.replace('_', '-')} {given} differs from the resumed run's {saved}; "
-                           "a resumed run keeps its settings (start a new run to change them, or --init-from "
-                           "its checkpoint to start one from its weights)")
-    if args.epochs is not None and args.epochs != config["epochs"]:
-        raise CLIError(f"--epochs {args.epochs} differs from the resumed run's {config['epochs']} (its schedule "
-                       f"is laid out over that many); to train longer, start a new run from its weights: "
-                       f"--init-from {args.resume} --epochs {args.epochs}")
-    return dict(config), ck
-
-
-def _init_config(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
-    """--init-from: a new run's config, with the model, dataset and data folder defaulting to
-    the checkpoint's run, and the checkpoint."""
-    ck = fastnn.load(args.init_from)
-    base = ck.get("config")
-    if not isinstance(base, dict):
-        raise CLIError(f"--init-from {args.init_from} holds no run configuration (it was not written by "
-                       "`fastnn train`)")
-    return _config_from_args(args, base), ck
 
 
 def _loaders(config: dict, train_set: data.ArrayDataset, eval_set: data.ArrayDataset,
@@ -342,20 +238,20 @@ def _run(args: argparse.Namespace) -> int:
         fastnn.set_num_threads(args.threads)
     init = None
     if args.resume:
-        config, ck = _resumed_config(args)
+        config, ck = train_config.resumed_config(args)
         if args.data_dir:
             config["data_dir"] = args.data_dir
         run_dir = Path(args.out) if args.out else Path(args.resume).parent
     else:
-        config, ck = _config_from_args(args), None
+        config, ck = train_config.config_from_args(args), None
         if args.init_from:
-            config, init = _init_config(args)
+            config, init = train_config.init_config(args)
         run_dir = Path(args.out) if args.out else _new_run_dir(config)
     if args.distributed:  # rank 0's folder name (it has the time in it) and checks
         from fastnn import distributed
 
         run_dir = Path(distributed.broadcast_object(str(run_dir)))
-    _check_options(config)
+    train_config.check_options(config)
     replaced = _check_run_dir(run_dir, args) if _is_main(args) else []
     shape = recipes.dataset_recipe(config["dataset"], **folder_options(config)).input_shape
     check_model(config, shape)  # before any download
@@ -388,7 +284,7 @@ def _train(args: argparse.Namespace, config: dict[str, Any], ck: dict[str, Any] 
                       normalize_mean=train_set.x.mean(axis=(0, 2, 3)).tolist(),
                       normalize_std=train_set.x.std(axis=(0, 2, 3)).tolist())
     if init is not None:
-        _take_init_config(config, init["config"], args.init_from)
+        train_config.take_init_config(config, init["config"], args.init_from)
     if not ck:  # what predict (and an export) must do to an image file before the model sees it
         config["preprocessing"] = preprocessing(config)
     if ck and config.get("threads") != fastnn.get_num_threads():
@@ -416,7 +312,7 @@ def _train(args: argparse.Namespace, config: dict[str, Any], ck: dict[str, Any] 
     train_loader, eval_loader = _loaders(config, train_set, val_set if val_set is not None else test_set, args.device,
                                          ranks)
     schedule = recipes.build_schedule(config["schedule"], opt, config["epochs"], len(train_loader),
-                                      **_schedule_options(config))
+                                      **train_config.schedule_options(config))
     for name in replaced:  # --overwrite: no file of the old run may be mistaken for the new one's
         (run_dir / name).unlink(missing_ok=True)
     if _is_main(args):
@@ -432,7 +328,7 @@ def _train(args: argparse.Namespace, config: dict[str, Any], ck: dict[str, Any] 
     print_lines(args.quiet, f"{verb} {config['model']} ({n_params:,} parameters) on {what} ({sets}): "
                             f"{plural(config['epochs'], 'epoch')}, batch {config['batch_size']}, {config['optimizer']} "
                             f"lr {config['lr']:g}, "
-                            f"{recipes.describe_schedule(config['schedule'], config['epochs'], **_schedule_options(config))}, "
+                            f"{recipes.describe_schedule(config['schedule'], config['epochs'], **train_config.schedule_options(config))}, "
                             + (f"{plural(config['threads'], 'thread')}" if args.device == "cpu"
                                else device_text(args.device)) + origin
                             + (f", {ranks} ranks (global batch {config['batch_size']}, {config['batch_size'] // ranks} "
@@ -533,27 +429,6 @@ def _data_parallel(model: Any, config: dict[str, Any], args: argparse.Namespace)
     if args.sync_bn:
         model = distributed.SyncBatchNorm.convert_sync_batchnorm(model)
     return distributed.DistributedDataParallel(model)
-
-
-def _schedule_options(config: dict[str, Any]) -> dict[str, Any]:
-    """--step-size and --gamma as build_schedule's keyword arguments (only those given)."""
-    options = {"step_size": config.get("step_size")}
-    if config.get("gamma") is not None:
-        options["gamma"] = config["gamma"]
-    return options if config["schedule"] == "step" else {}
-
-
-def _take_init_config(config: dict[str, Any], base: dict[str, Any], path: str) -> None:
-    """--init-from: the new run's images and classes must be the checkpoint's, and it normalises
-    its inputs as the checkpoint's run did (the weights were trained on those inputs)."""
-    for key, what in (("in_channels", "image channels"), ("input_size", "image size"), ("num_classes", "classes")):
-        if base.get(key) is not None and base[key] != config[key]:
-            raise CLIError(f"--init-from {path}: its model was trained on {base[key]} {what}, --dataset "
-                           f"{config['dataset']} has {config[key]}")
-    for key in ("normalize_mean", "normalize_std"):
-        if base.get(key) is not None:
-            config[key] = base[key]
-    config["init_from"] = str(path)
 
 
 def _non_finite_text(e: NonFiniteLossError, config: dict) -> str:
