@@ -16,10 +16,12 @@ permutation per epoch (the same batches for both); the step as the README writes
 alternates), so both see the same machine load; the ratio is the median of the per-epoch ratios
 (> 1: fastnn faster). Test accuracy of both after every epoch (untimed) and after the last: they
 start equal and apply the same float32 updates, so they should agree within noise; but float32
-gradients differ from step 1 (summation orders; on ResNet-20 PyTorch's CPU gradients sit ~1e-3
-from float64 ones, fastnn's ~1e-6), training amplifies that, and short runs' eval-mode accuracy
-swings from epoch to epoch (BatchNorm running statistics lag the weights): the per-epoch
-accuracies show how much.
+gradients differ from step 1 (summation orders and algorithms: on ResNet-20 at seed 0's first
+batch both libraries' float32 gradients sit up to ~3e-3 from float64 ones in the early layers,
+where BatchNorm's backward cancels, fastnn's 1-10x PyTorch's), training amplifies that (the
+float32 twins are ~1e-2 apart after 5 steps), and short runs' eval-mode accuracy swings from
+epoch to epoch (BatchNorm running statistics lag the weights): the per-epoch accuracies show
+how much.
 
 How much is noise: ``--seeds K`` trains each model K times, seed s drawing the initial weights
 with ``fastnn.manual_seed(s)`` and the batch order from seed s + 1 (seed 0 is the default run),
@@ -246,32 +248,51 @@ def mean_std(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
+def paired(fastnn: list[float], torch: list[float]) -> tuple[float, float, float | None]:
+    """Mean and standard deviation of the paired differences fastnn - torch, and the mean over
+    its standard error (a paired t statistic; None where the differences do not vary)."""
+    mean, std = mean_std([a - b for a, b in zip(fastnn, torch)])
+    return mean, std, (mean / (std / math.sqrt(len(fastnn))) if std > 0 else None)
+
+
 def seed_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """One model's runs over several seeds: per epoch, each library's test accuracy (mean, std)
-    and the paired difference fastnn - torch (mean, std, and the mean over its standard error,
-    a paired t statistic: |t| well above 2 with several seeds says the gap is systematic)."""
-    per_epoch = {lib: [list(a) for a in zip(*(r["test_accuracy_per_epoch"][lib] for r in rows))]
-                 for lib in ("fastnn", "torch")}
-    summary: dict[str, Any] = {"model": rows[0]["model"], "seeds": [r["seed"] for r in rows],
-                               "fastnn": [], "torch": [], "difference": [], "paired_t": []}
-    for f, t in zip(per_epoch["fastnn"], per_epoch["torch"]):
+    and the paired difference fastnn - torch of the same seed's twins (mean, std, paired t:
+    |t| well above 2 with several seeds says the gap is systematic); and the paired difference
+    of the epoch's mean training loss."""
+    def per_epoch(key, lib):
+        return [list(a) for a in zip(*(r[key][lib] for r in rows))]
+
+    summary: dict[str, Any] = {"model": rows[0]["model"], "seeds": [r["seed"] for r in rows], "fastnn": [],
+                               "torch": [], "difference": [], "paired_t": [], "train_loss_difference": [],
+                               "train_loss_paired_t": []}
+    for f, t in zip(per_epoch("test_accuracy_per_epoch", "fastnn"), per_epoch("test_accuracy_per_epoch", "torch")):
         summary["fastnn"].append(mean_std(f))
         summary["torch"].append(mean_std(t))
-        mean, std = mean_std([a - b for a, b in zip(f, t)])
+        mean, std, t_stat = paired(f, t)
         summary["difference"].append((mean, std))
-        summary["paired_t"].append(mean / (std / math.sqrt(len(f))) if std > 0 else None)
+        summary["paired_t"].append(t_stat)
+    for f, t in zip(per_epoch("train_loss", "fastnn"), per_epoch("train_loss", "torch")):
+        mean, std, t_stat = paired(f, t)
+        summary["train_loss_difference"].append((mean, std))
+        summary["train_loss_paired_t"].append(t_stat)
     return summary
 
 
 def print_seed_summary(s: dict[str, Any]) -> None:
-    def cells(pairs):
-        return "  ".join(f"{100 * m:5.1f} ± {100 * sd:4.1f}" for m, sd in pairs)
+    def cells(pairs, scale=100.0, digits=1):
+        return "  ".join(f"{scale * m:6.{digits}f} ± {scale * sd:5.{digits}f}" for m, sd in pairs)
 
-    print(f"{s['model']}, seeds {', '.join(map(str, s['seeds']))}: test accuracy % after each epoch, mean ± std")
-    print(f"  {'fastnn':<24} {cells(s['fastnn'])}")
-    print(f"  {'torch':<24} {cells(s['torch'])}")
-    print(f"  {'fastnn - torch (paired)':<24} {cells(s['difference'])}")
-    print(f"  {'paired t':<24} " + "  ".join(f"{t:>12.2f}" if t is not None else f"{'-':>12}" for t in s["paired_t"]))
+    def t_cells(values):
+        return "  ".join(f"{t:>15.2f}" if t is not None else f"{'-':>15}" for t in values)
+
+    print(f"{s['model']}, seeds {', '.join(map(str, s['seeds']))}: after each epoch, mean ± std over the seeds")
+    print(f"  {'test accuracy %, fastnn':<34} {cells(s['fastnn'])}")
+    print(f"  {'test accuracy %, torch':<34} {cells(s['torch'])}")
+    print(f"  {'accuracy, fastnn - torch (paired)':<34} {cells(s['difference'])}")
+    print(f"  {'  paired t':<34} {t_cells(s['paired_t'])}")
+    print(f"  {'train loss, fastnn - torch':<34} {cells(s['train_loss_difference'], 1.0, 3)}")
+    print(f"  {'  paired t':<34} {t_cells(s['train_loss_paired_t'])}")
 
 
 def main() -> int:

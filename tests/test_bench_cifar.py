@@ -16,12 +16,14 @@ sys.path.insert(0, BENCHMARKS)
 import bench_cifar  # noqa: E402
 
 
-def _row(seed, fastnn, torch):
-    return {"model": "resnet20", "seed": seed, "test_accuracy_per_epoch": {"fastnn": fastnn, "torch": torch}}
+def _row(seed, fastnn, torch, loss_fastnn=(1.0, 1.0), loss_torch=(1.0, 1.0)):
+    return {"model": "resnet20", "seed": seed, "test_accuracy_per_epoch": {"fastnn": fastnn, "torch": torch},
+            "train_loss": {"fastnn": list(loss_fastnn), "torch": list(loss_torch)}}
 
 
 def test_seed_summary_pairs_the_same_seeds_runs():
-    rows = [_row(0, [0.50, 0.60], [0.40, 0.60]), _row(1, [0.30, 0.70], [0.30, 0.50])]
+    rows = [_row(0, [0.50, 0.60], [0.40, 0.60], (2.0, 1.5), (1.9, 1.5)),
+            _row(1, [0.30, 0.70], [0.30, 0.50], (2.1, 1.4), (2.0, 1.2))]
     s = bench_cifar.seed_summary(rows)
     assert s["seeds"] == [0, 1]
     # Epoch 1: fastnn 0.5, 0.3 -> mean 0.4, sample std sqrt(0.02); torch 0.4, 0.3 -> 0.35,
@@ -33,6 +35,11 @@ def test_seed_summary_pairs_the_same_seeds_runs():
     # Epoch 2: differences 0.0, 0.2 -> mean 0.1, std sqrt(0.02), t = 0.1 / 0.1 = 1.
     assert s["difference"][1] == pytest.approx((0.1, math.sqrt(0.02)))
     assert s["paired_t"][1] == pytest.approx(1.0)
+    # Training loss, epoch 1: differences 0.1, 0.1 (no spread, no t); epoch 2: 0.0, 0.2 as above.
+    assert s["train_loss_difference"][0] == pytest.approx((0.1, 0.0), abs=1e-12)
+    assert s["train_loss_paired_t"][0] is None
+    assert s["train_loss_difference"][1] == pytest.approx((0.1, math.sqrt(0.02)))
+    assert s["train_loss_paired_t"][1] == pytest.approx(1.0)
 
 
 def test_seed_summary_has_no_t_where_the_differences_do_not_vary():
