@@ -18,7 +18,7 @@ alternates), so both see the same machine load; the ratio is the median of the p
 start equal and apply the same float32 updates, so they should agree within noise; but float32
 gradients differ from step 1 (summation orders and algorithms: on ResNet-20 at seed 0's first
 batch both libraries' float32 gradients sit up to ~3e-3 from float64 ones in the early layers,
-where BatchNorm's backward cancels, fastnn's 1-10x PyTorch's), training amplifies that (the
+where BatchNorm's backward cancels, fastnn's 1-16x PyTorch's), training amplifies that (the
 float32 twins are ~1e-2 apart after 5 steps), and short runs' eval-mode accuracy swings from
 epoch to epoch (BatchNorm running statistics lag the weights): the per-epoch accuracies show
 how much.
