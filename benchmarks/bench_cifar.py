@@ -16,19 +16,31 @@ permutation per epoch (the same batches for both); the step as the README writes
 alternates), so both see the same machine load; the ratio is the median of the per-epoch ratios
 (> 1: fastnn faster). Test accuracy of both after every epoch (untimed) and after the last: they
 start equal and apply the same float32 updates, so they should agree within noise; but float32
-gradients differ from step 1 (summation orders; on ResNet-20 PyTorch's CPU gradients sit ~1e-3
-from float64 ones, fastnn's ~1e-6), training amplifies that, and short runs' eval-mode accuracy
-swings from epoch to epoch (BatchNorm running statistics lag the weights): the per-epoch
-accuracies show how much.
+gradients differ from step 1 (summation orders and algorithms: on ResNet-20 at seed 0's first
+batch both libraries' float32 gradients sit up to ~3e-3 from float64 ones in the early layers,
+where BatchNorm's backward cancels, fastnn's 1-16x PyTorch's), training amplifies that (the
+float32 twins are ~1e-2 apart after 5 steps), and short runs' eval-mode accuracy swings from
+epoch to epoch (BatchNorm running statistics lag the weights): the per-epoch accuracies show
+how much.
+
+How much is noise: ``--seeds K`` trains each model K times, seed s drawing the initial weights
+with ``fastnn.manual_seed(s)`` and the batch order from seed s + 1 (seed 0 is the default run),
+and reports per library the mean and standard deviation of the test accuracy after every epoch,
+and those of the paired difference fastnn - torch (the same seed's twins). ``--dtype float64``
+trains both twins in float64 (fastnn's float64 kernels, ``model.double()`` in PyTorch): computing
+the same thing, they then agree to ~1e-10 for many steps (cifar_twin_trace.py follows that step by
+step), so any gap left there is a difference in what the libraries compute, not rounding.
 
     PYTHONPATH=python python benchmarks/bench_cifar.py [--epochs 3] [--train-samples 11000]
-        [--test-samples 1000] [--models simple_cnn,resnet20] [--threads 2] [--json]
+        [--test-samples 1000] [--models simple_cnn,resnet20] [--threads 2] [--seeds 1]
+        [--dtype float32] [--json]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
 import sys
@@ -95,14 +107,28 @@ def load(folder: str, train_samples: int, test_samples: int, seed: int = 0):
     return ((x_train - mean) / std).astype(np.float32), y_train, ((x_test - mean) / std).astype(np.float32), y_test
 
 
-def build(name: str):
+def build(name: str, seed: int = 0):
     import fastnn
     from fastnn import models
 
-    fastnn.manual_seed(0)
+    fastnn.manual_seed(seed)
     if name == "resnet20":
         return models.resnet(20, 3, CLASSES, 32)
     return models.simple_cnn(3, CLASSES, 32)
+
+
+def cast_model(model, dtype):
+    """``model`` with its parameters and floating-point buffers (BatchNorm's running statistics)
+    converted to ``dtype`` in place; the layers then run their kernels for that dtype."""
+    import numpy as np
+
+    for p in model.parameters():
+        p.data = p.data.astype(dtype)
+    for m in model.modules():
+        own = [(n, b) for n, b in m.named_buffers() if "." not in n and np.asarray(b).dtype.kind == "f"]
+        for n, b in own:
+            m.register_buffer(n, b.astype(dtype))
+    return model
 
 
 def batch_orders(samples: int, epochs: int, seed: int = 1) -> list[list[Any]]:
@@ -175,14 +201,26 @@ class TorchRun:
         return hits / len(y)
 
 
-def compare(name: str, data, epochs: int) -> dict[str, Any]:
-    import torch
+def twins(name: str, seed: int = 0, dtype: str = "float32"):
+    """(fastnn model, its PyTorch twin): the same initial weights, drawn from ``seed``, both in
+    ``dtype``."""
+    import numpy as np
     from bench_gpu import torch_twin
 
+    model = build(name, seed)
+    twin = torch_twin(model)  # from the float32 weights, so both dtypes start from the same values
+    if dtype == "float64":
+        cast_model(model, np.float64)
+        twin = twin.double()
+    return model, twin
+
+
+def compare(name: str, data, epochs: int, seed: int = 0, dtype: str = "float32") -> dict[str, Any]:
+    import torch
+
     x_train, y_train, x_test, y_test = data
-    model = build(name)
-    runs = {"fastnn": FastnnRun(model, LEARNING_RATES[name]),
-            "torch": TorchRun(torch_twin(model), LEARNING_RATES[name])}
+    model, twin = twins(name, seed, dtype)
+    runs = {"fastnn": FastnnRun(model, LEARNING_RATES[name]), "torch": TorchRun(twin, LEARNING_RATES[name])}
     inputs = {"fastnn": (x_train, y_train),
               "torch": (torch.from_numpy(x_train), torch.from_numpy(y_train))}
     tests = {"fastnn": (x_test, y_test), "torch": (torch.from_numpy(x_test), torch.from_numpy(y_test))}
@@ -191,7 +229,7 @@ def compare(name: str, data, epochs: int) -> dict[str, Any]:
     # Test accuracy after every epoch (not timed): how much it swings from epoch to epoch is
     # the noise the two libraries' final accuracies are compared against.
     accuracies: dict[str, list[float]] = {"fastnn": [], "torch": []}
-    for e, batches in enumerate(batch_orders(len(y_train), epochs)):
+    for e, batches in enumerate(batch_orders(len(y_train), epochs, seed + 1)):
         for lib in (("fastnn", "torch") if e % 2 == 0 else ("torch", "fastnn")):
             wait_until_idle(0.5)  # the other library's spinning workers go to sleep first
             start = time.perf_counter()
@@ -199,10 +237,62 @@ def compare(name: str, data, epochs: int) -> dict[str, Any]:
             times[lib].append(time.perf_counter() - start)
             accuracies[lib].append(runs[lib].accuracy(*tests[lib]))
     ratios = [t / f for f, t in zip(times["fastnn"], times["torch"])]
-    return {"model": name, "lr": LEARNING_RATES[name], "epoch_seconds": times, "train_loss": losses,
+    return {"model": name, "seed": seed, "lr": LEARNING_RATES[name], "epoch_seconds": times, "train_loss": losses,
             "epoch_time_ratio": statistics.median(ratios), "epoch_time_ratios": ratios,
             "test_accuracy": {lib: acc[-1] for lib, acc in accuracies.items()},
             "test_accuracy_per_epoch": accuracies}
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 for a single value)."""
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def paired(fastnn: list[float], torch: list[float]) -> tuple[float, float, float | None]:
+    """Mean and standard deviation of the paired differences fastnn - torch, and the mean over
+    its standard error (a paired t statistic; None where the differences do not vary)."""
+    mean, std = mean_std([a - b for a, b in zip(fastnn, torch)])
+    return mean, std, (mean / (std / math.sqrt(len(fastnn))) if std > 0 else None)
+
+
+def seed_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """One model's runs over several seeds: per epoch, each library's test accuracy (mean, std)
+    and the paired difference fastnn - torch of the same seed's twins (mean, std, paired t:
+    |t| well above 2 with several seeds says the gap is systematic); and the paired difference
+    of the epoch's mean training loss."""
+    def per_epoch(key, lib):
+        return [list(a) for a in zip(*(r[key][lib] for r in rows))]
+
+    summary: dict[str, Any] = {"model": rows[0]["model"], "seeds": [r["seed"] for r in rows], "fastnn": [],
+                               "torch": [], "difference": [], "paired_t": [], "train_loss_difference": [],
+                               "train_loss_paired_t": []}
+    for f, t in zip(per_epoch("test_accuracy_per_epoch", "fastnn"), per_epoch("test_accuracy_per_epoch", "torch")):
+        summary["fastnn"].append(mean_std(f))
+        summary["torch"].append(mean_std(t))
+        mean, std, t_stat = paired(f, t)
+        summary["difference"].append((mean, std))
+        summary["paired_t"].append(t_stat)
+    for f, t in zip(per_epoch("train_loss", "fastnn"), per_epoch("train_loss", "torch")):
+        mean, std, t_stat = paired(f, t)
+        summary["train_loss_difference"].append((mean, std))
+        summary["train_loss_paired_t"].append(t_stat)
+    return summary
+
+
+def print_seed_summary(s: dict[str, Any]) -> None:
+    def cells(pairs, scale=100.0, digits=1):
+        return "  ".join(f"{scale * m:6.{digits}f} ± {scale * sd:5.{digits}f}" for m, sd in pairs)
+
+    def t_cells(values):
+        return "  ".join(f"{t:>15.2f}" if t is not None else f"{'-':>15}" for t in values)
+
+    print(f"{s['model']}, seeds {', '.join(map(str, s['seeds']))}: after each epoch, mean ± std over the seeds")
+    print(f"  {'test accuracy %, fastnn':<34} {cells(s['fastnn'])}")
+    print(f"  {'test accuracy %, torch':<34} {cells(s['torch'])}")
+    print(f"  {'accuracy, fastnn - torch (paired)':<34} {cells(s['difference'])}")
+    print(f"  {'  paired t':<34} {t_cells(s['paired_t'])}")
+    print(f"  {'train loss, fastnn - torch':<34} {cells(s['train_loss_difference'], 1.0, 3)}")
+    print(f"  {'  paired t':<34} {t_cells(s['train_loss_paired_t'])}")
 
 
 def main() -> int:
@@ -213,8 +303,14 @@ def main() -> int:
     parser.add_argument("--test-samples", type=int, default=1000)
     parser.add_argument("--models", default="simple_cnn,resnet20")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seeds", type=int, default=1,
+                        help="train each model with seeds 0..K-1 (initial weights and batch order) and summarise")
+    parser.add_argument("--dtype", choices=("float32", "float64"), default="float32",
+                        help="the dtype both twins train in")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    if args.seeds < 1:
+        parser.error(f"argument --seeds: must be >= 1; got {args.seeds}")
     reason = missing_data(args.data)
     if reason:
         print(f"bench_cifar: skipped: {reason}")
@@ -227,27 +323,43 @@ def main() -> int:
     fastnn.set_num_threads(args.threads)
     torch.set_num_threads(args.threads)
     data = load(args.data, args.train_samples, args.test_samples)
+    if args.dtype == "float64":
+        data = tuple(a.astype("float64") if a.dtype.kind == "f" else a for a in data)
+    names = [name for name in args.models.split(",") if name]
     machine_load = MachineLoad()
-    rows = [compare(name, data, args.epochs) for name in args.models.split(",") if name]
+    rows = []
+    for name in names:
+        for seed in range(args.seeds):
+            rows.append(compare(name, data, args.epochs, seed, args.dtype))
+            if args.seeds > 1:  # a long run's progress
+                acc = rows[-1]["test_accuracy_per_epoch"]
+                print(f"bench_cifar: {name} seed {seed}: fastnn {acc['fastnn']}, torch {acc['torch']}", file=sys.stderr)
     load_info = machine_load.finish()
+    summaries = [seed_summary([r for r in rows if r["model"] == name]) for name in names] if args.seeds > 1 else []
     report = {"machine": machine_info(args.threads), "torch": torch.__version__, "threads": args.threads,
               "machine_load": load_info,
               "train_samples": len(data[1]), "test_samples": len(data[3]), "epochs": args.epochs,
-              "batch": BATCH, "runs": rows}
+              "batch": BATCH, "dtype": args.dtype, "runs": rows}
+    if summaries:
+        report["seed_summaries"] = summaries
     if args.json:
         json.dump(report, sys.stdout, indent=2)
         print()
         return 0
     print(f"CIFAR-10, {len(data[1])} training / {len(data[3])} test images, {args.epochs} epochs, batch {BATCH}, "
-          f"{args.threads} threads, torch {torch.__version__}")
+          f"{args.threads} threads, torch {torch.__version__}" + (f", {args.dtype}" if args.dtype != "float32" else "")
+          + (f", seeds 0-{args.seeds - 1}" if summaries else ""))
     print(machine_load.line())
-    print(f"{'model':<11} {'fastnn s/epoch':>14} {'torch s/epoch':>13} {'ratio':>6}  test accuracy per epoch "
-          "(fastnn | torch)   (ratio: median per-epoch torch/fastnn time)")
+    seed = (lambda value: f"{value:>4} ") if summaries else (lambda value: "")  # a column only with --seeds
+    print(f"{'model':<11} {seed('seed')}{'fastnn s/epoch':>14} {'torch s/epoch':>13} {'ratio':>6}  "
+          "test accuracy per epoch (fastnn | torch)   (ratio: median per-epoch torch/fastnn time)")
     for r in rows:
         t, acc = r["epoch_seconds"], r["test_accuracy_per_epoch"]
-        print(f"{r['model']:<11} {statistics.median(t['fastnn']):>14.2f} {statistics.median(t['torch']):>13.2f} "
-              f"{r['epoch_time_ratio']:>5.2f}x  {' '.join(f'{100 * a:.1f}' for a in acc['fastnn'])} | "
-              f"{' '.join(f'{100 * a:.1f}' for a in acc['torch'])}")
+        print(f"{r['model']:<11} {seed(r['seed'])}{statistics.median(t['fastnn']):>14.2f} "
+              f"{statistics.median(t['torch']):>13.2f} {r['epoch_time_ratio']:>5.2f}x  "
+              f"{' '.join(f'{100 * a:.1f}' for a in acc['fastnn'])} | {' '.join(f'{100 * a:.1f}' for a in acc['torch'])}")
+    for summary in summaries:
+        print_seed_summary(summary)
     return 0
 
 
