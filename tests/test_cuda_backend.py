@@ -186,3 +186,34 @@ def test_optimizer_batches_parameters_by_step_count(rng):
     assert [opt.state[p]["step"] for p in params] == [2, 2, 1, 1]
     for p in params:
         assert_close(p.data, expected[id(p)], FLOAT32_RTOL, "param")
+
+
+def test_cupy_version_reads_no_metadata_without_cupy(monkeypatch):
+    # Every training run's report asks for CuPy's version; scanning every installed
+    # distribution's metadata costs ~0.5 s, so without CuPy nothing is read, and with it the
+    # known wheel names are asked first.
+    import importlib.metadata
+    import importlib.util
+
+    def no_scan():
+        raise AssertionError("packages_distributions() was called")
+
+    monkeypatch.setattr(importlib.metadata, "packages_distributions", no_scan)
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "cupy" else real_find_spec(name, *a))
+    assert cuda._cupy_version() is None
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object() if name == "cupy" else real_find_spec(name, *a))
+    versions = {"cupy-cuda12x": "13.6.0"}
+
+    def version(dist):
+        if dist in versions:
+            return versions[dist]
+        raise importlib.metadata.PackageNotFoundError(dist)
+
+    monkeypatch.setattr(importlib.metadata, "version", version)
+    assert cuda._cupy_version() == "13.6.0"
+    # A CuPy under another distribution name is still found, by the scan.
+    versions = {"cupy-rocm-6-0": "13.1.0"}
+    monkeypatch.setattr(importlib.metadata, "packages_distributions", lambda: {"cupy": ["cupy-rocm-6-0"]})
+    assert cuda._cupy_version() == "13.1.0"

@@ -170,10 +170,26 @@ def cpu_matmul_precision(setting: str | None = None) -> dict[str, str]:
     return {"setting": setting, "precision": "float32", "reason": reason}
 
 
-def _cupy_version() -> str | None:
-    # importlib.metadata pulls in the email package (~20 ms): only `info()` needs it.
-    import importlib.metadata
+# The distributions that ship the `cupy` package (CuPy's wheels per CUDA major version, and
+# the source package), tried before scanning every installed distribution's metadata.
+_CUPY_DISTRIBUTIONS = ("cupy-cuda12x", "cupy-cuda13x", "cupy-cuda11x", "cupy")
 
+
+def _cupy_version() -> str | None:
+    # importlib.metadata pulls in the email package (~20 ms): only `info()` needs it. Its
+    # packages_distributions() reads every installed distribution's metadata (~0.5 s with a
+    # few hundred installed), and every training run's report calls this: without CuPy
+    # there is nothing to look up, and with it the known distribution names come first.
+    import importlib.metadata
+    import importlib.util
+
+    if importlib.util.find_spec("cupy") is None:
+        return None
+    for dist in _CUPY_DISTRIBUTIONS:
+        try:
+            return importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            continue
     for dist in importlib.metadata.packages_distributions().get("cupy", []):
         try:
             return importlib.metadata.version(dist)
