@@ -9,6 +9,7 @@ indexing or blocking bug (those give errors of order 1).
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -22,6 +23,19 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     # (a 0.5 ms kernel took 8 ms on a loaded 2-core machine). Passive waiting sleeps instead.
     # Set before fastnn loads the OpenMP runtime, which reads it once.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+# The digits ship inside scikit-learn. fastnn reads its file without importing it, and so do the
+# skip checks below (importing scikit-learn costs ~2 s in every test process that does).
+HAS_DIGITS = importlib.util.find_spec("sklearn") is not None
+DIGITS_SKIP_REASON = "the digits data ships inside scikit-learn (the 'digits' extra)"
+NEEDS_DIGITS = pytest.mark.skipif(not HAS_DIGITS, reason=DIGITS_SKIP_REASON)
+
+
+def require_digits() -> None:
+    """Skips the calling test where scikit-learn (which ships the digits) is not installed."""
+    if not HAS_DIGITS:
+        pytest.skip(DIGITS_SKIP_REASON)
+
 
 FLOAT32_RTOL = 1e-5
 FLOAT32_RTOL_REDUCTION = 1e-4

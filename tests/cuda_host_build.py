@@ -81,7 +81,9 @@ class Builder:
         return self.include is not None or name not in NEEDS_CUDA_HEADERS
 
     def flags(self, emulated: bool, header: Path | None = None) -> list[str]:
-        flags = ["-std=c++17", "-O1", f"-I{ROOT / 'csrc'}"]
+        # -Og: about a quarter less compile time than -O1 (the programs compile on every test
+        # run, about 30 translation units), for a few seconds more of emulated kernels.
+        flags = ["-std=c++17", "-Og", f"-I{ROOT / 'csrc'}"]
         if self.include is not None:
             flags.append(f"-I{self.include}")
         if emulated:

@@ -17,9 +17,10 @@ import fastnn
 from fastnn import recipes
 from fastnn.cli import main
 
+from conftest import NEEDS_DIGITS
 from dataset_files import http_root, small_cifar10, write_mnist  # noqa: F401 (fixture)
 
-pytest.importorskip("sklearn", reason="the default dataset (digits) ships inside scikit-learn")
+pytestmark = NEEDS_DIGITS
 
 FAST = ["--model", "mlp", "--threads", "1"]
 

@@ -18,9 +18,10 @@ import fastnn
 from fastnn.cli import main
 
 from cli_runs import one_line_error, report, small_digits_in
+from conftest import NEEDS_DIGITS
 from dataset_files import write_mnist
 
-pytest.importorskip("sklearn", reason="the default dataset (digits) ships inside scikit-learn")
+pytestmark = NEEDS_DIGITS
 
 FAST = ["--model", "mlp", "--threads", "1"]
 

@@ -18,8 +18,9 @@ import fastnn
 from fastnn.cli import main
 
 from cli_runs import one_line_error, report, small_digits_in
+from conftest import NEEDS_DIGITS
 
-pytest.importorskip("sklearn", reason="the default dataset (digits) ships inside scikit-learn")
+pytestmark = NEEDS_DIGITS
 
 FAST = ["--model", "mlp", "--threads", "1", "--quiet", "--no-augment"]
 

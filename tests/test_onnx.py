@@ -27,6 +27,7 @@ from fastnn import nn, recipes
 ort = pytest.importorskip("onnxruntime", reason="the ONNX parity tests run the graphs in onnxruntime")
 onnx = pytest.importorskip("onnx", reason="fastnn.onnx writes graphs with the onnx package")
 import fastnn.onnx  # noqa: E402 (after the skips: the module itself is importable without onnx)
+from conftest import require_digits
 
 RTOL = 1e-4
 
@@ -259,7 +260,7 @@ def test_missing_onnx_names_the_extra(tmp_path, monkeypatch):
 def trained_run(tmp_path_factory):
     """A run folder of an MLP trained one epoch on 100 digits (40 test images), trained once for
     the module; the tests run in its parent folder, with the digits cut the same way."""
-    pytest.importorskip("sklearn", reason="the digits ship inside scikit-learn")
+    require_digits()
     from fastnn.cli import main
 
     root = tmp_path_factory.mktemp("cli")

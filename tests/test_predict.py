@@ -15,6 +15,7 @@ import fastnn.report
 from fastnn import data, recipes
 from fastnn.cli import main
 from fastnn.cli.predict import preprocessing
+from conftest import require_digits
 
 Image = pytest.importorskip("PIL.Image", reason="image folders are decoded with Pillow (fastnn[images])")
 
@@ -149,7 +150,7 @@ def test_digits_model_predicts_png_files(tmp_path, capsys):
     """A digits model (8x8, 1 channel, pixels 0..16 / 16) on PNGs of digits images (pixel * 255,
     rounded to a byte) and on 4x larger RGB copies: predict converts and resizes them, and its
     classes agree with the model's own on the arrays."""
-    pytest.importorskip("sklearn", reason="the digits ship inside scikit-learn")
+    require_digits()
     threads = fastnn.get_num_threads()
     try:
         assert main(["train", "--model", "mlp", "--epochs", "2", "--threads", "1", "--out", str(tmp_path / "run"),

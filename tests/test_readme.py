@@ -10,9 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from conftest import NEEDS_DIGITS
+
 README = Path(__file__).resolve().parent.parent / "README.md"
 
-pytest.importorskip("sklearn", reason="the example's data ships inside scikit-learn")
+pytestmark = NEEDS_DIGITS
 
 
 def test_readme_example_runs_and_learns():

@@ -11,6 +11,7 @@ import pytest
 import fastnn
 from fastnn import data, nn, optim, recipes
 from fastnn.recipes import RecipeError
+from conftest import require_digits
 
 
 def test_public_names_are_documented_and_typed():
@@ -184,7 +185,7 @@ def test_build_dataset_reads_the_files_and_names_the_flag(tmp_path):
 
 
 def test_digits_recipe_fits_every_model():
-    pytest.importorskip("sklearn")
+    require_digits()
     train_set, test_set = recipes.build_dataset("digits")
     shape = train_set.x.shape[1:]
     assert shape == recipes.dataset_recipe("digits").input_shape and train_set.num_classes == 10

@@ -11,6 +11,7 @@ from fastnn import data, nn, optim
 from fastnn.optim import lr
 from fastnn.random import default_generator
 from fastnn.train import History, NonFiniteLossError, evaluate, fit
+from conftest import require_digits
 
 
 class Jitter(nn.Module):
@@ -74,8 +75,7 @@ def test_resume_is_bitwise_exact(tmp_path, kind):
 
 
 def test_fit_learns_real_digits():
-    sklearn = pytest.importorskip("sklearn")  # the digits ship inside scikit-learn
-    del sklearn
+    require_digits()
     train, test = data.digits()
     fastnn.manual_seed(0)
     model = nn.Sequential(nn.Flatten(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10))

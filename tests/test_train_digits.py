@@ -4,12 +4,12 @@ stratified 80/20 split) must reach >= 95% test accuracy, in a couple of seconds.
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 import fastnn
 from fastnn import nn, optim
+from conftest import NEEDS_DIGITS
 
-pytest.importorskip("sklearn", reason="scikit-learn (the 'digits' extra) ships the data")
+pytestmark = NEEDS_DIGITS
 
 
 def test_mlp_reaches_95_percent_on_digits():
