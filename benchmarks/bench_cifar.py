@@ -12,9 +12,12 @@ seeded, so a prefix mixes both sources).
 Recipe (both libraries): per-channel standardisation from the training images, SGD with momentum
 0.9, weight decay 5e-4, a fixed learning rate, batch 128 (the remainder dropped), a seeded
 permutation per epoch (the same batches for both); the step as the README writes it (``model.backward(loss_fn.backward())``;
-``loss.backward()`` in PyTorch). Epochs alternate between the libraries (who goes first
-alternates), so both see the same machine load; the ratio is the median of the per-epoch ratios
-(> 1: fastnn faster). Test accuracy of both after every epoch (untimed) and after the last: they
+``loss.backward()`` in PyTorch). Each epoch runs in segments of --segment-batches batches (10)
+that alternate between the libraries (who goes first alternates), so the two sides of a pair
+run seconds apart: whole epochs per turn (--segment-batches 0) put tens of seconds between them,
+over which this kind of shared host drifts by up to 30%. An epoch's time is the sum of its
+segments; the ratio is the median of the per-epoch ratios (> 1: fastnn faster), and the per-epoch
+ratios give its run-to-run range. Test accuracy of both after every epoch (untimed) and after the last: they
 start equal and apply the same float32 updates, so they should agree within noise; but float32
 gradients differ from step 1 (summation orders and algorithms: on ResNet-20 at seed 0's first
 batch both libraries' float32 gradients sit up to ~3e-3 from float64 ones in the early layers,
@@ -33,7 +36,7 @@ step), so any gap left there is a difference in what the libraries compute, not 
 
     PYTHONPATH=python python benchmarks/bench_cifar.py [--epochs 3] [--train-samples 11000]
         [--test-samples 1000] [--models simple_cnn,resnet20] [--threads 2] [--seeds 1]
-        [--dtype float32] [--json]
+        [--dtype float32] [--segment-batches 10] [--json]
 """
 
 from __future__ import annotations
@@ -151,7 +154,8 @@ class FastnnRun:
         self.model, self.loss_fn = model, nn.SoftmaxCrossEntropy()
         self.opt = optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=5e-4)
 
-    def epoch(self, x, y, batches) -> float:
+    def train(self, x, y, batches) -> float:
+        """Trains on ``batches`` in turn; the sum of their losses times their sizes."""
         model, loss_fn, opt = self.model, self.loss_fn, self.opt
         model.train()
         total = 0.0
@@ -161,7 +165,7 @@ class FastnnRun:
             model.backward(loss_fn.backward())
             opt.step()
             total += loss * len(idx)
-        return total / sum(len(b) for b in batches)
+        return total
 
     def accuracy(self, x, y) -> float:
         import numpy as np
@@ -180,7 +184,8 @@ class TorchRun:
         self.loss_fn = torch.nn.CrossEntropyLoss()
         self.opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=5e-4)
 
-    def epoch(self, x, y, batches) -> float:
+    def train(self, x, y, batches) -> float:
+        """Trains on ``batches`` in turn; the sum of their losses times their sizes."""
         torch, model, loss_fn, opt = self.torch, self.model, self.loss_fn, self.opt
         model.train()
         total = 0.0
@@ -191,7 +196,7 @@ class TorchRun:
             loss.backward()
             opt.step()
             total += loss.item() * len(idx)
-        return total / sum(len(b) for b in batches)
+        return total
 
     def accuracy(self, x, y) -> float:
         torch = self.torch
@@ -215,7 +220,16 @@ def twins(name: str, seed: int = 0, dtype: str = "float32"):
     return model, twin
 
 
-def compare(name: str, data, epochs: int, seed: int = 0, dtype: str = "float32") -> dict[str, Any]:
+def segments(batches: list[Any], size: int) -> list[list[Any]]:
+    """``batches`` cut into consecutive runs of ``size`` (the last may be shorter); one run of
+    all of them for size 0."""
+    if size == 0:
+        return [batches]
+    return [batches[i:i + size] for i in range(0, len(batches), size)]
+
+
+def compare(name: str, data, epochs: int, seed: int = 0, dtype: str = "float32",
+            segment_batches: int = 10) -> dict[str, Any]:
     import torch
 
     x_train, y_train, x_test, y_test = data
@@ -229,15 +243,24 @@ def compare(name: str, data, epochs: int, seed: int = 0, dtype: str = "float32")
     # Test accuracy after every epoch (not timed): how much it swings from epoch to epoch is
     # the noise the two libraries' final accuracies are compared against.
     accuracies: dict[str, list[float]] = {"fastnn": [], "torch": []}
-    for e, batches in enumerate(batch_orders(len(y_train), epochs, seed + 1)):
-        for lib in (("fastnn", "torch") if e % 2 == 0 else ("torch", "fastnn")):
-            wait_until_idle(0.5)  # the other library's spinning workers go to sleep first
-            start = time.perf_counter()
-            losses[lib].append(runs[lib].epoch(*inputs[lib], batches))
-            times[lib].append(time.perf_counter() - start)
+    turn = 0
+    for batches in batch_orders(len(y_train), epochs, seed + 1):
+        seconds = {"fastnn": 0.0, "torch": 0.0}
+        loss_sums = {"fastnn": 0.0, "torch": 0.0}
+        for segment in segments(batches, segment_batches):
+            for lib in (("fastnn", "torch") if turn % 2 == 0 else ("torch", "fastnn")):
+                wait_until_idle(0.5)  # the other library's spinning workers go to sleep first
+                start = time.perf_counter()
+                loss_sums[lib] += runs[lib].train(*inputs[lib], segment)
+                seconds[lib] += time.perf_counter() - start
+            turn += 1
+        for lib in runs:
+            times[lib].append(seconds[lib])
+            losses[lib].append(loss_sums[lib] / sum(len(b) for b in batches))
             accuracies[lib].append(runs[lib].accuracy(*tests[lib]))
     ratios = [t / f for f, t in zip(times["fastnn"], times["torch"])]
-    return {"model": name, "seed": seed, "lr": LEARNING_RATES[name], "epoch_seconds": times, "train_loss": losses,
+    return {"model": name, "seed": seed, "lr": LEARNING_RATES[name], "segment_batches": segment_batches,
+            "epoch_seconds": times, "train_loss": losses,
             "epoch_time_ratio": statistics.median(ratios), "epoch_time_ratios": ratios,
             "test_accuracy": {lib: acc[-1] for lib, acc in accuracies.items()},
             "test_accuracy_per_epoch": accuracies}
@@ -307,10 +330,14 @@ def main() -> int:
                         help="train each model with seeds 0..K-1 (initial weights and batch order) and summarise")
     parser.add_argument("--dtype", choices=("float32", "float64"), default="float32",
                         help="the dtype both twins train in")
+    parser.add_argument("--segment-batches", type=int, default=10,
+                        help="batches per turn of one library before the other takes over (0: whole epochs)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     if args.seeds < 1:
         parser.error(f"argument --seeds: must be >= 1; got {args.seeds}")
+    if args.segment_batches < 0:
+        parser.error(f"argument --segment-batches: must be >= 0; got {args.segment_batches}")
     reason = missing_data(args.data)
     if reason:
         print(f"bench_cifar: skipped: {reason}")
@@ -330,7 +357,7 @@ def main() -> int:
     rows = []
     for name in names:
         for seed in range(args.seeds):
-            rows.append(compare(name, data, args.epochs, seed, args.dtype))
+            rows.append(compare(name, data, args.epochs, seed, args.dtype, args.segment_batches))
             if args.seeds > 1:  # a long run's progress
                 acc = rows[-1]["test_accuracy_per_epoch"]
                 print(f"bench_cifar: {name} seed {seed}: fastnn {acc['fastnn']}, torch {acc['torch']}", file=sys.stderr)
@@ -348,15 +375,17 @@ def main() -> int:
         return 0
     print(f"CIFAR-10, {len(data[1])} training / {len(data[3])} test images, {args.epochs} epochs, batch {BATCH}, "
           f"{args.threads} threads, torch {torch.__version__}" + (f", {args.dtype}" if args.dtype != "float32" else "")
-          + (f", seeds 0-{args.seeds - 1}" if summaries else ""))
+          + (f", seeds 0-{args.seeds - 1}" if summaries else "")
+          + (f", turns of {args.segment_batches} batches" if args.segment_batches else ", turns of whole epochs"))
     print(machine_load.line())
     seed = (lambda value: f"{value:>4} ") if summaries else (lambda value: "")  # a column only with --seeds
-    print(f"{'model':<11} {seed('seed')}{'fastnn s/epoch':>14} {'torch s/epoch':>13} {'ratio':>6}  "
+    print(f"{'model':<11} {seed('seed')}{'fastnn s/epoch':>14} {'torch s/epoch':>13} {'ratio (range)':>16}  "
           "test accuracy per epoch (fastnn | torch)   (ratio: median per-epoch torch/fastnn time)")
     for r in rows:
-        t, acc = r["epoch_seconds"], r["test_accuracy_per_epoch"]
+        t, acc, per_epoch = r["epoch_seconds"], r["test_accuracy_per_epoch"], r["epoch_time_ratios"]
         print(f"{r['model']:<11} {seed(r['seed'])}{statistics.median(t['fastnn']):>14.2f} "
-              f"{statistics.median(t['torch']):>13.2f} {r['epoch_time_ratio']:>5.2f}x  "
+              f"{statistics.median(t['torch']):>13.2f} "
+              f"{r['epoch_time_ratio']:>5.2f}x ({min(per_epoch):.2f}-{max(per_epoch):.2f})  "
               f"{' '.join(f'{100 * a:.1f}' for a in acc['fastnn'])} | {' '.join(f'{100 * a:.1f}' for a in acc['torch'])}")
     for summary in summaries:
         print_seed_summary(summary)

@@ -82,3 +82,18 @@ def test_bad_seed_count_is_refused_and_missing_data_skips(tmp_path):
     assert bad.returncode == 2 and "argument --seeds: must be >= 1; got 0" in bad.stderr
     skipped = subprocess.run([sys.executable, script, "--data", str(tmp_path)], capture_output=True, text=True, env=env)
     assert skipped.returncode == 0 and skipped.stdout.startswith("bench_cifar: skipped: CIFAR-10 files not found")
+
+
+def test_segments_cover_every_batch_once_in_order():
+    batches = [np.array([i]) for i in range(23)]
+    for size, lengths in ((10, [10, 10, 3]), (23, [23]), (50, [23]), (1, [1] * 23), (0, [23])):
+        runs = bench_cifar.segments(batches, size)
+        assert [len(r) for r in runs] == lengths
+        assert [int(b[0]) for r in runs for b in r] == list(range(23))
+
+
+def test_negative_segment_length_is_refused(tmp_path):
+    script = os.path.join(BENCHMARKS, "bench_cifar.py")
+    bad = subprocess.run([sys.executable, script, "--segment-batches", "-1", "--data", str(tmp_path)],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "argument --segment-batches: must be >= 0; got -1" in bad.stderr
