@@ -181,7 +181,7 @@ def _bn_eval_samples(rng, dtype):
 def _bn_train_errors(dtype):
     X4 = lambda xp: xp.zeros((2, 3, 4, 4), dtype)  # noqa: E731
     C = lambda xp, n=3: xp.ones(n, dtype)  # noqa: E731
-    train, ev, bwd = ops.batch_norm_train, ops.batch_norm_eval, ops.batch_norm_backward
+    train, bwd = ops.batch_norm_train, ops.batch_norm_backward
     yield err("1-D", lambda xp: train(xp.zeros(4, dtype), C(xp), C(xp), None, None), ValueError, "batch_norm_train", "(N, C)", "(4,)")
     yield err("one value per channel", lambda xp: train(xp.zeros((1, 3), dtype), C(xp), C(xp), None, None), ValueError,
               "batch_norm_train", "more than 1 value per channel", "(1, 3)")
