@@ -177,6 +177,17 @@ bool winograd_weight_grad_pays(const Conv2dShape& s) {
          s.in_channels * s.out_channels <= kMaxChannelPairs && s.batch * tiles >= kMinBatchTiles;
 }
 
+// Pixel rows (conv2d_rows.h) for strided layers without groups, with more than one tap: their
+// taps are copied C_in values at a time (a kernel row at a time) where the columns gather every
+// stride-th value one by one, and the forward's product reads its A in place, row-major, where
+// the columns' A is transposed. MEASUREMENTS TBD.
+// 1x1 kernels stay on the columns (or channel_major): one tap per pixel leaves the channels-last
+// copy of the whole image, every row and column of it, as the cost of a gather of a quarter of
+// it (stride 2), and the rows lost or tied: MEASUREMENTS TBD.
+bool rows_pay(const Conv2dShape& s) {
+  return s.groups == 1 && (s.stride_h > 1 || s.stride_w > 1) && s.kernel_area() > 1;
+}
+
 const char* name(ForwardMethod m) {
   switch (m) {
     case ForwardMethod::direct: return "direct";
@@ -185,6 +196,7 @@ const char* name(ForwardMethod m) {
     case ForwardMethod::columns: return "columns";
     case ForwardMethod::input_as_columns: return "input_as_columns";
     case ForwardMethod::winograd: return "winograd";
+    case ForwardMethod::rows: return "rows";
   }
   return "";
 }
@@ -194,6 +206,7 @@ const char* name(const InputGradPlan& p) {
     case InputGradMethod::convolution: return name(p.forward.method);
     case InputGradMethod::col2im: return "col2im";
     case InputGradMethod::input_as_columns_col2im: return "input_as_columns_col2im";
+    case InputGradMethod::rows: return "rows";
   }
   return "";
 }
@@ -205,6 +218,7 @@ const char* name(WeightGradMethod m) {
     case WeightGradMethod::columns: return "columns";
     case WeightGradMethod::input_as_columns: return "input_as_columns";
     case WeightGradMethod::winograd: return "winograd";
+    case WeightGradMethod::rows: return "rows";
   }
   return "";
 }
@@ -220,6 +234,8 @@ ForwardPlan plan_forward(const Conv2dShape& s) {
     plan.method = ForwardMethod::direct;
     plan.direct.block = direct_block<T>(s);
     plan.direct.pixel_major = pixel_major_direct_pays<T>(s);
+  } else if (rows_pay(s)) {
+    plan.method = ForwardMethod::rows;
   } else if (channel_major_pays(s)) {
     plan.method = ForwardMethod::channel_major;
   } else if (indirect_taps_pay(s)) {
@@ -242,6 +258,10 @@ InputGradPlan plan_input_grad(const Conv2dShape& s) {
     plan.forward = plan_forward<T>(plan.convolution);
     return plan;
   }
+  if (rows_pay(s)) {
+    plan.method = InputGradMethod::rows;
+    return plan;
+  }
   plan.method = columns_are_input(s) ? InputGradMethod::input_as_columns_col2im
                                      : InputGradMethod::col2im;
   return plan;
@@ -257,6 +277,8 @@ WeightGradPlan plan_weight_grad(const Conv2dShape& s) {
     plan.direct.block = direct_block<T>(s);
   } else if (tap_views_pay(s)) {
     plan.method = WeightGradMethod::tap_views;
+  } else if (rows_pay(s)) {
+    plan.method = WeightGradMethod::rows;
   } else {
     plan.method =
         columns_are_input(s) ? WeightGradMethod::input_as_columns : WeightGradMethod::columns;
