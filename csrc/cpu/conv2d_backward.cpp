@@ -107,9 +107,11 @@ void rows_weight_grad(const T* dy, const T* x, T* dweight, bool accumulate,
   const int64_t K = s.col_rows_per_group(), O = s.out_channels, P = s.out_plane();
   const int64_t per_block = weight_grad_images_per_block<T>(s);
   const int64_t chunks = std::min(s.batch, kChunks), partial_size = K * O;
-  std::vector<T> partials(static_cast<size_t>(std::max<int64_t>(1, chunks) * partial_size), T(0));
+  std::vector<T> partials(static_cast<size_t>(std::max<int64_t>(1, chunks) * partial_size),
+                          T(0));
   const ThreadPlan plan = plan_threads(s);
-  const int nt = static_cast<int>(std::min<int64_t>(plan.image_threads, chunks));
+  const int nt =
+      static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(plan.image_threads, chunks)));
   const int inner = nt > 1 ? 1 : plan.inner_threads;
 #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
   for (int64_t chunk = 0; chunk < chunks; ++chunk) {
@@ -118,7 +120,8 @@ void rows_weight_grad(const T* dy, const T* x, T* dweight, bool accumulate,
       const int64_t images = std::min(per_block, n1 - n);
       const T* rows = block_rows(x, n, images, s, n == n0, inner);
       T* dy_t = workspace<T>(kProduct, images * P * O);  // (images * P, C_out)
-      for (int64_t m = 0; m < images; ++m) transpose(dy + (n + m) * O * P, P, O, P, dy_t + m * P * O, O);
+      for (int64_t m = 0; m < images; ++m)
+        transpose(dy + (n + m) * O * P, P, O, P, dy_t + m * P * O, O);
       gemm(GemmShape::dense(K, O, images * P, true, false), T(1), rows, dy_t,
            n == n0 ? T(0) : T(1), partials.data() + chunk * partial_size, {},
            gemm_threads(inner));
