@@ -82,6 +82,8 @@ CASES = {
     "rows-stride3-dilated": ((8, 5, 19, 17, 7, 5, 3, 2, 2, 1), ("rows", "rows", "rows")),
     # Batch 1, a 1x3 kernel at stride (2, 3), padding (0, 1), 9 input channels.
     "rows-batch1-1x3": ((1, 9, 13, 14, 11, (1, 3), (2, 3), (0, 1), 1, 1), ("rows", "rows", "rows")),
+    # K = 48 x 9 = 432, beyond the GEMM's K block (384 floats), in all three products.
+    "rows-deep-K": ((2, 48, 9, 10, 12, 3, 2, 1, 1, 1), ("rows", "rows", "rows")),
     # Groups, and 1x1 kernels, stay on the columns (and col2im, or channel_major for few taps).
     "strided-grouped": ((3, 16, 9, 11, 24, 3, 2, 1, 1, 2), ("columns", "col2im", "columns")),
     "strided-pointwise": ((4, 16, 9, 9, 40, 1, 2, 0, 1, 1), ("channel_major", "col2im", "columns")),
