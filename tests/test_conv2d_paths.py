@@ -73,9 +73,21 @@ CASES = {
     # Few output channels (8: the narrow tile's product, which has no row tile) over 14-pixel
     # rows: wide rows again.
     "indirect-few-outputs-14": ((2, 20, 5, 14, 8, 3, 1, 1, 1, 1), ("indirect", "indirect", "winograd")),
-    # Strided: exact columns, col2im, several images per block.
-    "strided": ((5, 16, 9, 9, 32, 3, 2, 1, 1, 1), ("columns", "col2im", "columns")),
-    "strided-rect": ((3, 18, 11, 10, 20, (3, 2), (2, 1), (1, 0), 1, 1), ("columns", "col2im", "columns")),
+    # Strided: pixel rows (channels-last taps, one product per block of images) for all three
+    # passes; batch 5 on 2 threads runs the threads inside the products.
+    "strided": ((5, 16, 9, 9, 32, 3, 2, 1, 1, 1), ("rows", "rows", "rows")),
+    "strided-rect": ((3, 18, 11, 10, 20, (3, 2), (2, 1), (1, 0), 1, 1), ("rows", "rows", "rows")),
+    # Stride 3, 5x5 dilated by 2 (one copy per tap, not per kernel row), padding 2, odd planes,
+    # 5 input channels (runs shorter than a vector); batch 8 splits across threads.
+    "rows-stride3-dilated": ((8, 5, 19, 17, 7, 5, 3, 2, 2, 1), ("rows", "rows", "rows")),
+    # Batch 1, a 1x3 kernel at stride (2, 3), padding (0, 1), 9 input channels.
+    "rows-batch1-1x3": ((1, 9, 13, 14, 11, (1, 3), (2, 3), (0, 1), 1, 1), ("rows", "rows", "rows")),
+    # K = 48 x 9 = 432, beyond the GEMM's K block (384 floats), in all three products.
+    "rows-deep-K": ((2, 48, 9, 10, 12, 3, 2, 1, 1, 1), ("rows", "rows", "rows")),
+    # Groups, and 1x1 kernels, stay on the columns (and col2im, or channel_major for few taps).
+    "strided-grouped": ((3, 16, 9, 11, 24, 3, 2, 1, 1, 2), ("columns", "col2im", "columns")),
+    "strided-pointwise": ((4, 16, 9, 9, 40, 1, 2, 0, 1, 1), ("channel_major", "col2im", "columns")),
+    "strided-pointwise-deep": ((4, 40, 9, 9, 36, 1, 2, 0, 1, 1), ("columns", "col2im", "columns")),
     # Stride 1 where wide rows would waste too much (narrow output): exact columns; input
     # gradient by the flipped-kernel convolution over columns.
     "stride1-narrow": ((3, 20, 8, 8, 24, 5, 1, 0, 1, 1), ("columns", "columns", "columns")),
@@ -162,9 +174,10 @@ def test_core_winograd_weight_grad_rule():
 
 def test_every_method_is_covered():
     methods = {(i, m) for _, plan in CASES.values() for i, m in enumerate(plan)}
-    forward = {"direct", "channel_major", "indirect", "columns", "input_as_columns", "winograd"}
+    forward = {"direct", "channel_major", "indirect", "columns", "input_as_columns", "winograd", "rows"}
     input_grad = forward | {"col2im", "input_as_columns_col2im"}
-    weight_grad = {"direct", "tap_views", "columns", "input_as_columns", "winograd"}
+    weight_grad = {"direct", "tap_views", "columns", "input_as_columns", "winograd", "rows"}
+    # (A strided forward has no flipped-kernel convolution: "rows" as input grad is its own.)
     wanted = {(0, m) for m in forward} | {(1, m) for m in input_grad - {"input_as_columns"}} | {
         (2, m) for m in weight_grad
     }
@@ -201,7 +214,9 @@ def test_core_matches_reference(case, dtype, num_threads, rng, threads):
     assert_close(db, rdb + db0, rtol, f"{case} dbias")
 
 
-@pytest.mark.parametrize("case", ["indirect", "lenet-conv1", "strided", "winograd", "winograd-batch1-pad2"])
+@pytest.mark.parametrize(
+    "case", ["indirect", "lenet-conv1", "strided", "rows-stride3-dilated", "winograd", "winograd-batch1-pad2"]
+)
 def test_core_results_do_not_depend_on_thread_count_in_forward(case, rng, threads):
     """The forward sums each output in one fixed order on every path: bitwise equal."""
     x, weight, bias, args = make(case, np.float32, rng)
@@ -212,7 +227,22 @@ def test_core_results_do_not_depend_on_thread_count_in_forward(case, rng, thread
     np.testing.assert_array_equal(outs[0], outs[1])
 
 
-@pytest.mark.parametrize("case", ["indirect", "indirect-row-tiles", "lenet-conv1", "first-layer-wide"])
+@pytest.mark.parametrize("case", ["strided", "rows-stride3-dilated", "rows-batch1-1x3"])
+def test_core_rows_gradients_do_not_depend_on_thread_count(case, rng, threads):
+    """Pixel rows sum the weight gradient in chunks of the batch fixed by the shape (and each
+    dx pixel in one fixed order): bitwise equal on 1 and 2 threads, whether the batch is split
+    (batch 8), the threads run inside the products (batch 5) or there is one image."""
+    x, weight, _, args = make(case, np.float32, rng)
+    dy = rng.standard_normal(ops.conv2d(x, weight, None, **args).shape).astype(np.float32)
+    grads = []
+    for nt in (1, 2):
+        fastnn.set_num_threads(nt)
+        grads.append(ops.conv2d_backward(x, weight, dy, bias=False, **args)[:2])
+    np.testing.assert_array_equal(grads[0][0], grads[1][0])
+    np.testing.assert_array_equal(grads[0][1], grads[1][1])
+
+
+@pytest.mark.parametrize("case", ["indirect", "indirect-row-tiles", "lenet-conv1", "first-layer-wide", "strided"])
 def test_core_nonfinite_input_reaches_only_its_own_gradients(case, rng):
     """Wide rows and the direct kernels read pixels past a row's end; they must not leak: an
     Inf at the image's right edge gives the same non-finite pattern as the reference."""

@@ -11,6 +11,8 @@
 //                  image through per-tap offsets at stride 1 (gemm_indirect_a: no column
 //                  matrix, weights packed once per call), else it is the column matrix of a
 //                  block of images (conv2d_columns.h), or the image itself for 1x1 kernels.
+//   rows           strided: prod (pixels, C_out) = R @ W'^T over the pixel rows of a block of
+//                  images (conv2d_rows.h), R read in place, then transposed into y as above.
 //   winograd       F(4x4, 3x3) over transformed tiles (conv2d_winograd.h), float32 only.
 // Every output is one fixed-order sum on every path: results do not depend on the thread count.
 #include <algorithm>
@@ -22,6 +24,7 @@
 #include "cpu/conv2d_columns.h"
 #include "cpu/conv2d_direct.h"
 #include "cpu/conv2d_plan.h"
+#include "cpu/conv2d_rows.h"
 #include "cpu/conv2d_winograd.h"
 #include "cpu/gemm.h"
 
@@ -147,6 +150,26 @@ void pixel_major_images(const T* x, const T* weight, const T* packed_weight, con
   }
 }
 
+// rows, images [n_begin, n_end): per block, prod = R @ W'^T (packed_weight: W' packed by
+// packed_weight_groups) in this thread's workspace, then stored into y.
+template <class T>
+void rows_images(const T* x, const T* packed_weight, const T* bias, T* y, bool relu,
+                 const Conv2dShape& s, int64_t n_begin, int64_t n_end, int threads) {
+  const int64_t K = s.col_rows_per_group(), C_out = s.out_channels, P = s.out_plane();
+  const int64_t per_block = images_per_block<T>(s);
+  GemmEpilogue<T> epilogue;
+  epilogue.bias_per_col = bias;
+  epilogue.relu = relu;
+  for (int64_t n = n_begin; n < n_end; n += per_block) {
+    const int64_t images = std::min(per_block, n_end - n);
+    const T* rows = block_rows(x, n, images, s, n == n_begin, threads);
+    T* prod = workspace<T>(kProduct, images * P * C_out);
+    gemm_with_packed_b(GemmShape::dense(images * P, C_out, K, false, true), rows, packed_weight,
+                       T(0), prod, epilogue, gemm_threads(threads));
+    store_product(prod, pixel_layout(s, false), images, y, n, s);
+  }
+}
+
 template <class T>
 void direct_forward(const T* x, const T* weight, const T* bias, T* y, bool relu,
                     const Conv2dShape& s, const DirectPlan& direct) {
@@ -211,6 +234,13 @@ void run_forward(const T* x, const T* weight, const T* bias, T* y, bool relu,
                               threads);
       });
       return;
+    case ForwardMethod::rows: {
+      const std::vector<T> packed = packed_weight_groups(rows_weight(weight, s).data(), s);
+      for_each_share(s, plan_threads(s), [&](int, int64_t n0, int64_t n1, int threads) {
+        rows_images(x, packed.data(), bias, y, relu, s, n0, n1, threads);
+      });
+      return;
+    }
     case ForwardMethod::winograd:
       if constexpr (std::is_same_v<T, float>) {
         winograd_forward(x, weight, bias, y, relu, s);

@@ -16,10 +16,10 @@
 // Gradient rule: parameter gradients accumulate when `accumulate` is true (the .grad
 // convention); input gradients are always written.
 //
-// Method: per pass, direct kernels (conv2d_direct.h), GEMMs over taps read in place or over
-// column matrices, or Winograd's GEMMs over transformed tiles (conv2d_winograd.h, float32 3x3
-// stride 1), as conv2d_plan.h chooses (conv2d.cpp runs the forward, conv2d_backward.cpp
-// the gradients). Shapes are validated by Conv2dShape::from before any call.
+// Method: per pass, direct kernels (conv2d_direct.h), GEMMs over taps read in place, over
+// column matrices or over pixel rows (conv2d_rows.h, strided layers), or Winograd's GEMMs over
+// transformed tiles (conv2d_winograd.h, float32 3x3 stride 1), as conv2d_plan.h chooses
+// (conv2d.cpp runs the forward, conv2d_backward.cpp the gradients). Shapes are validated by Conv2dShape::from before any call.
 #pragma once
 
 #include "common/shapes/conv2d.h"
@@ -29,10 +29,11 @@ namespace fastnn::cpu {
 
 // The names of the methods each pass runs for a shape (conv2d_plan.h: the plan the passes
 // switch on, chosen by shape alone): forward
-// "direct" | "channel_major" | "indirect" | "columns" | "input_as_columns" | "winograd";
-// input_grad: a forward method (stride 1: the flipped-kernel convolution) or "col2im" |
-// "input_as_columns_col2im"; weight_grad "direct" | "tap_views" | "columns" |
-// "input_as_columns". For tests and benchmarks, which must know every path they cover.
+// "direct" | "channel_major" | "indirect" | "columns" | "input_as_columns" | "winograd" |
+// "rows"; input_grad: a forward method (stride 1: the flipped-kernel convolution) or "col2im" |
+// "input_as_columns_col2im" | "rows"; weight_grad "direct" | "tap_views" | "columns" |
+// "input_as_columns" | "winograd" | "rows". For tests and benchmarks, which must know every
+// path they cover.
 struct Conv2dPlan {
   const char* forward = "";
   const char* input_grad = "";

@@ -4,18 +4,23 @@
 //                 (weight'[c, o, p', q'] = weight[o, c, kh-1-p', kw-1-q'], padding
 //                 dh*(kh-1) - ph), run as the plan's forward; otherwise
 //                 dcol = weight[g]^T @ dy[n, g] per image, then col2im adds it back (for 1x1
-//                 kernels dcol is dx itself).
+//                 kernels dcol is dx itself); or, strided, by pixel rows (conv2d_rows.h):
+//                 dR = dy[n]^T @ W' per image, its taps added back into dx.
 //   weight grad:  direct kernels for few taps (lane-wide partial sums across images); at
 //                 stride 1, for each tap a product over the padded image shifted by the tap's
 //                 offset (rows = channels, in place, the output pixels picked by offsets) and dy
 //                 packed once per image; otherwise dweight^T[g] (Kg, Og) (+)= col[g] @ dy^T
 //                 over blocks of images. Transposed once at the end.
+//                 Strided, by pixel rows: dW'^T (K, C_out) (+)= R^T @ dy^T over blocks of
+//                 images, reordered into dweight at the end (conv2d_rows.h).
 //                 3x3 float32 layers at stride 1 by Winograd F(4x4, 3x3) where the plan says it
 //                 pays (conv2d_winograd.h).
 //   bias grad:    per output channel, plane by plane over the images in order.
 //
 // Determinism: a thread sums its images into its own partial, then the partials are added in
-// thread order, so every gradient depends on the thread count only, never on scheduling.
+// thread order, so every gradient depends on the thread count only, never on scheduling (the
+// pixel rows' and Winograd's partials are per chunk of the batch, fixed by the shape: those do
+// not depend on the thread count either).
 #include <algorithm>
 #include <stdexcept>
 #include <type_traits>
@@ -26,6 +31,7 @@
 #include "cpu/conv2d_columns.h"
 #include "cpu/conv2d_direct.h"
 #include "cpu/conv2d_plan.h"
+#include "cpu/conv2d_rows.h"
 #include "cpu/conv2d_winograd.h"
 #include "cpu/gemm.h"
 
@@ -69,6 +75,61 @@ void col2im_input_grad(const T* dy, const T* weight, T* dx, const Conv2dShape& s
       }
     }
   });
+}
+
+// dx by pixel rows (conv2d_rows.h): per image dR (P, K) = dy[n]^T @ W', W' packed once per call,
+// dR's taps then added back into dx.
+template <class T>
+void rows_input_grad(const T* dy, const T* weight, T* dx, const Conv2dShape& s) {
+  const int64_t K = s.col_rows_per_group(), O = s.out_channels, P = s.out_plane();
+  const std::vector<T> weight_rows = rows_weight(weight, s);
+  std::vector<T> packed(static_cast<size_t>(gemm_packed_b_size<T>(O, K)));
+  gemm_pack_b(O, K, weight_rows.data(), false, K, packed.data());
+  for_each_share(s, plan_threads(s), [&](int, int64_t n0, int64_t n1, int threads) {
+    T* drows = workspace<T>(kColumns, P * K);
+    for (int64_t n = n0; n < n1; ++n) {
+      gemm_with_packed_b(GemmShape::dense(P, K, O, true, false), dy + n * O * P, packed.data(),
+                         T(0), drows, {}, gemm_threads(threads));
+      scatter_add_rows(drows, dx + n * s.in_channels * s.in_plane(), s);
+    }
+  });
+}
+
+// dweight (+)= dW' by pixel rows (conv2d_rows.h): dW'^T (K, C_out) = sum over blocks of images
+// of R^T @ dy^T, dy transposed to pixel-major per block (R, the big operand, is then read in
+// place: its rows of K values are the product's columns). The batch is cut into chunks fixed
+// by the shape, never by the thread count; each chunk sums its blocks in order into its own
+// partial, and the partials are added in chunk order: the same result on any number of threads.
+template <class T>
+void rows_weight_grad(const T* dy, const T* x, T* dweight, bool accumulate,
+                      const Conv2dShape& s) {
+  constexpr int64_t kChunks = 8;  // enough for 8 threads; a partial is only K x C_out
+  const int64_t K = s.col_rows_per_group(), O = s.out_channels, P = s.out_plane();
+  const int64_t per_block = weight_grad_images_per_block<T>(s);
+  const int64_t chunks = std::min(s.batch, kChunks), partial_size = K * O;
+  std::vector<T> partials(static_cast<size_t>(std::max<int64_t>(1, chunks) * partial_size),
+                          T(0));
+  const ThreadPlan plan = plan_threads(s);
+  const int nt =
+      static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(plan.image_threads, chunks)));
+  const int inner = nt > 1 ? 1 : plan.inner_threads;
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+  for (int64_t chunk = 0; chunk < chunks; ++chunk) {
+    const int64_t n0 = s.batch * chunk / chunks, n1 = s.batch * (chunk + 1) / chunks;
+    for (int64_t n = n0; n < n1; n += per_block) {
+      const int64_t images = std::min(per_block, n1 - n);
+      const T* rows = block_rows(x, n, images, s, n == n0, inner);
+      T* dy_t = workspace<T>(kProduct, images * P * O);  // (images * P, C_out)
+      for (int64_t m = 0; m < images; ++m)
+        transpose(dy + (n + m) * O * P, P, O, P, dy_t + m * P * O, O);
+      gemm(GemmShape::dense(K, O, images * P, true, false), T(1), rows, dy_t,
+           n == n0 ? T(0) : T(1), partials.data() + chunk * partial_size, {},
+           gemm_threads(inner));
+    }
+  }
+  for (int64_t chunk = 1; chunk < chunks; ++chunk)
+    for (int64_t i = 0; i < partial_size; ++i) partials[i] += partials[chunk * partial_size + i];
+  add_rows_weight_grad(partials.data(), dweight, accumulate, s);
 }
 
 // dweight (beta)= the sum over images: each thread's lane partials (conv2d_direct.h), then
@@ -261,6 +322,9 @@ void conv2d_backward_input(const T* dy, const T* weight, T* dx, const Conv2dShap
     case InputGradMethod::input_as_columns_col2im:
       col2im_input_grad(dy, weight, dx, s, true);
       return;
+    case InputGradMethod::rows:
+      rows_input_grad(dy, weight, dx, s);
+      return;
   }
 }
 
@@ -279,6 +343,9 @@ void conv2d_backward_weight(const T* dy, const T* x, T* dweight, bool accumulate
     case WeightGradMethod::columns:
     case WeightGradMethod::input_as_columns:  // block_columns hands out the image itself
       product_weight_grad(dy, x, dweight, accumulate, s, false);
+      return;
+    case WeightGradMethod::rows:
+      rows_weight_grad(dy, x, dweight, accumulate, s);
       return;
     case WeightGradMethod::winograd:
       if constexpr (std::is_same_v<T, float>) {

@@ -21,24 +21,6 @@ T* workspace(WorkspaceSlot slot, int64_t elements) {
 
 namespace {
 
-// A row of a few dozen values. A library memcpy call costs more than the copy at these lengths,
-// so the row goes in fixed 32-byte moves (inlined), the last one overlapping the one before it
-// instead of a tail loop.
-template <class T>
-inline void copy_short_row(const T* in, T* out, int64_t n) {
-  constexpr int64_t kChunk = 32 / sizeof(T), kHalf = kChunk / 2;
-  if (n >= kChunk) {
-    int64_t j = 0;
-    for (; j + kChunk <= n; j += kChunk) std::memcpy(out + j, in + j, 32);
-    if (j < n) std::memcpy(out + n - kChunk, in + n - kChunk, 32);
-  } else if (n >= kHalf) {
-    std::memcpy(out, in, 16);
-    std::memcpy(out + n - kHalf, in + n - kHalf, 16);
-  } else {
-    for (int64_t j = 0; j < n; ++j) out[j] = in[j];
-  }
-}
-
 // Copies a plane into the interior of a padded plane whose border is already zero (callers
 // zero a padded workspace once, then fill interiors channel after channel: the border stays).
 template <class T>
@@ -206,6 +188,22 @@ const T* padded_image(const T* x, int64_t n, const Conv2dShape& s, int64_t size,
 }
 
 template <class T>
+T* channels_last_image(const T* x, int64_t n, const Conv2dShape& s, int64_t height,
+                       int64_t width, int64_t ld, bool first, int threads) {
+  const int64_t size = height * width * ld;
+  T* xh = workspace<T>(kPaddedImage, size);
+  if (first) std::fill(xh, xh + size, T(0));
+  const int64_t H = s.height, W = s.width, plane = s.in_plane();
+  const T* image = x + n * s.in_channels * plane;
+  for_channel_blocks(threads, H, [&](int64_t h0, int64_t h1) {
+    for (int64_t h = h0; h < h1; ++h)
+      transpose(image + h * W, plane, s.in_channels, W, xh + ((h + s.pad_h) * width + s.pad_w) * ld,
+                ld);
+  });
+  return xh;
+}
+
+template <class T>
 int64_t direct_image_size(const Conv2dShape& s) {
   const Conv2dDirectKernels<T>& kernels = conv2d_direct_kernels<T>();
   return s.in_channels * PaddedPlaneShape(s).size() + std::max(kernels.lanes, kernels.pixel_run) +
@@ -227,6 +225,8 @@ std::vector<T> direct_weight_blocks(const T* weight, const Conv2dShape& s, int O
 #define FASTNN_INSTANTIATE(T)                                                                   \
   template T* workspace<T>(WorkspaceSlot, int64_t);                                             \
   template const T* padded_image<T>(const T*, int64_t, const Conv2dShape&, int64_t, bool, int); \
+  template T* channels_last_image<T>(const T*, int64_t, const Conv2dShape&, int64_t, int64_t,   \
+                                     int64_t, bool, int);                                       \
   template Columns<T> block_columns<T>(const T*, int64_t, int64_t, const Conv2dShape&, int);    \
   template void scatter_add_columns<T>(T*, const T*, int64_t, const Conv2dShape&, int64_t,      \
                                        int64_t);                                                \

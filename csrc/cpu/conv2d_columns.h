@@ -21,6 +21,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 #include <vector>
 
 #include "common/shapes/conv2d.h"
@@ -86,6 +87,34 @@ int64_t padded_image_size(const Conv2dShape& s);
 template <class T>
 const T* padded_image(const T* x, int64_t n, const Conv2dShape& s, int64_t size, bool first,
                       int threads);
+
+// A row of a few dozen values. A library memcpy call costs more than the copy at these lengths,
+// so the row goes in fixed 32-byte moves (inlined), the last one overlapping the one before it
+// instead of a tail loop.
+template <class T>
+inline void copy_short_row(const T* in, T* out, int64_t n) {
+  constexpr int64_t kChunk = 32 / sizeof(T), kHalf = kChunk / 2;
+  if (n >= kChunk) {
+    int64_t j = 0;
+    for (; j + kChunk <= n; j += kChunk) std::memcpy(out + j, in + j, 32);
+    if (j < n) std::memcpy(out + n - kChunk, in + n - kChunk, 32);
+  } else if (n >= kHalf) {
+    std::memcpy(out, in, 16);
+    std::memcpy(out + n - kHalf, in + n - kHalf, 16);
+  } else {
+    for (int64_t j = 0; j < n; ++j) out[j] = in[j];
+  }
+}
+
+// Image n of x channels last with its padding, in this thread's kPaddedImage workspace of
+// height x width pixels, `ld` apart (>= C_in):
+//   xh[((h + ph) * width + w + pw) * ld + c] = x[n, c, h, w]
+// each input row transposed into channels-last pixels (the Winograd and pixel-rows paths read
+// it). Zeroed when `first` (the first image of a share): later images fill the same pixels, so
+// the padding and the spare channels stay zero.
+template <class T>
+T* channels_last_image(const T* x, int64_t n, const Conv2dShape& s, int64_t height,
+                       int64_t width, int64_t ld, bool first, int threads);
 
 // Calls f(c_begin, c_end) over the input channels, split across `threads` (channels own
 // disjoint rows of the column matrix and disjoint planes of the image).

@@ -9,15 +9,22 @@
 //                input_as_columns  1x1, stride 1, no padding: the image is its own columns
 //                winograd        3x3, stride 1, float32: F(4x4, 3x3) tiles, a*a GEMMs over
 //                                transformed tiles (conv2d_winograd.h)
+//                rows            strided, no groups: prod (pixels, C_out) = R @ W'^T over pixel
+//                                rows R (channels last, K = (p, q, c): conv2d_rows.h), read in
+//                                place
 //   input grad   convolution     stride 1: dy convolved with the flipped kernel, by whichever
 //                                forward method fits that shape
 //                col2im          dcol = weight[g]^T @ dy[n, g], added back into dx
 //                input_as_columns_col2im  the same, the GEMM writing dx in place
+//                rows            strided, no groups: dR = dy[n]^T @ W', its taps added back
+//                                into a channels-last padded dx (conv2d_rows.h)
 //   weight grad  direct          conv2d_direct.h kernels: few taps
 //                tap_views       stride 1: one product per tap over the shifted padded image
 //                columns / input_as_columns  dweight^T[g] (+)= col[g] @ dy[n, g]^T
 //                winograd        3x3, stride 1, float32: M[xi] = sum over tiles of the
 //                                transformed dy^T @ transformed x, then G^T M G (conv2d_winograd.h)
+//                rows            strided, no groups: dW'^T (+)= R^T @ dy^T over the pixel rows
+//                                (conv2d_rows.h), in chunks of the batch fixed by the shape
 //
 // Every heuristic that chooses a method lives in conv2d_plan.cpp. The passes (conv2d.cpp,
 // conv2d_backward.cpp) switch on the plan and choose no method themselves (they only size
@@ -29,9 +36,17 @@
 
 namespace fastnn::cpu::conv2d_detail {
 
-enum class ForwardMethod { direct, channel_major, indirect, columns, input_as_columns, winograd };
-enum class InputGradMethod { convolution, col2im, input_as_columns_col2im };
-enum class WeightGradMethod { direct, tap_views, columns, input_as_columns, winograd };
+enum class ForwardMethod {
+  direct,
+  channel_major,
+  indirect,
+  columns,
+  input_as_columns,
+  winograd,
+  rows
+};
+enum class InputGradMethod { convolution, col2im, input_as_columns_col2im, rows };
+enum class WeightGradMethod { direct, tap_views, columns, input_as_columns, winograd, rows };
 
 // How the direct kernels run a shape (Conv2dDirectKernels, conv2d_direct.h).
 struct DirectPlan {

@@ -118,25 +118,6 @@ const float* packed_weights(const float* weight, const Conv2dShape& s, int64_t p
   return packed;
 }
 
-// Image n as xh (conv2d_winograd.h) in this thread's workspace: each input row transposed into
-// channels-last pixels. Zeroed when `first` (the first image of a share): later images fill
-// the same pixels, so the padding and the spare channels stay zero.
-const float* channels_last_image(const float* x, int64_t n, const Conv2dShape& s,
-                                 const WinogradGeometry& g, bool first, int threads) {
-  const int64_t size = g.Hh * g.Wh * g.Cp;
-  float* xh = workspace<float>(kPaddedImage, size);
-  if (first) std::fill(xh, xh + size, 0.0f);
-  const int64_t H = s.height, W = s.width, plane = s.in_plane();
-  const float* image = x + n * s.in_channels * plane;
-  for_channel_blocks(threads, H, [&](int64_t h0, int64_t h1) {
-    for (int64_t h = h0; h < h1; ++h) {
-      float* row = xh + ((h + s.pad_h) * g.Wh + s.pad_w) * g.Cp;
-      transpose(image + h * W, plane, s.in_channels, W, row, g.Cp);
-    }
-  });
-  return xh;
-}
-
 int64_t images_per_block(const WinogradGeometry& g, int64_t target_tiles = kTargetTiles,
                          int64_t max_block_bytes = kMaxBlockBytes) {
   const int64_t tiles = g.tiles();
@@ -198,7 +179,8 @@ void winograd_forward(const float* x, const float* weight, const float* bias, fl
       float* v = workspace<float>(kColumns, X * v_stride);
       float* mprod = workspace<float>(kProduct, X * m_stride);
       for (int64_t i = 0; i < images; ++i) {
-        const float* xh = channels_last_image(x, n + i, s, g, n == n0 && i == 0, threads);
+        const float* xh =
+            channels_last_image(x, n + i, s, g.Hh, g.Wh, g.Cp, n == n0 && i == 0, threads);
         for_channel_blocks(threads, g.tiles_h, [&](int64_t r0, int64_t r1) {
           for (int64_t r = r0; r < r1; ++r)
             transforms.input(xh, g, r, v, i * tiles + r * g.tiles_w, v_stride);
